@@ -1,0 +1,5 @@
+//! The `mdbatch` binary.
+
+fn main() {
+    println!("mdbatch {}", env!("CARGO_PKG_VERSION"));
+}

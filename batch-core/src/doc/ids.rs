@@ -1,0 +1,1 @@
+//! TODO(doc helper): see doc/mod.rs.

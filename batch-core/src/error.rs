@@ -1,0 +1,370 @@
+//! Every error type of the crate, re-exported at the root.
+//!
+//! Two families:
+//! - [`Diagnostic`] / [`Diagnostics`]: problems *in a task file* (parse, hint,
+//!   plan), each at `path:line:col`, collected so `mdbatch check` can report
+//!   them all at once.
+//! - [`RunError`] (what one subagent attempt returned, its [`ErrorKind`] drives
+//!   retries) and [`RunSetupError`] (why a run could not start at all).
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// How serious a [`Diagnostic`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Severity {
+    /// Worth a look; the plan is still made.
+    Warning,
+    /// The file cannot be planned or run until this is fixed.
+    Error,
+}
+
+/// One problem found in a task file, at a place in it.
+///
+/// `Display` renders it compiler-style:
+///
+/// ```text
+/// error: unknown hint key `paralel`
+///   --> task.md:12:6
+///    |
+/// 12 | <!-- paralel: false -->
+///    |      ^
+///    = help: did you mean `parallel`?
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Diagnostic {
+    /// Error or warning.
+    pub severity: Severity,
+    /// The file, as given by the caller (`None` for text parsed from memory).
+    pub path: Option<PathBuf>,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, counted in characters.
+    pub col: usize,
+    /// What is wrong: a lowercase fragment without a final period.
+    pub message: String,
+    /// What to do about it, when there is something to suggest.
+    pub help: Option<String>,
+    /// The source line the problem is on (without its line end), for the caret display.
+    pub source_line: String,
+}
+
+impl Diagnostic {
+    /// A new error at `line:col` with no help and no source line.
+    pub fn error(line: usize, col: usize, message: impl Into<String>) -> Self {
+        Self {
+            severity: Severity::Error,
+            path: None,
+            line,
+            col,
+            message: message.into(),
+            help: None,
+            source_line: String::new(),
+        }
+    }
+
+    /// A new warning at `line:col` with no help and no source line.
+    pub fn warning(line: usize, col: usize, message: impl Into<String>) -> Self {
+        Self {
+            severity: Severity::Warning,
+            ..Self::error(line, col, message)
+        }
+    }
+
+    /// Adds what the user should do.
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// Sets the source line shown under the location.
+    pub fn with_source_line(mut self, line: impl Into<String>) -> Self {
+        self.source_line = line.into();
+        self
+    }
+
+    /// Sets the file the diagnostic is in.
+    pub fn with_path(mut self, path: Option<PathBuf>) -> Self {
+        self.path = path;
+        self
+    }
+
+    /// `path:line:col` (or `<input>:line:col`).
+    pub fn location(&self) -> String {
+        let path = self
+            .path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "<input>".to_string());
+        format!("{path}:{}:{}", self.line, self.col)
+    }
+
+    /// Whether this diagnostic is an error (and not a warning).
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let label = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        writeln!(f, "{label}: {}", self.message)?;
+        let num = self.line.to_string();
+        let pad = " ".repeat(num.len());
+        writeln!(f, "{pad}--> {}", self.location())?;
+        if !self.source_line.is_empty() {
+            // Long lines (a 100 KB heading) are cut around the column.
+            let chars: Vec<char> = self.source_line.chars().collect();
+            let col0 = self.col.saturating_sub(1).min(chars.len());
+            let start = col0.saturating_sub(60);
+            let end = (col0 + 60).min(chars.len());
+            let shown: String = chars[start..end].iter().collect();
+            let lead = if start > 0 { "…" } else { "" };
+            let caret_at = col0 - start + lead.chars().count();
+            writeln!(f, "{pad} |")?;
+            writeln!(f, "{num} | {lead}{shown}{}", if end < chars.len() { "…" } else { "" })?;
+            writeln!(f, "{pad} | {}^", " ".repeat(caret_at))?;
+        }
+        if let Some(help) = &self.help {
+            writeln!(f, "{pad} = help: {help}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every problem found in one file; the error type of parsing and planning.
+///
+/// Holds at least one [`Severity::Error`] when returned as an `Err`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", render_all(.0))]
+pub struct Diagnostics(pub Vec<Diagnostic>);
+
+impl Diagnostics {
+    /// The number of errors (not warnings).
+    pub fn error_count(&self) -> usize {
+        self.0.iter().filter(|d| d.is_error()).count()
+    }
+}
+
+fn render_all(all: &[Diagnostic]) -> String {
+    let mut out = String::new();
+    for d in all {
+        out.push_str(&d.to_string());
+    }
+    out.truncate(out.trim_end().len());
+    out
+}
+
+/// The kind of a failed attempt; it decides whether and how to retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Rate limit, overload, network: try again later (may carry a retry-after).
+    Transient,
+    /// mdbatch stopped the subagent at its deadline.
+    Timeout,
+    /// The prompt or conversation no longer fits the model's context.
+    ContextOverflow,
+    /// The agent ran out of turns before finishing.
+    TurnLimit,
+    /// The subagent ran and reported failure, or exited non-zero.
+    Failed,
+    /// Authentication, a missing binary, bad configuration: never retried.
+    Fatal,
+    /// The run was cancelled (Ctrl-C) while the attempt ran.
+    Cancelled,
+}
+
+impl ErrorKind {
+    /// The snake_case name used in JSON and the journal.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Transient => "transient",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::ContextOverflow => "context_overflow",
+            ErrorKind::TurnLimit => "turn_limit",
+            ErrorKind::Failed => "failed",
+            ErrorKind::Fatal => "fatal",
+            ErrorKind::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a failed subagent attempt returns.
+///
+/// The [`kind`](RunError::kind) drives the retry policy; `retry_after` (from a
+/// rate-limit response) overrides the backoff; `rate_limited` tells the
+/// executor the *account* is limited, so every launch pauses, not just this
+/// task's.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{kind}: {message}")]
+#[non_exhaustive]
+pub struct RunError {
+    /// What went wrong, in the terms the retry policy understands.
+    pub kind: ErrorKind,
+    /// A human-readable one-line description.
+    pub message: String,
+    /// How long the provider asked us to wait, when it said.
+    pub retry_after: Option<Duration>,
+    /// The account (not just this task) is rate limited or the API overloaded.
+    pub rate_limited: bool,
+    /// The agent session this attempt ran in, when known (for resuming).
+    pub session_id: Option<String>,
+    /// The last lines of the attempt's output, for the next attempt's prompt.
+    pub output_tail: Option<String>,
+    /// The underlying error, if any.
+    #[source]
+    pub source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl RunError {
+    /// A new error of `kind` with `message`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            retry_after: None,
+            rate_limited: false,
+            session_id: None,
+            output_tail: None,
+            source: None,
+        }
+    }
+
+    /// The kind that drives retries.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// Sets the provider's retry-after.
+    pub fn with_retry_after(mut self, after: Option<Duration>) -> Self {
+        self.retry_after = after;
+        self
+    }
+
+    /// Marks the account as rate limited (pauses every launch).
+    pub fn rate_limited(mut self, yes: bool) -> Self {
+        self.rate_limited = yes;
+        self
+    }
+
+    /// Records the agent session id.
+    pub fn with_session(mut self, session: Option<String>) -> Self {
+        self.session_id = session;
+        self
+    }
+
+    /// Records the tail of the attempt's output.
+    pub fn with_output_tail(mut self, tail: Option<String>) -> Self {
+        self.output_tail = tail;
+        self
+    }
+
+    /// Attaches the underlying error.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+}
+
+/// Why a run could not start, or stopped as a whole.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunSetupError {
+    /// The task file has errors.
+    #[error(transparent)]
+    Invalid(#[from] Diagnostics),
+    /// The task file could not be read or is not writable.
+    #[error("{}: {message}", path.display())]
+    Io {
+        /// The file or folder concerned.
+        path: PathBuf,
+        /// What was being done.
+        message: String,
+        /// The cause.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// Another mdbatch run holds the lock on this task file.
+    #[error("{}: locked by another mdbatch run (pid {pid}); wait for it to finish or stop it", path.display())]
+    Locked {
+        /// The task file.
+        path: PathBuf,
+        /// The holder's pid, as recorded in the lock file (0 when unknown).
+        pid: u32,
+    },
+    /// The options are inconsistent (bad template, unknown preset, …).
+    #[error("{0}")]
+    Config(String),
+}
+
+/// A problem reading or writing mdbatch's state (task file write-back, journal, lock).
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// An I/O operation failed.
+    #[error("{}: {message}", path.display())]
+    Io {
+        /// The file concerned.
+        path: PathBuf,
+        /// What was being done.
+        message: String,
+        /// The cause.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// The task could no longer be found in the file (the user deleted or rewrote it).
+    #[error("{}: task `{id}` is no longer in the file; its box was not checked", path.display())]
+    TaskGone {
+        /// The task file.
+        path: PathBuf,
+        /// The task id.
+        id: String,
+    },
+    /// The bytes at the task's marker were not `[ ]`.
+    #[error("{}: task `{id}`: expected `[ ]` at line {line}, found `{found}`; left untouched", path.display())]
+    MarkerMismatch {
+        /// The task file.
+        path: PathBuf,
+        /// The task id.
+        id: String,
+        /// 1-based line of the marker.
+        line: usize,
+        /// What was found there.
+        found: String,
+    },
+    /// The task file no longer parses.
+    #[error("{}: the file no longer parses; boxes were not checked", path.display())]
+    Unparsable {
+        /// The task file.
+        path: PathBuf,
+    },
+}
+
+impl StoreError {
+    /// An I/O error at `path` while doing `message`.
+    pub fn io(path: impl Into<PathBuf>, message: impl Into<String>, source: std::io::Error) -> Self {
+        StoreError::Io {
+            path: path.into(),
+            message: message.into(),
+            source: Arc::new(source),
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! The executor: runs a [`Plan`](crate::Plan) through a
+//! [`SubagentRunner`](crate::SubagentRunner).
+//!
+//! Architecture (after cargo-nextest's runner loop): one dispatcher task owns
+//! the run state, the journal, the event callback and the task-file writer;
+//! each attempt runs as its own tokio task and reports back over a channel. A
+//! ready set over the DAG plus counters for `--jobs`, group limits and
+//! resources decide what starts next, highest critical-path first.
+
+mod events;
+mod executor;
+mod options;
+mod retry;
+mod schedule;
+
+pub use events::*;
+pub use executor::{Executor, ExecutorBuilder, RunReport, TaskReport};
+pub use options::RunOptions;

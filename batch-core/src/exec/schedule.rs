@@ -1,0 +1,1 @@
+//! The ready set and the limits.

@@ -1,0 +1,51 @@
+//! Subagents: the [`SubagentRunner`] trait and the built-in runners.
+//!
+//! A runner sees a [`TaskSpec`] and a [`RunContext`], never a plan or a file.
+//! Lifecycle events (started, succeeded, …) come from the executor; a runner
+//! only reports [`Progress`] through its [`ProgressSink`].
+
+mod command;
+mod context;
+pub mod presets;
+mod process;
+mod prompt;
+
+pub use command::{CommandRunner, CommandRunnerBuilder};
+pub use context::*;
+pub use prompt::{PromptTemplate, PLACEHOLDERS};
+
+use async_trait::async_trait;
+
+use crate::error::RunError;
+
+/// Runs one task in a subagent.
+///
+/// Implementations must be cancellable: when `ctx.cancel` fires they should
+/// stop their work (TERM their process group, …) and return promptly with
+/// [`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled) or
+/// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) as
+/// [`RunContext::cancel_reason`] says.
+///
+/// ```
+/// use batch_core::{RunContext, RunError, SubagentRunner, TaskOutput, TaskSpec};
+///
+/// struct Echo;
+///
+/// #[async_trait::async_trait]
+/// impl SubagentRunner for Echo {
+///     async fn run(&self, task: &TaskSpec, ctx: RunContext) -> Result<TaskOutput, RunError> {
+///         ctx.progress.line(format!("doing {}", task.id));
+///         Ok(TaskOutput::default())
+///     }
+/// }
+/// ```
+#[async_trait]
+pub trait SubagentRunner: Send + Sync {
+    /// Runs one attempt of `task`.
+    async fn run(&self, task: &TaskSpec, ctx: RunContext) -> Result<TaskOutput, RunError>;
+
+    /// A short name for displays and the journal (`command`, `claude`, …).
+    fn name(&self) -> &str {
+        "custom"
+    }
+}

@@ -1,0 +1,1 @@
+//! Built-in runners for coding-agent CLIs: `claude`, `codex`, `gemini`, `shell`.

@@ -1,0 +1,151 @@
+//! Small shared helpers: durations (`90s`, `30m`, `1h30m`), time stamps.
+
+use std::time::Duration;
+
+/// Parses a duration written as `90s`, `30m`, `1h`, `1h30m`, `500ms` or a bare
+/// number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let s = text.trim();
+    if s.is_empty() {
+        return Err("empty duration; write e.g. `90s`, `30m` or `1h`".into());
+    }
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    let mut total = Duration::ZERO;
+    let mut num = String::new();
+    let mut chars = s.chars().peekable();
+    let mut any = false;
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            num.push(c);
+            continue;
+        }
+        let mut unit = c.to_string();
+        while let Some(&n) = chars.peek() {
+            if n.is_ascii_alphabetic() {
+                unit.push(n);
+                chars.next();
+            } else {
+                break;
+            }
+        }
+        let value: f64 = num
+            .parse()
+            .map_err(|_| format!("bad duration `{text}`; write e.g. `90s`, `30m` or `1h`"))?;
+        num.clear();
+        let secs = match unit.as_str() {
+            "ms" => value / 1000.0,
+            "s" | "sec" | "secs" => value,
+            "m" | "min" | "mins" => value * 60.0,
+            "h" | "hr" | "hours" => value * 3600.0,
+            _ => return Err(format!("bad duration unit `{unit}` in `{text}`; use ms, s, m or h")),
+        };
+        if !secs.is_finite() || secs < 0.0 || secs > 1e9 {
+            return Err(format!("duration `{text}` is out of range"));
+        }
+        total += Duration::from_secs_f64(secs);
+        any = true;
+    }
+    if !num.is_empty() || !any {
+        return Err(format!("bad duration `{text}`; write e.g. `90s`, `30m` or `1h`"));
+    }
+    Ok(total)
+}
+
+/// Formats a duration the way users write them (`1m30s`, `2.5s`, `120ms`).
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let secs = d.as_secs();
+    if secs < 60 {
+        return format!("{:.1}s", d.as_secs_f64());
+    }
+    let (h, m, s) = (secs / 3600, (secs / 60) % 60, secs % 60);
+    if h > 0 {
+        format!("{h}h{m:02}m{s:02}s")
+    } else {
+        format!("{m}m{s:02}s")
+    }
+}
+
+/// The current UTC time as RFC 3339 with milliseconds.
+pub fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let fmt = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    now.format(&fmt).unwrap_or_else(|_| now.unix_timestamp().to_string())
+}
+
+/// Serde for `Duration` as a string such as `"90s"` (also accepts seconds as a number).
+pub(crate) mod duration {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::format_duration_exact(*d))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Num(f64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Num(n) if n.is_finite() && n >= 0.0 && n < 1e9 => Ok(Duration::from_secs_f64(n)),
+            Raw::Num(n) => Err(serde::de::Error::custom(format!("duration {n} is out of range"))),
+            Raw::Text(t) => super::parse_duration(&t).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Serde for `Option<Duration>`.
+pub(crate) mod opt_duration {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub(crate) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => super::duration::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        #[derive(Deserialize)]
+        struct Wrap(#[serde(with = "super::duration")] Duration);
+        Ok(Option::<Wrap>::deserialize(d)?.map(|w| w.0))
+    }
+}
+
+/// `Duration` as an exact string that round-trips through [`parse_duration`].
+pub(crate) fn format_duration_exact(d: Duration) -> String {
+    if d.subsec_millis() == 0 && d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_in_the_units_users_write() {
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("30m").unwrap(), Duration::from_secs(1800));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("12").unwrap(), Duration::from_secs(12));
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("10x").is_err());
+        assert!(parse_duration("m").is_err());
+        assert!(parse_duration("5m3").is_err());
+    }
+}

@@ -1,0 +1,2 @@
+//! C interface to mdbatch.
+#![warn(missing_docs)]

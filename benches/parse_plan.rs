@@ -1,0 +1,2 @@
+//! Parse + plan benchmark.
+fn main() {}

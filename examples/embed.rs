@@ -1,0 +1,2 @@
+//! Embedding batch-core in a Rust program.
+fn main() {}
