@@ -20,7 +20,9 @@ pub struct CommandRunnerBuilder {
 impl CommandRunnerBuilder {
     /// A builder for `template` (split by shell-word rules).
     pub fn new(template: impl Into<String>) -> Self {
-        Self { template: template.into() }
+        Self {
+            template: template.into(),
+        }
     }
 
     /// Splits the template; errors on unbalanced quotes or an empty command.

@@ -12,7 +12,7 @@ mod prompt;
 
 pub use command::{CommandRunner, CommandRunnerBuilder};
 pub use context::*;
-pub use prompt::{PromptTemplate, PLACEHOLDERS};
+pub use prompt::{PLACEHOLDERS, PromptTemplate};
 
 use async_trait::async_trait;
 
