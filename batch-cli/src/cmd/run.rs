@@ -102,8 +102,9 @@ fn prompt_template(args: &RunArgs) -> anyhow::Result<PromptTemplate> {
     match &args.prompt_template {
         None => Ok(PromptTemplate::default()),
         Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| anyhow::anyhow!("{}: cannot read the prompt template: {e}", p.display()))?;
+            let text = std::fs::read_to_string(p).map_err(|e| {
+                anyhow::anyhow!("{}: cannot read the prompt template: {e}", p.display())
+            })?;
             PromptTemplate::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))
         }
     }
@@ -131,7 +132,10 @@ fn dry_run(path: &std::path::Path, popts: &batch_core::ParseOptions, args: &RunA
         Ok(p) => p,
         Err(d) => return diagnostics(&d),
     };
-    println!("{}", batch_core::plan::render(&doc, &plan, batch_core::plan::PlanFormat::Text));
+    println!(
+        "{}",
+        batch_core::plan::render(&doc, &plan, batch_core::plan::PlanFormat::Text)
+    );
     exit::SUCCESS
 }
 
