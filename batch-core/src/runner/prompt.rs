@@ -8,7 +8,7 @@ use super::TaskSpec;
 pub const PLACEHOLDERS: &[&str] = &["preamble", "section", "task", "details", "file", "id"];
 
 /// A prompt template (`--prompt-template FILE`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PromptTemplate {
     text: String,
 }
@@ -16,18 +16,14 @@ pub struct PromptTemplate {
 impl PromptTemplate {
     /// Parses a template; an unknown placeholder is an error naming it and its line.
     pub fn parse(text: &str) -> Result<Self, String> {
-        Ok(Self { text: text.to_string() })
+        Ok(Self {
+            text: text.to_string(),
+        })
     }
 
     /// Composes the prompt of a task (uses every field of `spec` but `prompt`).
     pub fn render(&self, spec: &TaskSpec) -> String {
         let _ = spec;
         todo!("presets helper")
-    }
-}
-
-impl Default for PromptTemplate {
-    fn default() -> Self {
-        Self { text: String::new() }
     }
 }
