@@ -10,7 +10,7 @@ pub mod presets;
 mod process;
 mod prompt;
 
-pub use command::{CommandRunner, CommandRunnerBuilder};
+pub use command::{CMD_PLACEHOLDERS, CommandRunner, CommandRunnerBuilder};
 pub use context::*;
 pub use prompt::{DEFAULT_TEMPLATE, PLACEHOLDERS, PromptTemplate, TemplateError};
 

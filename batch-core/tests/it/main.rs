@@ -1,0 +1,3 @@
+//! batch-core integration tests: one binary, one module per capability.
+
+mod command;
