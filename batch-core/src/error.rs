@@ -132,7 +132,11 @@ impl fmt::Display for Diagnostic {
             let lead = if start > 0 { "…" } else { "" };
             let caret_at = col0 - start + lead.chars().count();
             writeln!(f, "{pad} |")?;
-            writeln!(f, "{num} | {lead}{shown}{}", if end < chars.len() { "…" } else { "" })?;
+            writeln!(
+                f,
+                "{num} | {lead}{shown}{}",
+                if end < chars.len() { "…" } else { "" }
+            )?;
             writeln!(f, "{pad} | {}^", " ".repeat(caret_at))?;
         }
         if let Some(help) = &self.help {
@@ -360,7 +364,11 @@ pub enum StoreError {
 
 impl StoreError {
     /// An I/O error at `path` while doing `message`.
-    pub fn io(path: impl Into<PathBuf>, message: impl Into<String>, source: std::io::Error) -> Self {
+    pub fn io(
+        path: impl Into<PathBuf>,
+        message: impl Into<String>,
+        source: std::io::Error,
+    ) -> Self {
         StoreError::Io {
             path: path.into(),
             message: message.into(),

@@ -211,6 +211,7 @@ impl Envelope {
 }
 
 /// Formats a duration as milliseconds for events.
+#[allow(dead_code)] // used by the executor
 pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

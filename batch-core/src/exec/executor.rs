@@ -111,7 +111,15 @@ impl ExecutorBuilder {
 
     /// Checks the options and builds the executor.
     pub fn build(self) -> Result<Executor, RunSetupError> {
-        let _ = (&self.task_file, &self.options, &self.runner, &self.on_event, &self.cancel, &self.prompt, self.handle_signals);
+        let _ = (
+            &self.task_file,
+            &self.options,
+            &self.runner,
+            &self.on_event,
+            &self.cancel,
+            &self.prompt,
+            self.handle_signals,
+        );
         todo!("engine helper")
     }
 }

@@ -1,5 +1,6 @@
-//! The integration tests of batch-core: one binary, one module per capability.
+//! batch-core integration tests: one binary, one module per capability.
 
+mod command;
 mod corpus;
 mod parse;
 mod parse_props;
