@@ -133,19 +133,20 @@ pub(crate) fn module_name(title: &str) -> String {
         })
         .collect();
     // Parenthesised status: (done), (complete), (wip), (in progress), (priority: p1).
-    loop {
-        let Some(open) = s.find('(') else { break };
-        let Some(close_rel) = s[open..].find(')') else {
+    let mut from = 0;
+    while let Some(open) = s[from..].find('(').map(|o| from + o) {
+        let Some(close) = s[open..].find(')').map(|c| open + c) else {
             break;
         };
-        let inner = s[open + 1..open + close_rel].trim().to_string();
-        if is_status(&inner)
+        let inner = s[open + 1..close].trim();
+        let status = is_status(inner)
             || inner.starts_with("priority")
-            || inner.starts_with('p') && inner.len() <= 3
-        {
-            s.replace_range(open..=open + close_rel, " ");
+            || (inner.starts_with('p') && inner.len() <= 3);
+        if status {
+            s.replace_range(open..=close, " ");
+            from = open + 1;
         } else {
-            break;
+            from = close + 1;
         }
     }
     // Trailing status words.
@@ -323,6 +324,10 @@ mod tests {
         );
         assert_eq!(module_name("🚀 Frontend"), "frontend");
         assert_eq!(module_name("API (in progress)"), "api");
+        assert_eq!(
+            module_name("Setup (Project Init) (done)"),
+            "setup (project init)"
+        );
         assert_eq!(module_name("✅"), "✅");
         assert_eq!(
             module_name("Tests for User Story 1"),

@@ -724,8 +724,9 @@ impl Scanner<'_, '_> {
         }
 
         // Warnings on empty tasks.
-        for i in 0..n {
-            if texts[i].1.is_empty() {
+        let empty: Vec<usize> = (0..n).filter(|&i| texts[i].1.is_empty()).collect();
+        for i in empty {
+            {
                 let at = self.tasks[i].marker.start;
                 self.warning(
                     at,
@@ -1113,8 +1114,10 @@ mod tests {
     fn the_wave_level_option_and_hint_override_detection() {
         let text = "# A\n## a1\n- [ ] x\n# B\n## b1\n- [ ] y\n";
         assert_eq!(doc(text).wave_level, 1);
-        let mut o = ParseOptions::default();
-        o.wave_level = Some(2);
+        let mut o = ParseOptions {
+            wave_level: Some(2),
+            ..ParseOptions::default()
+        };
         assert_eq!(parse(text, &o).unwrap().wave_level, 2);
         let hinted = format!("<!-- wave-level: 2 -->\n{text}");
         assert_eq!(doc(&hinted).wave_level, 2);
@@ -1245,8 +1248,10 @@ mod tests {
 
     #[test]
     fn dialect_option_overrides_detection() {
-        let mut o = ParseOptions::default();
-        o.dialect = Some(Dialect::Waves);
+        let o = ParseOptions {
+            dialect: Some(Dialect::Waves),
+            ..ParseOptions::default()
+        };
         let d = parse("- [ ] T001 a\n- [ ] T002 b\n", &o).unwrap();
         assert_eq!(d.dialect, Dialect::Waves);
         assert_eq!(d.dialect_reason, "set by --dialect");
