@@ -281,7 +281,8 @@ impl<T> Drop for AbortOnDrop<T> {
 }
 
 type AttemptResult = Result<TaskOutput, RunError>;
-type AttemptFuture = Pin<Box<dyn Future<Output = (NodeIdx, Result<AttemptResult, JoinError>)> + Send>>;
+type AttemptFuture =
+    Pin<Box<dyn Future<Output = (NodeIdx, Result<AttemptResult, JoinError>)> + Send>>;
 type TimerFuture = Pin<Box<dyn Future<Output = NodeIdx> + Send>>;
 
 /// Why the run stopped launching.
@@ -406,7 +407,11 @@ impl Dispatcher {
             spec.preamble = doc.preamble.clone();
             spec.task_file = abs_file.clone();
             spec.workdir = workdir.clone();
-            spec.verify = task.hints.verify.clone().or_else(|| ex.options.verify.clone());
+            spec.verify = task
+                .hints
+                .verify
+                .clone()
+                .or_else(|| ex.options.verify.clone());
             spec.prompt = ex.prompt.render(&spec);
             id_to_node.insert(task.id.clone(), node.index);
             nodes.push(NodeConfig {
@@ -415,7 +420,11 @@ impl Dispatcher {
                 retries: task.hints.retries.unwrap_or(ex.options.retries),
                 timeout: task.hints.timeout.or(ex.options.timeout),
                 wave: node.wave,
-                group: doc.groups.get(node.group).map(|g| g.title.clone()).unwrap_or_default(),
+                group: doc
+                    .groups
+                    .get(node.group)
+                    .map(|g| g.title.clone())
+                    .unwrap_or_default(),
             });
         }
 
@@ -423,7 +432,9 @@ impl Dispatcher {
         let mut unfinished_ids = Vec::new();
         let mut orphans = Vec::new();
         for u in &history.unfinished {
-            let Some(&i) = id_to_node.get(&u.id) else { continue };
+            let Some(&i) = id_to_node.get(&u.id) else {
+                continue;
+            };
             unfinished_ids.push(u.id.clone());
             let r = &mut runs[i];
             r.attempt = u.attempt;
@@ -454,7 +465,12 @@ impl Dispatcher {
             }
         }
 
-        let jobs = ex.options.jobs.or(doc.hints.jobs).unwrap_or(DEFAULT_JOBS).max(1);
+        let jobs = ex
+            .options
+            .jobs
+            .or(doc.hints.jobs)
+            .unwrap_or(DEFAULT_JOBS)
+            .max(1);
         let sched = Scheduler::new(&plan);
         let (progress_tx, progress_rx) = mpsc::channel(PROGRESS_CAPACITY);
         Ok(Dispatcher {
@@ -510,7 +526,9 @@ impl Dispatcher {
     }
 
     fn journal(&mut self, record: JournalRecord) {
-        let Some(j) = self.journal.as_mut() else { return };
+        let Some(j) = self.journal.as_mut() else {
+            return;
+        };
         if let Err(e) = j.append(record)
             && !self.journal_warned
         {
@@ -599,7 +617,9 @@ impl Dispatcher {
     }
 
     fn on_progress(&mut self, item: ProgressItem) {
-        let Some(&i) = self.id_to_node.get(&item.task_id) else { return };
+        let Some(&i) = self.id_to_node.get(&item.task_id) else {
+            return;
+        };
         let mut info = None;
         let current = self.runs[i].attempt;
         if let Some(r) = self.runs[i].running.as_mut()
@@ -637,7 +657,10 @@ impl Dispatcher {
     }
 
     fn fill(&mut self) {
-        while self.stop.is_none() && self.gate_open() && (self.sched.running() as u32) < self.effective {
+        while self.stop.is_none()
+            && self.gate_open()
+            && (self.sched.running() as u32) < self.effective
+        {
             let Some(i) = self.sched.pick() else { break };
             self.launch(i);
         }
@@ -774,7 +797,9 @@ impl Dispatcher {
         let id = self.nodes[i].spec.id.clone();
         let now = Instant::now();
         self.runs[i].had_failure = true;
-        if e.kind == ErrorKind::Cancelled || (matches!(self.stop, Some(Stop::Interrupted)) && e.kind == ErrorKind::Timeout) {
+        if e.kind == ErrorKind::Cancelled
+            || (matches!(self.stop, Some(Stop::Interrupted)) && e.kind == ErrorKind::Timeout)
+        {
             self.end_task(i, Outcome::Interrupted, Some(e.kind), e.message.clone());
             self.emit(RunEvent::TaskFailed {
                 id,
@@ -799,7 +824,12 @@ impl Dispatcher {
         }
         if e.kind == ErrorKind::Transient && e.rate_limited {
             self.rate_hits += 1;
-            let pause = retry::delay(&e, self.options.backoff_base, self.options.backoff_cap, self.rate_hits);
+            let pause = retry::delay(
+                &e,
+                self.options.backoff_base,
+                self.options.backoff_cap,
+                self.rate_hits,
+            );
             let r = &mut self.runs[i];
             if r.rate_wait + pause > self.options.max_wait {
                 let mut e = e;
@@ -886,7 +916,13 @@ impl Dispatcher {
         });
     }
 
-    fn end_task(&mut self, i: NodeIdx, outcome: Outcome, _kind: Option<ErrorKind>, message: String) {
+    fn end_task(
+        &mut self,
+        i: NodeIdx,
+        outcome: Outcome,
+        _kind: Option<ErrorKind>,
+        message: String,
+    ) {
         let r = &mut self.runs[i];
         r.outcome = Some(outcome);
         r.message = Some(message);
@@ -930,7 +966,12 @@ impl Dispatcher {
                     .unwrap_or_else(|| RunError::new(ErrorKind::Failed, "stopped"));
                 if matches!(self.stop, Some(Stop::Interrupted)) {
                     let id = self.nodes[i].spec.id.clone();
-                    self.end_task(i, Outcome::Interrupted, Some(ErrorKind::Cancelled), "interrupted before its retry".into());
+                    self.end_task(
+                        i,
+                        Outcome::Interrupted,
+                        Some(ErrorKind::Cancelled),
+                        "interrupted before its retry".into(),
+                    );
                     self.emit(RunEvent::TaskFailed {
                         id,
                         attempt: self.runs[i].attempt,
@@ -951,16 +992,24 @@ impl Dispatcher {
             return;
         }
         let batch = std::mem::take(&mut self.pending_writes);
-        let ids: Vec<String> = batch.iter().map(|&i| self.nodes[i].spec.id.clone()).collect();
+        let ids: Vec<String> = batch
+            .iter()
+            .map(|&i| self.nodes[i].spec.id.clone())
+            .collect();
         let mut parents_of: HashMap<NodeIdx, Vec<String>> = HashMap::new();
         match taskfile::check(&self.task_file, &self.parse_options, &ids) {
             Ok(out) => {
                 for p in &out.problems {
-                    self.emit(RunEvent::Warning { message: p.to_string() });
+                    self.emit(RunEvent::Warning {
+                        message: p.to_string(),
+                    });
                 }
                 for parent in out.parents {
                     // Credit the parent to the task of this batch below it.
-                    let owner = batch.iter().copied().find(|&i| self.is_ancestor(&parent, i));
+                    let owner = batch
+                        .iter()
+                        .copied()
+                        .find(|&i| self.is_ancestor(&parent, i));
                     if let Some(o) = owner {
                         parents_of.entry(o).or_default().push(parent);
                     }
@@ -988,7 +1037,11 @@ impl Dispatcher {
     }
 
     fn is_ancestor(&self, parent_id: &str, node: NodeIdx) -> bool {
-        let mut cur = self.doc.tasks.get(self.plan.nodes[node].task).and_then(|t| t.parent);
+        let mut cur = self
+            .doc
+            .tasks
+            .get(self.plan.nodes[node].task)
+            .and_then(|t| t.parent);
         while let Some(p) = cur {
             if self.doc.tasks[p].id == parent_id {
                 return true;
@@ -1059,7 +1112,9 @@ impl Dispatcher {
                         outcome,
                         attempts: r.attempts,
                         kind: match outcome {
-                            Outcome::Failed | Outcome::Interrupted => r.last_error.as_ref().map(|e| e.kind),
+                            Outcome::Failed | Outcome::Interrupted => {
+                                r.last_error.as_ref().map(|e| e.kind)
+                            }
                             _ => None,
                         },
                         message: r.message.clone(),
@@ -1163,7 +1218,10 @@ where
 async fn run_verify(verify: &str, spec: &TaskSpec, ctx: &RunContext) -> AttemptResult {
     use crate::runner::process::{ProcessCommand, spawn_streaming};
     let mut vctx = ctx.clone();
-    vctx.log_path = ctx.log_path.as_ref().map(|p| p.with_extension("verify.log"));
+    vctx.log_path = ctx
+        .log_path
+        .as_ref()
+        .map(|p| p.with_extension("verify.log"));
     let progress_file = crate::runner::command::progress_file_for(spec, &vctx);
     let cmd = ProcessCommand {
         argv: vec!["sh".into(), "-c".into(), verify.to_string()],
@@ -1203,7 +1261,9 @@ async fn run_verify(verify: &str, spec: &TaskSpec, ctx: &RunContext) -> AttemptR
 
 /// Whether a process group still has a live member.
 fn group_alive(pgid: u32) -> bool {
-    let Ok(p) = libc::pid_t::try_from(pgid) else { return false };
+    let Ok(p) = libc::pid_t::try_from(pgid) else {
+        return false;
+    };
     if p <= 1 {
         return false;
     }

@@ -30,7 +30,8 @@ pub(crate) fn jitter() -> f64 {
 
 /// The delay before the next attempt after `err`, retry `n` (1-based).
 pub(crate) fn delay(err: &RunError, base: Duration, cap: Duration, n: u32) -> Duration {
-    err.retry_after.unwrap_or_else(|| backoff(base, cap, n, jitter()))
+    err.retry_after
+        .unwrap_or_else(|| backoff(base, cap, n, jitter()))
 }
 
 #[cfg(test)]
@@ -41,7 +42,10 @@ mod tests {
     fn backoff_doubles_from_the_base_and_stops_at_the_cap() {
         let s = Duration::from_secs;
         let b = |n| backoff(s(1), s(60), n, 1.0);
-        assert_eq!([b(1), b(2), b(3), b(4), b(7), b(40)], [s(1), s(2), s(4), s(8), s(60), s(60)]);
+        assert_eq!(
+            [b(1), b(2), b(3), b(4), b(7), b(40)],
+            [s(1), s(2), s(4), s(8), s(60), s(60)]
+        );
         assert_eq!(backoff(s(4), s(60), 1, 0.5), s(2));
     }
 
@@ -55,8 +59,12 @@ mod tests {
 
     #[test]
     fn retry_after_wins_and_fatal_is_never_retried() {
-        let e = RunError::new(ErrorKind::Transient, "429").with_retry_after(Some(Duration::from_secs(42)));
-        assert_eq!(delay(&e, Duration::from_secs(1), Duration::from_secs(60), 1), Duration::from_secs(42));
+        let e = RunError::new(ErrorKind::Transient, "429")
+            .with_retry_after(Some(Duration::from_secs(42)));
+        assert_eq!(
+            delay(&e, Duration::from_secs(1), Duration::from_secs(60), 1),
+            Duration::from_secs(42)
+        );
         assert!(!retryable(ErrorKind::Fatal));
         assert!(retryable(ErrorKind::Timeout));
     }

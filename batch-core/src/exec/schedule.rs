@@ -74,7 +74,11 @@ impl Scheduler {
             state: vec![NodeState::Waiting; n],
             pending,
             dependants,
-            keys: plan.nodes.iter().map(|nd| (Reverse(nd.chain), nd.order, nd.index)).collect(),
+            keys: plan
+                .nodes
+                .iter()
+                .map(|nd| (Reverse(nd.chain), nd.order, nd.index))
+                .collect(),
             groups: plan.nodes.iter().map(|nd| nd.group).collect(),
             group_limit,
             group_running: HashMap::new(),
@@ -208,6 +212,8 @@ impl Scheduler {
 
     /// Nodes not yet done.
     pub(crate) fn unfinished(&self) -> Vec<NodeIdx> {
-        (0..self.state.len()).filter(|&i| self.state[i] != NodeState::Done).collect()
+        (0..self.state.len())
+            .filter(|&i| self.state[i] != NodeState::Done)
+            .collect()
     }
 }

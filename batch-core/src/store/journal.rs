@@ -332,9 +332,7 @@ impl JournalSummary {
         let mut open: BTreeMap<String, UnfinishedAttempt> = BTreeMap::new();
         for e in entries {
             match &e.record {
-                JournalRecord::RunStart {
-                    pid, runner, ..
-                } => s.runs.push(RunInfo {
+                JournalRecord::RunStart { pid, runner, .. } => s.runs.push(RunInfo {
                     run_id: e.run_id.clone(),
                     started: e.ts.clone(),
                     ended: None,
@@ -436,7 +434,8 @@ impl JournalSummary {
             }
         }
         s.unfinished = open.into_values().collect();
-        s.unfinished.sort_by(|a, b| a.run_id.cmp(&b.run_id).then(a.id.cmp(&b.id)));
+        s.unfinished
+            .sort_by(|a, b| a.run_id.cmp(&b.run_id).then(a.id.cmp(&b.id)));
         s
     }
 
@@ -499,7 +498,8 @@ mod tests {
         // A killed run left half a line.
         let path = dir.path().join(JOURNAL_FILE);
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(br#"{"v":1,"ts":"x","run_id":"r1","type":"attempt_e"#).unwrap();
+        f.write_all(br#"{"v":1,"ts":"x","run_id":"r1","type":"attempt_e"#)
+            .unwrap();
         let read1 = read(dir.path()).unwrap();
         assert_eq!((read1.entries.len(), read1.skipped_lines), (1, 1));
 
@@ -549,7 +549,10 @@ mod tests {
         assert_eq!(s.runs[0].ended, None);
         assert!(s.tasks["a"].flaky);
         assert_eq!(s.tasks["a"].attempts, 2);
-        assert_eq!(s.failed().map(|(id, _)| id.as_str()).collect::<Vec<_>>(), ["b"]);
+        assert_eq!(
+            s.failed().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
+            ["b"]
+        );
         assert_eq!(s.unfinished.len(), 1);
         assert_eq!(s.unfinished[0].id, "c");
         assert_eq!(s.unfinished[0].pid, Some(99));

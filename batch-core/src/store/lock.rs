@@ -88,7 +88,7 @@ pub fn holder(state_dir: &Path) -> Result<Option<u32>, StoreError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(StoreError::io(&path, "cannot open the lock file", e)),
     };
-    match file.try_lock_shared() {
+    match FileExt::try_lock_shared(&file) {
         Ok(()) => {
             let _ = FileExt::unlock(&file);
             Ok(None)

@@ -23,15 +23,28 @@ pub fn state_dir(task_file: &Path) -> PathBuf {
 /// Where attempt `attempt` of task `id` logs its output:
 /// `.mdbatch/logs/<id>/<attempt>.log` (the id made safe for a file name).
 pub fn log_path(state_dir: &Path, id: &str, attempt: u32) -> PathBuf {
-    state_dir.join("logs").join(safe_name(id)).join(format!("{attempt}.log"))
+    state_dir
+        .join("logs")
+        .join(safe_name(id))
+        .join(format!("{attempt}.log"))
 }
 
 /// A task id as a file name: path separators and oddities replaced by `_`.
 pub fn safe_name(id: &str) -> String {
     let s: String = id
         .chars()
-        .map(|c| if c.is_alphanumeric() || matches!(c, '-' | '.' | '_') { c } else { '_' })
+        .map(|c| {
+            if c.is_alphanumeric() || matches!(c, '-' | '.' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(100)
         .collect();
-    if s.is_empty() || s.chars().all(|c| c == '.') { format!("_{s}") } else { s }
+    if s.is_empty() || s.chars().all(|c| c == '.') {
+        format!("_{s}")
+    } else {
+        s
+    }
 }

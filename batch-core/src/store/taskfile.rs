@@ -45,13 +45,21 @@ const MAX_RACES: usize = 5;
 /// Returns `Err` only when nothing could be written (the file cannot be read,
 /// no longer parses, or cannot be replaced); per-task problems are in
 /// [`WriteOutcome::problems`].
-pub fn check(path: &Path, options: &ParseOptions, ids: &[String]) -> Result<WriteOutcome, StoreError> {
+pub fn check(
+    path: &Path,
+    options: &ParseOptions,
+    ids: &[String],
+) -> Result<WriteOutcome, StoreError> {
     rewrite(path, options, ids, true)
 }
 
 /// Unchecks the boxes of `ids` (for `mdbatch reset`), and of their checked
 /// ancestors, in one atomic write.
-pub fn uncheck(path: &Path, options: &ParseOptions, ids: &[String]) -> Result<WriteOutcome, StoreError> {
+pub fn uncheck(
+    path: &Path,
+    options: &ParseOptions,
+    ids: &[String],
+) -> Result<WriteOutcome, StoreError> {
     rewrite(path, options, ids, false)
 }
 
@@ -83,10 +91,16 @@ fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
-fn rewrite(path: &Path, options: &ParseOptions, ids: &[String], to_checked: bool) -> Result<WriteOutcome, StoreError> {
+fn rewrite(
+    path: &Path,
+    options: &ParseOptions,
+    ids: &[String],
+    to_checked: bool,
+) -> Result<WriteOutcome, StoreError> {
     let real = real_path(path);
     for _ in 0..MAX_RACES {
-        let before = std::fs::read(&real).map_err(|e| StoreError::io(&real, "cannot read the task file", e))?;
+        let before = std::fs::read(&real)
+            .map_err(|e| StoreError::io(&real, "cannot read the task file", e))?;
         let (after, outcome) = flip(&before, path, options, ids, to_checked)?;
         if after == before {
             return Ok(outcome);
@@ -116,7 +130,11 @@ pub(crate) fn flip(
     })?;
     let mut out = bytes.to_vec();
     let mut outcome = WriteOutcome::default();
-    let mark = if to_checked { checked_mark(&doc, bytes) } else { b' ' };
+    let mark = if to_checked {
+        checked_mark(&doc, bytes)
+    } else {
+        b' '
+    };
     let mut state: Vec<bool> = doc.tasks.iter().map(|t| t.checked).collect();
     let mut flipped: Vec<usize> = Vec::new();
 
@@ -140,7 +158,8 @@ pub(crate) fn flip(
                 path: path.to_path_buf(),
                 id: id.clone(),
                 line: line_of(bytes, task.marker.start),
-                found: String::from_utf8_lossy(bytes.get(task.marker.clone()).unwrap_or_default()).into_owned(),
+                found: String::from_utf8_lossy(bytes.get(task.marker.clone()).unwrap_or_default())
+                    .into_owned(),
             }),
         }
     }
@@ -199,14 +218,21 @@ fn checked_mark(doc: &Document, bytes: &[u8]) -> u8 {
 }
 
 fn line_of(bytes: &[u8], offset: usize) -> usize {
-    bytes[..offset.min(bytes.len())].iter().filter(|&&b| b == b'\n').count() + 1
+    bytes[..offset.min(bytes.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 /// Replaces `path` with `after`, unless it no longer holds `before` (then
 /// returns `Ok(false)` so the caller starts over).
 fn replace(path: &Path, before: &[u8], after: &[u8]) -> Result<bool, StoreError> {
     let dir = parent_dir(path);
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.mdbatch-{}.tmp", std::process::id()));
     let perms = std::fs::metadata(path)
         .map_err(|e| StoreError::io(path, "cannot read the task file's permissions", e))?
@@ -217,7 +243,9 @@ fn replace(path: &Path, before: &[u8], after: &[u8]) -> Result<bool, StoreError>
             .create(true)
             .truncate(true)
             .open(&tmp)
-            .map_err(|e| StoreError::io(&tmp, "cannot create a temp file beside the task file", e))?;
+            .map_err(|e| {
+                StoreError::io(&tmp, "cannot create a temp file beside the task file", e)
+            })?;
         f.write_all(after)
             .and_then(|()| f.sync_all())
             .map_err(|e| StoreError::io(&tmp, "cannot write the temp file", e))?;
@@ -225,11 +253,13 @@ fn replace(path: &Path, before: &[u8], after: &[u8]) -> Result<bool, StoreError>
             .map_err(|e| StoreError::io(&tmp, "cannot copy the task file's permissions", e))?;
         drop(f);
         // Last look: the user may have saved the file since we read it.
-        let now = std::fs::read(path).map_err(|e| StoreError::io(path, "cannot read the task file", e))?;
+        let now = std::fs::read(path)
+            .map_err(|e| StoreError::io(path, "cannot read the task file", e))?;
         if now != before {
             return Ok(false);
         }
-        std::fs::rename(&tmp, path).map_err(|e| StoreError::io(path, "cannot replace the task file", e))?;
+        std::fs::rename(&tmp, path)
+            .map_err(|e| StoreError::io(path, "cannot replace the task file", e))?;
         if let Ok(d) = std::fs::File::open(&dir) {
             let _ = d.sync_all();
         }
