@@ -2,6 +2,8 @@
 
 mod command;
 mod corpus;
+mod mock_api;
 mod parse;
 mod parse_props;
+mod real_cli;
 mod store;
