@@ -2,5 +2,6 @@
 
 mod command;
 mod corpus;
+mod outline;
 mod parse;
 mod parse_props;
