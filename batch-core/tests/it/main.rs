@@ -5,3 +5,4 @@ mod corpus;
 mod outline;
 mod parse;
 mod parse_props;
+mod store;
