@@ -10,9 +10,9 @@ pub mod presets;
 mod process;
 mod prompt;
 
-pub use command::{CommandRunner, CommandRunnerBuilder};
+pub use command::{CMD_PLACEHOLDERS, CommandRunner, CommandRunnerBuilder};
 pub use context::*;
-pub use prompt::{PLACEHOLDERS, PromptTemplate};
+pub use prompt::{DEFAULT_TEMPLATE, PLACEHOLDERS, PromptTemplate, TemplateError};
 
 use async_trait::async_trait;
 

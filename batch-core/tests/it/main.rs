@@ -1,0 +1,6 @@
+//! batch-core integration tests: one binary, one module per capability.
+
+mod command;
+mod corpus;
+mod parse;
+mod parse_props;
