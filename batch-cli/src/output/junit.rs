@@ -33,11 +33,26 @@ pub fn write_file(
     doc: &Document,
     retries: &Retries,
 ) -> io::Result<()> {
-    std::fs::write(path, render(report, doc, retries)?)
+    std::fs::write(path, render(report, Some(doc), retries)?)
+}
+
+/// Writes the report for a finished run of `task_file`: the file is read
+/// again for the wave and group of each task (ids are stable across the
+/// checkmarks the run wrote). A file that no longer parses still gets a report,
+/// with every task in one class.
+pub fn write_for_run(
+    path: &Path,
+    task_file: &Path,
+    options: &batch_core::ParseOptions,
+    report: &RunReport,
+    retries: &Retries,
+) -> io::Result<()> {
+    let doc = Document::read(task_file, options).ok();
+    std::fs::write(path, render(report, doc.as_ref(), retries)?)
 }
 
 /// The report as XML text.
-pub fn render(report: &RunReport, doc: &Document, retries: &Retries) -> io::Result<String> {
+pub fn render(report: &RunReport, doc: Option<&Document>, retries: &Retries) -> io::Result<String> {
     let count = |o: Outcome| report.tasks.iter().filter(|t| t.outcome == o).count();
     let tests = report.tasks.len().to_string();
     let failures = count(Outcome::Failed).to_string();
@@ -45,8 +60,7 @@ pub fn render(report: &RunReport, doc: &Document, retries: &Retries) -> io::Resu
     let skipped = count(Outcome::Skipped).to_string();
     let time = seconds(report.summary.duration_ms);
     let suite_name = doc
-        .path
-        .as_deref()
+        .and_then(|d| d.path.as_deref())
         .and_then(|p| p.file_name())
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "tasks".into());
@@ -70,7 +84,7 @@ pub fn render(report: &RunReport, doc: &Document, retries: &Retries) -> io::Resu
                 .write_inner_content(|w| {
                     w.create_element("properties").write_inner_content(|w| {
                         property(w, "run_id", &report.run_id)?;
-                        if let Some(p) = &doc.path {
+                        if let Some(p) = doc.and_then(|d| d.path.as_ref()) {
                             property(w, "file", &p.display().to_string())?;
                         }
                         Ok(())
@@ -91,7 +105,7 @@ pub fn render(report: &RunReport, doc: &Document, retries: &Retries) -> io::Resu
 fn testcase(
     w: &mut Writer<Vec<u8>>,
     t: &TaskReport,
-    doc: &Document,
+    doc: Option<&Document>,
     retries: Option<&[RetryRecord]>,
 ) -> io::Result<()> {
     let (classname, title) = place(doc, &t.id);
@@ -123,7 +137,10 @@ fn testcase(
             let message = t.message.as_deref().unwrap_or("");
             match t.outcome {
                 Outcome::Failed => {
-                    let kind = t.kind.map(|k| k.to_string()).unwrap_or_else(|| "failed".into());
+                    let kind = t
+                        .kind
+                        .map(|k| k.to_string())
+                        .unwrap_or_else(|| "failed".into());
                     w.create_element("failure")
                         .with_attribute(("type", kind.as_str()))
                         .with_attribute(("message", xml_text(first_line(message)).as_str()))
@@ -150,8 +167,12 @@ fn testcase(
                         .with_attribute(("type", "cancelled"))
                         .with_attribute((
                             "message",
-                            xml_text(if message.is_empty() { "interrupted" } else { message })
-                                .as_str(),
+                            xml_text(if message.is_empty() {
+                                "interrupted"
+                            } else {
+                                message
+                            })
+                            .as_str(),
                         ))
                         .write_empty()?;
                 }
@@ -189,8 +210,8 @@ fn property(w: &mut Writer<Vec<u8>>, name: &str, value: &str) -> io::Result<()> 
 }
 
 /// `wave/group` (or just the wave for its lead group) and the task text.
-fn place(doc: &Document, id: &str) -> (String, String) {
-    let Some(task) = doc.task_by_id(id) else {
+fn place(doc: Option<&Document>, id: &str) -> (String, String) {
+    let Some((doc, task)) = doc.and_then(|d| Some((d, d.task_by_id(id)?))) else {
         return ("tasks".into(), String::new());
     };
     let wave = task.wave.and_then(|w| doc.waves.get(w));

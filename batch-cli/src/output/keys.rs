@@ -45,7 +45,8 @@ impl KeyWatch {
             return None;
         }
         // SAFETY: pipe() just returned these descriptors; each is owned once.
-        let (wake_r, wake_w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let (wake_r, wake_w) =
+            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
         // SAFETY: `raw` is a valid termios derived from the terminal's own.
         if unsafe { libc::tcsetattr(fd, libc::TCSANOW, &raw) } != 0 {
             return None;

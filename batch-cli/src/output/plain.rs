@@ -264,7 +264,10 @@ mod tests {
             summary[1],
             "  failed  T002 Parse hints: fatal, claude: not found (1 attempt; see `mdbatch logs T002`)"
         );
-        assert_eq!(summary[2], "  flaky   T001 Create the model (succeeded on attempt 2)");
+        assert_eq!(
+            summary[2],
+            "  flaky   T001 Create the model (succeeded on attempt 2)"
+        );
         assert_eq!(summary[3], "  skipped T003: dependency T002 failed");
     }
 
@@ -277,8 +280,14 @@ mod tests {
     #[test]
     fn verbose_tags_every_output_line_with_its_task_id() {
         let out = run(true, false, false);
-        assert!(out.contains("2026-11-25T09:00:03.000Z [T001] writing model.rs\n"), "{out}");
-        assert!(out.contains("2026-11-25T09:00:04.000Z [T002] Write src/hints.rs\n"), "{out}");
+        assert!(
+            out.contains("2026-11-25T09:00:03.000Z [T001] writing model.rs\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("2026-11-25T09:00:04.000Z [T002] Write src/hints.rs\n"),
+            "{out}"
+        );
         assert!(!run(false, false, false).contains("[T001]"));
     }
 
@@ -299,7 +308,10 @@ mod tests {
             p.event(&e, &st, &c);
         }
         p.finish(&sample_report(), &st);
-        assert_eq!(buf.text(), "2026-11-25T09:00:39.000Z warning: journal: disk full\n");
+        assert_eq!(
+            buf.text(),
+            "2026-11-25T09:00:39.000Z warning: journal: disk full\n"
+        );
     }
 
     #[test]
@@ -309,7 +321,11 @@ mod tests {
         for e in &sample_run()[..5] {
             st.apply(e, t0);
         }
-        let text = summary::dump(&st, t0 + std::time::Duration::from_secs(3), Paint { on: false });
+        let text = summary::dump(
+            &st,
+            t0 + std::time::Duration::from_secs(3),
+            Paint { on: false },
+        );
         assert_eq!(
             text,
             "── T001 Create the model · attempt 1, 3s ──\n   writing model.rs\n\

@@ -312,10 +312,13 @@ impl RunState {
     }
 
     fn remove(&mut self, id: &str) -> Option<Live> {
-        let key = self.live.iter().find(|(_, l)| l.id == id).map(|(k, _)| *k)?;
+        let key = self
+            .live
+            .iter()
+            .find(|(_, l)| l.id == id)
+            .map(|(k, _)| *k)?;
         self.live.remove(&key)
     }
-
 }
 
 fn add_usage(total: &mut Option<Usage>, u: &Usage) {
@@ -424,7 +427,11 @@ mod tests {
         for e in &sample_run()[..5] {
             st.apply(e, t0);
         }
-        let act: Vec<_> = st.live.values().map(|l| l.activity.clone().unwrap()).collect();
+        let act: Vec<_> = st
+            .live
+            .values()
+            .map(|l| l.activity.clone().unwrap())
+            .collect();
         assert_eq!(act, ["writing model.rs", "Write src/hints.rs"]);
     }
 
@@ -433,7 +440,11 @@ mod tests {
         let t0 = Instant::now();
         let mut st = RunState::new();
         st.apply(
-            &env(0, "task_started", json!({"id":"a","title":"A","attempt":1,"wave":0,"group":"g"})),
+            &env(
+                0,
+                "task_started",
+                json!({"id":"a","title":"A","attempt":1,"wave":0,"group":"g"}),
+            ),
             t0,
         );
         for i in 0..(TAIL_LINES + 25) {

@@ -53,7 +53,10 @@ pub fn render(report: &RunReport, state: &RunState, p: Paint) -> String {
             .unwrap_or_default()
     };
     for t in report.tasks.iter().filter(|t| t.outcome == Outcome::Failed) {
-        let kind = t.kind.map(|k| k.to_string()).unwrap_or_else(|| "failed".into());
+        let kind = t
+            .kind
+            .map(|k| k.to_string())
+            .unwrap_or_else(|| "failed".into());
         let msg = t.message.as_deref().map(first_line).unwrap_or("");
         out.push_str(&format!(
             "  {} {}{}: {kind}, {msg} ({} {}; see `mdbatch logs {}`)\n",

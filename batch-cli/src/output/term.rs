@@ -95,13 +95,17 @@ impl Live {
                     self.println(&p.dim(&text));
                 }
             }
-            RunEvent::TaskStarted { id, .. } => {
-                if !self.bars.contains_key(id) {
-                    let bar = self
-                        .mp
-                        .insert_before(&self.totals, ProgressBar::new_spinner());
-                    self.bars.insert(id.clone(), Bar { pb: bar, waiting: None });
-                }
+            RunEvent::TaskStarted { id, .. } if !self.bars.contains_key(id) => {
+                let bar = self
+                    .mp
+                    .insert_before(&self.totals, ProgressBar::new_spinner());
+                self.bars.insert(
+                    id.clone(),
+                    Bar {
+                        pb: bar,
+                        waiting: None,
+                    },
+                );
             }
             RunEvent::TaskProgress { .. } => {
                 if let (Change::Output(id, line), true) = (change, self.tag_output) {
@@ -419,9 +423,21 @@ mod tests {
     fn a_task_line_shows_id_title_attempt_elapsed_and_activity() {
         let t0 = Instant::now();
         let l = task("T003", 1, t0);
-        let line = task_line(&l, 120, 4, t0 + Duration::from_secs(12), Paint { on: false });
-        assert!(line.starts_with("T003 Write the scanner for every kin…  "), "{line}");
-        assert!(line.contains("attempt 1    12s  Write src/doc/scan.rs"), "{line}");
+        let line = task_line(
+            &l,
+            120,
+            4,
+            t0 + Duration::from_secs(12),
+            Paint { on: false },
+        );
+        assert!(
+            line.starts_with("T003 Write the scanner for every kin…  "),
+            "{line}"
+        );
+        assert!(
+            line.contains("attempt 1    12s  Write src/doc/scan.rs"),
+            "{line}"
+        );
     }
 
     #[test]
@@ -448,7 +464,13 @@ mod tests {
             until: t0 + Duration::from_secs(4),
             reason: "failed: exit status 1".into(),
         };
-        let line = task_line(&l, 100, 4, t0 + Duration::from_millis(1500), Paint { on: false });
+        let line = task_line(
+            &l,
+            100,
+            4,
+            t0 + Duration::from_millis(1500),
+            Paint { on: false },
+        );
         assert!(
             line.contains("attempt 1 failed, retry in 3s  failed: exit status 1"),
             "{line}"

@@ -20,20 +20,62 @@ pub fn env(seq: u64, ty: &str, data: Value) -> Envelope {
 /// succeeding (flaky), one failing, one skipped.
 pub fn sample_run() -> Vec<Envelope> {
     let evs = [
-        ("run_started", json!({"file":"task.md","total":4,"waves":2,"jobs":2,"runner":"command","unfinished":[]})),
-        ("task_started", json!({"id":"T001","title":"Create the model","attempt":1,"wave":0,"group":"Setup"})),
-        ("task_started", json!({"id":"T002","title":"Parse hints","attempt":1,"wave":0,"group":"Setup"})),
-        ("task_progress", json!({"id":"T001","attempt":1,"progress":{"kind":"output","stream":"stdout","line":"writing model.rs"}})),
-        ("task_progress", json!({"id":"T002","attempt":1,"progress":{"kind":"tool_call","tool":"Write","arg":"src/hints.rs"}})),
-        ("task_retrying", json!({"id":"T001","attempt":1,"kind":"failed","message":"exit status 1\nmore","delay_ms":1000,"counts":true})),
-        ("task_started", json!({"id":"T001","title":"Create the model","attempt":2,"wave":0,"group":"Setup"})),
-        ("task_progress", json!({"id":"T001","attempt":2,"progress":{"kind":"usage","usage":{"input_tokens":1000,"output_tokens":200,"cost_usd":0.25,"turns":3}}})),
-        ("task_succeeded", json!({"id":"T001","attempt":2,"duration_ms":2300,"flaky":true,"usage":{"input_tokens":1500,"output_tokens":300,"cost_usd":0.3,"turns":5},"parents_checked":[]})),
-        ("task_failed", json!({"id":"T002","attempt":1,"kind":"fatal","message":"claude: not found","duration_ms":40})),
-        ("task_skipped", json!({"id":"T003","reason":"dependency T002 failed"})),
-        ("task_started", json!({"id":"T004","title":"Docs","attempt":1,"wave":1,"group":"Wrap up"})),
-        ("task_succeeded", json!({"id":"T004","attempt":1,"duration_ms":500,"flaky":false,"usage":null,"parents_checked":["T000"]})),
-        ("run_finished", json!({"summary":{"total":4,"succeeded":2,"flaky":1,"failed":1,"skipped":1,"interrupted":0,"duration_ms":3100,"usage":null,"cancelled":false}})),
+        (
+            "run_started",
+            json!({"file":"task.md","total":4,"waves":2,"jobs":2,"runner":"command","unfinished":[]}),
+        ),
+        (
+            "task_started",
+            json!({"id":"T001","title":"Create the model","attempt":1,"wave":0,"group":"Setup"}),
+        ),
+        (
+            "task_started",
+            json!({"id":"T002","title":"Parse hints","attempt":1,"wave":0,"group":"Setup"}),
+        ),
+        (
+            "task_progress",
+            json!({"id":"T001","attempt":1,"progress":{"kind":"output","stream":"stdout","line":"writing model.rs"}}),
+        ),
+        (
+            "task_progress",
+            json!({"id":"T002","attempt":1,"progress":{"kind":"tool_call","tool":"Write","arg":"src/hints.rs"}}),
+        ),
+        (
+            "task_retrying",
+            json!({"id":"T001","attempt":1,"kind":"failed","message":"exit status 1\nmore","delay_ms":1000,"counts":true}),
+        ),
+        (
+            "task_started",
+            json!({"id":"T001","title":"Create the model","attempt":2,"wave":0,"group":"Setup"}),
+        ),
+        (
+            "task_progress",
+            json!({"id":"T001","attempt":2,"progress":{"kind":"usage","usage":{"input_tokens":1000,"output_tokens":200,"cost_usd":0.25,"turns":3}}}),
+        ),
+        (
+            "task_succeeded",
+            json!({"id":"T001","attempt":2,"duration_ms":2300,"flaky":true,"usage":{"input_tokens":1500,"output_tokens":300,"cost_usd":0.3,"turns":5},"parents_checked":[]}),
+        ),
+        (
+            "task_failed",
+            json!({"id":"T002","attempt":1,"kind":"fatal","message":"claude: not found","duration_ms":40}),
+        ),
+        (
+            "task_skipped",
+            json!({"id":"T003","reason":"dependency T002 failed"}),
+        ),
+        (
+            "task_started",
+            json!({"id":"T004","title":"Docs","attempt":1,"wave":1,"group":"Wrap up"}),
+        ),
+        (
+            "task_succeeded",
+            json!({"id":"T004","attempt":1,"duration_ms":500,"flaky":false,"usage":null,"parents_checked":["T000"]}),
+        ),
+        (
+            "run_finished",
+            json!({"summary":{"total":4,"succeeded":2,"flaky":1,"failed":1,"skipped":1,"interrupted":0,"duration_ms":3100,"usage":null,"cancelled":false}}),
+        ),
     ];
     evs.into_iter()
         .enumerate()
