@@ -149,7 +149,7 @@ fn serve(conn: TcpStream, reqs: &Mutex<Vec<Request>>, script: &Script) -> std::i
             )?;
             for (event, data) in events {
                 if !event.is_empty() {
-                    write!(out, "event: {event}\n")?;
+                    writeln!(out, "event: {event}")?;
                 }
                 write!(out, "data: {data}\n\n")?;
                 out.flush()?;
