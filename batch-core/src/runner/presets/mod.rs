@@ -326,9 +326,6 @@ impl<A: Agent> SubagentRunner for AgentRunner<A> {
         for what in &plan.adjustments {
             ctx.progress.send(Progress::Adjusted { what: what.clone() });
         }
-        if let Some(id) = plan.session.id() {
-            ctx.progress.send(Progress::Session { id: id.to_string() });
-        }
         let (argv, env) = self.agent.command(&plan);
         let mut env: Vec<(OsString, OsString)> = env
             .into_iter()
