@@ -10,7 +10,7 @@ mod render;
 #[cfg(test)]
 mod testdoc;
 
-pub use lint::check;
+pub use lint::{attach_source_lines, check, check_document};
 pub use model::*;
 pub use ready::ReadyTracker;
 pub use render::{PlanFormat, render};
