@@ -4,15 +4,18 @@
 //!
 //! | placement | example | applies to |
 //! | --- | --- | --- |
-//! | before the first heading | `<!-- jobs: 2; cross-wave: true -->` | the whole document ([`Document::hints`](super::Document::hints)) |
-//! | directly under a heading (only other hint comments between) | `## Backend` then `<!-- parallel: false -->` | that section ([`Section::hints`](super::Section::hints)): a wave's or group's `parallel`, `module`, `after` |
+//! | before the first heading, or anywhere in the preamble outside a list (e.g. under the title) | `<!-- jobs: 2; cross-wave: true -->` | the whole document ([`Document::hints`](super::Document::hints)) |
+//! | directly under a heading from the first wave on (only other hint comments between) | `## Backend` then `<!-- parallel: false -->` | that section ([`Section::hints`](super::Section::hints)): a wave's or group's `parallel`, `module`, `after` |
 //! | indented inside a task's list item, on its own line | `- [ ] build` then `  <!-- id: build; resource: cargo -->` | that task ([`Task::hints`](super::Task::hints)) |
 //! | inline after the task text | `- [ ] build <!-- id: build -->` | that task (the comment is not part of [`Task::text`](super::Task::text)) |
 //!
-//! A hint inside a nested non-task bullet of a task belongs to that task. A
-//! hint-shaped comment anywhere else (between paragraphs, unindented after a
-//! list item — which ends the list in CommonMark) applies to nothing and is an
-//! error, as is a key at a level where it means nothing (`id` outside a task,
+//! The preamble is everything before the first wave heading, so a hint under
+//! the title (`# Plan` then `<!-- jobs: 2 -->`) is a document hint; a
+//! `wave-level:` hint counts anywhere before the first task. A hint inside a
+//! nested non-task bullet of a task belongs to that task. A hint-shaped
+//! comment anywhere else (between paragraphs of a wave, unindented after a
+//! list item — which ends the list in CommonMark — or in a list item that is
+//! not a task) applies to nothing and is an error, as is a key at a level where it means nothing (`id` outside a task,
 //! `jobs`, `cross-wave` and `wave-level` outside the document's hints,
 //! `module` and `parallel` on a task).
 //!

@@ -44,6 +44,15 @@ struct RawTask {
     hints: Hints,
 }
 
+/// A hint comment whose level depends on where the waves start.
+#[derive(Debug)]
+struct Deferred {
+    entries: Vec<hints::Entry>,
+    at: usize,
+    /// The heading it stands directly under, if any.
+    section: Option<SectionIdx>,
+}
+
 /// A heading as the pass sees it.
 #[derive(Debug)]
 struct RawSection {
@@ -69,6 +78,8 @@ struct ItemFrame {
     range: Range<usize>,
     task: Option<TaskIdx>,
     para: Para,
+    /// Some inline content of the item was seen.
+    seen_inline: bool,
 }
 
 struct Scanner<'s, 'a> {
@@ -83,6 +94,11 @@ struct Scanner<'s, 'a> {
     /// The section a hint comment would belong to (nothing but hints since its heading).
     after_heading: Option<SectionIdx>,
     doc_hints: Hints,
+    /// Hint comments outside list items after the first heading: document
+    /// hints when they turn out to stand in the preamble (before the first
+    /// wave heading), else section hints or misplaced. Decided once the wave
+    /// level is known.
+    deferred: Vec<Deferred>,
     errors: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
 }
@@ -99,6 +115,7 @@ pub(crate) fn parse(text: &str, options: &ParseOptions) -> Result<Document, Diag
         open_heading: None,
         after_heading: None,
         doc_hints: Hints::default(),
+        deferred: Vec::new(),
         errors: Vec::new(),
         warnings: Vec::new(),
     };
@@ -220,6 +237,7 @@ impl Scanner<'_, '_> {
                     range,
                     task: None,
                     para: Para::Pending,
+                    seen_inline: false,
                 });
             }
             Tag::Heading { level, .. } => {
@@ -318,7 +336,9 @@ impl Scanner<'_, '_> {
         if frame.para == Para::Done {
             return;
         }
-        if frame.para == Para::Pending && frame.task.is_none() {
+        // In a loose item the paragraph has started already (`Open`) when
+        // its first text arrives.
+        if !frame.seen_inline && frame.task.is_none() {
             let at = range.start;
             let b = self.body().as_bytes();
             if b.get(at) == Some(&b'[')
@@ -333,6 +353,7 @@ impl Scanner<'_, '_> {
         }
         let frame = &mut self.items[depth];
         frame.para = Para::Open;
+        frame.seen_inline = true;
         if let Some(t) = frame.task {
             let task = &mut self.tasks[t];
             if range.end > task.text_end && range.start >= task.text_start {
@@ -412,12 +433,30 @@ impl Scanner<'_, '_> {
             return self.misplaced(whole.start, "inside a list item that is not a task");
         } else if self.sections.is_empty() {
             hints::apply(&entries, Level::Document, &mut self.doc_hints)
-        } else if let Some(s) = self.after_heading {
-            hints::apply(&entries, Level::Section, &mut self.sections[s].hints)
         } else {
-            return self.misplaced(whole.start, "not directly under a heading");
+            self.deferred.push(Deferred {
+                entries,
+                at: whole.start,
+                section: self.after_heading,
+            });
+            return;
         };
         self.problems(problems);
+    }
+
+    /// Applies the deferred hint comments once the first wave heading is known.
+    fn apply_deferred(&mut self, first_wave_start: usize) {
+        for d in std::mem::take(&mut self.deferred) {
+            let problems = if d.at < first_wave_start {
+                hints::apply(&d.entries, Level::Document, &mut self.doc_hints)
+            } else if let Some(s) = d.section {
+                hints::apply(&d.entries, Level::Section, &mut self.sections[s].hints)
+            } else {
+                self.misplaced(d.at, "not directly under a heading");
+                continue;
+            };
+            self.problems(problems);
+        }
     }
 
     fn misplaced(&mut self, at: usize, why: &str) {
@@ -545,7 +584,21 @@ impl Scanner<'_, '_> {
         }
 
         // Wave level.
-        let requested = options.wave_level.or(self.doc_hints.wave_level);
+        // A `wave-level:` hint may stand anywhere before the first task.
+        let first_task = self.tasks.first().map_or(body.len(), |t| t.item.start);
+        let preamble_wave_level =
+            self.deferred
+                .iter()
+                .filter(|d| d.at < first_task)
+                .find_map(|d| {
+                    let mut scratch = Hints::default();
+                    hints::apply(&d.entries, Level::Document, &mut scratch);
+                    scratch.wave_level
+                });
+        let requested = options
+            .wave_level
+            .or(self.doc_hints.wave_level)
+            .or(preamble_wave_level);
         let mut counts = [0usize; 7];
         let mut any_at = [false; 7];
         for (i, s) in self.sections.iter().enumerate() {
@@ -588,6 +641,16 @@ impl Scanner<'_, '_> {
                 .or_else(|| (1..=6u8).find(|l| counts[usize::from(*l)] >= 1))
                 .unwrap_or(0),
         };
+
+        // Hints in the preamble belong to the document.
+        let first_wave_start = if wave_level == 0 {
+            first_task
+        } else {
+            (0..self.sections.len())
+                .find(|&i| self.sections[i].level == wave_level && has_tasks[i])
+                .map_or(body.len(), |i| self.sections[i].start)
+        };
+        self.apply_deferred(first_wave_start);
 
         // Waves and groups.
         let mut waves: Vec<Wave> = Vec::new();

@@ -4,10 +4,10 @@
 //! Lifecycle events (started, succeeded, …) come from the executor; a runner
 //! only reports [`Progress`] through its [`ProgressSink`].
 
-mod command;
+pub(crate) mod command;
 mod context;
 pub mod presets;
-mod process;
+pub(crate) mod process;
 mod prompt;
 
 pub use command::{CMD_PLACEHOLDERS, CommandRunner, CommandRunnerBuilder};

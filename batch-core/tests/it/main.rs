@@ -4,3 +4,4 @@ mod command;
 mod corpus;
 mod parse;
 mod parse_props;
+mod store;
