@@ -1,4 +1,4 @@
-//! Planning: a [`Document`](crate::doc::Document) in, a [`Plan`] (a DAG of
+//! Planning: a [`Document`] in, a [`Plan`] (a DAG of
 //! tasks) out; renderers for text, JSON, dot and mermaid; and the lints of
 //! `mdbatch check`.
 
