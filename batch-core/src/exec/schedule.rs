@@ -58,9 +58,11 @@ impl Scheduler {
         let mut pending = vec![0; n];
         for node in &plan.nodes {
             let mut seen = HashSet::new();
-            for e in &node.deps {
-                if e.on < n && e.on != node.index && seen.insert(e.on) {
-                    dependants[e.on].push(node.index);
+            // `waits_for`: the node's own edges plus every member of its
+            // wave barriers (strict waves are barriers, not edges).
+            for on in plan.waits_for(node.index) {
+                if on < n && on != node.index && seen.insert(on) {
+                    dependants[on].push(node.index);
                     pending[node.index] += 1;
                 }
             }
