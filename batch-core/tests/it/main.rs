@@ -2,6 +2,7 @@
 
 mod command;
 mod corpus;
+mod exec;
 mod parse;
 mod parse_props;
 mod store;
