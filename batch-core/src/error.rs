@@ -233,6 +233,9 @@ pub struct RunError {
     pub session_id: Option<String>,
     /// The last lines of the attempt's output, for the next attempt's prompt.
     pub output_tail: Option<String>,
+    /// Tokens and cost the failed attempt used, when the agent reported them.
+    /// (Boxed to keep `RunError` small in `Result`s.)
+    pub usage: Option<Box<crate::runner::Usage>>,
     /// The underlying error, if any.
     #[source]
     pub source: Option<Arc<dyn std::error::Error + Send + Sync>>,
@@ -248,6 +251,7 @@ impl RunError {
             rate_limited: false,
             session_id: None,
             output_tail: None,
+            usage: None,
             source: None,
         }
     }
@@ -278,6 +282,12 @@ impl RunError {
     /// Records the tail of the attempt's output.
     pub fn with_output_tail(mut self, tail: Option<String>) -> Self {
         self.output_tail = tail;
+        self
+    }
+
+    /// Records the tokens and cost the attempt used.
+    pub fn with_usage(mut self, usage: Option<crate::runner::Usage>) -> Self {
+        self.usage = usage.map(Box::new);
         self
     }
 

@@ -11,11 +11,11 @@ use batch_core::{
 
 use crate::args::{ColorChoice, RunArgs};
 use crate::exit;
+use crate::output::{self, Output};
 use crate::resolve;
 
 /// Runs `mdbatch run`.
 pub fn run(args: &RunArgs, color: ColorChoice) -> u8 {
-    let _ = color;
     let path = match resolve::task_file(args.doc.file.as_deref()) {
         Ok(p) => p,
         Err(e) => return usage(e),
@@ -42,17 +42,29 @@ pub fn run(args: &RunArgs, color: ColorChoice) -> u8 {
         Err(e) => return usage(e),
     };
 
+    let output = Output::new(args.json, args.verbose, color);
     let builder = ExecutorBuilder::new(&path)
         .options(options)
         .runner(runner)
         .prompt_template(template)
         .handle_signals(true)
-        .on_event(|env| {
-            eprintln!("{}", env.to_json());
-        });
+        .on_event(output.on_event());
     let result = builder.build().and_then(|ex| ex.run_blocking());
     match result {
         Ok(report) => {
+            let retries = output.retries();
+            output.finish(&report);
+            if let Some(junit) = &args.junit {
+                if let Err(e) =
+                    output::junit::write_for_run(junit, &path, &popts, &report, &retries)
+                {
+                    eprintln!(
+                        "error: {}: cannot write the JUnit report: {e}",
+                        junit.display()
+                    );
+                    return exit::USAGE;
+                }
+            }
             if report.summary.cancelled {
                 exit::INTERRUPTED
             } else if report
@@ -65,7 +77,10 @@ pub fn run(args: &RunArgs, color: ColorChoice) -> u8 {
                 exit::SUCCESS
             }
         }
-        Err(e) => setup_error(&e),
+        Err(e) => {
+            drop(output);
+            setup_error(&e)
+        }
     }
 }
 

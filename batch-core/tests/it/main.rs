@@ -3,6 +3,7 @@
 mod command;
 mod corpus;
 mod exec;
+mod outline;
 mod parse;
 mod parse_props;
 mod store;
