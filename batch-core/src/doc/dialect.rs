@@ -34,6 +34,9 @@ pub(crate) fn read_prefix(text: &str) -> Prefix {
     } else if let Some((n, num_end)) = number_len(text) {
         p.number = Some(text[..num_end].to_string());
         (n, n)
+    } else if let Some(n) = placeholder_id_len(text) {
+        // The spec-kit template's `TXXX`: not an id, but not text either.
+        (n, n)
     } else {
         (0, 0)
     };
@@ -75,6 +78,14 @@ fn speckit_id_len(text: &str) -> Option<usize> {
         None | Some(b' ' | b'\t' | b':' | b'\n' | b'\r') => Some(end),
         _ => None,
     }
+}
+
+/// `TXXX` (spec-kit's placeholder id) followed by a space.
+fn placeholder_id_len(text: &str) -> Option<usize> {
+    let b = text.as_bytes();
+    let xs = b.iter().skip(1).take_while(|c| **c == b'X').count();
+    (b.first() == Some(&b'T') && xs >= 2 && matches!(b.get(1 + xs), Some(b' ' | b'\t')))
+        .then_some(1 + xs)
 }
 
 /// A kiro number `1.`, `1.2`, `1.2.` followed by a space or the end. Returns
@@ -315,7 +326,9 @@ mod tests {
             read_prefix("T003 [AUTH-US1] x").story.as_deref(),
             Some("AUTH-US1")
         );
-        assert_eq!(read_prefix("TXXX do").speckit_id, None);
+        let p = read_prefix("TXXX [P] Document it");
+        assert_eq!((p.speckit_id.as_deref(), p.parallel), (None, true));
+        assert_eq!(&"TXXX [P] Document it"[p.rest..], "[P] Document it");
         assert_eq!(read_prefix("T12abc").speckit_id, None);
     }
 

@@ -221,7 +221,8 @@ const STATUS_WORDS: &[&str] = &[
 ];
 
 fn is_status(s: &str) -> bool {
-    STATUS_WORDS.contains(&s) || s == "optional"
+    // `(optional - only if tests requested)` is spec-kit's template note.
+    STATUS_WORDS.contains(&s) || s.starts_with("optional")
 }
 
 #[cfg(test)]
@@ -324,6 +325,10 @@ mod tests {
         );
         assert_eq!(module_name("🚀 Frontend"), "frontend");
         assert_eq!(module_name("API (in progress)"), "api");
+        assert_eq!(
+            module_name("Tests for User Story 1 (OPTIONAL - only if tests requested) ⚠️"),
+            "tests for user story 1"
+        );
         assert_eq!(
             module_name("Setup (Project Init) (done)"),
             "setup (project init)"

@@ -746,12 +746,16 @@ impl Scanner<'_, '_> {
                     if wave_level > 0 && task_wave[i].is_some() && sec.level < wave_level {
                         break;
                     }
-                    path.push(ids::slug(&sec.title, 24));
+                    // The normalised title: a heading an agent decorates
+                    // with `✅ COMPLETE` keeps its tasks' ids.
+                    path.push(ids::slug(&ids::module_name(&sec.title), 24));
                     cur = sec.parent;
                 }
                 path.retain(|p| !p.is_empty());
                 path.reverse();
-                let mut text_slug = ids::slug(&texts[i].1, 40);
+                // The first line only: editing a continuation line keeps the id.
+                let first_line = texts[i].1.lines().next().unwrap_or("");
+                let mut text_slug = ids::slug(first_line, 40);
                 if text_slug.is_empty() {
                     text_slug = "task".to_string();
                 }

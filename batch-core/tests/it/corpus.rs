@@ -88,14 +88,6 @@ fn every_corpus_file_parses_with_the_dialect_of_its_tool() {
         let before = ids.len();
         ids.dedup();
         assert_eq!(before, ids.len(), "{name}: duplicate ids");
-        println!(
-            "{name}: {} tasks, {} waves, {} groups, wave level {}, {} ({})",
-            doc.tasks.len(),
-            doc.waves.len(),
-            doc.groups.len(),
-            doc.wave_level,
-            doc.dialect,
-            doc.dialect_reason
-        );
+        println!("== {name}\n{}", crate::outline::outline(&doc));
     }
 }

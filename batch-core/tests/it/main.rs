@@ -2,6 +2,7 @@
 
 mod command;
 mod corpus;
+mod outline;
 mod parse;
 mod parse_props;
 mod store;

@@ -107,10 +107,7 @@ fn a_waves_file_has_waves_groups_modules_and_hints() {
     let login = &doc.tasks[2];
     assert_eq!(login.text, "Add `POST /login`");
     assert_eq!(login.details, "- validate the body\n- return a cookie");
-    assert_eq!(
-        login.id,
-        "wave-1-foundations/backend-complete/add-post-login"
-    );
+    assert_eq!(login.id, "foundations/backend/add-post-login");
     assert_eq!(login.id_source, IdSource::Slug);
     let logout = doc.task_by_id("logout").unwrap();
     assert_eq!(logout.text, "Add `POST /logout`");
@@ -498,4 +495,33 @@ fn a_10_mb_file_parses_in_reasonable_time() {
     let took = start.elapsed();
     assert_eq!(doc.tasks.len(), i);
     assert!(took < Duration::from_secs(60), "took {took:?}");
+}
+
+#[test]
+fn outline_of_the_waves_example() {
+    insta::assert_snapshot!("waves_outline", crate::outline::outline(&parse(WAVES)));
+}
+
+#[test]
+fn outline_of_the_spec_kit_example() {
+    insta::assert_snapshot!(
+        "spec_kit_outline",
+        crate::outline::outline(&parse(SPEC_KIT))
+    );
+}
+
+#[test]
+fn outline_of_the_kiro_example() {
+    insta::assert_snapshot!("kiro_outline", crate::outline::outline(&parse(KIRO)));
+}
+
+#[test]
+fn ids_survive_an_agent_decorating_a_heading_as_complete() {
+    let before =
+        parse("# T\n## Phase 1: Setup\n- [ ] Install deps\n## Phase 2: Build\n- [ ] Compile\n");
+    let after = parse(
+        "# T\n## Phase 1: Setup ✅ COMPLETE\n- [x] Install deps\n## Phase 2: Build (DONE)\n- [x] Compile\n",
+    );
+    assert_eq!(ids(&before), ids(&after));
+    assert_eq!(ids(&before), ["setup/install-deps", "build/compile"]);
 }
