@@ -3,7 +3,9 @@
 mod command;
 mod corpus;
 mod exec;
+mod mock_api;
 mod outline;
 mod parse;
 mod parse_props;
+mod real_cli;
 mod store;
