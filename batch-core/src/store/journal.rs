@@ -100,6 +100,10 @@ pub enum JournalRecord {
         /// The agent's session id.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         session_id: Option<String>,
+        /// What the runner changed for this attempt (a resumed session, more
+        /// turns, a trimmed prompt), from [`Progress::Adjusted`](crate::Progress::Adjusted).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        adjusted: Option<String>,
     },
     /// An attempt ended.
     AttemptEnd {
@@ -541,6 +545,7 @@ mod tests {
                     attempt: 1,
                     pid: Some(99),
                     session_id: Some("s-1".into()),
+                    adjusted: None,
                 },
             ),
         ];
