@@ -11,7 +11,7 @@
 //!
 //! Record types: `run_start`, `attempt_start`, `attempt_info` (a subagent pid
 //! or agent session id learnt mid-attempt), `attempt_end`, `task_skipped`,
-//! `run_end`. Readers skip lines they do not understand (a newer `type`, a
+//! `task_reset` (written by `mdbatch reset`), `run_end`. Readers skip lines they do not understand (a newer `type`, a
 //! torn last line left by a killed run) and count them; `v` is bumped when the
 //! meaning of a field changes.
 //!
@@ -134,6 +134,12 @@ pub enum JournalRecord {
         id: String,
         /// Why.
         reason: String,
+    },
+    /// `mdbatch reset` forgot the task's history: readers drop what came
+    /// before for this id (attempts, failures, sessions, unfinished attempts).
+    TaskReset {
+        /// Task id.
+        id: String,
     },
     /// A run ended.
     RunEnd {
@@ -434,6 +440,11 @@ impl JournalSummary {
                 }
                 JournalRecord::TaskSkipped { id, reason } => {
                     s.tasks.entry(id.clone()).or_default().skipped = Some(reason.clone());
+                }
+                JournalRecord::TaskReset { id } => {
+                    s.tasks.remove(id);
+                    open.remove(id);
+                    failed_in_run.retain(|(_, task), _| task != id);
                 }
             }
         }
