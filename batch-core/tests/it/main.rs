@@ -2,7 +2,9 @@
 
 mod command;
 mod corpus;
+mod lint;
 mod outline;
 mod parse;
 mod parse_props;
+mod plan;
 mod store;
