@@ -2,6 +2,7 @@
 
 mod command;
 mod corpus;
+mod exec;
 mod mock_api;
 mod outline;
 mod parse;
