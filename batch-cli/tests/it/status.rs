@@ -42,6 +42,7 @@ fn status_after_a_run_with_failures_shows_counts_the_failure_and_the_flaky_task(
         "migration failed: table exists (2 attempts, ",
         "`mdbatch logs gamma`",
         "flaky (succeeded after a retry):\n  beta (2 attempts, ",
+        "skipped:\n  delta: ",
         "journal: 5 attempts, ",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in\n{text}");
@@ -68,6 +69,13 @@ fn status_json_reports_the_same_in_a_versioned_schema() {
     );
     assert_eq!(v["failed"][0]["attempts"], 2);
     assert_eq!(v["flaky"][0]["id"], "beta");
+    assert_eq!(v["skipped"][0]["id"], "delta");
+    assert!(
+        v["skipped"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("gamma")
+    );
     assert_eq!(v["last_run"]["summary"]["failed"], 1);
     assert!(v["running"].is_null());
     let alpha = v["tasks"]
