@@ -3,6 +3,7 @@
 mod completions;
 mod display;
 mod junit;
+mod plan_cli;
 mod pty;
 mod status;
 
