@@ -359,3 +359,29 @@ fn nz(n: u16) -> std::num::NonZeroU16 {
 fn console_width(s: &str) -> usize {
     s.trim_end().chars().count()
 }
+
+#[test]
+fn verbose_on_a_terminal_prints_tagged_output_lines_above_the_live_lines() {
+    let f = fixture();
+    let s = Session::start(
+        &f,
+        110,
+        40,
+        &["run", "--cmd", "./agent.sh", "-j", "4", "-v"],
+    );
+    wait_started(&f);
+    s.wait_screen("tagged output lines", |t| {
+        t.contains("[alpha] working on alpha (attempt 1)")
+            && t.contains("[gamma] connection reset by peer")
+            && t.contains("[delta] editing src/delta.rs")
+    });
+    // The live lines stay below the tagged lines.
+    let t = s.text();
+    let tagged = t.find("[delta] editing src/delta.rs").unwrap();
+    let totals = t.find(" running ·").unwrap();
+    assert!(tagged < totals, "{t}");
+    std::fs::write(f.file("go"), "").unwrap();
+    let (code, end) = s.finish();
+    assert_eq!(code, 0);
+    assert!(end.contains("[alpha] finished alpha"), "{end}");
+}
