@@ -1,0 +1,3 @@
+//! batch-cli integration tests: one binary, one module per capability.
+
+mod run_e2e;
