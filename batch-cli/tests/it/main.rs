@@ -1,7 +1,9 @@
 //! Integration tests of the `mdbatch` binary: one test binary, one module per capability.
 
 mod completions;
+mod demo;
 mod display;
+mod init;
 mod junit;
 mod plan_cli;
 mod pty;
