@@ -385,3 +385,39 @@ fn verbose_on_a_terminal_prints_tagged_output_lines_above_the_live_lines() {
     assert_eq!(code, 0);
     assert!(end.contains("[alpha] finished alpha"), "{end}");
 }
+
+/// `(ICANON, ECHO)` of the terminal behind the pty master.
+fn line_mode(s: &Session) -> (bool, bool) {
+    let fd = s.master.as_raw_fd().expect("a unix pty");
+    // SAFETY: tcgetattr fills a termios we own from a descriptor we hold.
+    let t = unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        assert_eq!(libc::tcgetattr(fd, &mut t), 0);
+        t
+    };
+    (t.c_lflag & libc::ICANON != 0, t.c_lflag & libc::ECHO != 0)
+}
+
+#[test]
+fn ctrl_c_interrupts_with_a_summary_and_gives_the_terminal_back_as_it_was() {
+    let f = fixture();
+    let mut s = Session::start(&f, 110, 30, &["run", "--cmd", "./agent.sh", "-j", "4"]);
+    wait_started(&f);
+    s.wait_screen("the live lines", |t| t.contains("4 running"));
+    assert_eq!(
+        line_mode(&s),
+        (false, false),
+        "keys are read one at a time, unechoed, during the run"
+    );
+    s.writer.write_all(b"\x03").unwrap();
+    s.writer.flush().unwrap();
+    let line_mode_after = {
+        let status = s.child.wait().expect("wait");
+        assert_eq!(status.exit_code(), 130, "interrupted");
+        line_mode(&s)
+    };
+    assert_eq!(line_mode_after, (true, true), "line mode and echo restored");
+    let (_, end) = s.finish();
+    assert!(end.contains("interrupted: 5 tasks in "), "{end}");
+    assert!(!f.task_md().contains("[x] Create the model"), "{end}");
+}
