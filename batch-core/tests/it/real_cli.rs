@@ -7,7 +7,6 @@
 //! only and get a fake key, so nothing here can reach a real provider.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,87 +16,8 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::agent_cli::install;
 use crate::mock_api::{MockApi, Reply, anthropic};
-
-/// Where the CLIs are installed.
-fn cache_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
-        .join("agent-clis")
-}
-
-fn version_ok(bin: &Path) -> bool {
-    Command::new(bin)
-        .arg("--version")
-        .env("HOME", std::env::temp_dir())
-        .stdin(Stdio::null())
-        .output()
-        .map(|o| o.status.success() && !o.stdout.is_empty())
-        .unwrap_or(false)
-}
-
-/// Installs `package@version` (once, under a file lock) and returns its binary,
-/// or why it could not.
-pub fn install(package: &str, version: &str, bin: &str) -> Result<PathBuf, String> {
-    use fs2::FileExt;
-    let name = package.rsplit('/').next().unwrap_or(package);
-    let dir = cache_dir().join(format!("{name}-{version}"));
-    let bin_path = dir.join("node_modules/.bin").join(bin);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let lock = std::fs::File::create(dir.join(".install.lock")).map_err(|e| e.to_string())?;
-    lock.lock_exclusive().map_err(|e| e.to_string())?;
-    if version_ok(&bin_path) {
-        return Ok(bin_path);
-    }
-    if Command::new("npm").arg("--version").output().is_err() {
-        return Err("npm is not installed".into());
-    }
-    let out = Command::new("npm")
-        .args(["install", "--no-audit", "--no-fund", "--prefix"])
-        .arg(&dir)
-        .arg(format!("{package}@{version}"))
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("npm install failed to start: {e}"))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = err.lines().rev().take(5).collect();
-        return Err(format!(
-            "npm install {package}@{version} failed (registry unavailable?): {}",
-            tail.join(" / ")
-        ));
-    }
-    // Claude Code's launcher needs its postinstall (skipped by some npm setups).
-    let postinstall = dir.join("node_modules").join(package).join("install.cjs");
-    if !version_ok(&bin_path) && postinstall.is_file() {
-        let _ = Command::new("node")
-            .arg(&postinstall)
-            .current_dir(&dir)
-            .stdin(Stdio::null())
-            .output();
-    }
-    if version_ok(&bin_path) {
-        Ok(bin_path)
-    } else {
-        Err(format!(
-            "{} --version does not work after installing",
-            bin_path.display()
-        ))
-    }
-}
-
-macro_rules! require_cli {
-    ($package:expr, $version:expr, $bin:expr) => {
-        match install($package, $version, $bin) {
-            Ok(p) => p,
-            Err(why) => {
-                eprintln!("SKIPPED: cannot run the real {} {}: {why}", $bin, $version);
-                return;
-            }
-        }
-    };
-}
 
 /// One attempt of `task` through `runner`, with everything it reported.
 pub async fn attempt(
