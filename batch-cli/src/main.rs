@@ -1,5 +1,17 @@
-//! The `mdbatch` binary.
+//! The `mdbatch` binary: thin glue over `batch-core`.
 
-fn main() {
-    println!("mdbatch {}", env!("CARGO_PKG_VERSION"));
+#![allow(dead_code)] // skeleton: removed by the lead once every command is filled in
+
+mod args;
+mod cmd;
+mod exit;
+mod output;
+mod resolve;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = args::Cli::parse();
+    let code = cmd::dispatch(cli);
+    std::process::ExitCode::from(code)
 }

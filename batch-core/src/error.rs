@@ -132,7 +132,11 @@ impl fmt::Display for Diagnostic {
             let lead = if start > 0 { "…" } else { "" };
             let caret_at = col0 - start + lead.chars().count();
             writeln!(f, "{pad} |")?;
-            writeln!(f, "{num} | {lead}{shown}{}", if end < chars.len() { "…" } else { "" })?;
+            writeln!(
+                f,
+                "{num} | {lead}{shown}{}",
+                if end < chars.len() { "…" } else { "" }
+            )?;
             writeln!(f, "{pad} | {}^", " ".repeat(caret_at))?;
         }
         if let Some(help) = &self.help {
@@ -229,6 +233,9 @@ pub struct RunError {
     pub session_id: Option<String>,
     /// The last lines of the attempt's output, for the next attempt's prompt.
     pub output_tail: Option<String>,
+    /// Tokens and cost the failed attempt used, when the agent reported them.
+    /// (Boxed to keep `RunError` small in `Result`s.)
+    pub usage: Option<Box<crate::runner::Usage>>,
     /// The underlying error, if any.
     #[source]
     pub source: Option<Arc<dyn std::error::Error + Send + Sync>>,
@@ -244,6 +251,7 @@ impl RunError {
             rate_limited: false,
             session_id: None,
             output_tail: None,
+            usage: None,
             source: None,
         }
     }
@@ -274,6 +282,12 @@ impl RunError {
     /// Records the tail of the attempt's output.
     pub fn with_output_tail(mut self, tail: Option<String>) -> Self {
         self.output_tail = tail;
+        self
+    }
+
+    /// Records the tokens and cost the attempt used.
+    pub fn with_usage(mut self, usage: Option<crate::runner::Usage>) -> Self {
+        self.usage = usage.map(Box::new);
         self
     }
 
@@ -360,7 +374,11 @@ pub enum StoreError {
 
 impl StoreError {
     /// An I/O error at `path` while doing `message`.
-    pub fn io(path: impl Into<PathBuf>, message: impl Into<String>, source: std::io::Error) -> Self {
+    pub fn io(
+        path: impl Into<PathBuf>,
+        message: impl Into<String>,
+        source: std::io::Error,
+    ) -> Self {
         StoreError::Io {
             path: path.into(),
             message: message.into(),

@@ -39,16 +39,22 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "s" | "sec" | "secs" => value,
             "m" | "min" | "mins" => value * 60.0,
             "h" | "hr" | "hours" => value * 3600.0,
-            _ => return Err(format!("bad duration unit `{unit}` in `{text}`; use ms, s, m or h")),
+            _ => {
+                return Err(format!(
+                    "bad duration unit `{unit}` in `{text}`; use ms, s, m or h"
+                ));
+            }
         };
-        if !secs.is_finite() || secs < 0.0 || secs > 1e9 {
+        if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
             return Err(format!("duration `{text}` is out of range"));
         }
         total += Duration::from_secs_f64(secs);
         any = true;
     }
     if !num.is_empty() || !any {
-        return Err(format!("bad duration `{text}`; write e.g. `90s`, `30m` or `1h`"));
+        return Err(format!(
+            "bad duration `{text}`; write e.g. `90s`, `30m` or `1h`"
+        ));
     }
     Ok(total)
 }
@@ -77,7 +83,8 @@ pub fn now_rfc3339() -> String {
     let fmt = time::macros::format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
     );
-    now.format(&fmt).unwrap_or_else(|_| now.unix_timestamp().to_string())
+    now.format(&fmt)
+        .unwrap_or_else(|_| now.unix_timestamp().to_string())
 }
 
 /// Serde for `Duration` as a string such as `"90s"` (also accepts seconds as a number).
@@ -97,8 +104,10 @@ pub(crate) mod duration {
             Text(String),
         }
         match Raw::deserialize(d)? {
-            Raw::Num(n) if n.is_finite() && n >= 0.0 && n < 1e9 => Ok(Duration::from_secs_f64(n)),
-            Raw::Num(n) => Err(serde::de::Error::custom(format!("duration {n} is out of range"))),
+            Raw::Num(n) if (0.0..1e9).contains(&n) => Ok(Duration::from_secs_f64(n)),
+            Raw::Num(n) => Err(serde::de::Error::custom(format!(
+                "duration {n} is out of range"
+            ))),
             Raw::Text(t) => super::parse_duration(&t).map_err(serde::de::Error::custom),
         }
     }
@@ -116,7 +125,9 @@ pub(crate) mod opt_duration {
         }
     }
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
         #[derive(Deserialize)]
         struct Wrap(#[serde(with = "super::duration")] Duration);
         Ok(Option::<Wrap>::deserialize(d)?.map(|w| w.0))

@@ -1,10 +1,83 @@
 //! The task file: markdown in, a [`Document`] out.
 //!
-//! Architecture: `source` strips the BOM and front matter and maps offsets to
-//! lines; `scan` makes one pass over pulldown-cmark's offset iterator and
-//! builds sections and tasks; `hints` parses `<!-- key: value -->` comments;
-//! `dialect` detects waves / spec-kit / kiro; `ids` assigns stable ids.
-//! This module knows pulldown-cmark and nothing else of the crate.
+//! # Architecture
+//!
+//! `source` strips the BOM, blanks YAML front matter (keeping every byte
+//! offset valid) and maps offsets to `line:col`; `scan` makes one pass over
+//! pulldown-cmark's offset iterator (explicit stacks, no recursion, so deep
+//! nesting cannot overflow the stack) and builds sections and tasks, then
+//! assembles waves, groups and ids; `hints` reads `<!-- key: value -->`
+//! comments; `dialect` reads task prefixes (`T012 [P] [US1]`, `1.2 (P)`,
+//! dependency text) and detects waves / spec-kit / kiro; `ids` assigns
+//! stable ids and module names. This module knows pulldown-cmark and nothing
+//! else of the crate. Every problem is collected: [`Document::parse`] returns
+//! all errors at once, each at `path:line:col` with its source line.
+//!
+//! # Tasks
+//!
+//! A task is a list item with a task-list marker (`- [ ]`, `* [x]`, `1. [X]`,
+//! also inside blockquotes), found by pulldown-cmark: boxes in fenced or
+//! indented code, HTML blocks and comments are not tasks. Kiro's optional
+//! `- [ ]* 1.2 …` (not a task to CommonMark) is recognised from the source.
+//! [`Task::marker`] is the byte range of the three bytes `[ ]` in the original
+//! file (BOM included), checked against the source, so checking the box is a
+//! one-byte write at `marker.start + 1`. [`Task::text`] is the first paragraph
+//! (id prefix and hint comments removed); [`Task::details`] the rest of the
+//! item without child tasks. Parents are found by nesting and, in kiro files,
+//! by number (`1.` then `1.1` at the same indentation).
+//!
+//! # Sections, waves, groups
+//!
+//! Headings are sections, identified by position (titles repeat). The wave
+//! level is the shallowest heading level with two or more headings that have
+//! tasks beneath them (else the shallowest with one), unless
+//! [`ParseOptions::wave_level`] or a `wave-level:` hint says otherwise.
+//! Wave-level headings with tasks are waves; headings one level deeper are
+//! groups; tasks directly under a wave heading form its lead group. Without
+//! any heading above a task the file is one wave, `(document)`, with one
+//! group. Tasks before the first wave heading belong to no wave. The
+//! preamble is the text before the first wave heading.
+//!
+//! # Hints: where a hint may stand
+//!
+//! | placement | example | applies to |
+//! | --- | --- | --- |
+//! | before the first heading, or in the preamble outside a list (e.g. under the title) | `<!-- jobs: 2; cross-wave: true -->` | the document ([`Document::hints`]) |
+//! | directly under a wave or group heading (only other comments between) | `### Backend` then `<!-- parallel: false -->` | that section ([`Section::hints`]); a group's `parallel`, `module`, `after` |
+//! | indented inside a task's list item, on its own line or under a detail bullet | `- [ ] build` then `  <!-- id: build -->` | that task ([`Task::hints`]) |
+//! | inline after the task text | `- [ ] build <!-- id: build -->` | that task |
+//!
+//! Keys: `parallel` (alias `parallelizable`; `true`, `false` or a number),
+//! `module`, `id`, `after`, `resource`, `verify`, `optional`, `skip`,
+//! `retries`, `timeout` (`90s`, `30m`), and for the document only
+//! `cross-wave`, `jobs`, `wave-level`. A `;` not followed by `key:` stays in
+//! the value (`verify: cargo fmt --check; cargo test`).
+//!
+//! A comment is read as a hint when every part has the shape `key: value`
+//! and a key is known or close to one (`paralel`), or several lowercase
+//! pairs are given. Such a comment with an unknown key, a bad value, a key
+//! that means nothing where it stands, or standing anywhere else (between
+//! paragraphs of a wave; unindented after a list item, which ends the list)
+//! is an error naming the key and the nearest known key. Other comments
+//! (`<!-- Note: … -->`, `<!-- markdownlint-disable -->`) are left alone.
+//!
+//! # Ids
+//!
+//! An `id:` hint; else a spec-kit id (`T001`); else a kiro number (`1.2`);
+//! else a slug of the section path from the wave heading down (normalised:
+//! `Setup ✅ COMPLETE` and `Phase 1: Setup` both give `setup`) and the text's
+//! first line, e.g. `setup/install-deps`. Derived ids that collide get `-2`,
+//! `-3`; two `id:` hints with the same id are an error.
+//!
+//! # Dialects
+//!
+//! spec-kit when at least half the tasks carry `T001`-style ids; kiro when at
+//! least half are numbered (`1.`, `1.1`), or the file has `_Requirements:`
+//! lines, or most level-2 headings above tasks are numbered (`## 1.`,
+//! `## 1)`); else waves. [`Document::dialect_reason`] says which signal
+//! decided; [`ParseOptions::dialect`] overrides. Dependency text (`(depends
+//! on T012, T013)`, ranges `T012-T015`, `_Depends: 1.2_`) fills
+//! [`Task::depends_on`].
 
 mod dialect;
 mod hints;

@@ -319,7 +319,9 @@ impl Document {
         let mut out = Vec::new();
         let mut cur = self.tasks.get(task).and_then(|t| t.section);
         while let Some(s) = cur {
-            let Some(sec) = self.sections.get(s) else { break };
+            let Some(sec) = self.sections.get(s) else {
+                break;
+            };
             out.push(sec.title.clone());
             cur = sec.parent;
         }

@@ -1,8 +1,1331 @@
-//! One pass over pulldown-cmark's offset iterator.
+//! One pass over pulldown-cmark's offset iterator, then the assembly of the
+//! [`Document`]: texts and details, dialect, parents, waves, groups, ids.
+//!
+//! The pass is a loop over events with explicit stacks (open list items,
+//! open headings): nothing recurses, so 800-deep nesting cannot overflow the
+//! stack. Offsets from the parser are offsets into [`Source::body`]; every
+//! range stored in the model is converted to the original file with
+//! [`Source::orig`].
+//!
+//! Pitfalls handled here:
+//! - In a loose list item, `Start(Paragraph)` comes before `TaskListMarker`
+//!   in event order although the marker comes first in the source; the
+//!   marker's range is checked against the source bytes (`[ ]`, `[x]`, `[X]`)
+//!   rather than assumed.
+//! - `- [ ]* 1.2 …` (kiro's optional task) is not a task to CommonMark: it is
+//!   recognised from the source at the first inline event of the item.
+//! - Multi-line comments arrive as several `Html` events: comments are read
+//!   from the source over the whole HTML block instead.
 
-use super::model::{Document, ParseOptions};
-use crate::error::Diagnostics;
+use std::ops::Range;
 
-pub(crate) fn parse(_text: &str, _options: &ParseOptions) -> Result<Document, Diagnostics> {
-    todo!("doc helper")
+use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
+
+use super::dialect::{self, Prefix, Signals};
+use super::hints::{self, Level, Problem};
+use super::ids::{self, Candidate};
+use super::model::*;
+use super::source::Source;
+use crate::error::{Diagnostic, Diagnostics};
+
+/// A task as the pass sees it (body offsets).
+#[derive(Debug)]
+struct RawTask {
+    item: Range<usize>,
+    marker: Range<usize>,
+    checked: bool,
+    optional_syntax: bool,
+    text_start: usize,
+    text_end: usize,
+    nest_parent: Option<TaskIdx>,
+    child_items: Vec<Range<usize>>,
+    comments: Vec<Range<usize>>,
+    section: Option<SectionIdx>,
+    hints: Hints,
+}
+
+/// A hint comment whose level depends on where the waves start.
+#[derive(Debug)]
+struct Deferred {
+    entries: Vec<hints::Entry>,
+    at: usize,
+    /// The heading it stands directly under, if any.
+    section: Option<SectionIdx>,
+}
+
+/// A heading as the pass sees it.
+#[derive(Debug)]
+struct RawSection {
+    level: u8,
+    title: String,
+    start: usize,
+    parent: Option<SectionIdx>,
+    hints: Hints,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Para {
+    /// No content of the item seen yet.
+    Pending,
+    /// Inside the item's first paragraph.
+    Open,
+    /// Past it.
+    Done,
+}
+
+#[derive(Debug)]
+struct ItemFrame {
+    range: Range<usize>,
+    task: Option<TaskIdx>,
+    para: Para,
+    /// Some inline content of the item was seen.
+    seen_inline: bool,
+}
+
+struct Scanner<'s, 'a> {
+    src: &'s Source<'a>,
+    path: Option<std::path::PathBuf>,
+    tasks: Vec<RawTask>,
+    sections: Vec<RawSection>,
+    items: Vec<ItemFrame>,
+    heading_stack: Vec<SectionIdx>,
+    /// The heading whose title is being read.
+    open_heading: Option<SectionIdx>,
+    /// The section a hint comment would belong to (nothing but hints since its heading).
+    after_heading: Option<SectionIdx>,
+    doc_hints: Hints,
+    /// Hint comments outside list items after the first heading: document
+    /// hints when they turn out to stand in the preamble (before the first
+    /// wave heading), else section hints or misplaced. Decided once the wave
+    /// level is known.
+    deferred: Vec<Deferred>,
+    errors: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
+}
+
+pub(crate) fn parse(text: &str, options: &ParseOptions) -> Result<Document, Diagnostics> {
+    let src = Source::new(text);
+    let mut sc = Scanner {
+        src: &src,
+        path: options.path.clone(),
+        tasks: Vec::new(),
+        sections: Vec::new(),
+        items: Vec::new(),
+        heading_stack: Vec::new(),
+        open_heading: None,
+        after_heading: None,
+        doc_hints: Hints::default(),
+        deferred: Vec::new(),
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
+    sc.pass();
+    sc.assemble(options)
+}
+
+impl Scanner<'_, '_> {
+    fn body(&self) -> &str {
+        &self.src.body
+    }
+
+    fn diag_at(&self, body_offset: usize, d: Diagnostic) -> Diagnostic {
+        let pos = self.src.pos(self.src.orig(body_offset));
+        let mut d = d;
+        d.line = pos.line;
+        d.col = pos.col;
+        d.with_source_line(self.src.line_text(pos.line))
+            .with_path(self.path.clone())
+    }
+
+    fn error(&mut self, at: usize, message: impl Into<String>, help: Option<String>) {
+        let mut d = Diagnostic::error(1, 1, message);
+        d.help = help;
+        let d = self.diag_at(at, d);
+        self.errors.push(d);
+    }
+
+    fn warning(&mut self, at: usize, message: impl Into<String>, help: Option<String>) {
+        let mut d = Diagnostic::warning(1, 1, message);
+        d.help = help;
+        let d = self.diag_at(at, d);
+        self.warnings.push(d);
+    }
+
+    /// The single pass over the events.
+    fn pass(&mut self) {
+        let opts = Options::ENABLE_TASKLISTS
+            | Options::ENABLE_TABLES
+            | Options::ENABLE_STRIKETHROUGH
+            | Options::ENABLE_FOOTNOTES;
+        // The source outlives the scanner's borrow of it; parse the body by
+        // reference so events can be handled while `self` is mutated.
+        let src = self.src;
+        let parser = Parser::new_ext(&src.body, opts).into_offset_iter();
+        for (event, range) in parser {
+            match event {
+                Event::Start(tag) => self.start(tag, range),
+                Event::End(tag) => self.end(tag, range),
+                Event::TaskListMarker(checked) => self.task_marker(checked, range),
+                Event::Text(t) => {
+                    if let Some(s) = self.open_heading {
+                        self.sections[s].title.push_str(&t);
+                    }
+                    self.inline(range);
+                }
+                Event::Code(t) => {
+                    if let Some(s) = self.open_heading {
+                        self.sections[s].title.push_str(&t);
+                    }
+                    self.inline(range);
+                }
+                Event::SoftBreak | Event::HardBreak => {
+                    if let Some(s) = self.open_heading {
+                        self.sections[s].title.push(' ');
+                    }
+                    self.inline(range);
+                }
+                Event::InlineHtml(_) => {
+                    self.inline(range.clone());
+                    self.comments_in(range);
+                }
+                Event::InlineMath(_) | Event::DisplayMath(_) | Event::FootnoteReference(_) => {
+                    self.inline(range)
+                }
+                Event::Rule => self.block_starts(false),
+                // Html events are read with their whole block at Start(HtmlBlock).
+                Event::Html(_) => {}
+            }
+        }
+    }
+
+    fn start(&mut self, tag: Tag<'_>, range: Range<usize>) {
+        let block = matches!(
+            tag,
+            Tag::Paragraph
+                | Tag::Heading { .. }
+                | Tag::BlockQuote(_)
+                | Tag::CodeBlock(_)
+                | Tag::HtmlBlock
+                | Tag::List(_)
+                | Tag::Item
+                | Tag::FootnoteDefinition(_)
+                | Tag::DefinitionList
+                | Tag::DefinitionListTitle
+                | Tag::DefinitionListDefinition
+                | Tag::Table(_)
+                | Tag::MetadataBlock(_)
+        );
+        if !block {
+            // Emphasis, strong, links…: part of the paragraph's text.
+            self.inline(range);
+            return;
+        }
+        match tag {
+            Tag::Paragraph => {
+                if let Some(f) = self.items.last_mut() {
+                    match f.para {
+                        Para::Pending => f.para = Para::Open,
+                        Para::Open => f.para = Para::Done,
+                        Para::Done => {}
+                    }
+                }
+                self.top_block_starts(false);
+            }
+            Tag::Item => {
+                self.block_starts(false);
+                self.items.push(ItemFrame {
+                    range,
+                    task: None,
+                    para: Para::Pending,
+                    seen_inline: false,
+                });
+            }
+            Tag::Heading { level, .. } => {
+                self.block_starts(false);
+                let level = level as u8;
+                while let Some(&top) = self.heading_stack.last() {
+                    if self.sections[top].level >= level {
+                        self.heading_stack.pop();
+                    } else {
+                        break;
+                    }
+                }
+                let idx = self.sections.len();
+                self.sections.push(RawSection {
+                    level,
+                    title: String::new(),
+                    start: range.start,
+                    parent: self.heading_stack.last().copied(),
+                    hints: Hints::default(),
+                });
+                self.heading_stack.push(idx);
+                self.open_heading = Some(idx);
+            }
+            Tag::HtmlBlock => {
+                self.block_starts(true);
+                self.comments_in(range);
+            }
+            _ => self.block_starts(false),
+        }
+    }
+
+    /// A block (other than a paragraph) starts: the innermost item's first
+    /// paragraph is over, and a section's "directly under the heading" zone
+    /// ends unless the block is an HTML block (a hint comment).
+    fn block_starts(&mut self, html: bool) {
+        if let Some(f) = self.items.last_mut() {
+            if f.para != Para::Pending || !html {
+                f.para = Para::Done;
+            }
+        }
+        self.top_block_starts(html);
+    }
+
+    fn top_block_starts(&mut self, html: bool) {
+        if self.items.is_empty() && !html {
+            self.after_heading = None;
+        }
+    }
+
+    fn end(&mut self, tag: TagEnd, range: Range<usize>) {
+        match tag {
+            TagEnd::Item => {
+                let Some(frame) = self.items.pop() else {
+                    return;
+                };
+                if let Some(t) = frame.task {
+                    self.tasks[t].item = range.clone();
+                    let ancestor = self.items.iter().rev().find_map(|f| f.task);
+                    if let Some(a) = ancestor {
+                        self.tasks[a].child_items.push(range);
+                    }
+                }
+            }
+            TagEnd::Paragraph => {
+                if let Some(f) = self.items.last_mut() {
+                    if f.para == Para::Open {
+                        f.para = Para::Done;
+                    }
+                }
+            }
+            TagEnd::Heading(_) => {
+                if let Some(s) = self.open_heading.take() {
+                    let title = self.sections[s].title.trim().to_string();
+                    self.sections[s].title = title;
+                    self.after_heading = Some(s);
+                }
+            }
+            TagEnd::Emphasis
+            | TagEnd::Strong
+            | TagEnd::Strikethrough
+            | TagEnd::Link
+            | TagEnd::Image
+            | TagEnd::Superscript
+            | TagEnd::Subscript => self.inline(range),
+            _ => {}
+        }
+    }
+
+    /// Inline content: extends the innermost item's first paragraph, and
+    /// recognises kiro's `[ ]*` optional tasks at its first character.
+    fn inline(&mut self, range: Range<usize>) {
+        let Some(depth) = self.items.len().checked_sub(1) else {
+            return;
+        };
+        let frame = &self.items[depth];
+        if frame.para == Para::Done {
+            return;
+        }
+        // In a loose item the paragraph has started already (`Open`) when
+        // its first text arrives.
+        if !frame.seen_inline && frame.task.is_none() {
+            let at = range.start;
+            let b = self.body().as_bytes();
+            if b.get(at) == Some(&b'[')
+                && matches!(b.get(at + 1), Some(b' ' | b'x' | b'X'))
+                && b.get(at + 2) == Some(&b']')
+                && b.get(at + 3) == Some(&b'*')
+                && matches!(b.get(at + 4), None | Some(b' ' | b'\t' | b'\n' | b'\r'))
+            {
+                let checked = b[at + 1] != b' ';
+                self.new_task(depth, at..at + 3, checked, true);
+            }
+        }
+        let frame = &mut self.items[depth];
+        frame.para = Para::Open;
+        frame.seen_inline = true;
+        if let Some(t) = frame.task {
+            let task = &mut self.tasks[t];
+            if range.end > task.text_end && range.start >= task.text_start {
+                task.text_end = range.end;
+            }
+        }
+    }
+
+    fn task_marker(&mut self, checked: bool, range: Range<usize>) {
+        let Some(depth) = self.items.len().checked_sub(1) else {
+            return;
+        };
+        if self.items[depth].task.is_some() {
+            return;
+        }
+        let item = self.items[depth].range.clone();
+        let Some(at) = locate_marker(self.body(), &range, &item) else {
+            let at = range.start;
+            self.warning(
+                at,
+                "a checkbox whose `[ ]` could not be located in the source; it is not treated as a task",
+                Some("write the box as `- [ ] text` on the item's first line".into()),
+            );
+            return;
+        };
+        self.new_task(depth, at..at + 3, checked, false);
+    }
+
+    fn new_task(&mut self, depth: usize, marker: Range<usize>, checked: bool, optional: bool) {
+        let idx = self.tasks.len();
+        let nest_parent = self.items[..depth].iter().rev().find_map(|f| f.task);
+        let text_start = marker.end + usize::from(optional);
+        self.tasks.push(RawTask {
+            item: self.items[depth].range.clone(),
+            marker,
+            checked,
+            optional_syntax: optional,
+            text_start,
+            text_end: text_start,
+            nest_parent,
+            child_items: Vec::new(),
+            comments: Vec::new(),
+            section: self.heading_stack.last().copied(),
+            hints: Hints::default(),
+        });
+        self.items[depth].task = Some(idx);
+    }
+
+    /// Reads every `<!-- … -->` comment starting inside `range`.
+    fn comments_in(&mut self, range: Range<usize>) {
+        let mut at = range.start;
+        while at < range.end {
+            let Some(open) = self.body()[at..range.end].find("<!--") else {
+                break;
+            };
+            let open = at + open;
+            let inner_start = open + 4;
+            let Some(close) = self.body()[inner_start.min(range.end)..range.end].find("-->") else {
+                break;
+            };
+            let close = inner_start + close;
+            self.comment(open..close + 3, inner_start..close);
+            at = close + 3;
+        }
+    }
+
+    /// One comment: a hint (applied where it stands) or left alone.
+    fn comment(&mut self, whole: Range<usize>, inner: Range<usize>) {
+        let Some(entries) = hints::parse_comment(&self.src.body[inner.clone()], inner.start) else {
+            return;
+        };
+        let task = self.items.iter().rev().find_map(|f| f.task);
+        let problems = if let Some(t) = task {
+            self.tasks[t].comments.push(whole.clone());
+            hints::apply(&entries, Level::Task, &mut self.tasks[t].hints)
+        } else if !self.items.is_empty() {
+            return self.misplaced(whole.start, "inside a list item that is not a task");
+        } else if self.sections.is_empty() {
+            hints::apply(&entries, Level::Document, &mut self.doc_hints)
+        } else {
+            self.deferred.push(Deferred {
+                entries,
+                at: whole.start,
+                section: self.after_heading,
+            });
+            return;
+        };
+        self.problems(problems);
+    }
+
+    /// Applies the deferred hint comments once the first wave heading is known.
+    fn apply_deferred(&mut self, first_wave_start: usize) {
+        for d in std::mem::take(&mut self.deferred) {
+            let problems = if d.at < first_wave_start {
+                hints::apply(&d.entries, Level::Document, &mut self.doc_hints)
+            } else if let Some(s) = d.section {
+                hints::apply(&d.entries, Level::Section, &mut self.sections[s].hints)
+            } else {
+                self.misplaced(d.at, "not directly under a heading");
+                continue;
+            };
+            self.problems(problems);
+        }
+    }
+
+    fn misplaced(&mut self, at: usize, why: &str) {
+        self.error(
+            at,
+            format!("this hint applies to nothing: it stands {why}"),
+            Some(
+                "put it directly under a heading (section), indented inside a task's list item \
+                 (task), or before the first heading (document)"
+                    .into(),
+            ),
+        );
+    }
+
+    fn problems(&mut self, problems: Vec<Problem>) {
+        for p in problems {
+            self.error(p.at, p.message, p.help);
+        }
+    }
+
+    /// Builds the document from what the pass collected.
+    fn assemble(mut self, options: &ParseOptions) -> Result<Document, Diagnostics> {
+        let src = self.src;
+        let body = src.body.as_str();
+
+        // Texts, prefixes, details, dependency text.
+        let n = self.tasks.len();
+        let mut texts = Vec::with_capacity(n);
+        let mut prefixes: Vec<Prefix> = Vec::with_capacity(n);
+        let mut details = Vec::with_capacity(n);
+        let mut depends = Vec::with_capacity(n);
+        for t in &self.tasks {
+            let raw = cut(
+                body,
+                t.text_start..t.text_end.max(t.text_start),
+                &t.comments,
+            );
+            let full = clean_text(&raw);
+            let prefix = dialect::read_prefix(&full);
+            let text = full[prefix.rest..].trim().to_string();
+            let mut excluded: Vec<Range<usize>> = t.child_items.clone();
+            excluded.extend(t.comments.iter().cloned());
+            excluded.sort_by_key(|r| r.start);
+            let det_start = t.text_end.max(t.text_start).min(t.item.end);
+            let det = dedent(&cut(body, det_start..t.item.end, &excluded));
+            let mut deps = Vec::new();
+            dialect::depends_on(&full, &mut deps);
+            for line in det.lines() {
+                dialect::depends_on(line, &mut deps);
+            }
+            texts.push((full, text));
+            prefixes.push(prefix);
+            details.push(det);
+            depends.push(deps);
+        }
+
+        // Which headings have tasks beneath them.
+        let mut has_tasks = vec![false; self.sections.len()];
+        let mut direct_tasks = vec![false; self.sections.len()];
+        for t in &self.tasks {
+            if let Some(s) = t.section {
+                direct_tasks[s] = true;
+            }
+            let mut cur = t.section;
+            while let Some(s) = cur {
+                if has_tasks[s] {
+                    break;
+                }
+                has_tasks[s] = true;
+                cur = self.sections[s].parent;
+            }
+        }
+
+        // Dialect.
+        let signals = Signals {
+            tasks: n,
+            speckit_ids: prefixes.iter().filter(|p| p.speckit_id.is_some()).count(),
+            speckit_markers: prefixes
+                .iter()
+                .filter(|p| p.parallel && !p.kiro_parallel)
+                .count(),
+            phase_headings: self
+                .sections
+                .iter()
+                .filter(|s| dialect::is_phase_heading(&s.title))
+                .count(),
+            numbered: prefixes.iter().filter(|p| p.number.is_some()).count(),
+            kiro_parallel: prefixes.iter().filter(|p| p.kiro_parallel).count(),
+            requirements_lines: body.matches("_Requirements:").count(),
+            // `## 1. Foundation`: cc-sdd's and OpenSpec's groups are level-2 headings.
+            numbered_groups: self
+                .sections
+                .iter()
+                .enumerate()
+                .filter(|(i, s)| {
+                    direct_tasks[*i] && s.level <= 2 && dialect::is_numbered_heading(&s.title)
+                })
+                .count(),
+            task_headings: direct_tasks.iter().filter(|d| **d).count(),
+        };
+        let (dialect, dialect_reason) = match options.dialect {
+            Some(d) => (d, "set by --dialect".to_string()),
+            None => dialect::detect(&signals),
+        };
+
+        // Parents: by nesting, and in kiro files also by number.
+        let mut parents: Vec<Option<TaskIdx>> = self.tasks.iter().map(|t| t.nest_parent).collect();
+        if dialect == Dialect::Kiro {
+            let mut by_number: std::collections::HashMap<&str, TaskIdx> = Default::default();
+            for (i, p) in prefixes.iter().enumerate() {
+                let Some(num) = p.number.as_deref() else {
+                    continue;
+                };
+                if let Some((head, _)) = num.rsplit_once('.') {
+                    if let Some(&c) = by_number.get(head) {
+                        if parents[i] == self.tasks[c].nest_parent
+                            && parents[i].is_none_or(|p| p != c)
+                        {
+                            parents[i] = Some(c);
+                        }
+                    }
+                }
+                by_number.insert(num, i);
+            }
+        }
+
+        // Wave level.
+        // A `wave-level:` hint may stand anywhere before the first task.
+        let first_task = self.tasks.first().map_or(body.len(), |t| t.item.start);
+        let preamble_wave_level =
+            self.deferred
+                .iter()
+                .filter(|d| d.at < first_task)
+                .find_map(|d| {
+                    let mut scratch = Hints::default();
+                    hints::apply(&d.entries, Level::Document, &mut scratch);
+                    scratch.wave_level
+                });
+        let requested = options
+            .wave_level
+            .or(self.doc_hints.wave_level)
+            .or(preamble_wave_level);
+        let mut counts = [0usize; 7];
+        let mut any_at = [false; 7];
+        for (i, s) in self.sections.iter().enumerate() {
+            let l = usize::from(s.level.min(6));
+            any_at[l] = true;
+            if has_tasks[i] {
+                counts[l] += 1;
+            }
+        }
+        let wave_level: u8 = match requested {
+            Some(l) if (1..=6).contains(&l) && any_at[usize::from(l)] => l,
+            Some(l) => {
+                self.errors.push(
+                    Diagnostic::error(
+                        1,
+                        1,
+                        format!(
+                            "wave level {l} was asked for, but the file has no level-{l} headings"
+                        ),
+                    )
+                    .with_help(
+                        match (1..=6u8)
+                            .filter(|l| any_at[usize::from(*l)])
+                            .map(|l| l.to_string())
+                            .collect::<Vec<_>>()
+                        {
+                            levels if levels.is_empty() => {
+                                "the file has no headings; leave the wave level out".to_string()
+                            }
+                            levels => format!("use a level the file has: {}", levels.join(", ")),
+                        },
+                    )
+                    .with_source_line(src.line_text(1))
+                    .with_path(self.path.clone()),
+                );
+                0
+            }
+            None => (1..=6u8)
+                .find(|l| counts[usize::from(*l)] >= 2)
+                .or_else(|| (1..=6u8).find(|l| counts[usize::from(*l)] >= 1))
+                .unwrap_or(0),
+        };
+
+        // Hints in the preamble belong to the document.
+        let first_wave_start = if wave_level == 0 {
+            first_task
+        } else {
+            (0..self.sections.len())
+                .find(|&i| self.sections[i].level == wave_level && has_tasks[i])
+                .map_or(body.len(), |i| self.sections[i].start)
+        };
+        self.apply_deferred(first_wave_start);
+
+        // Waves and groups.
+        let mut waves: Vec<Wave> = Vec::new();
+        let mut groups: Vec<Group> = Vec::new();
+        // For each section: the wave heading and the group heading above it.
+        let mut wave_section_of: Vec<Option<SectionIdx>> = vec![None; self.sections.len()];
+        let mut group_section_of: Vec<Option<SectionIdx>> = vec![None; self.sections.len()];
+        if wave_level > 0 {
+            for i in 0..self.sections.len() {
+                let s = &self.sections[i];
+                if s.level == wave_level {
+                    wave_section_of[i] = Some(i);
+                } else if s.level > wave_level {
+                    if let Some(p) = s.parent {
+                        wave_section_of[i] = wave_section_of[p];
+                        group_section_of[i] = if s.level == wave_level + 1 {
+                            Some(i)
+                        } else {
+                            group_section_of[p]
+                        };
+                    }
+                }
+            }
+        } else {
+            waves.push(Wave {
+                index: 0,
+                section: None,
+                title: "(document)".to_string(),
+                groups: Vec::new(),
+            });
+        }
+        let default_parallel = match dialect {
+            Dialect::Waves => Parallelism::Unbounded,
+            _ => Parallelism::Sequential,
+        };
+        let mut task_wave = vec![None; n];
+        let mut task_group = vec![None; n];
+        let mut group_key: std::collections::HashMap<(WaveIdx, Option<SectionIdx>), GroupIdx> =
+            Default::default();
+        if wave_level == 0 {
+            // One wave, one group.
+            let g = self.new_group(&mut groups, &mut waves, 0, None, default_parallel);
+            for i in 0..n {
+                task_wave[i] = Some(0);
+                task_group[i] = Some(g);
+                groups[g].tasks.push(i);
+            }
+        } else {
+            for i in 0..n {
+                let Some(s) = self.tasks[i].section else {
+                    continue;
+                };
+                let Some(ws) = wave_section_of[s] else {
+                    continue;
+                };
+                // Waves are made as their first task is met: a heading at the
+                // wave level without tasks (a legend, notes) is no wave.
+                let w = match waves.last() {
+                    Some(last) if last.section == Some(ws) => last.index,
+                    _ => {
+                        waves.push(Wave {
+                            index: waves.len(),
+                            section: Some(ws),
+                            title: self.sections[ws].title.clone(),
+                            groups: Vec::new(),
+                        });
+                        waves.len() - 1
+                    }
+                };
+                let gs = group_section_of[s];
+                let g = match group_key.get(&(w, gs)) {
+                    Some(&g) => g,
+                    None => {
+                        let g = self.new_group(&mut groups, &mut waves, w, gs, default_parallel);
+                        group_key.insert((w, gs), g);
+                        g
+                    }
+                };
+                task_wave[i] = Some(w);
+                task_group[i] = Some(g);
+                groups[g].tasks.push(i);
+            }
+        }
+
+        // Ids.
+        let candidates: Vec<Candidate> = (0..n)
+            .map(|i| {
+                let t = &self.tasks[i];
+                let mut path: Vec<String> = Vec::new();
+                let mut cur = t.section;
+                while let Some(s) = cur {
+                    let sec = &self.sections[s];
+                    if wave_level > 0 && task_wave[i].is_some() && sec.level < wave_level {
+                        break;
+                    }
+                    // The normalised title: a heading an agent decorates
+                    // with `✅ COMPLETE` keeps its tasks' ids.
+                    path.push(ids::slug(&ids::module_name(&sec.title), 24));
+                    cur = sec.parent;
+                }
+                path.retain(|p| !p.is_empty());
+                path.reverse();
+                // The first line only: editing a continuation line keeps the id.
+                let first_line = texts[i].1.lines().next().unwrap_or("");
+                let mut text_slug = ids::slug(first_line, 40);
+                if text_slug.is_empty() {
+                    text_slug = "task".to_string();
+                }
+                path.push(text_slug);
+                Candidate {
+                    hint: t.hints.id.clone(),
+                    speckit: prefixes[i].speckit_id.clone(),
+                    number: prefixes[i].number.clone(),
+                    slug: path.join("/"),
+                }
+            })
+            .collect();
+        let assigned = ids::assign(&candidates);
+        for &(first, again) in &assigned.duplicate_hints {
+            let first_line = src.line_of(src.orig(self.tasks[first].item.start));
+            let id = candidates[again].hint.clone().unwrap_or_default();
+            let at = self.tasks[again].item.start;
+            self.error(
+                at,
+                format!("duplicate task id `{id}` (also on line {first_line})"),
+                Some("give each task its own `id:`".into()),
+            );
+        }
+        for &(first, again) in &assigned.duplicate_derived {
+            let first_line = src.line_of(src.orig(self.tasks[first].item.start));
+            let at = self.tasks[again].item.start;
+            let id = assigned.ids[again].0.clone();
+            self.warning(
+                at,
+                format!("this task's id is also used on line {first_line}; it is `{id}` here"),
+                Some("renumber the task, or give it an `id:` hint".into()),
+            );
+        }
+
+        // Warnings on empty tasks.
+        let empty: Vec<usize> = (0..n).filter(|&i| texts[i].1.is_empty()).collect();
+        for i in empty {
+            {
+                let at = self.tasks[i].marker.start;
+                self.warning(
+                    at,
+                    "empty task",
+                    Some("write what the task should do after the box, or delete the line".into()),
+                );
+            }
+        }
+
+        // The tasks.
+        let mut tasks: Vec<Task> = Vec::with_capacity(n);
+        for (i, raw) in self.tasks.iter().enumerate() {
+            let (id, id_source) = assigned.ids[i].clone();
+            let p = &prefixes[i];
+            tasks.push(Task {
+                index: i,
+                id,
+                id_source,
+                text: std::mem::take(&mut texts[i].1),
+                details: std::mem::take(&mut details[i]),
+                checked: raw.checked,
+                optional: raw.hints.optional.unwrap_or(raw.optional_syntax),
+                skip: raw.hints.skip.unwrap_or(false),
+                marker: src.orig_range(&raw.marker),
+                pos: src.pos(src.orig(raw.item.start)),
+                parent: parents[i],
+                children: Vec::new(),
+                section: raw.section,
+                wave: task_wave[i],
+                group: task_group[i],
+                hints: raw.hints.clone(),
+                depends_on: std::mem::take(&mut depends[i]),
+                parallel_marker: p.parallel,
+                story: p.story.clone(),
+            });
+        }
+        for i in 0..n {
+            if let Some(p) = tasks[i].parent {
+                tasks[p].children.push(i);
+            }
+        }
+
+        let sections: Vec<Section> = self
+            .sections
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Section {
+                index: i,
+                level: s.level,
+                title: s.title.clone(),
+                pos: src.pos(src.orig(s.start)),
+                parent: s.parent,
+                hints: s.hints.clone(),
+            })
+            .collect();
+
+        // The preamble: before the first wave heading (or the first task).
+        let pre_end = if wave_level > 0 {
+            waves
+                .first()
+                .and_then(|w| w.section)
+                .map_or(body.len(), |s| self.sections[s].start)
+        } else {
+            self.tasks
+                .first()
+                .map_or(body.len(), |t| src.body_line_start(t.item.start))
+        };
+        let pre_start = src.front_matter_end.min(pre_end);
+        let preamble = body[pre_start..pre_end].trim().replace('\r', "");
+
+        if !self.errors.is_empty() {
+            let mut all = self.errors;
+            all.extend(self.warnings);
+            return Err(Diagnostics(all));
+        }
+        Ok(Document {
+            path: options.path.clone(),
+            bom: src.bom > 0,
+            crlf: src.crlf,
+            front_matter: src.front_matter.clone(),
+            preamble,
+            sections,
+            tasks,
+            waves,
+            groups,
+            wave_level,
+            dialect,
+            dialect_reason,
+            hints: self.doc_hints,
+            warnings: self.warnings,
+        })
+    }
+
+    /// A new group in wave `w` for group heading `section` (`None`: the lead group).
+    fn new_group(
+        &self,
+        groups: &mut Vec<Group>,
+        waves: &mut [Wave],
+        w: WaveIdx,
+        section: Option<SectionIdx>,
+        default_parallel: Parallelism,
+    ) -> GroupIdx {
+        let wave_section = waves[w].section;
+        let own = section.map(|s| &self.sections[s].hints);
+        let wave_hints = wave_section.map(|s| &self.sections[s].hints);
+        let hinted = own
+            .and_then(|h| h.parallel)
+            .or_else(|| wave_hints.and_then(|h| h.parallel))
+            .or(self.doc_hints.parallel);
+        let title = match section {
+            Some(s) => self.sections[s].title.clone(),
+            None => waves[w].title.clone(),
+        };
+        let module = match section {
+            Some(s) => Some(
+                self.sections[s]
+                    .hints
+                    .module
+                    .clone()
+                    .unwrap_or_else(|| ids::module_name(&self.sections[s].title)),
+            ),
+            None => wave_hints.and_then(|h| h.module.clone()),
+        };
+        let g = groups.len();
+        groups.push(Group {
+            index: g,
+            wave: w,
+            section,
+            title,
+            module,
+            tasks: Vec::new(),
+            parallel: hinted.unwrap_or(default_parallel),
+            parallel_from_hint: hinted.is_some(),
+            after: own.map(|h| h.after.clone()).unwrap_or_default(),
+        });
+        waves[w].groups.push(g);
+        g
+    }
+}
+
+/// Where the 3-byte `[?]` marker is: the event's range when it holds one,
+/// else the first `[?]` on the item's first line.
+fn locate_marker(body: &str, event: &Range<usize>, item: &Range<usize>) -> Option<usize> {
+    let is_marker = |at: usize| {
+        let b = body.as_bytes();
+        b.get(at) == Some(&b'[')
+            && matches!(b.get(at + 1), Some(b' ' | b'x' | b'X'))
+            && b.get(at + 2) == Some(&b']')
+    };
+    if is_marker(event.start) {
+        return Some(event.start);
+    }
+    let line_end = body[item.start..item.end.min(body.len())]
+        .find('\n')
+        .map_or(item.end, |e| item.start + e);
+    (item.start..line_end.saturating_sub(2)).find(|&at| is_marker(at))
+}
+
+/// `body[range]` without the `excluded` ranges (sorted by start).
+fn cut(body: &str, range: Range<usize>, excluded: &[Range<usize>]) -> String {
+    let mut out = String::new();
+    let mut at = range.start;
+    for ex in excluded {
+        if ex.end <= at || ex.start >= range.end {
+            continue;
+        }
+        // Drop the indentation before an excluded block too, so the line it
+        // stood on does not glue onto the next one.
+        let line_start = body[..ex.start].rfind('\n').map_or(0, |p| p + 1);
+        let start = if line_start >= at && body[line_start..ex.start].trim().is_empty() {
+            line_start
+        } else {
+            ex.start
+        };
+        if start > at {
+            out.push_str(&body[at..start]);
+        }
+        at = at.max(ex.end);
+    }
+    if at < range.end {
+        out.push_str(&body[at..range.end]);
+    }
+    out
+}
+
+/// A paragraph's source text: each line trimmed (continuation lines lose
+/// their indentation and blockquote `>`), joined with `\n`.
+fn clean_text(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for (i, line) in raw.lines().enumerate() {
+        let mut l = line.trim();
+        if i > 0 {
+            while let Some(r) = l.strip_prefix('>') {
+                l = r.trim_start();
+            }
+        }
+        if l.is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(l);
+    }
+    out
+}
+
+/// Removes the common indentation, CRs, blank lines at both ends and runs of
+/// blank lines.
+fn dedent(raw: &str) -> String {
+    let lines: Vec<&str> = raw.lines().map(|l| l.trim_end_matches('\r')).collect();
+    let indent = lines
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start_matches([' ', '\t']).len())
+        .min()
+        .unwrap_or(0);
+    let mut out = String::new();
+    let mut blank_run = false;
+    for l in lines {
+        if l.trim().is_empty() {
+            blank_run = !out.is_empty();
+            continue;
+        }
+        if blank_run {
+            out.push('\n');
+            blank_run = false;
+        }
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        let cut = l.len() - l.trim_start_matches([' ', '\t']).len();
+        out.push_str(l[cut.min(indent)..].trim_end());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(text: &str) -> Document {
+        match parse(text, &ParseOptions::default()) {
+            Ok(d) => d,
+            Err(e) => panic!("parse failed:\n{e}"),
+        }
+    }
+
+    fn errors(text: &str) -> Vec<Diagnostic> {
+        match parse(text, &ParseOptions::default()) {
+            Ok(d) => panic!("expected errors, got {} tasks", d.tasks.len()),
+            Err(e) => e.0.into_iter().filter(|d| d.is_error()).collect(),
+        }
+    }
+
+    #[test]
+    fn tight_list_tasks_have_text_marker_and_state() {
+        let text = "# W1\n- [ ] one\n- [x] two\n# W2\n- [X] three\n";
+        let d = doc(text);
+        assert_eq!(d.tasks.len(), 3);
+        assert_eq!(d.tasks[0].text, "one");
+        assert!(!d.tasks[0].checked);
+        assert!(d.tasks[1].checked && d.tasks[2].checked);
+        for t in &d.tasks {
+            assert_eq!(
+                &text[t.marker.clone()],
+                if t.checked {
+                    &text[t.marker.clone()]
+                } else {
+                    "[ ]"
+                }
+            );
+            assert_eq!(text.as_bytes()[t.marker.start], b'[');
+        }
+        assert_eq!(d.tasks[0].pos.line, 2);
+    }
+
+    #[test]
+    fn loose_list_marker_is_located_in_the_source() {
+        let text = "* [ ] loose\n\n  para two\n\n* [x] next\n";
+        let d = doc(text);
+        assert_eq!(d.tasks.len(), 2);
+        assert_eq!(&text[d.tasks[0].marker.clone()], "[ ]");
+        assert_eq!(&text[d.tasks[1].marker.clone()], "[x]");
+        assert_eq!(d.tasks[0].text, "loose");
+        assert_eq!(d.tasks[0].details, "para two");
+    }
+
+    #[test]
+    fn ordered_and_blockquoted_tasks_are_found() {
+        let text = "1. [ ] first\n2. [x] second\n\n> - [ ] quoted\n";
+        let d = doc(text);
+        let texts: Vec<_> = d.tasks.iter().map(|t| t.text.as_str()).collect();
+        assert_eq!(texts, ["first", "second", "quoted"]);
+        for t in &d.tasks {
+            assert!(matches!(&text[t.marker.clone()], "[ ]" | "[x]"));
+        }
+    }
+
+    #[test]
+    fn checkboxes_in_code_html_and_comments_are_not_tasks() {
+        let text = "# T\n```\n- [ ] fenced\n```\n\n    - [ ] indented\n\n<div>\n- [ ] html\n</div>\n\n<!-- - [ ] comment -->\n- [ ] real\n";
+        let d = doc(text);
+        let texts: Vec<_> = d.tasks.iter().map(|t| t.text.as_str()).collect();
+        assert_eq!(texts, ["real"]);
+    }
+
+    #[test]
+    fn kiro_optional_tasks_are_found_from_the_source() {
+        let text = "- [ ] 1. Parent\n- [ ]* 1.2 Write property test\n- [x]* 1.3 Done one\n";
+        let d = doc(text);
+        assert_eq!(d.tasks.len(), 3);
+        let t = &d.tasks[1];
+        assert!(t.optional);
+        assert!(!t.checked);
+        assert_eq!(&text[t.marker.clone()], "[ ]");
+        assert_eq!(t.id, "1.2");
+        assert_eq!(t.text, "Write property test");
+        assert!(d.tasks[2].optional && d.tasks[2].checked);
+        assert!(!d.tasks[0].optional);
+    }
+
+    #[test]
+    fn details_exclude_child_tasks_and_are_dedented() {
+        let text =
+            "- [ ] parent\n  - note a\n    more\n  - [ ] child\n    - child detail\n  - note b\n";
+        let d = doc(text);
+        assert_eq!(d.tasks[0].details, "- note a\n  more\n- note b");
+        assert_eq!(d.tasks[1].details, "- child detail");
+        assert_eq!(d.tasks[1].parent, Some(0));
+        assert_eq!(d.tasks[0].children, [1]);
+    }
+
+    #[test]
+    fn text_keeps_inline_markdown_and_drops_trailing_hints() {
+        let d = doc("- [ ] Add **login** to `api.rs` <!-- id: login -->\n");
+        assert_eq!(d.tasks[0].text, "Add **login** to `api.rs`");
+        assert_eq!(d.tasks[0].id, "login");
+        assert_eq!(d.tasks[0].id_source, IdSource::Hint);
+    }
+
+    #[test]
+    fn multi_line_text_is_joined_by_lines() {
+        let d = doc("- [ ] first line\n  second line\n");
+        assert_eq!(d.tasks[0].text, "first line\nsecond line");
+    }
+
+    #[test]
+    fn wave_level_is_the_shallowest_with_two_task_headings() {
+        let d = doc("# Title\n\nintro\n\n## A\n- [ ] a\n## B\n### G\n- [ ] b\n");
+        assert_eq!(d.wave_level, 2);
+        let titles: Vec<_> = d.waves.iter().map(|w| w.title.as_str()).collect();
+        assert_eq!(titles, ["A", "B"]);
+        assert_eq!(d.preamble, "# Title\n\nintro");
+        let g = &d.groups[d.tasks[1].group.unwrap()];
+        assert_eq!(g.title, "G");
+        assert_eq!(g.module.as_deref(), Some("g"));
+        let lead = &d.groups[d.tasks[0].group.unwrap()];
+        assert_eq!(lead.section, None);
+        assert_eq!(lead.module, None);
+        assert_eq!(lead.title, "A");
+    }
+
+    #[test]
+    fn a_file_without_headings_is_one_wave_with_one_group() {
+        let d = doc("Intro.\n\n- [ ] a\n- [ ] b\n");
+        assert_eq!(d.wave_level, 0);
+        assert_eq!(d.waves.len(), 1);
+        assert_eq!(d.waves[0].title, "(document)");
+        assert_eq!(d.groups.len(), 1);
+        assert_eq!(d.groups[0].tasks, [0, 1]);
+        assert_eq!(d.preamble, "Intro.");
+    }
+
+    #[test]
+    fn tasks_before_the_first_wave_are_outside_any_wave() {
+        let d = doc("# T\n- [ ] early\n## A\n- [ ] a\n## B\n- [ ] b\n");
+        assert_eq!(d.wave_level, 2);
+        assert_eq!(d.tasks[0].wave, None);
+        assert_eq!(d.tasks[0].group, None);
+        assert_eq!(d.tasks[1].wave, Some(0));
+    }
+
+    #[test]
+    fn the_wave_level_option_and_hint_override_detection() {
+        let text = "# A\n## a1\n- [ ] x\n# B\n## b1\n- [ ] y\n";
+        assert_eq!(doc(text).wave_level, 1);
+        let mut o = ParseOptions {
+            wave_level: Some(2),
+            ..ParseOptions::default()
+        };
+        assert_eq!(parse(text, &o).unwrap().wave_level, 2);
+        let hinted = format!("<!-- wave-level: 2 -->\n{text}");
+        assert_eq!(doc(&hinted).wave_level, 2);
+        o.wave_level = Some(4);
+        let e = parse(text, &o).unwrap_err();
+        assert!(e.0[0].message.contains("no level-4 headings"), "{e}");
+    }
+
+    #[test]
+    fn repeated_headings_are_distinct_sections() {
+        let d = doc("## Phase 1\n- [ ] a\n## Phase 1\n- [ ] b\n");
+        assert_eq!(d.waves.len(), 2);
+        assert_ne!(d.tasks[0].wave, d.tasks[1].wave);
+        assert_ne!(d.tasks[0].id, d.tasks[1].id);
+    }
+
+    #[test]
+    fn section_and_document_and_task_hints_land_where_they_stand() {
+        let text = "<!-- jobs: 2 -->\n# T\n## A\n<!-- parallel: false; module: api -->\n- [ ] a\n  <!-- id: aa; retries: 3 -->\n- [ ] b <!-- timeout: 5m -->\n## B\n- [ ] c\n";
+        let d = doc(text);
+        assert_eq!(d.hints.jobs, Some(2));
+        let a = d.task_by_id("aa").unwrap();
+        assert_eq!(a.hints.retries, Some(3));
+        assert_eq!(
+            d.tasks[1].hints.timeout,
+            Some(std::time::Duration::from_secs(300))
+        );
+        let g = &d.groups[a.group.unwrap()];
+        assert_eq!(g.parallel, Parallelism::Sequential);
+        assert!(g.parallel_from_hint);
+        assert_eq!(g.module.as_deref(), Some("api"));
+        let gc = &d.groups[d.tasks[2].group.unwrap()];
+        assert_eq!(gc.parallel, Parallelism::Unbounded);
+        assert!(!gc.parallel_from_hint);
+    }
+
+    #[test]
+    fn a_hint_after_other_content_is_an_error() {
+        let e = errors("# A\n\ntext\n\n<!-- parallel: false -->\n- [ ] a\n");
+        assert_eq!(e.len(), 1);
+        assert!(e[0].message.contains("applies to nothing"), "{}", e[0]);
+        assert_eq!((e[0].line, e[0].col), (5, 1));
+    }
+
+    #[test]
+    fn an_unknown_hint_key_is_reported_at_the_key() {
+        let e = errors("# A\n<!-- paralel: false -->\n- [ ] a\n");
+        assert_eq!(e.len(), 1);
+        assert_eq!((e[0].line, e[0].col), (2, 6));
+        assert_eq!(e[0].source_line, "<!-- paralel: false -->");
+        assert_eq!(e[0].help.as_deref(), Some("did you mean `parallel`?"));
+    }
+
+    #[test]
+    fn multi_line_hint_comments_are_read_whole() {
+        let d = doc("## A\n<!--\n  parallel: 2\n  after: Setup\n-->\n- [ ] a\n## B\n- [ ] b\n");
+        assert_eq!(d.groups[0].parallel, Parallelism::Max(2));
+        assert_eq!(d.sections[0].hints.parallel, Some(Parallelism::Max(2)));
+        assert_eq!(d.sections[0].hints.after, ["Setup"]);
+    }
+
+    #[test]
+    fn all_errors_are_collected() {
+        let e = errors(
+            "<!-- jobs: x -->\n# A\n<!-- paralel: 1 -->\n- [ ] a\n  <!-- retries: many -->\n",
+        );
+        assert_eq!(e.len(), 3);
+    }
+
+    #[test]
+    fn duplicate_hint_ids_are_errors_naming_both_lines() {
+        let e = errors("- [ ] a <!-- id: x -->\n- [ ] b <!-- id: x -->\n");
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].line, 2);
+        assert!(e[0].message.contains("also on line 1"), "{}", e[0]);
+    }
+
+    #[test]
+    fn empty_task_text_is_a_warning() {
+        let d = doc("- [ ] \n- [ ] x\n");
+        assert_eq!(d.tasks.len(), 2);
+        assert_eq!(d.warnings.len(), 1);
+        assert!(d.warnings[0].message.contains("empty task"));
+    }
+
+    #[test]
+    fn speckit_prefix_fills_id_markers_story_and_dependencies() {
+        let d = doc(
+            "## Phase 1: Setup\n- [ ] T001 [P] [US1] Create model (depends on T003-T004)\n- [ ] T002 Wire\n## Phase 2: More\n- [ ] T003 x\n- [ ] T004 y\n",
+        );
+        assert_eq!(d.dialect, Dialect::SpecKit);
+        let t = &d.tasks[0];
+        assert_eq!(t.id, "T001");
+        assert_eq!(t.id_source, IdSource::SpecKit);
+        assert!(t.parallel_marker);
+        assert_eq!(t.story.as_deref(), Some("US1"));
+        assert_eq!(t.depends_on, ["T003", "T004"]);
+        assert_eq!(t.text, "[P] [US1] Create model (depends on T003-T004)");
+        assert_eq!(d.groups[0].parallel, Parallelism::Sequential);
+    }
+
+    #[test]
+    fn kiro_numbers_make_parents_and_depends_lines_make_edges() {
+        let text = "# Plan\n- [ ] 1. Parent\n- [ ] 1.1 Child one\n  - _Requirements: 1.1_\n- [ ] 1.2 (P) Child two\n  - _Depends: 1.1_\n- [ ] 2. Next\n";
+        let d = doc(text);
+        assert_eq!(d.dialect, Dialect::Kiro);
+        assert!(
+            d.dialect_reason.contains("numbered"),
+            "{}",
+            d.dialect_reason
+        );
+        assert_eq!(d.tasks[0].children, [1, 2]);
+        assert_eq!(d.tasks[2].parent, Some(0));
+        assert!(d.tasks[2].parallel_marker);
+        assert_eq!(d.tasks[2].depends_on, ["1.1"]);
+        assert_eq!(d.tasks[3].parent, None);
+    }
+
+    #[test]
+    fn slug_ids_use_the_section_path_from_the_wave_down() {
+        let d = doc(
+            "# Title\n## Backend\n### API\n- [ ] Add login\n- [ ] Add login\n## Frontend\n- [ ] Page\n",
+        );
+        assert_eq!(d.tasks[0].id, "backend/api/add-login");
+        assert_eq!(d.tasks[1].id, "backend/api/add-login-2");
+        assert_eq!(d.tasks[2].id, "frontend/page");
+    }
+
+    #[test]
+    fn dialect_option_overrides_detection() {
+        let o = ParseOptions {
+            dialect: Some(Dialect::Waves),
+            ..ParseOptions::default()
+        };
+        let d = parse("- [ ] T001 a\n- [ ] T002 b\n", &o).unwrap();
+        assert_eq!(d.dialect, Dialect::Waves);
+        assert_eq!(d.dialect_reason, "set by --dialect");
+    }
+
+    #[test]
+    fn dedent_collapses_blank_runs() {
+        assert_eq!(dedent("\n\n    a\n\n\n      b\n  \n"), "a\n\n  b");
+    }
 }

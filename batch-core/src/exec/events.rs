@@ -5,6 +5,51 @@
 //! `{"v":1,"type":"task_started","seq":3,"ts":"2026-11-25T09:00:00.123Z","run_id":"…","data":{…}}`.
 //! Consumers must ignore unknown `type`s and unknown fields; `v` is bumped
 //! when the meaning of an existing field changes.
+//!
+//! The envelope fields: `v` ([`SCHEMA_VERSION`]), `seq` (0-based, one more per
+//! event, no gaps), `ts` (RFC 3339 UTC with milliseconds), `run_id` (the run's
+//! UUID, also in the journal), `type` ([`RunEvent::type_name`]) and `data`
+//! (the variant's fields, documented on each [`RunEvent`] variant). Progress
+//! items inside `task_progress` are [`Progress`] values tagged by `kind`.
+//!
+//! Order: `run_started` first and `run_finished` last (also when interrupted);
+//! per task, `task_started` once per attempt, any number of `task_progress`,
+//! `task_retrying` between attempts, then exactly one of `task_succeeded` /
+//! `task_failed`; a task that never runs gets only `task_skipped`.
+//! `docs/events.md` in the repository has the same schema as tables.
+//!
+//! A full run of three tasks (T001 flaky, T002 failing, T003 skipped because
+//! it depends on T002), one event per line:
+//!
+//! ```
+//! # use batch_core::exec::{Envelope, RunEvent};
+//! let lines = r#"
+//! {"v":1,"seq":0,"ts":"2026-11-25T09:00:00.120Z","run_id":"6f1c2a9e","type":"run_started","data":{"file":"task.md","total":3,"waves":2,"jobs":2,"runner":"command","unfinished":[]}}
+//! {"v":1,"seq":1,"ts":"2026-11-25T09:00:00.131Z","run_id":"6f1c2a9e","type":"task_started","data":{"id":"T001","title":"Create the model","attempt":1,"wave":0,"group":"Setup"}}
+//! {"v":1,"seq":2,"ts":"2026-11-25T09:00:00.133Z","run_id":"6f1c2a9e","type":"task_started","data":{"id":"T002","title":"Parse the hints","attempt":1,"wave":0,"group":"Setup"}}
+//! {"v":1,"seq":3,"ts":"2026-11-25T09:00:00.140Z","run_id":"6f1c2a9e","type":"task_progress","data":{"id":"T001","attempt":1,"progress":{"kind":"spawned","pid":41873}}}
+//! {"v":1,"seq":4,"ts":"2026-11-25T09:00:00.512Z","run_id":"6f1c2a9e","type":"task_progress","data":{"id":"T001","attempt":1,"progress":{"kind":"output","stream":"stdout","line":"writing src/model.rs"}}}
+//! {"v":1,"seq":5,"ts":"2026-11-25T09:00:00.730Z","run_id":"6f1c2a9e","type":"task_progress","data":{"id":"T002","attempt":1,"progress":{"kind":"tool_call","tool":"Write","arg":"src/hints.rs"}}}
+//! {"v":1,"seq":6,"ts":"2026-11-25T09:00:01.402Z","run_id":"6f1c2a9e","type":"task_retrying","data":{"id":"T001","attempt":1,"kind":"failed","message":"exit status 1","delay_ms":1000,"counts":true}}
+//! {"v":1,"seq":7,"ts":"2026-11-25T09:00:02.409Z","run_id":"6f1c2a9e","type":"task_started","data":{"id":"T001","title":"Create the model","attempt":2,"wave":0,"group":"Setup"}}
+//! {"v":1,"seq":8,"ts":"2026-11-25T09:00:02.950Z","run_id":"6f1c2a9e","type":"task_progress","data":{"id":"T001","attempt":2,"progress":{"kind":"usage","usage":{"input_tokens":5120,"output_tokens":812,"cost_usd":0.031,"turns":4}}}}
+//! {"v":1,"seq":9,"ts":"2026-11-25T09:00:03.950Z","run_id":"6f1c2a9e","type":"task_succeeded","data":{"id":"T001","attempt":2,"duration_ms":3819,"flaky":true,"usage":{"input_tokens":9876,"output_tokens":1402,"cost_usd":0.058,"turns":7},"parents_checked":[]}}
+//! {"v":1,"seq":10,"ts":"2026-11-25T09:00:04.001Z","run_id":"6f1c2a9e","type":"task_failed","data":{"id":"T002","attempt":3,"kind":"timeout","message":"no result within 90s","duration_ms":3868}}
+//! {"v":1,"seq":11,"ts":"2026-11-25T09:00:04.002Z","run_id":"6f1c2a9e","type":"task_skipped","data":{"id":"T003","reason":"dependency T002 failed"}}
+//! {"v":1,"seq":12,"ts":"2026-11-25T09:00:04.010Z","run_id":"6f1c2a9e","type":"run_finished","data":{"summary":{"total":3,"succeeded":1,"flaky":1,"failed":1,"skipped":1,"interrupted":0,"duration_ms":3890,"usage":null,"cancelled":false}}}
+//! "#;
+//! let events: Vec<Envelope> = lines
+//!     .trim()
+//!     .lines()
+//!     .map(|l| serde_json::from_str(l).unwrap())
+//!     .collect();
+//! assert!(matches!(events[0].event, RunEvent::RunStarted { total: 3, .. }));
+//! assert!(matches!(events.last().unwrap().event, RunEvent::RunFinished { .. }));
+//! // Every line round-trips byte for byte.
+//! for (e, l) in events.iter().zip(lines.trim().lines()) {
+//!     assert_eq!(e.to_json(), l);
+//! }
+//! ```
 
 use std::time::Duration;
 
@@ -211,6 +256,7 @@ impl Envelope {
 }
 
 /// Formats a duration as milliseconds for events.
+#[allow(dead_code)] // used by the executor
 pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

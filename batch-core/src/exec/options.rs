@@ -78,4 +78,5 @@ impl Default for RunOptions {
 }
 
 /// The default `--jobs`.
+#[allow(dead_code)] // used by the executor
 pub const DEFAULT_JOBS: u32 = 4;

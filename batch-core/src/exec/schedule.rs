@@ -1,1 +1,219 @@
-//! The ready set and the limits.
+//! The ready set and the limits: which task may start next.
+//!
+//! A node is *ready* when every node it waits for has succeeded (tasks checked
+//! before the run are not in the plan: they satisfy dependencies already). Among
+//! ready nodes the one heading the longest remaining chain of work goes first
+//! (critical-path order, ties in plan order), provided its group is under its
+//! `parallel:` limit and none of its `resource:` names is held by a running
+//! node. The global limit (`--jobs`, lowered by the rate-limit gate) is the
+//! caller's business: it asks [`Scheduler::pick`] only while a slot is free.
+//!
+//! A node that fails for good makes every node that (transitively) waits for
+//! it unrunnable: [`Scheduler::fail`] returns them so the caller can skip them.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use crate::plan::{NodeIdx, Plan};
+
+/// Where a node is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NodeState {
+    /// Waiting for dependencies.
+    Waiting,
+    /// In the ready set.
+    Ready,
+    /// An attempt is running.
+    Running,
+    /// Between attempts (backoff); holds no slot, no resource.
+    Backoff,
+    /// Finished: succeeded, failed, skipped or interrupted.
+    Done,
+}
+
+type Key = (Reverse<usize>, usize, NodeIdx);
+
+/// The ready set over a plan's DAG plus group and resource bookkeeping.
+#[derive(Debug)]
+pub(crate) struct Scheduler {
+    state: Vec<NodeState>,
+    /// Unfinished dependencies per node.
+    pending: Vec<usize>,
+    dependants: Vec<Vec<NodeIdx>>,
+    keys: Vec<Key>,
+    groups: Vec<usize>,
+    group_limit: HashMap<usize, u32>,
+    group_running: HashMap<usize, u32>,
+    resources: Vec<Vec<String>>,
+    held: HashSet<String>,
+    ready: BTreeSet<Key>,
+    running: usize,
+}
+
+impl Scheduler {
+    /// A scheduler for every node of `plan`.
+    pub(crate) fn new(plan: &Plan) -> Self {
+        let n = plan.nodes.len();
+        let mut dependants = vec![Vec::new(); n];
+        let mut pending = vec![0; n];
+        for node in &plan.nodes {
+            let mut seen = HashSet::new();
+            for e in &node.deps {
+                if e.on < n && e.on != node.index && seen.insert(e.on) {
+                    dependants[e.on].push(node.index);
+                    pending[node.index] += 1;
+                }
+            }
+        }
+        let group_limit = plan
+            .groups
+            .iter()
+            .filter_map(|g| g.limit.map(|l| (g.group, l.max(1))))
+            .collect();
+        let mut s = Scheduler {
+            state: vec![NodeState::Waiting; n],
+            pending,
+            dependants,
+            keys: plan
+                .nodes
+                .iter()
+                .map(|nd| (Reverse(nd.chain), nd.order, nd.index))
+                .collect(),
+            groups: plan.nodes.iter().map(|nd| nd.group).collect(),
+            group_limit,
+            group_running: HashMap::new(),
+            resources: plan.nodes.iter().map(|nd| nd.resources.clone()).collect(),
+            held: HashSet::new(),
+            ready: BTreeSet::new(),
+            running: 0,
+        };
+        for i in 0..n {
+            if s.pending[i] == 0 {
+                s.make_ready(i);
+            }
+        }
+        s
+    }
+
+    fn make_ready(&mut self, i: NodeIdx) {
+        self.state[i] = NodeState::Ready;
+        self.ready.insert(self.keys[i]);
+    }
+
+    /// The node's state.
+    pub(crate) fn state(&self, i: NodeIdx) -> NodeState {
+        self.state[i]
+    }
+
+    /// Attempts running now.
+    pub(crate) fn running(&self) -> usize {
+        self.running
+    }
+
+    /// Whether any node is ready (whether or not its limits allow it to start).
+    pub(crate) fn has_ready(&self) -> bool {
+        !self.ready.is_empty()
+    }
+
+    /// The highest-priority ready node whose group and resources allow it to start.
+    pub(crate) fn pick(&self) -> Option<NodeIdx> {
+        self.ready.iter().map(|k| k.2).find(|&i| self.can_start(i))
+    }
+
+    fn can_start(&self, i: NodeIdx) -> bool {
+        let g = self.groups[i];
+        if let Some(&limit) = self.group_limit.get(&g)
+            && self.group_running.get(&g).copied().unwrap_or(0) >= limit
+        {
+            return false;
+        }
+        !self.resources[i].iter().any(|r| self.held.contains(r))
+    }
+
+    /// Marks a ready node as running: takes its group slot and resources.
+    pub(crate) fn start(&mut self, i: NodeIdx) {
+        debug_assert!(self.state[i] == NodeState::Ready);
+        self.ready.remove(&self.keys[i]);
+        self.state[i] = NodeState::Running;
+        *self.group_running.entry(self.groups[i]).or_default() += 1;
+        for r in &self.resources[i] {
+            self.held.insert(r.clone());
+        }
+        self.running += 1;
+    }
+
+    fn release(&mut self, i: NodeIdx) {
+        if self.state[i] != NodeState::Running {
+            return;
+        }
+        if let Some(c) = self.group_running.get_mut(&self.groups[i]) {
+            *c = c.saturating_sub(1);
+        }
+        for r in &self.resources[i] {
+            self.held.remove(r);
+        }
+        self.running -= 1;
+    }
+
+    /// A running node's attempt failed and it will be retried: frees its slot.
+    pub(crate) fn backoff(&mut self, i: NodeIdx) {
+        self.release(i);
+        self.state[i] = NodeState::Backoff;
+    }
+
+    /// A node in backoff may start again.
+    pub(crate) fn retry_due(&mut self, i: NodeIdx) {
+        if self.state[i] == NodeState::Backoff {
+            self.make_ready(i);
+        }
+    }
+
+    /// A node succeeded; returns the nodes that became ready.
+    pub(crate) fn succeed(&mut self, i: NodeIdx) -> Vec<NodeIdx> {
+        self.release(i);
+        self.state[i] = NodeState::Done;
+        let mut now_ready = Vec::new();
+        for d in self.dependants[i].clone() {
+            self.pending[d] = self.pending[d].saturating_sub(1);
+            if self.pending[d] == 0 && self.state[d] == NodeState::Waiting {
+                self.make_ready(d);
+                now_ready.push(d);
+            }
+        }
+        now_ready
+    }
+
+    /// A node failed for good (or was interrupted); returns every unfinished
+    /// node that waits for it, transitively, now marked done.
+    pub(crate) fn fail(&mut self, i: NodeIdx) -> Vec<NodeIdx> {
+        self.finish(i);
+        let mut out = Vec::new();
+        let mut stack = self.dependants[i].clone();
+        while let Some(d) = stack.pop() {
+            if self.state[d] == NodeState::Done || out.contains(&d) {
+                continue;
+            }
+            self.finish(d);
+            out.push(d);
+            stack.extend(self.dependants[d].iter().copied());
+        }
+        out.sort_unstable();
+        out
+    }
+
+    /// Marks a node done whatever its state (skipped, stopped).
+    pub(crate) fn finish(&mut self, i: NodeIdx) {
+        self.release(i);
+        if self.state[i] == NodeState::Ready {
+            self.ready.remove(&self.keys[i]);
+        }
+        self.state[i] = NodeState::Done;
+    }
+
+    /// Nodes not yet done.
+    pub(crate) fn unfinished(&self) -> Vec<NodeIdx> {
+        (0..self.state.len())
+            .filter(|&i| self.state[i] != NodeState::Done)
+            .collect()
+    }
+}

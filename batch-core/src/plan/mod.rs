@@ -5,10 +5,14 @@
 mod build;
 mod lint;
 mod model;
+mod ready;
 mod render;
+#[cfg(test)]
+mod testdoc;
 
 pub use lint::check;
 pub use model::*;
+pub use ready::ReadyTracker;
 pub use render::{PlanFormat, render};
 
 use crate::doc::Document;

@@ -6,6 +6,8 @@ use crate::doc::{Dialect, GroupIdx, Parallelism, TaskIdx, WaveIdx};
 
 /// Index of a node in [`Plan::nodes`].
 pub type NodeIdx = usize;
+/// Index of a barrier in [`Plan::barriers`].
+pub type BarrierIdx = usize;
 
 /// Options for [`Plan::build`].
 #[derive(Debug, Clone, Default)]
@@ -69,6 +71,31 @@ pub struct PlanNode {
     pub chain: usize,
     /// Resource names from `resource:` hints.
     pub resources: Vec<String>,
+    /// Barriers this node waits for, besides `deps`: it may start only when
+    /// every member of each of these barriers has finished.
+    pub barriers: Vec<BarrierIdx>,
+}
+
+/// A join point: "every remaining task of wave 2", "module `api` of wave 1",
+/// "all of section `Setup`".
+///
+/// Waiting for a whole wave through direct edges would cost
+/// `|wave N| × |wave N+1|` edges (a hundred million for 100,000 tasks in 100
+/// waves); a barrier costs `|wave N| + |wave N+1|`. A node waits for a barrier
+/// when its [`PlanNode::barriers`] names it; the barrier is passed when every
+/// node in `members` has finished. Members are the set's sinks (nodes nothing
+/// else in the set waits for), which implies the rest of the set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Barrier {
+    /// This barrier's index in [`Plan::barriers`].
+    pub index: BarrierIdx,
+    /// The nodes that must all finish (never empty).
+    pub members: Vec<NodeIdx>,
+    /// Why nodes wait for it.
+    pub reason: EdgeReason,
+    /// What it stands for, for people: `wave 1`, `module api (wave 2)`, `section Setup`.
+    pub label: String,
 }
 
 /// A group as the executor needs it.
@@ -96,6 +123,10 @@ pub struct Excluded {
 }
 
 /// A DAG over the unchecked leaf tasks.
+///
+/// A node may start when every node in its [`deps`](PlanNode::deps) and every
+/// member of every barrier in its [`barriers`](PlanNode::barriers) has
+/// finished. [`ReadyTracker`](super::ReadyTracker) does that bookkeeping.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Plan {
@@ -111,11 +142,62 @@ pub struct Plan {
     pub dialect_reason: String,
     /// Whether cross-wave scheduling is on.
     pub cross_wave: bool,
+    /// Join points nodes wait for (see [`Barrier`]).
+    pub barriers: Vec<Barrier>,
 }
 
 impl Plan {
     /// The node for a task id.
     pub fn node_by_id(&self, id: &str) -> Option<&PlanNode> {
         self.nodes.iter().find(|n| n.id == id)
+    }
+
+    /// Every node `node` waits for directly: its `deps` plus the members of
+    /// its barriers, sorted, without duplicates.
+    pub fn waits_for(&self, node: NodeIdx) -> Vec<NodeIdx> {
+        let Some(n) = self.nodes.get(node) else {
+            return Vec::new();
+        };
+        let mut out: Vec<NodeIdx> = n.deps.iter().map(|e| e.on).collect();
+        for &b in &n.barriers {
+            if let Some(b) = self.barriers.get(b) {
+                out.extend_from_slice(&b.members);
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Whether `node` waits for `other`, directly or through other nodes.
+    pub fn depends_on(&self, node: NodeIdx, other: NodeIdx) -> bool {
+        if node >= self.nodes.len() || other >= node {
+            // Topological order: a node only waits for earlier ones.
+            return false;
+        }
+        let mut seen = vec![false; node + 1];
+        let mut seen_barrier = vec![false; self.barriers.len()];
+        let mut stack = vec![node];
+        while let Some(v) = stack.pop() {
+            let n = &self.nodes[v];
+            let direct = n.deps.iter().map(|e| e.on);
+            let mut next: Vec<NodeIdx> = direct.collect();
+            for &b in &n.barriers {
+                if !seen_barrier[b] {
+                    seen_barrier[b] = true;
+                    next.extend_from_slice(&self.barriers[b].members);
+                }
+            }
+            for w in next {
+                if w == other {
+                    return true;
+                }
+                if w > other && !seen[w] {
+                    seen[w] = true;
+                    stack.push(w);
+                }
+            }
+        }
+        false
     }
 }

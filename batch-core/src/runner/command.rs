@@ -1,14 +1,47 @@
 //! The command runner (`--cmd TEMPLATE`).
+//!
+//! The template is split into argv once, by shell-word rules (the `shlex`
+//! crate), when the runner is built. For every attempt the placeholders
+//! `{prompt}`, `{task}`, `{id}`, `{file}` and `{attempt}` are replaced *inside*
+//! each argument, in one pass, so a task text stays exactly one argument
+//! however many spaces, quotes, `$(…)` or leading dashes it holds, and text
+//! substituted in is never scanned for placeholders again. No shell is
+//! involved unless the template itself names one (`sh -c '…'`). Write `{{`
+//! and `}}` for literal braces; any other `{word}` is an error at build time.
+//!
+//! The task's data is also in the environment: `MDBATCH_TASK_ID`,
+//! `MDBATCH_TASK`, `MDBATCH_PROMPT`, `MDBATCH_ATTEMPT`, `MDBATCH_FILE` and
+//! `MDBATCH_PROGRESS_FILE` (lines appended to that file stream as progress).
+//!
+//! Exit status to kind: 0 success; 75 (`EX_TEMPFAIL`) `Transient`, rate
+//! limited; 126 and 127 (cannot execute, not found) `Fatal`; any other status
+//! or a signal `Failed`; `Timeout` when mdbatch stopped it at its deadline.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
 
 use async_trait::async_trait;
 
-use super::{RunContext, SubagentRunner, TaskOutput, TaskSpec};
-use crate::error::RunError;
+use super::process::{ProcessCommand, ProcessExit, spawn_streaming};
+use super::{Progress, RunContext, SubagentRunner, TaskOutput, TaskSpec};
+use crate::error::{ErrorKind, RunError};
+
+/// Placeholders a `--cmd` template may use.
+pub const CMD_PLACEHOLDERS: &[&str] = &["prompt", "task", "id", "file", "attempt"];
 
 /// Runs each task as a command built from a template.
+///
+/// ```
+/// use batch_core::runner::CommandRunnerBuilder;
+///
+/// let runner = CommandRunnerBuilder::new("my-agent --task {task} --id={id}").build().unwrap();
+/// assert_eq!(runner.template_argv()[0], "my-agent");
+/// assert!(CommandRunnerBuilder::new("agent {promt}").build().is_err());
+/// ```
 #[derive(Debug, Clone)]
 pub struct CommandRunner {
-    argv: Vec<String>,
+    argv: Vec<Vec<Piece>>,
+    raw: Vec<String>,
 }
 
 /// Builds a [`CommandRunner`].
@@ -17,27 +50,330 @@ pub struct CommandRunnerBuilder {
     template: String,
 }
 
+/// One piece of a template argument.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Lit(String),
+    Prompt,
+    Task,
+    Id,
+    File,
+    Attempt,
+}
+
 impl CommandRunnerBuilder {
     /// A builder for `template` (split by shell-word rules).
     pub fn new(template: impl Into<String>) -> Self {
-        Self { template: template.into() }
+        Self {
+            template: template.into(),
+        }
     }
 
-    /// Splits the template; errors on unbalanced quotes or an empty command.
+    /// Splits the template; errors on unbalanced quotes, an empty command or
+    /// an unknown placeholder.
     pub fn build(self) -> Result<CommandRunner, String> {
-        let argv = shlex::split(&self.template).ok_or("unbalanced quotes in --cmd")?;
-        Ok(CommandRunner { argv })
+        let raw = shlex::split(&self.template)
+            .ok_or_else(|| format!("--cmd `{}`: unbalanced quotes", self.template))?;
+        if raw.is_empty() {
+            return Err("--cmd is empty; give a command such as `my-agent {prompt}`".into());
+        }
+        let argv = raw
+            .iter()
+            .map(|arg| parse_arg(arg))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("--cmd `{}`: {e}", self.template))?;
+        if argv[0].iter().any(|p| !matches!(p, Piece::Lit(_))) {
+            return Err(format!(
+                "--cmd `{}`: the program name cannot be a placeholder",
+                self.template
+            ));
+        }
+        Ok(CommandRunner { argv, raw })
     }
+}
+
+fn parse_arg(arg: &str) -> Result<Vec<Piece>, String> {
+    let mut pieces = Vec::new();
+    let mut lit = String::new();
+    let mut rest = arg;
+    while let Some(c) = rest.chars().next() {
+        if rest.starts_with("{{") {
+            lit.push('{');
+            rest = &rest[2..];
+        } else if rest.starts_with("}}") {
+            lit.push('}');
+            rest = &rest[2..];
+        } else if c == '{' {
+            let close = rest.find('}');
+            let word = close.map(|i| &rest[1..i]);
+            match word {
+                Some(w)
+                    if !w.is_empty()
+                        && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+                {
+                    let piece = match w {
+                        "prompt" => Piece::Prompt,
+                        "task" => Piece::Task,
+                        "id" => Piece::Id,
+                        "file" => Piece::File,
+                        "attempt" => Piece::Attempt,
+                        other => {
+                            return Err(format!(
+                                "unknown placeholder `{{{other}}}`; known: {}; write `{{{{` for a literal brace",
+                                CMD_PLACEHOLDERS
+                                    .iter()
+                                    .map(|p| format!("{{{p}}}"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ));
+                        }
+                    };
+                    if !lit.is_empty() {
+                        pieces.push(Piece::Lit(std::mem::take(&mut lit)));
+                    }
+                    pieces.push(piece);
+                    rest = &rest[w.len() + 2..];
+                }
+                _ => {
+                    lit.push('{');
+                    rest = &rest[1..];
+                }
+            }
+        } else {
+            lit.push(c);
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    if !lit.is_empty() || pieces.is_empty() {
+        pieces.push(Piece::Lit(lit));
+    }
+    Ok(pieces)
+}
+
+impl CommandRunner {
+    /// The template's arguments as split (placeholders not yet substituted).
+    pub fn template_argv(&self) -> &[String] {
+        &self.raw
+    }
+
+    /// The argv for one attempt of `task`.
+    pub fn argv_for(&self, task: &TaskSpec, attempt: u32) -> Vec<String> {
+        let file = task.task_file.display().to_string();
+        self.argv
+            .iter()
+            .map(|pieces| {
+                let mut s = String::new();
+                for p in pieces {
+                    match p {
+                        Piece::Lit(l) => s.push_str(l),
+                        Piece::Prompt => s.push_str(&task.prompt),
+                        Piece::Task => s.push_str(&task.text),
+                        Piece::Id => s.push_str(&task.id),
+                        Piece::File => s.push_str(&file),
+                        Piece::Attempt => s.push_str(&attempt.to_string()),
+                    }
+                }
+                no_nul(s)
+            })
+            .collect()
+    }
+}
+
+/// A NUL byte cannot cross `exec`: replace it rather than fail the spawn.
+fn no_nul(s: String) -> String {
+    if s.contains('\0') {
+        s.replace('\0', "\u{fffd}")
+    } else {
+        s
+    }
+}
+
+/// Where an attempt's progress file goes: beside its log, else in the temp folder.
+pub(crate) fn progress_file_for(task: &TaskSpec, ctx: &RunContext) -> PathBuf {
+    match &ctx.log_path {
+        Some(log) => log.with_extension("progress"),
+        None => std::env::temp_dir().join(format!(
+            "mdbatch-{}-{}-{}.progress",
+            std::process::id(),
+            sanitize(&task.id),
+            uuid::Uuid::new_v4().simple()
+        )),
+    }
+}
+
+fn sanitize(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(40)
+        .collect()
+}
+
+/// The `MDBATCH_*` variables of one attempt.
+pub(crate) fn task_env(
+    task: &TaskSpec,
+    attempt: u32,
+    progress_file: &std::path::Path,
+) -> Vec<(OsString, OsString)> {
+    let pairs = [
+        ("MDBATCH_TASK_ID", task.id.clone()),
+        ("MDBATCH_TASK", task.text.clone()),
+        ("MDBATCH_PROMPT", task.prompt.clone()),
+        ("MDBATCH_ATTEMPT", attempt.to_string()),
+        ("MDBATCH_FILE", task.task_file.display().to_string()),
+    ];
+    let mut env: Vec<(OsString, OsString)> = pairs
+        .into_iter()
+        .map(|(k, v)| (OsString::from(k), OsString::from(no_nul(v))))
+        .collect();
+    env.push((
+        OsString::from("MDBATCH_PROGRESS_FILE"),
+        progress_file.as_os_str().to_owned(),
+    ));
+    env
+}
+
+/// Maps a command's exit to the runner contract (see the module docs).
+pub(crate) fn classify_exit(exit: &ProcessExit, what: &str) -> Result<(), RunError> {
+    if let Some(e) = exit.stop_error(what) {
+        return Err(e);
+    }
+    let tail = exit.tail_opt();
+    let last = exit
+        .tail
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map(|l| format!(": {}", crate::runner::process::cut_line(l.trim(), 200)))
+        .unwrap_or_default();
+    let err = match exit.code() {
+        Some(0) => return Ok(()),
+        Some(75) => RunError::new(
+            ErrorKind::Transient,
+            format!("{what} asked to be retried later (exit status 75){last}"),
+        )
+        .rate_limited(true),
+        Some(126) => RunError::new(
+            ErrorKind::Fatal,
+            format!("{what} could not be executed (exit status 126){last}"),
+        ),
+        Some(127) => RunError::new(
+            ErrorKind::Fatal,
+            format!("{what}: command not found (exit status 127){last}"),
+        ),
+        _ => RunError::new(
+            ErrorKind::Failed,
+            format!("{what} failed with {}{last}", exit.describe()),
+        ),
+    };
+    Err(err.with_output_tail(tail))
 }
 
 #[async_trait]
 impl SubagentRunner for CommandRunner {
-    async fn run(&self, _task: &TaskSpec, _ctx: RunContext) -> Result<TaskOutput, RunError> {
-        let _ = &self.argv;
-        todo!("engine helper")
+    async fn run(&self, task: &TaskSpec, ctx: RunContext) -> Result<TaskOutput, RunError> {
+        let progress_file = progress_file_for(task, &ctx);
+        let cmd = ProcessCommand {
+            argv: self.argv_for(task, ctx.attempt),
+            env: task_env(task, ctx.attempt, &progress_file),
+            workdir: Some(task.workdir.clone()),
+            progress_file: Some(progress_file.clone()),
+            stdin: None,
+        };
+        let sink = ctx.progress.clone();
+        let result = spawn_streaming(&cmd, &ctx, |stream, line| {
+            sink.send(Progress::Output {
+                stream,
+                line: line.to_string(),
+            });
+        })
+        .await;
+        if ctx.log_path.is_none() {
+            let _ = std::fs::remove_file(&progress_file);
+        }
+        let exit = result?;
+        let what = format!("`{}`", self.raw[0]);
+        classify_exit(&exit, &what)?;
+        let summary = exit
+            .tail
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .map(|l| crate::runner::process::cut_line(l.trim(), 200));
+        Ok(TaskOutput {
+            summary,
+            session_id: None,
+            usage: None,
+            output_tail: exit.tail_opt(),
+        })
     }
 
     fn name(&self) -> &str {
         "command"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> TaskSpec {
+        let mut t = TaskSpec::new("T001", "do {id} $(rm -rf ~) -rf");
+        t.prompt = "PROMPT".into();
+        t.task_file = PathBuf::from("/x/task.md");
+        t
+    }
+
+    #[test]
+    fn placeholders_are_substituted_inside_single_arguments_once() {
+        let r = CommandRunnerBuilder::new(
+            "agent --id={id} -p {prompt} {task} 'file: {file}' n{attempt}",
+        )
+        .build()
+        .unwrap();
+        let argv = r.argv_for(&spec(), 3);
+        assert_eq!(
+            argv,
+            [
+                "agent",
+                "--id=T001",
+                "-p",
+                "PROMPT",
+                "do {id} $(rm -rf ~) -rf",
+                "file: /x/task.md",
+                "n3"
+            ]
+        );
+    }
+
+    #[test]
+    fn double_braces_are_literal_and_unknown_placeholders_are_errors() {
+        let r = CommandRunnerBuilder::new("awk '{{print}}' {x")
+            .build()
+            .unwrap();
+        assert_eq!(r.argv_for(&spec(), 1), ["awk", "{print}", "{x"]);
+        let err = CommandRunnerBuilder::new("agent {promt}")
+            .build()
+            .unwrap_err();
+        assert!(err.contains("unknown placeholder `{promt}`"), "{err}");
+        assert!(
+            CommandRunnerBuilder::new("agent 'unbalanced")
+                .build()
+                .is_err()
+        );
+        assert!(CommandRunnerBuilder::new("   ").build().is_err());
+        assert!(CommandRunnerBuilder::new("{prompt} x").build().is_err());
+    }
+
+    #[test]
+    fn nul_bytes_in_task_text_do_not_break_the_spawn() {
+        let r = CommandRunnerBuilder::new("agent {task}").build().unwrap();
+        let t = TaskSpec::new("a", "x\0y");
+        assert_eq!(r.argv_for(&t, 1)[1], "x\u{fffd}y");
     }
 }

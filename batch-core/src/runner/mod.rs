@@ -4,15 +4,15 @@
 //! Lifecycle events (started, succeeded, …) come from the executor; a runner
 //! only reports [`Progress`] through its [`ProgressSink`].
 
-mod command;
+pub(crate) mod command;
 mod context;
 pub mod presets;
-mod process;
+pub(crate) mod process;
 mod prompt;
 
-pub use command::{CommandRunner, CommandRunnerBuilder};
+pub use command::{CMD_PLACEHOLDERS, CommandRunner, CommandRunnerBuilder};
 pub use context::*;
-pub use prompt::{PromptTemplate, PLACEHOLDERS};
+pub use prompt::{DEFAULT_TEMPLATE, PLACEHOLDERS, PromptTemplate, TemplateError};
 
 use async_trait::async_trait;
 

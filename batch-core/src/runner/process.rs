@@ -1,1 +1,627 @@
 //! Child processes in their own process group: spawn, stream, TERM, KILL.
+//!
+//! This is the one place that runs subagent processes. The command runner,
+//! the agent presets and the executor's `verify` step all go through
+//! [`spawn_streaming`]; it is kept stable for them.
+//!
+//! What it guarantees:
+//! - the child gets its own process group (`setpgid(0, 0)`), stdin is `/dev/null`
+//!   (or the given bytes, then closed), no shell is involved: `argv[0]` is
+//!   looked up on `PATH` and the other elements reach the child verbatim;
+//! - stdout, stderr and the lines appended to an optional progress file are
+//!   split into lines (invalid UTF-8 replaced, `\r` dropped, lines longer than
+//!   [`MAX_LINE`] cut with `…`) and handed to a callback as they arrive; every
+//!   line also goes to the attempt's log file ([`RunContext::log_path`]) and
+//!   the last [`TAIL_LINES`] lines are kept in memory for error messages;
+//! - when [`RunContext::cancel`] fires or [`RunContext::deadline`] passes, the
+//!   whole group gets SIGTERM, then SIGKILL after [`RunContext::grace`];
+//! - the attempt ends when the child itself exits: its group is then killed,
+//!   so a grandchild that still holds the output pipe open cannot keep the task
+//!   alive (output still buffered in the pipe is read, for at most
+//!   [`DRAIN_LIMIT`]);
+//! - if the future is dropped before the child was reaped (the executor gave up
+//!   on it), the group is killed.
+//!
+//! Pitfalls: a pid is only signalled while we still own it (before it is
+//! reaped); the group id is signalled after the leader exits only while its
+//! other members keep the id alive, which the kernel guarantees for a
+//! non-empty group.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::time::{Instant, sleep_until};
+
+use super::{CancelReason, Progress, RunContext, Stream};
+use crate::error::{ErrorKind, RunError};
+
+/// Lines longer than this (in bytes) are cut before they reach the callback.
+pub(crate) const MAX_LINE: usize = 4096;
+/// Lines longer than this are cut in the log file too (the rest is dropped).
+const MAX_LOG_LINE: usize = 64 * 1024;
+/// How many output lines are kept in memory for the tail.
+pub(crate) const TAIL_LINES: usize = 40;
+/// The tail is also bounded in bytes.
+const TAIL_BYTES: usize = 8 * 1024;
+/// How long output left in the pipes is still read after the child exited.
+pub(crate) const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+/// How often the progress file is checked for new lines.
+const PROGRESS_POLL: Duration = Duration::from_millis(100);
+
+/// A process to run: argv, environment, folder.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ProcessCommand {
+    /// Program and arguments; `argv[0]` is looked up on `PATH`.
+    pub(crate) argv: Vec<String>,
+    /// Extra environment variables (the parent's environment is inherited).
+    pub(crate) env: Vec<(OsString, OsString)>,
+    /// The folder to run in (`None`: the current one).
+    pub(crate) workdir: Option<PathBuf>,
+    /// A file whose appended lines are streamed as [`Stream::ProgressFile`].
+    /// It is created empty before the child starts.
+    pub(crate) progress_file: Option<PathBuf>,
+    /// Bytes written to the child's stdin, which is then closed (`None`: `/dev/null`).
+    pub(crate) stdin: Option<Vec<u8>>,
+}
+
+/// How a process ended.
+#[derive(Debug, Clone)]
+pub(crate) struct ProcessExit {
+    /// Its exit status.
+    pub(crate) status: ExitStatus,
+    /// Set when mdbatch stopped it (cancelled or past its deadline).
+    pub(crate) stopped: Option<CancelReason>,
+    /// The last lines of output (stdout, stderr and the progress file, interleaved).
+    pub(crate) tail: String,
+    /// How long it ran.
+    pub(crate) elapsed: Duration,
+}
+
+impl ProcessExit {
+    /// The exit code, when it exited normally.
+    pub(crate) fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    /// The signal that ended it, if any.
+    pub(crate) fn signal(&self) -> Option<i32> {
+        use std::os::unix::process::ExitStatusExt;
+        self.status.signal()
+    }
+
+    /// `exit status 3` / `killed by signal 9`.
+    pub(crate) fn describe(&self) -> String {
+        match (self.code(), self.signal()) {
+            (Some(c), _) => format!("exit status {c}"),
+            (None, Some(s)) => format!("killed by signal {s}"),
+            (None, None) => "ended without a status".to_string(),
+        }
+    }
+
+    /// The tail, or `None` when there was no output.
+    pub(crate) fn tail_opt(&self) -> Option<String> {
+        (!self.tail.is_empty()).then(|| self.tail.clone())
+    }
+
+    /// The error for a process that mdbatch stopped, if it did.
+    pub(crate) fn stop_error(&self, what: &str) -> Option<RunError> {
+        let reason = self.stopped?;
+        let (kind, message) = match reason {
+            CancelReason::Timeout => (
+                ErrorKind::Timeout,
+                format!(
+                    "{what} timed out after {}",
+                    crate::util::format_duration(self.elapsed)
+                ),
+            ),
+            _ => (ErrorKind::Cancelled, format!("{what} was interrupted")),
+        };
+        Some(RunError::new(kind, message).with_output_tail(self.tail_opt()))
+    }
+}
+
+/// Runs `cmd` to completion under `ctx`, calling `on_line` for every output line.
+///
+/// - Sends [`Progress::Spawned`] to `ctx.progress` once the child runs; other
+///   progress is up to `on_line` (the command runner forwards lines as
+///   [`Progress::Output`], presets parse them).
+/// - Writes every line to `ctx.log_path` (created with its folder; a log that
+///   cannot be written is reported once as a runner line, never fatal).
+/// - Cancellation (`ctx.cancel`) and the deadline (`ctx.deadline`) TERM the
+///   group, then KILL it after `ctx.grace`; [`ProcessExit::stopped`] says why.
+///
+/// Errors only when the process cannot be started: a missing program or one
+/// that cannot be executed is [`ErrorKind::Fatal`] (`command not found: X`),
+/// anything else [`ErrorKind::Failed`].
+pub(crate) async fn spawn_streaming<F>(
+    cmd: &ProcessCommand,
+    ctx: &RunContext,
+    mut on_line: F,
+) -> Result<ProcessExit, RunError>
+where
+    F: FnMut(Stream, &str) + Send,
+{
+    let Some(program) = cmd.argv.first() else {
+        return Err(RunError::new(ErrorKind::Fatal, "empty command"));
+    };
+    if ctx.cancel.is_cancelled() {
+        let kind = match ctx.cancel_reason() {
+            Some(CancelReason::Timeout) => ErrorKind::Timeout,
+            _ => ErrorKind::Cancelled,
+        };
+        return Err(RunError::new(
+            kind,
+            format!("`{program}` was not started: cancelled"),
+        ));
+    }
+
+    let mut log = LogFile::open(ctx.log_path.as_deref(), ctx);
+
+    if let Some(pf) = &cmd.progress_file {
+        if let Some(dir) = pf.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        if let Err(e) = std::fs::write(pf, b"") {
+            ctx.progress
+                .line(format!("cannot create progress file {}: {e}", pf.display()));
+        }
+    }
+
+    let mut command = tokio::process::Command::new(program);
+    command
+        .args(&cmd.argv[1..])
+        .envs(cmd.env.iter().map(|(k, v)| (k, v)))
+        .stdin(if cmd.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    if let Some(dir) = &cmd.workdir {
+        command.current_dir(dir);
+    }
+
+    let started = Instant::now();
+    let mut child = command
+        .spawn()
+        .map_err(|e| spawn_error(program, cmd.workdir.as_deref(), e))?;
+    let pid = child.id().unwrap_or(0);
+    let mut guard = GroupGuard {
+        pgid: pid,
+        armed: pid != 0,
+    };
+    ctx.progress.send(Progress::Spawned { pid });
+
+    if let (Some(bytes), Some(mut stdin)) = (cmd.stdin.clone(), child.stdin.take()) {
+        // Written by a task of its own so a child that does not read its stdin
+        // cannot block us; a broken pipe is the child's business.
+        tokio::spawn(async move {
+            let _ = stdin.write_all(&bytes).await;
+            let _ = stdin.shutdown().await;
+        });
+    }
+
+    let mut out = child.stdout.take();
+    let mut err = child.stderr.take();
+    let mut out_split = LineSplitter::default();
+    let mut err_split = LineSplitter::default();
+    let mut pf_split = LineSplitter::default();
+    let mut pf_reader = cmd
+        .progress_file
+        .as_ref()
+        .map(|p| ProgressFileReader::new(p.clone()));
+    let mut tail = Tail::default();
+    let mut obuf = vec![0u8; 8192];
+    let mut ebuf = vec![0u8; 8192];
+
+    let mut emit = |stream: Stream, bytes: &[u8], log: &mut LogFile, tail: &mut Tail| {
+        let full = String::from_utf8_lossy(bytes);
+        log.line(stream, &full);
+        let shown = cut_line(&full, MAX_LINE);
+        tail.push(&shown);
+        on_line(stream, &shown);
+    };
+
+    let mut status: Option<ExitStatus> = None;
+    let mut stopped: Option<CancelReason> = None;
+    let mut kill_at: Option<Instant> = None;
+    let mut killed = false;
+    let mut drain_until: Option<Instant> = None;
+    let mut poll = tokio::time::interval(PROGRESS_POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let far = Instant::now() + Duration::from_secs(86400 * 365);
+
+    loop {
+        if status.is_some() && out.is_none() && err.is_none() {
+            break;
+        }
+        let running = status.is_none();
+        tokio::select! {
+            biased;
+            r = read_some(&mut out, &mut obuf), if out.is_some() => match r {
+                Some(n) => out_split.push(&obuf[..n], |l| emit(Stream::Stdout, l, &mut log, &mut tail)),
+                None => {
+                    out = None;
+                    out_split.finish(|l| emit(Stream::Stdout, l, &mut log, &mut tail));
+                }
+            },
+            r = read_some(&mut err, &mut ebuf), if err.is_some() => match r {
+                Some(n) => err_split.push(&ebuf[..n], |l| emit(Stream::Stderr, l, &mut log, &mut tail)),
+                None => {
+                    err = None;
+                    err_split.finish(|l| emit(Stream::Stderr, l, &mut log, &mut tail));
+                }
+            },
+            r = child.wait(), if running => {
+                match r {
+                    Ok(s) => status = Some(s),
+                    Err(e) => {
+                        guard.kill(libc::SIGKILL);
+                        return Err(RunError::new(ErrorKind::Failed, format!("waiting for `{program}`: {e}"))
+                            .with_source(e));
+                    }
+                }
+                // The task ends with its process: nothing of its group may outlive it.
+                guard.kill(libc::SIGKILL);
+                guard.armed = false;
+                drain_until = Some(Instant::now() + DRAIN_LIMIT);
+            },
+            _ = ctx.cancel.cancelled(), if running && stopped.is_none() => {
+                stopped = Some(ctx.cancel_reason().unwrap_or(CancelReason::Interrupted));
+                guard.kill(libc::SIGTERM);
+                kill_at = Some(Instant::now() + ctx.grace);
+            },
+            _ = sleep_until(ctx.deadline.unwrap_or(far)), if running && stopped.is_none() && ctx.deadline.is_some() => {
+                stopped = Some(CancelReason::Timeout);
+                guard.kill(libc::SIGTERM);
+                kill_at = Some(Instant::now() + ctx.grace);
+            },
+            _ = sleep_until(kill_at.unwrap_or(far)), if running && !killed && kill_at.is_some() => {
+                killed = true;
+                guard.kill(libc::SIGKILL);
+            },
+            _ = sleep_until(drain_until.unwrap_or(far)), if drain_until.is_some() => {
+                // Something outside the group (it called setsid) still holds the
+                // pipe: stop reading, the task is over.
+                break;
+            },
+            _ = poll.tick(), if pf_reader.is_some() => {
+                if let Some(reader) = pf_reader.as_mut() {
+                    let bytes = reader.read_new();
+                    pf_split.push(&bytes, |l| emit(Stream::ProgressFile, l, &mut log, &mut tail));
+                }
+            },
+        }
+    }
+    out_split.finish(|l| emit(Stream::Stdout, l, &mut log, &mut tail));
+    err_split.finish(|l| emit(Stream::Stderr, l, &mut log, &mut tail));
+    if let Some(reader) = pf_reader.as_mut() {
+        let bytes = reader.read_new();
+        pf_split.push(&bytes, |l| {
+            emit(Stream::ProgressFile, l, &mut log, &mut tail)
+        });
+        pf_split.finish(|l| emit(Stream::ProgressFile, l, &mut log, &mut tail));
+    }
+    log.flush();
+
+    let status = status.expect("the loop only ends after the child was reaped");
+    Ok(ProcessExit {
+        status,
+        stopped,
+        tail: tail.text(),
+        elapsed: started.elapsed(),
+    })
+}
+
+async fn read_some<R: AsyncRead + Unpin>(reader: &mut Option<R>, buf: &mut [u8]) -> Option<usize> {
+    let r = reader.as_mut()?;
+    match r.read(buf).await {
+        Ok(0) | Err(_) => None,
+        Ok(n) => Some(n),
+    }
+}
+
+fn spawn_error(program: &str, workdir: Option<&Path>, e: std::io::Error) -> RunError {
+    let (kind, message) = match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            if let Some(dir) = workdir.filter(|d| !d.is_dir()) {
+                (
+                    ErrorKind::Fatal,
+                    format!("working folder {} does not exist", dir.display()),
+                )
+            } else {
+                (ErrorKind::Fatal, format!("command not found: {program}"))
+            }
+        }
+        std::io::ErrorKind::PermissionDenied => (
+            ErrorKind::Fatal,
+            format!("cannot execute {program}: permission denied"),
+        ),
+        std::io::ErrorKind::ArgumentListTooLong => (
+            ErrorKind::Failed,
+            format!(
+                "cannot start {program}: the arguments are too long (the prompt is over the system limit)"
+            ),
+        ),
+        _ => (ErrorKind::Failed, format!("cannot start {program}: {e}")),
+    };
+    RunError::new(kind, message).with_source(e)
+}
+
+/// Signals a process group; disarmed once the leader was reaped and the group killed.
+struct GroupGuard {
+    pgid: u32,
+    armed: bool,
+}
+
+impl GroupGuard {
+    fn kill(&self, signal: i32) {
+        if self.pgid == 0 {
+            return;
+        }
+        let Ok(pgid) = libc::pid_t::try_from(self.pgid) else {
+            return;
+        };
+        // SAFETY: kill(2) takes plain integers and has no memory effects; a
+        // negative pid addresses the process group we created at spawn.
+        unsafe {
+            libc::kill(-pgid, signal);
+        }
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            self.kill(libc::SIGKILL);
+        }
+    }
+}
+
+/// Splits a byte stream into lines, cutting overlong ones.
+#[derive(Default)]
+pub(crate) struct LineSplitter {
+    buf: Vec<u8>,
+    /// The current line was already cut: drop bytes up to the next newline.
+    skipping: bool,
+}
+
+impl LineSplitter {
+    /// Feeds bytes; calls `emit` once per complete line (without `\n` / `\r\n`).
+    pub(crate) fn push(&mut self, mut bytes: &[u8], mut emit: impl FnMut(&[u8])) {
+        while !bytes.is_empty() {
+            match bytes.iter().position(|&b| b == b'\n') {
+                Some(i) => {
+                    if !self.skipping {
+                        self.buf.extend_from_slice(&bytes[..i]);
+                        if self.buf.last() == Some(&b'\r') {
+                            self.buf.pop();
+                        }
+                        emit(&self.buf);
+                    }
+                    self.buf.clear();
+                    self.skipping = false;
+                    bytes = &bytes[i + 1..];
+                }
+                None => {
+                    if !self.skipping {
+                        let room = MAX_LOG_LINE.saturating_sub(self.buf.len());
+                        if bytes.len() > room {
+                            self.buf.extend_from_slice(&bytes[..room]);
+                            emit(&self.buf);
+                            self.buf.clear();
+                            self.skipping = true;
+                        } else {
+                            self.buf.extend_from_slice(bytes);
+                        }
+                    }
+                    bytes = &[];
+                }
+            }
+        }
+    }
+
+    /// Emits a last line without a line end, if any.
+    pub(crate) fn finish(&mut self, mut emit: impl FnMut(&[u8])) {
+        if !self.buf.is_empty() && !self.skipping {
+            if self.buf.last() == Some(&b'\r') {
+                self.buf.pop();
+            }
+            emit(&self.buf);
+        }
+        self.buf.clear();
+        self.skipping = false;
+    }
+}
+
+/// Cuts `line` to at most `max` bytes on a char boundary, marking the cut with `…`.
+pub(crate) fn cut_line(line: &str, max: usize) -> String {
+    if line.len() <= max {
+        return line.to_string();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &line[..end])
+}
+
+/// The last lines of output, bounded in lines and bytes.
+#[derive(Default)]
+pub(crate) struct Tail {
+    lines: std::collections::VecDeque<String>,
+    bytes: usize,
+}
+
+impl Tail {
+    pub(crate) fn push(&mut self, line: &str) {
+        self.bytes += line.len() + 1;
+        self.lines.push_back(line.to_string());
+        while self.lines.len() > TAIL_LINES || (self.bytes > TAIL_BYTES && self.lines.len() > 1) {
+            if let Some(old) = self.lines.pop_front() {
+                self.bytes -= old.len() + 1;
+            }
+        }
+    }
+
+    pub(crate) fn text(&self) -> String {
+        let mut out = String::with_capacity(self.bytes);
+        for (i, l) in self.lines.iter().enumerate() {
+            if i > 0 {
+                out.push('\n');
+            }
+            out.push_str(l);
+        }
+        out
+    }
+}
+
+/// Reads what was appended to a file since the last call.
+struct ProgressFileReader {
+    path: PathBuf,
+    pos: u64,
+}
+
+impl ProgressFileReader {
+    fn new(path: PathBuf) -> Self {
+        Self { path, pos: 0 }
+    }
+
+    fn read_new(&mut self) -> Vec<u8> {
+        use std::io::{Read, Seek, SeekFrom};
+        let Ok(mut f) = std::fs::File::open(&self.path) else {
+            return Vec::new();
+        };
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        if len < self.pos {
+            // Truncated or replaced: start over.
+            self.pos = 0;
+        }
+        if len == self.pos || f.seek(SeekFrom::Start(self.pos)).is_err() {
+            return Vec::new();
+        }
+        let mut buf = Vec::new();
+        // At most 1 MiB per poll: a runaway writer cannot stall the loop.
+        let _ = Read::by_ref(&mut f).take(1 << 20).read_to_end(&mut buf);
+        self.pos += buf.len() as u64;
+        buf
+    }
+}
+
+/// The attempt's log file; failures to write it are reported once, never fatal.
+struct LogFile {
+    file: Option<std::io::BufWriter<std::fs::File>>,
+    progress: super::ProgressSink,
+}
+
+impl LogFile {
+    fn open(path: Option<&Path>, ctx: &RunContext) -> Self {
+        let file = path.and_then(|p| {
+            let opened = p
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| {
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(p)
+                });
+            match opened {
+                Ok(f) => Some(std::io::BufWriter::new(f)),
+                Err(e) => {
+                    ctx.progress
+                        .line(format!("cannot write the log {}: {e}", p.display()));
+                    None
+                }
+            }
+        });
+        Self {
+            file,
+            progress: ctx.progress.clone(),
+        }
+    }
+
+    fn line(&mut self, stream: Stream, line: &str) {
+        let Some(f) = self.file.as_mut() else { return };
+        let tag = match stream {
+            Stream::Stdout => "",
+            Stream::Stderr => "[stderr] ",
+            Stream::ProgressFile => "[progress] ",
+            _ => "[runner] ",
+        };
+        if let Err(e) = writeln!(f, "{tag}{line}") {
+            self.progress.line(format!("cannot write the log: {e}"));
+            self.file = None;
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some(f) = self.file.as_mut() {
+            let _ = f.flush();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split_all(chunks: &[&[u8]]) -> Vec<String> {
+        let mut s = LineSplitter::default();
+        let mut out = Vec::new();
+        for c in chunks {
+            s.push(c, |l| out.push(String::from_utf8_lossy(l).into_owned()));
+        }
+        s.finish(|l| out.push(String::from_utf8_lossy(l).into_owned()));
+        out
+    }
+
+    #[test]
+    fn lines_split_across_chunks_and_crlf_are_joined_and_trimmed() {
+        assert_eq!(
+            split_all(&[b"ab", b"c\r\nde", b"f\n", b"tail"]),
+            ["abc", "def", "tail"]
+        );
+    }
+
+    #[test]
+    fn an_endless_line_is_cut_once_and_the_next_line_survives() {
+        let big = vec![b'x'; MAX_LOG_LINE + 10];
+        let lines = split_all(&[&big, &big, b"\nnext\n"]);
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].len(), MAX_LOG_LINE);
+        assert_eq!(lines[1], "next");
+    }
+
+    #[test]
+    fn cut_line_respects_char_boundaries() {
+        let s = "é".repeat(10);
+        let cut = cut_line(&s, 8);
+        assert!(cut.ends_with('…'));
+        assert!(cut.len() <= 8);
+        assert_eq!(cut_line("short", 8), "short");
+    }
+
+    #[test]
+    fn the_tail_keeps_the_last_lines_within_bounds() {
+        let mut t = Tail::default();
+        for i in 0..100 {
+            t.push(&format!("line {i}"));
+        }
+        let text = t.text();
+        assert!(text.starts_with(&format!("line {}", 100 - TAIL_LINES)));
+        assert!(text.ends_with("line 99"));
+        let mut t = Tail::default();
+        t.push(&"y".repeat(5000));
+        t.push(&"z".repeat(5000));
+        assert_eq!(t.text(), "z".repeat(5000));
+    }
+}

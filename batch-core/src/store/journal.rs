@@ -1,1 +1,561 @@
-//! TODO(engine helper).
+//! The journal: `.mdbatch/journal.jsonl`, an append-only, versioned JSON-lines
+//! record of every run and attempt.
+//!
+//! Only the executor's dispatcher writes it ([`Journal::append`]); anyone may
+//! read it ([`read`], then [`JournalSummary::from_entries`]). Each line is one
+//! [`JournalEntry`]:
+//!
+//! ```json
+//! {"v":1,"ts":"2026-11-25T09:00:00.000Z","run_id":"…","type":"attempt_end","id":"T003","attempt":1,"outcome":"failed","kind":"transient","message":"…","duration_ms":1200,"pid":4242,"session_id":null,"usage":null,"text_hash":"9f0c…"}
+//! ```
+//!
+//! Record types: `run_start`, `attempt_start`, `attempt_info` (a subagent pid
+//! or agent session id learnt mid-attempt), `attempt_end`, `task_skipped`,
+//! `run_end`. Readers skip lines they do not understand (a newer `type`, a
+//! torn last line left by a killed run) and count them; `v` is bumped when the
+//! meaning of a field changes.
+//!
+//! An attempt with an `attempt_start` and no `attempt_end` was cut short by a
+//! killed run: [`JournalSummary::unfinished`] lists them so the next run can
+//! report and retry them.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ErrorKind, StoreError};
+use crate::exec::RunSummary;
+use crate::runner::Usage;
+
+/// The journal's file name inside the state folder.
+pub const JOURNAL_FILE: &str = "journal.jsonl";
+/// The journal's schema version.
+pub const JOURNAL_VERSION: u32 = 1;
+
+/// How one attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AttemptOutcome {
+    /// The subagent (and the verify command) succeeded.
+    Succeeded,
+    /// It failed; `kind` says how.
+    Failed,
+    /// The run was interrupted while it ran.
+    Interrupted,
+}
+
+/// One journal line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct JournalEntry {
+    /// [`JOURNAL_VERSION`] when written.
+    pub v: u32,
+    /// RFC 3339 UTC time stamp.
+    pub ts: String,
+    /// The run that wrote it.
+    pub run_id: String,
+    /// What happened.
+    #[serde(flatten)]
+    pub record: JournalRecord,
+}
+
+/// What a journal line records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum JournalRecord {
+    /// A run started.
+    RunStart {
+        /// The task file.
+        file: String,
+        /// mdbatch's pid.
+        pid: u32,
+        /// The runner's name.
+        runner: String,
+        /// Tasks to run.
+        total: usize,
+    },
+    /// An attempt started.
+    AttemptStart {
+        /// Task id.
+        id: String,
+        /// 1-based attempt number within the run.
+        attempt: u32,
+        /// A hash of the task text ([`text_hash`]).
+        text_hash: String,
+    },
+    /// Something learnt while the attempt runs.
+    AttemptInfo {
+        /// Task id.
+        id: String,
+        /// Attempt.
+        attempt: u32,
+        /// The subagent's pid (its process group id).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pid: Option<u32>,
+        /// The agent's session id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session_id: Option<String>,
+    },
+    /// An attempt ended.
+    AttemptEnd {
+        /// Task id.
+        id: String,
+        /// Attempt.
+        attempt: u32,
+        /// How it ended.
+        outcome: AttemptOutcome,
+        /// The error kind when it failed.
+        kind: Option<ErrorKind>,
+        /// The error message when it failed.
+        message: Option<String>,
+        /// Wall time of the attempt.
+        duration_ms: u64,
+        /// The subagent's pid, when known.
+        pid: Option<u32>,
+        /// The agent session, when known.
+        session_id: Option<String>,
+        /// Usage, when reported.
+        usage: Option<Usage>,
+        /// A hash of the task text.
+        text_hash: String,
+    },
+    /// A task was skipped.
+    TaskSkipped {
+        /// Task id.
+        id: String,
+        /// Why.
+        reason: String,
+    },
+    /// A run ended.
+    RunEnd {
+        /// Its totals.
+        summary: RunSummary,
+    },
+}
+
+/// A stable hash of a task's text (FNV-1a 64, hex), to tell whether a journal
+/// record is about the same text as the task now in the file.
+pub fn text_hash(text: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// The journal open for appending.
+#[derive(Debug)]
+pub struct Journal {
+    file: File,
+    path: PathBuf,
+    run_id: String,
+}
+
+impl Journal {
+    /// Opens (creating) the journal in `state_dir` for run `run_id`.
+    pub fn open(state_dir: &Path, run_id: impl Into<String>) -> Result<Journal, StoreError> {
+        std::fs::create_dir_all(state_dir)
+            .map_err(|e| StoreError::io(state_dir, "cannot create the state folder", e))?;
+        let path = state_dir.join(JOURNAL_FILE);
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(&path)
+            .map_err(|e| StoreError::io(&path, "cannot open the journal", e))?;
+        // A run killed mid-line left a torn last line: end it so our first
+        // record starts on a line of its own.
+        if let Ok(bytes) = std::fs::read(&path)
+            && bytes.last().is_some_and(|&b| b != b'\n')
+        {
+            let _ = file.write_all(b"\n");
+        }
+        Ok(Journal {
+            file,
+            path,
+            run_id: run_id.into(),
+        })
+    }
+
+    /// The journal's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one record as one line (one `write`, so lines never interleave).
+    pub fn append(&mut self, record: JournalRecord) -> Result<(), StoreError> {
+        let entry = JournalEntry {
+            v: JOURNAL_VERSION,
+            ts: crate::util::now_rfc3339(),
+            run_id: self.run_id.clone(),
+            record,
+        };
+        let mut line = serde_json::to_string(&entry).expect("journal records serialise to JSON");
+        line.push('\n');
+        self.file
+            .write_all(line.as_bytes())
+            .map_err(|e| StoreError::io(&self.path, "cannot append to the journal", e))
+    }
+
+    /// Flushes the journal to disk (end of run).
+    pub fn sync(&mut self) -> Result<(), StoreError> {
+        self.file
+            .sync_data()
+            .map_err(|e| StoreError::io(&self.path, "cannot sync the journal", e))
+    }
+}
+
+/// What [`read`] found.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct JournalRead {
+    /// The records, in file order.
+    pub entries: Vec<JournalEntry>,
+    /// Lines that could not be read (a torn last line, a newer record type).
+    pub skipped_lines: usize,
+}
+
+/// Reads the journal of `state_dir` (empty when there is none).
+pub fn read(state_dir: &Path) -> Result<JournalRead, StoreError> {
+    let path = state_dir.join(JOURNAL_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(JournalRead::default()),
+        Err(e) => return Err(StoreError::io(&path, "cannot read the journal", e)),
+    };
+    Ok(parse(&bytes))
+}
+
+/// Parses journal bytes, skipping lines that do not parse.
+pub fn parse(bytes: &[u8]) -> JournalRead {
+    let mut out = JournalRead::default();
+    for line in bytes.split(|&b| b == b'\n') {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice::<JournalEntry>(line) {
+            Ok(e) => out.entries.push(e),
+            Err(_) => out.skipped_lines += 1,
+        }
+    }
+    out
+}
+
+/// One run as the journal saw it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RunInfo {
+    /// Its id.
+    pub run_id: String,
+    /// When it started.
+    pub started: String,
+    /// When it ended (`None`: it was killed, or it is still running).
+    pub ended: Option<String>,
+    /// mdbatch's pid.
+    pub pid: u32,
+    /// The runner's name.
+    pub runner: String,
+    /// Its totals, when it ended.
+    pub summary: Option<RunSummary>,
+}
+
+/// One task's history over every run in the journal.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct TaskHistory {
+    /// Attempts started, all runs.
+    pub attempts: u32,
+    /// How its last finished attempt ended.
+    pub last_outcome: Option<AttemptOutcome>,
+    /// The last failure's kind.
+    pub last_kind: Option<ErrorKind>,
+    /// The last failure's message.
+    pub last_message: Option<String>,
+    /// The last agent session id seen.
+    pub last_session: Option<String>,
+    /// The last subagent pid seen.
+    pub last_pid: Option<u32>,
+    /// The text hash of its last attempt.
+    pub text_hash: Option<String>,
+    /// It succeeded after a failed attempt in the same run.
+    pub flaky: bool,
+    /// Its last attempt started and never ended.
+    pub unfinished: bool,
+    /// The last skip reason, if its last record is a skip.
+    pub skipped: Option<String>,
+    /// Summed attempt durations.
+    pub duration_ms: u64,
+    /// Summed usage.
+    pub usage: Option<Usage>,
+}
+
+/// An attempt that started and never ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct UnfinishedAttempt {
+    /// Task id.
+    pub id: String,
+    /// Attempt number in its run.
+    pub attempt: u32,
+    /// The run it belonged to.
+    pub run_id: String,
+    /// The subagent pid, if it was recorded (it may have outlived its run).
+    pub pid: Option<u32>,
+    /// Its agent session, if known (to resume with `--resume-sessions`).
+    pub session_id: Option<String>,
+}
+
+/// The journal's view of a task file, for `mdbatch status` and the next run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct JournalSummary {
+    /// Every run, oldest first.
+    pub runs: Vec<RunInfo>,
+    /// Per task id.
+    pub tasks: BTreeMap<String, TaskHistory>,
+    /// Attempts started and never ended, in journal order.
+    pub unfinished: Vec<UnfinishedAttempt>,
+}
+
+impl JournalSummary {
+    /// Folds journal entries into a summary.
+    pub fn from_entries(entries: &[JournalEntry]) -> JournalSummary {
+        let mut s = JournalSummary::default();
+        // (run, id) -> failures so far in that run, for flakiness.
+        let mut failed_in_run: BTreeMap<(String, String), bool> = BTreeMap::new();
+        let mut open: BTreeMap<String, UnfinishedAttempt> = BTreeMap::new();
+        for e in entries {
+            match &e.record {
+                JournalRecord::RunStart { pid, runner, .. } => s.runs.push(RunInfo {
+                    run_id: e.run_id.clone(),
+                    started: e.ts.clone(),
+                    ended: None,
+                    pid: *pid,
+                    runner: runner.clone(),
+                    summary: None,
+                }),
+                JournalRecord::RunEnd { summary } => {
+                    if let Some(r) = s.runs.iter_mut().rev().find(|r| r.run_id == e.run_id) {
+                        r.ended = Some(e.ts.clone());
+                        r.summary = Some(summary.clone());
+                    }
+                }
+                JournalRecord::AttemptStart {
+                    id,
+                    attempt,
+                    text_hash,
+                } => {
+                    let t = s.tasks.entry(id.clone()).or_default();
+                    t.attempts += 1;
+                    t.unfinished = true;
+                    t.skipped = None;
+                    t.text_hash = Some(text_hash.clone());
+                    open.insert(
+                        id.clone(),
+                        UnfinishedAttempt {
+                            id: id.clone(),
+                            attempt: *attempt,
+                            run_id: e.run_id.clone(),
+                            pid: None,
+                            session_id: None,
+                        },
+                    );
+                }
+                JournalRecord::AttemptInfo {
+                    id,
+                    pid,
+                    session_id,
+                    ..
+                } => {
+                    let t = s.tasks.entry(id.clone()).or_default();
+                    if pid.is_some() {
+                        t.last_pid = *pid;
+                    }
+                    if session_id.is_some() {
+                        t.last_session.clone_from(session_id);
+                    }
+                    if let Some(u) = open.get_mut(id) {
+                        if pid.is_some() {
+                            u.pid = *pid;
+                        }
+                        if session_id.is_some() {
+                            u.session_id.clone_from(session_id);
+                        }
+                    }
+                }
+                JournalRecord::AttemptEnd {
+                    id,
+                    outcome,
+                    kind,
+                    message,
+                    duration_ms,
+                    pid,
+                    session_id,
+                    usage,
+                    ..
+                } => {
+                    open.remove(id);
+                    let t = s.tasks.entry(id.clone()).or_default();
+                    t.unfinished = false;
+                    t.last_outcome = Some(*outcome);
+                    t.duration_ms += duration_ms;
+                    if pid.is_some() {
+                        t.last_pid = *pid;
+                    }
+                    if session_id.is_some() {
+                        t.last_session.clone_from(session_id);
+                    }
+                    if let Some(u) = usage {
+                        t.usage.get_or_insert_with(Usage::default).add(u);
+                    }
+                    let key = (e.run_id.clone(), id.clone());
+                    match outcome {
+                        AttemptOutcome::Succeeded => {
+                            t.flaky = failed_in_run.get(&key).copied().unwrap_or(false);
+                            t.last_kind = None;
+                            t.last_message = None;
+                        }
+                        AttemptOutcome::Failed | AttemptOutcome::Interrupted => {
+                            failed_in_run.insert(key, true);
+                            t.last_kind = *kind;
+                            t.last_message.clone_from(message);
+                        }
+                    }
+                }
+                JournalRecord::TaskSkipped { id, reason } => {
+                    s.tasks.entry(id.clone()).or_default().skipped = Some(reason.clone());
+                }
+            }
+        }
+        s.unfinished = open.into_values().collect();
+        s.unfinished
+            .sort_by(|a, b| a.run_id.cmp(&b.run_id).then(a.id.cmp(&b.id)));
+        s
+    }
+
+    /// Reads and summarises the journal of `state_dir`.
+    pub fn load(state_dir: &Path) -> Result<JournalSummary, StoreError> {
+        Ok(Self::from_entries(&read(state_dir)?.entries))
+    }
+
+    /// The last run, if any.
+    pub fn last_run(&self) -> Option<&RunInfo> {
+        self.runs.last()
+    }
+
+    /// Tasks whose last attempt failed, with their history.
+    pub fn failed(&self) -> impl Iterator<Item = (&String, &TaskHistory)> {
+        self.tasks
+            .iter()
+            .filter(|(_, t)| t.last_outcome == Some(AttemptOutcome::Failed) && !t.unfinished)
+    }
+
+    /// Tasks that succeeded only after a retry.
+    pub fn flaky(&self) -> impl Iterator<Item = (&String, &TaskHistory)> {
+        self.tasks.iter().filter(|(_, t)| t.flaky)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn end(id: &str, attempt: u32, outcome: AttemptOutcome) -> JournalRecord {
+        JournalRecord::AttemptEnd {
+            id: id.into(),
+            attempt,
+            outcome,
+            kind: (outcome != AttemptOutcome::Succeeded).then_some(ErrorKind::Failed),
+            message: (outcome != AttemptOutcome::Succeeded).then(|| "boom".to_string()),
+            duration_ms: 10,
+            pid: Some(7),
+            session_id: None,
+            usage: None,
+            text_hash: text_hash("x"),
+        }
+    }
+
+    fn start(id: &str, attempt: u32) -> JournalRecord {
+        JournalRecord::AttemptStart {
+            id: id.into(),
+            attempt,
+            text_hash: text_hash("x"),
+        }
+    }
+
+    #[test]
+    fn the_reader_skips_a_torn_last_line_and_the_writer_starts_a_fresh_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path(), "r1").unwrap();
+        j.append(start("a", 1)).unwrap();
+        drop(j);
+        // A killed run left half a line.
+        let path = dir.path().join(JOURNAL_FILE);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(br#"{"v":1,"ts":"x","run_id":"r1","type":"attempt_e"#)
+            .unwrap();
+        let read1 = read(dir.path()).unwrap();
+        assert_eq!((read1.entries.len(), read1.skipped_lines), (1, 1));
+
+        let mut j = Journal::open(dir.path(), "r2").unwrap();
+        j.append(end("a", 1, AttemptOutcome::Succeeded)).unwrap();
+        let read2 = read(dir.path()).unwrap();
+        assert_eq!((read2.entries.len(), read2.skipped_lines), (2, 1));
+    }
+
+    #[test]
+    fn the_summary_finds_unfinished_attempts_failures_and_flaky_tasks() {
+        let entry = |run: &str, record| JournalEntry {
+            v: 1,
+            ts: "t".into(),
+            run_id: run.into(),
+            record,
+        };
+        let entries = vec![
+            entry(
+                "r1",
+                JournalRecord::RunStart {
+                    file: "task.md".into(),
+                    pid: 1,
+                    runner: "command".into(),
+                    total: 3,
+                },
+            ),
+            entry("r1", start("a", 1)),
+            entry("r1", end("a", 1, AttemptOutcome::Failed)),
+            entry("r1", start("a", 2)),
+            entry("r1", end("a", 2, AttemptOutcome::Succeeded)),
+            entry("r1", start("b", 1)),
+            entry("r1", end("b", 1, AttemptOutcome::Failed)),
+            entry("r1", start("c", 1)),
+            entry(
+                "r1",
+                JournalRecord::AttemptInfo {
+                    id: "c".into(),
+                    attempt: 1,
+                    pid: Some(99),
+                    session_id: Some("s-1".into()),
+                },
+            ),
+        ];
+        let s = JournalSummary::from_entries(&entries);
+        assert_eq!(s.runs.len(), 1);
+        assert_eq!(s.runs[0].ended, None);
+        assert!(s.tasks["a"].flaky);
+        assert_eq!(s.tasks["a"].attempts, 2);
+        assert_eq!(
+            s.failed().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
+            ["b"]
+        );
+        assert_eq!(s.unfinished.len(), 1);
+        assert_eq!(s.unfinished[0].id, "c");
+        assert_eq!(s.unfinished[0].pid, Some(99));
+        assert_eq!(s.unfinished[0].session_id.as_deref(), Some("s-1"));
+    }
+}

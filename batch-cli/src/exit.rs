@@ -1,0 +1,17 @@
+//! Exit codes, in one place.
+//!
+//! | code | meaning |
+//! | --- | --- |
+//! | 0 | all done |
+//! | 1 | a task failed or was skipped; `check` found errors |
+//! | 2 | usage, parse or plan error; the file is locked or not writable |
+//! | 130 | interrupted (Ctrl-C / SIGTERM) |
+
+/// Everything done.
+pub const SUCCESS: u8 = 0;
+/// A task failed or was skipped; `check` found errors.
+pub const TASKS_FAILED: u8 = 1;
+/// Usage, parse or plan error; locked; not writable.
+pub const USAGE: u8 = 2;
+/// Interrupted.
+pub const INTERRUPTED: u8 = 130;

@@ -1,0 +1,24 @@
+//! What people and scripts see (issue 6).
+//!
+//! - [`mode`]: the pure display decision (terminal, `NO_COLOR`, `CI`,
+//!   `--json`, `--color`, `-v`).
+//! - [`Output`] ([`reporter`]): what `mdbatch run` feeds with every event;
+//!   it drives [`term`] (the live display), [`plain`] (timestamped lines) and
+//!   [`json`] (events on stdout), over the event model in [`state`].
+//! - [`junit`]: the `--junit FILE` report.
+
+pub mod json;
+pub mod junit;
+mod keys;
+pub mod mode;
+pub mod plain;
+pub mod reporter;
+pub mod state;
+pub mod style;
+pub mod summary;
+pub mod term;
+
+pub use reporter::Output;
+
+#[cfg(test)]
+pub mod testing;

@@ -1,0 +1,130 @@
+//! Multi-line texts shared by the human reporters: the end-of-run summary and
+//! the on-demand dump of every running subagent's output (key press, SIGUSR1).
+
+use std::time::Instant;
+
+use batch_core::exec::{Outcome, RunReport};
+
+use super::plain::plural;
+use super::state::{Phase, RunState, first_line};
+use super::style::{Paint, elapsed, took, usage};
+
+/// Skipped tasks listed by name before the rest are counted.
+const SKIPPED_LISTED: usize = 20;
+
+/// The summary: a totals line, then the failed, flaky and skipped tasks. Ends with a newline.
+pub fn render(report: &RunReport, state: &RunState, p: Paint) -> String {
+    let s = &report.summary;
+    let mut parts = vec![p.green(&format!("{} succeeded", s.succeeded))];
+    if s.flaky > 0 {
+        parts[0].push_str(&format!(" ({} flaky)", s.flaky));
+    }
+    if s.failed > 0 {
+        parts.push(p.red(&format!("{} failed", s.failed)));
+    }
+    if s.skipped > 0 {
+        parts.push(p.yellow(&format!("{} skipped", s.skipped)));
+    }
+    if s.interrupted > 0 {
+        parts.push(p.yellow(&format!("{} interrupted", s.interrupted)));
+    }
+    let head = if s.cancelled {
+        p.yellow("interrupted")
+    } else {
+        p.bold("summary")
+    };
+    let mut out = format!(
+        "{head}: {} {} in {}: {}",
+        s.total,
+        plural(s.total, "task", "tasks"),
+        took(s.duration_ms),
+        parts.join(", ")
+    );
+    if let Some(u) = &s.usage {
+        out.push_str(&format!("; {}", usage(u)));
+    }
+    out.push('\n');
+
+    let title = |id: &str| {
+        state
+            .titles
+            .get(id)
+            .map(|t| format!(" {}", first_line(t)))
+            .unwrap_or_default()
+    };
+    for t in report.tasks.iter().filter(|t| t.outcome == Outcome::Failed) {
+        let kind = t
+            .kind
+            .map(|k| k.to_string())
+            .unwrap_or_else(|| "failed".into());
+        let msg = t.message.as_deref().map(first_line).unwrap_or("");
+        out.push_str(&format!(
+            "  {} {}{}: {kind}, {msg} ({} {}; see `mdbatch logs {}`)\n",
+            p.red("failed "),
+            p.bold(&t.id),
+            title(&t.id),
+            t.attempts,
+            plural(t.attempts as usize, "attempt", "attempts"),
+            t.id
+        ));
+    }
+    for t in report.tasks.iter().filter(|t| t.flaky) {
+        out.push_str(&format!(
+            "  {} {}{} (succeeded on attempt {})\n",
+            p.yellow("flaky  "),
+            p.bold(&t.id),
+            title(&t.id),
+            t.attempts
+        ));
+    }
+    let skipped: Vec<_> = report
+        .tasks
+        .iter()
+        .filter(|t| t.outcome == Outcome::Skipped)
+        .collect();
+    for t in skipped.iter().take(SKIPPED_LISTED) {
+        out.push_str(&format!(
+            "  {} {}: {}\n",
+            p.yellow("skipped"),
+            p.bold(&t.id),
+            t.message.as_deref().unwrap_or("not run")
+        ));
+    }
+    if skipped.len() > SKIPPED_LISTED {
+        out.push_str(&format!(
+            "  … and {} more skipped\n",
+            skipped.len() - SKIPPED_LISTED
+        ));
+    }
+    out
+}
+
+/// Every running subagent's output so far, newest last. Ends with a newline.
+pub fn dump(state: &RunState, now: Instant, p: Paint) -> String {
+    if state.live.is_empty() {
+        return format!("{}\n", p.dim("(no subagent is running)"));
+    }
+    let mut out = String::new();
+    for l in state.live.values() {
+        let what = match &l.phase {
+            Phase::Running => format!("attempt {}, {}", l.attempt, elapsed(now - l.since)),
+            Phase::Waiting { reason, .. } => {
+                format!("attempt {} failed ({reason}), waiting to retry", l.attempt)
+            }
+        };
+        out.push_str(&format!(
+            "{} {} {} {}\n",
+            p.cyan("──"),
+            p.bold(&l.id),
+            first_line(&l.title),
+            p.dim(&format!("· {what} ──"))
+        ));
+        if l.tail.is_empty() {
+            out.push_str(&format!("{}\n", p.dim("   (no output yet)")));
+        }
+        for line in &l.tail {
+            out.push_str(&format!("   {line}\n"));
+        }
+    }
+    out
+}

@@ -1,0 +1,69 @@
+//! From arguments to core options: the task file, parse options, plan options.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use batch_core::{Dialect, Document, ParseOptions, Plan, PlanOptions};
+
+use crate::args::{DocArgs, SelectArgs};
+
+/// The task file: the one given, else `task.md`, else `tasks.md` in the current folder.
+pub fn task_file(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(p) = given {
+        if !p.exists() {
+            bail!("{}: no such file", p.display());
+        }
+        return Ok(p.to_path_buf());
+    }
+    for name in ["task.md", "tasks.md"] {
+        let p = PathBuf::from(name);
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    bail!(
+        "no task.md or tasks.md in this folder; give the task file as an argument, or create one with `mdbatch init`"
+    )
+}
+
+/// Parse options from the shared document arguments.
+pub fn parse_options(path: &Path, doc: &DocArgs) -> anyhow::Result<ParseOptions> {
+    let mut opts = ParseOptions::with_path(path);
+    opts.wave_level = doc.wave_level;
+    opts.dialect = match &doc.dialect {
+        Some(d) => Some(
+            d.parse::<Dialect>()
+                .map_err(anyhow::Error::msg)
+                .context("--dialect")?,
+        ),
+        None => None,
+    };
+    Ok(opts)
+}
+
+/// Plan options from the selection arguments.
+pub fn plan_options(select: &SelectArgs) -> PlanOptions {
+    let mut opts = PlanOptions::default();
+    opts.cross_wave = select.cross_wave.then_some(true);
+    opts.only = select.only.clone();
+    opts.include_optional = select.include_optional;
+    opts
+}
+
+/// Reads, parses and plans; diagnostics are returned as the error (printed by the caller).
+pub fn load(doc: &DocArgs, select: &SelectArgs) -> Result<(PathBuf, Document, Plan), Failure> {
+    let path = task_file(doc.file.as_deref()).map_err(Failure::Usage)?;
+    let popts = parse_options(&path, doc).map_err(Failure::Usage)?;
+    let document = Document::read(&path, &popts).map_err(Failure::Invalid)?;
+    let plan = Plan::build(&document, &plan_options(select)).map_err(Failure::Invalid)?;
+    Ok((path, document, plan))
+}
+
+/// Why a command could not get as far as a plan.
+#[derive(Debug)]
+pub enum Failure {
+    /// A usage problem (missing file, bad flag value).
+    Usage(anyhow::Error),
+    /// Problems in the task file.
+    Invalid(batch_core::Diagnostics),
+}

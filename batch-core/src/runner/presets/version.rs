@@ -1,0 +1,301 @@
+//! Which CLI versions the presets were tested with, and a probe of what is
+//! installed (`mdbatch doctor`).
+//!
+//! Each agent preset knows the oldest version of its CLI it was tested
+//! against (the captures its parser was written from). [`probe`] runs
+//! `PROGRAM --version` and the help text, then reports: missing, older than
+//! tested (flagged), tested or newer, and any flag the preset passes that the
+//! help no longer lists.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{PresetKind, find_on_path};
+
+/// How long a `--version` or `--help` probe may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The oldest CLI version a preset was tested with.
+pub fn oldest_tested(kind: PresetKind) -> Option<&'static str> {
+    match kind {
+        PresetKind::Claude => Some("2.1.330"),
+        PresetKind::Codex => Some("0.169.0"),
+        PresetKind::Gemini => Some("0.61.0"),
+        _ => None,
+    }
+}
+
+/// The npm package of an agent CLI.
+pub fn npm_package(kind: PresetKind) -> Option<&'static str> {
+    match kind {
+        PresetKind::Claude => Some("@anthropic-ai/claude-code"),
+        PresetKind::Codex => Some("@openai/codex"),
+        PresetKind::Gemini => Some("@google/gemini-cli"),
+        _ => None,
+    }
+}
+
+/// The flags a preset passes that its CLI's help is expected to list, and
+/// the help command (arguments after the program).
+fn expected_flags(kind: PresetKind) -> (&'static [&'static str], &'static [&'static str]) {
+    match kind {
+        // `--max-turns` is hidden from Claude Code's help; it is tested instead.
+        PresetKind::Claude => (
+            &["--help"],
+            &[
+                "--print",
+                "--output-format",
+                "--verbose",
+                "--session-id",
+                "--resume",
+                "--permission-mode",
+                "--model",
+            ],
+        ),
+        PresetKind::Codex => (
+            &["exec", "--help"],
+            &[
+                "--json",
+                "--skip-git-repo-check",
+                "--sandbox",
+                "--disable",
+                "--model",
+            ],
+        ),
+        PresetKind::Gemini => (
+            &["--help"],
+            &[
+                "--prompt",
+                "--output-format",
+                "--skip-trust",
+                "--approval-mode",
+                "--session-id",
+                "--resume",
+                "--model",
+            ],
+        ),
+        _ => (&[], &[]),
+    }
+}
+
+/// A `major.minor.patch` version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Version(pub u64, pub u64, pub u64);
+
+impl Version {
+    /// The first `N.N.N` in `text` (`2.1.330 (Claude Code)`, `codex-cli 0.169.0`).
+    pub fn find_in(text: &str) -> Option<Version> {
+        text.split(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .filter_map(|w| {
+                let parts: Vec<&str> = w.trim_matches('.').split('.').collect();
+                if parts.len() < 3 {
+                    return None;
+                }
+                Some(Version(
+                    parts[0].parse().ok()?,
+                    parts[1].parse().ok()?,
+                    parts[2].parse().ok()?,
+                ))
+            })
+            .next()
+    }
+}
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.0, self.1, self.2)
+    }
+}
+
+/// How an installed CLI compares with what was tested.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum VersionStatus {
+    /// Not found.
+    Missing,
+    /// Found, but `--version` failed or printed no version.
+    Unknown(String),
+    /// Older than the oldest tested version.
+    Untested {
+        /// What is installed.
+        found: Version,
+        /// The oldest tested.
+        oldest: Version,
+    },
+    /// The oldest tested version or newer.
+    Tested {
+        /// What is installed.
+        found: Version,
+    },
+}
+
+/// What [`probe`] found about one CLI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProbeReport {
+    /// The preset.
+    pub kind: PresetKind,
+    /// Where the CLI is, when found.
+    pub program: Option<PathBuf>,
+    /// The version verdict.
+    pub status: VersionStatus,
+    /// Flags the preset passes that the CLI's help does not list.
+    pub missing_flags: Vec<String>,
+}
+
+impl ProbeReport {
+    /// Whether the preset can be expected to work (found, a version, no missing flags).
+    pub fn ok(&self) -> bool {
+        matches!(self.status, VersionStatus::Tested { .. }) && self.missing_flags.is_empty()
+    }
+
+    /// One line for people: `claude  2.1.330  ok (oldest tested 2.1.330)  /usr/bin/claude`.
+    pub fn line(&self) -> String {
+        let oldest = oldest_tested(self.kind).unwrap_or("-");
+        let place = self
+            .program
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let mut s = match &self.status {
+            VersionStatus::Missing => format!(
+                "{:<7} not found on PATH; install: npm install -g {}",
+                self.kind.name(),
+                npm_package(self.kind).unwrap_or("?")
+            ),
+            VersionStatus::Unknown(why) => format!(
+                "{:<7} found at {place}, version unknown: {why}",
+                self.kind.name()
+            ),
+            VersionStatus::Untested { found, oldest } => format!(
+                "{:<7} {found}  UNTESTED: older than {oldest}, the oldest version mdbatch was tested with; upgrade  {place}",
+                self.kind.name()
+            ),
+            VersionStatus::Tested { found } => {
+                format!(
+                    "{:<7} {found}  ok (tested from {oldest})  {place}",
+                    self.kind.name()
+                )
+            }
+        };
+        if !self.missing_flags.is_empty() {
+            s.push_str(&format!(
+                "\n        its --help lacks flags the preset uses: {}",
+                self.missing_flags.join(" ")
+            ));
+        }
+        s
+    }
+}
+
+/// Probes one agent CLI: `program` (default: the preset's name on `PATH`).
+pub fn probe(kind: PresetKind, program: Option<&Path>) -> ProbeReport {
+    let mut report = ProbeReport {
+        kind,
+        program: None,
+        status: VersionStatus::Missing,
+        missing_flags: Vec::new(),
+    };
+    let Some(name) = kind.program() else {
+        return report;
+    };
+    let found = match program {
+        Some(p) if p.components().count() > 1 => p.is_file().then(|| p.to_path_buf()),
+        Some(p) => find_on_path(&p.to_string_lossy(), std::env::var_os("PATH").as_deref()),
+        None => find_on_path(name, std::env::var_os("PATH").as_deref()),
+    };
+    let Some(path) = found else {
+        return report;
+    };
+    report.program = Some(path.clone());
+    report.status = match run_capture(&path, &["--version"]) {
+        Err(e) => VersionStatus::Unknown(e),
+        Ok(out) => match Version::find_in(&out) {
+            None => {
+                VersionStatus::Unknown(format!("`--version` printed {:?}", super::short(&out, 80)))
+            }
+            Some(found) => {
+                let oldest = oldest_tested(kind)
+                    .and_then(Version::find_in)
+                    .unwrap_or(Version(0, 0, 0));
+                if found < oldest {
+                    VersionStatus::Untested { found, oldest }
+                } else {
+                    VersionStatus::Tested { found }
+                }
+            }
+        },
+    };
+    let (help_args, flags) = expected_flags(kind);
+    if let Ok(help) = run_capture(&path, help_args) {
+        report.missing_flags = flags
+            .iter()
+            .filter(|f| !help.contains(*f))
+            .map(|f| f.to_string())
+            .collect();
+    }
+    report
+}
+
+/// Runs `program args…` with stdin closed; stdout and stderr together.
+fn run_capture(program: &Path, args: &[&str]) -> Result<String, String> {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run it: {e}"))?;
+    let start = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if start.elapsed() > PROBE_TIMEOUT => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "`{}` did not answer within {}s",
+                    args.join(" "),
+                    PROBE_TIMEOUT.as_secs()
+                ));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    if !out.status.success() && text.trim().is_empty() {
+        return Err(format!("`{}` failed with {}", args.join(" "), out.status));
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_found_in_each_clis_version_line() {
+        assert_eq!(
+            Version::find_in("2.1.330 (Claude Code)"),
+            Some(Version(2, 1, 330))
+        );
+        assert_eq!(
+            Version::find_in("codex-cli 0.169.0"),
+            Some(Version(0, 169, 0))
+        );
+        assert_eq!(Version::find_in("0.61.0\n"), Some(Version(0, 61, 0)));
+        assert_eq!(Version::find_in("no version"), None);
+        assert!(Version(2, 1, 99) < Version(2, 1, 330));
+    }
+
+    #[test]
+    fn a_missing_cli_reports_missing_with_the_install_command() {
+        let r = probe(PresetKind::Codex, Some(Path::new("/nonexistent/codex")));
+        assert_eq!(r.status, VersionStatus::Missing);
+        assert!(r.line().contains("npm install -g @openai/codex"));
+    }
+}

@@ -1,0 +1,93 @@
+//! Every real task file in `../shared/corpus` parses without error, with the
+//! dialect a user of the tool that wrote it would expect.
+
+use std::path::{Path, PathBuf};
+
+use batch_core::{Dialect, Document, ParseOptions};
+
+/// `../shared/corpus` beside the repository, or `$MDBATCH_CORPUS` (for
+/// checkouts that live elsewhere, such as git worktrees).
+fn corpus_dir() -> PathBuf {
+    match std::env::var_os("MDBATCH_CORPUS") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus")),
+    }
+}
+
+/// The corpus files (`*.md`), or `None` (with the reason printed) when absent.
+fn corpus_files() -> Option<Vec<PathBuf>> {
+    let dir = corpus_dir();
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) => {
+            println!(
+                "skipping: corpus folder {} is not readable: {e}",
+                dir.display()
+            );
+            return None;
+        }
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        println!("skipping: no .md files in {}", dir.display());
+        return None;
+    }
+    Some(files)
+}
+
+fn parse(path: &Path) -> Document {
+    match Document::read(path, &ParseOptions::default()) {
+        Ok(d) => d,
+        Err(e) => panic!("{} does not parse:\n{e}", path.display()),
+    }
+}
+
+/// The dialect each corpus file must be detected as, by a fragment of its name.
+fn expected_dialect(name: &str) -> Dialect {
+    if name.contains("spec-kit") || name.contains("specs__00") || name.contains(".specify") {
+        Dialect::SpecKit
+    } else if name.contains(".kiro") || name.contains("cc-sdd") || name.contains("OpenSpec") {
+        Dialect::Kiro
+    } else {
+        Dialect::Waves
+    }
+}
+
+#[test]
+fn every_corpus_file_parses_with_the_dialect_of_its_tool() {
+    let Some(files) = corpus_files() else { return };
+    for path in files {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let doc = parse(&path);
+        let want = expected_dialect(&name);
+        assert_eq!(
+            doc.dialect, want,
+            "{name}: detected {} ({}), expected {want}",
+            doc.dialect, doc.dialect_reason
+        );
+        // Every marker is exactly the three bytes of a box in the file.
+        let bytes = std::fs::read(&path).unwrap();
+        for t in &doc.tasks {
+            let m = &bytes[t.marker.clone()];
+            assert!(
+                m == b"[ ]" || m == b"[x]" || m == b"[X]",
+                "{name}: task {} marker {:?} is {:?}",
+                t.id,
+                t.marker,
+                String::from_utf8_lossy(m)
+            );
+            assert_eq!(m[1] != b' ', t.checked, "{name}: task {}", t.id);
+        }
+        // Ids are unique.
+        let mut ids: Vec<&str> = doc.tasks.iter().map(|t| t.id.as_str()).collect();
+        ids.sort_unstable();
+        let before = ids.len();
+        ids.dedup();
+        assert_eq!(before, ids.len(), "{name}: duplicate ids");
+        println!("== {name}\n{}", crate::outline::outline(&doc));
+    }
+}

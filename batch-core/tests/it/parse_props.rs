@@ -1,0 +1,166 @@
+//! Properties of parsing: it never panics, and checking a box changes one
+//! byte and nothing else the parser sees.
+
+use batch_core::doc::{Document, ParseOptions};
+use proptest::prelude::*;
+
+/// Pieces of markdown that exercise every rule of the parser.
+const PIECES: &[&str] = &[
+    "- [ ] ",
+    "- [x] ",
+    "* [X] ",
+    "1. [ ] ",
+    "- [ ]* ",
+    "[ ]",
+    "  ",
+    "    ",
+    "\t",
+    "# ",
+    "## ",
+    "### ",
+    "#### ",
+    "<!-- ",
+    " -->",
+    "parallel: false",
+    "id: a",
+    "id: b",
+    "paralel: 2",
+    "; ",
+    "module: m",
+    "jobs: 2",
+    "wave-level: 2",
+    "after: a",
+    "timeout: 5m",
+    "```",
+    "~~~",
+    "> ",
+    "T001 ",
+    "T002 [P] ",
+    "[US1] ",
+    "1. ",
+    "1.1 ",
+    "1.2 (P) ",
+    "_Requirements: 1.1_",
+    "_Depends: 1.1_",
+    "(depends on T001)",
+    "---",
+    "===",
+    "\u{feff}",
+    "é",
+    "✅ COMPLETE",
+    "*",
+    "**",
+    "`",
+    "<div>",
+    "</div>",
+    "|a|b|",
+    "|-|-|",
+    "text",
+    "more words",
+    "\n",
+    "\n",
+    "\n",
+    "\r\n",
+    "\n\n",
+];
+
+fn markdownish() -> impl Strategy<Value = String> {
+    prop::collection::vec(prop::sample::select(PIECES), 0..120).prop_map(|v| v.concat())
+}
+
+/// A task file made of headings, tasks and details, always with some unchecked tasks.
+fn task_file() -> impl Strategy<Value = String> {
+    let line = prop_oneof![
+        3 => (0..3usize, prop::sample::select(&["- [ ] ", "* [ ] ", "1. [ ] ", "- [x] ", "- [ ]* ", "> - [ ] "][..]), "[a-zA-Z ]{0,12}", prop::sample::select(&["", "T001 ", "1.2 ", "[P] ", "<!-- retries: 1 --> "][..]))
+            .prop_map(|(indent, box_, text, extra)| format!("{}{box_}{extra}{text}\n", "  ".repeat(indent))),
+        1 => (1..4usize, "[a-zA-Z ]{1,10}").prop_map(|(l, t)| format!("{} {t}\n", "#".repeat(l))),
+        1 => "[a-zA-Z ]{0,20}".prop_map(|t| format!("  {t}\n")),
+        1 => Just("\n".to_string()),
+        1 => Just("```\n- [ ] code\n```\n".to_string()),
+        1 => Just("## Group\n<!-- parallel: false -->\n".to_string()),
+    ];
+    (
+        prop::sample::select(&["", "\u{feff}", "---\n\ntitle: x\n---\n"][..]),
+        prop::collection::vec(line, 1..40),
+        any::<bool>(),
+    )
+        .prop_map(|(head, lines, crlf)| {
+            let body = lines.concat();
+            let text = format!("{head}{body}- [ ] last task\n");
+            if crlf {
+                text.replace('\n', "\r\n")
+            } else {
+                text
+            }
+        })
+}
+
+fn check_flip(text: &str, pick: prop::sample::Index) -> Result<(), TestCaseError> {
+    // Generated files can be legitimately wrong (a hint comment swallowed by
+    // a paragraph); those are rejected, and proptest fails if too many are.
+    let parsed = Document::parse(text, &ParseOptions::default());
+    prop_assume!(parsed.is_ok());
+    let Ok(doc) = parsed else { return Ok(()) };
+    let open: Vec<usize> = doc
+        .tasks
+        .iter()
+        .filter(|t| !t.checked)
+        .map(|t| t.index)
+        .collect();
+    prop_assert!(!open.is_empty(), "the last task is open");
+    let i = open[pick.index(open.len())];
+    let t = &doc.tasks[i];
+    prop_assert_eq!(&text.as_bytes()[t.marker.clone()], b"[ ]");
+    let mut bytes = text.as_bytes().to_vec();
+    bytes[t.marker.start + 1] = b'x';
+    let changed = bytes
+        .iter()
+        .zip(text.as_bytes())
+        .filter(|(a, b)| a != b)
+        .count();
+    prop_assert_eq!(changed, 1);
+    let again = match Document::parse_bytes(&bytes, &ParseOptions::default()) {
+        Ok(d) => d,
+        Err(e) => {
+            return Err(TestCaseError::fail(format!(
+                "flipped file fails to parse:\n{e}"
+            )));
+        }
+    };
+    let before: Vec<&str> = doc.tasks.iter().map(|t| t.id.as_str()).collect();
+    let after: Vec<&str> = again.tasks.iter().map(|t| t.id.as_str()).collect();
+    prop_assert_eq!(before, after);
+    for (a, b) in doc.tasks.iter().zip(&again.tasks) {
+        prop_assert_eq!(b.checked, a.checked || a.index == i, "task {}", &a.id);
+        prop_assert_eq!(&a.marker, &b.marker);
+    }
+    Ok(())
+}
+
+proptest! {
+    // 256 cases by default; `PROPTEST_CASES=20000` for a longer hunt.
+    #[test]
+    fn parsing_markdownish_text_never_panics(text in markdownish()) {
+        let _ = Document::parse(&text, &ParseOptions::default());
+    }
+
+    #[test]
+    fn parsing_arbitrary_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+        let _ = Document::parse_bytes(&bytes, &ParseOptions::default());
+    }
+
+    #[test]
+    fn every_recorded_marker_is_a_box_in_the_file(text in markdownish()) {
+        if let Ok(doc) = Document::parse(&text, &ParseOptions::default()) {
+            for t in &doc.tasks {
+                let m = &text.as_bytes()[t.marker.clone()];
+                prop_assert!(m == b"[ ]" || m == b"[x]" || m == b"[X]", "{:?}", m);
+            }
+        }
+    }
+
+    #[test]
+    fn flipping_a_marker_changes_one_byte_and_checks_that_task(text in task_file(), pick in any::<prop::sample::Index>()) {
+        check_flip(&text, pick)?;
+    }
+}
