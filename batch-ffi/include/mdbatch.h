@@ -226,7 +226,8 @@ struct mdbatch_run_handle *mdbatch_run_handle_new(void);
 // true (command runners get SIGTERM, then SIGKILL after the grace period),
 // and the run returns `MDBATCH_STATUS_CANCELLED`. Thread-safe, callable
 // from any thread, any number of times; a cancelled handle stays cancelled
-// (a run started with it stops at once). Fails only with
+// (a run started with it returns `MDBATCH_STATUS_CANCELLED` at once,
+// running nothing). Fails only with
 // `MDBATCH_STATUS_NULL_ARGUMENT`.
 enum mdbatch_status mdbatch_run_cancel(const struct mdbatch_run_handle *handle);
 

@@ -20,9 +20,13 @@
 //!   back through `mdbatch_string_free`, never `free()`. Strings passed to
 //!   callbacks are borrowed for the call.
 //! - **No panic crosses the boundary**: every exported body runs inside one
-//!   `catch_unwind` ([`boundary`](crate::boundary)); a panic becomes
+//!   `catch_unwind` (the `boundary` module); a panic becomes
 //!   `MDBATCH_STATUS_PANIC` (or NULL / false). Callback types use the
 //!   `"C-unwind"` ABI so a panicking *Rust* callback is caught too.
+//! - **Safety** (for every `unsafe` export): pointer arguments are NULL
+//!   (checked, reported as `MDBATCH_STATUS_NULL_ARGUMENT`) or valid: handles
+//!   come from this library and are not yet freed, strings are NUL-terminated,
+//!   output pointers point to writable storage.
 //! - **Threads**: `mdbatch_doc` is immutable and may be shared. The event
 //!   callback runs on the thread that called `mdbatch_run_file`, one call at
 //!   a time. A C runner runs on worker threads, several at once.
@@ -44,6 +48,10 @@
 #![expect(
     non_camel_case_types,
     reason = "C type names follow the header's snake_case"
+)]
+#![expect(
+    clippy::missing_safety_doc,
+    reason = "the contract of every export is stated once, in the crate docs above and in the header"
 )]
 
 mod boundary;

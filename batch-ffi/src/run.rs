@@ -56,7 +56,8 @@ pub extern "C" fn mdbatch_run_handle_new() -> *mut mdbatch_run_handle {
 /// true (command runners get SIGTERM, then SIGKILL after the grace period),
 /// and the run returns `MDBATCH_STATUS_CANCELLED`. Thread-safe, callable
 /// from any thread, any number of times; a cancelled handle stays cancelled
-/// (a run started with it stops at once). Fails only with
+/// (a run started with it returns `MDBATCH_STATUS_CANCELLED` at once,
+/// running nothing). Fails only with
 /// `MDBATCH_STATUS_NULL_ARGUMENT`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mdbatch_run_cancel(handle: *const mdbatch_run_handle) -> mdbatch_status {
@@ -171,6 +172,12 @@ unsafe fn run(
     let path = PathBuf::from(unsafe { str_arg(path, "path") }?);
     // SAFETY: as above.
     let options = parse_run_options(unsafe { opt_str_arg(options_json, "options_json") }?)?;
+    if handle_token.is_cancelled() {
+        return Err(Failure::new(
+            mdbatch_status::Cancelled,
+            "the run handle was already cancelled; nothing was run (use a new handle)",
+        ));
+    }
     let in_flight = Arc::new(InFlight::default());
     // SAFETY: NULL or a valid `mdbatch_runner` per the contract.
     let runner = match unsafe { runner.as_ref() } {

@@ -103,8 +103,11 @@ fn the_c_example_compiles_warning_free_and_runs_a_task_file() {
     let file = TaskFile::new(TASKS);
     let exe = file.dir.path().join("mdbatch_example");
     compile_c_example(&exe).unwrap();
+    // `cargo test` puts target/<profile> on LD_LIBRARY_PATH, which beats the
+    // rpath; make sure the library just compiled against is the one loaded.
     let output = Command::new(&exe)
         .arg(&file.path)
+        .env("LD_LIBRARY_PATH", library_dir())
         .env("RUST_BACKTRACE", "0")
         .output()
         .expect("run the C example");

@@ -230,7 +230,7 @@ fn a_task_that_keeps_failing_makes_the_run_return_task_failed_and_leaves_its_box
     assert_eq!(status, mdbatch_status::TaskFailed);
     let message = message.unwrap();
     let failed = events.of_type("task_failed");
-    assert_eq!(failed.len(), 1);
+    assert_eq!(failed.len(), 1, "{:#?}", events.types());
     assert_eq!(failed[0]["data"]["kind"], "failed");
     assert!(
         failed[0]["data"]["message"]
