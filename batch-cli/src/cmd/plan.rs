@@ -1,9 +1,107 @@
-//! `mdbatch plan`.
+//! `mdbatch plan`: what would run, in what order, and why.
 
-use crate::args::{ColorChoice, PlanArgs};
+use std::path::Path;
+
+use batch_core::plan::{PlanFormat, render};
+use batch_core::{Document, Plan, PromptTemplate, TaskSpec};
+
+use super::check::{print_diagnostics, read_task_file, stderr_color};
+use crate::args::{ColorChoice, PlanArgs, PlanFormatArg};
+use crate::exit;
+use crate::resolve;
 
 /// Runs `mdbatch plan`.
-pub fn run(_args: &PlanArgs, _color: ColorChoice) -> u8 {
-    eprintln!("mdbatch plan: not implemented yet");
-    crate::exit::USAGE
+pub fn run(args: &PlanArgs, color: ColorChoice) -> u8 {
+    let color = stderr_color(color);
+    let (path, options, bytes) = match read_task_file(args.doc.file.as_deref(), &args.doc) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let doc = match Document::parse_bytes(&bytes, &options) {
+        Ok(doc) => doc,
+        Err(mut e) => {
+            print_diagnostics(&mut e.0, &text, color);
+            eprintln!(
+                "error: {} cannot be planned; `mdbatch check` lists every problem",
+                path.display()
+            );
+            return exit::USAGE;
+        }
+    };
+    let mut warnings = doc.warnings.clone();
+    print_diagnostics(&mut warnings, &text, color);
+    if let Some(id) = &args.show_prompt {
+        return show_prompt(&doc, &path, id, args.prompt_template.as_deref());
+    }
+    let plan = match Plan::build(&doc, &resolve::plan_options(&args.select)) {
+        Ok(plan) => plan,
+        Err(mut e) => {
+            print_diagnostics(&mut e.0, &text, color);
+            eprintln!(
+                "error: {} cannot be planned; `mdbatch check` lists every problem",
+                path.display()
+            );
+            return exit::USAGE;
+        }
+    };
+    let format = match args.format {
+        PlanFormatArg::Text => PlanFormat::Text,
+        PlanFormatArg::Json => PlanFormat::Json,
+        PlanFormatArg::Dot => PlanFormat::Dot,
+        PlanFormatArg::Mermaid => PlanFormat::Mermaid,
+    };
+    print!("{}", render(&doc, &plan, format));
+    exit::SUCCESS
+}
+
+/// `--show-prompt ID`: the prompt a subagent would get for that task.
+fn show_prompt(doc: &Document, path: &Path, id: &str, template: Option<&Path>) -> u8 {
+    let Some(task) = doc.task_by_id(id) else {
+        let some: Vec<&str> = doc.tasks.iter().take(5).map(|t| t.id.as_str()).collect();
+        eprintln!(
+            "error: no task `{id}` in {}; its ids look like: {}",
+            path.display(),
+            some.join(", ")
+        );
+        return exit::USAGE;
+    };
+    let template = match template {
+        None => PromptTemplate::default(),
+        Some(file) => {
+            let text = match std::fs::read_to_string(file) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!(
+                        "error: {}: cannot read the prompt template: {e}",
+                        file.display()
+                    );
+                    return exit::USAGE;
+                }
+            };
+            match PromptTemplate::parse(&text) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("error: {}: {e}", file.display());
+                    return exit::USAGE;
+                }
+            }
+        }
+    };
+    let mut spec = TaskSpec::new(task.id.clone(), task.text.clone());
+    spec.details = task.details.clone();
+    spec.section_path = doc.section_path(task.index);
+    spec.preamble = doc.preamble.clone();
+    spec.task_file = path.to_path_buf();
+    spec.workdir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => ".".into(),
+    };
+    spec.verify = task.hints.verify.clone();
+    let prompt = template.render(&spec);
+    print!("{prompt}");
+    if !prompt.ends_with('\n') {
+        println!();
+    }
+    exit::SUCCESS
 }

@@ -1,9 +1,814 @@
-//! `mdbatch status`.
+//! `mdbatch status`: what is done and open per wave and group (from the
+//! checkboxes), and what the journal knows: the last run, a run in progress
+//! (its pid, its running attempts), failed tasks with their error kind and
+//! message, flaky tasks, attempts, durations, tokens and cost.
+//!
+//! The report is built by a pure function ([`build`]) from the parsed file,
+//! the journal summary, the lock holder and a liveness check, then rendered
+//! as text or JSON (`--json`, schema version [`STATUS_VERSION`]).
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+
+use batch_core::store::journal::{AttemptOutcome, JournalSummary, RunInfo, TaskHistory};
+use batch_core::store::{self, lock};
+use batch_core::{Document, ErrorKind, Usage};
+use serde::Serialize;
 
 use crate::args::{ColorChoice, StatusArgs};
+use crate::exit;
+use crate::output::mode::color_for;
+use crate::output::plain::plural;
+use crate::output::state::first_line;
+use crate::output::style::{Paint, took, usage};
+use crate::resolve;
+
+/// Version of the `status --json` schema.
+pub const STATUS_VERSION: u32 = 1;
+
+/// Done and open tasks of a group.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct GroupStatus {
+    /// Group title.
+    pub title: String,
+    /// Module, when the group has one.
+    pub module: Option<String>,
+    /// The tasks directly under the wave heading (no group heading).
+    pub lead: bool,
+    /// Checked leaf tasks.
+    pub done: usize,
+    /// Unchecked required leaf tasks.
+    pub open: usize,
+    /// Unchecked optional tasks (not counted in `open`).
+    pub optional: usize,
+    /// Ids of the open tasks.
+    pub open_ids: Vec<String>,
+}
+
+/// Done and open tasks of a wave.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct WaveStatus {
+    /// 1-based wave number.
+    pub number: usize,
+    /// Wave title.
+    pub title: String,
+    /// Checked leaf tasks.
+    pub done: usize,
+    /// Unchecked required leaf tasks.
+    pub open: usize,
+    /// Its groups.
+    pub groups: Vec<GroupStatus>,
+}
+
+/// A run holding the lock now.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RunningNow {
+    /// mdbatch's pid (0 when the lock file did not say).
+    pub pid: u32,
+    /// Its run id, from the journal.
+    pub run_id: Option<String>,
+    /// Its attempts in progress.
+    pub tasks: Vec<AttemptNow>,
+}
+
+/// An attempt started and not ended.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AttemptNow {
+    /// Task id.
+    pub id: String,
+    /// Attempt number in its run.
+    pub attempt: u32,
+    /// The subagent's pid, when recorded.
+    pub pid: Option<u32>,
+    /// Whether that pid is alive now.
+    pub alive: bool,
+    /// The run it belongs to.
+    pub run_id: String,
+}
+
+/// A task whose last attempt failed.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FailedTask {
+    /// Task id.
+    pub id: String,
+    /// Task text.
+    pub title: String,
+    /// Error kind.
+    pub kind: Option<ErrorKind>,
+    /// Error message.
+    pub message: Option<String>,
+    /// Attempts over every run.
+    pub attempts: u32,
+    /// Summed attempt durations, ms.
+    pub duration_ms: u64,
+}
+
+/// One task's journal history, as shown.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TaskStatus {
+    /// Task id.
+    pub id: String,
+    /// Its box is checked now.
+    pub checked: bool,
+    /// Attempts over every run.
+    pub attempts: u32,
+    /// How the last finished attempt ended.
+    pub last_outcome: Option<AttemptOutcome>,
+    /// Succeeded after a retry.
+    pub flaky: bool,
+    /// Summed attempt durations, ms.
+    pub duration_ms: u64,
+    /// Summed usage.
+    pub usage: Option<Usage>,
+    /// The task's text changed since its last attempt.
+    pub text_changed: bool,
+}
+
+/// Totals over the journal.
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct Totals {
+    /// Attempts over every run.
+    pub attempts: u32,
+    /// Summed attempt durations, ms.
+    pub duration_ms: u64,
+    /// Summed usage, when any was reported.
+    pub usage: Option<Usage>,
+}
+
+/// The whole report (`status --json`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Status {
+    /// [`STATUS_VERSION`].
+    pub v: u32,
+    /// The task file.
+    pub file: String,
+    /// The dialect.
+    pub dialect: String,
+    /// Checked leaf tasks.
+    pub done: usize,
+    /// Unchecked required leaf tasks.
+    pub open: usize,
+    /// Unchecked optional tasks.
+    pub optional: usize,
+    /// Per wave.
+    pub waves: Vec<WaveStatus>,
+    /// The last run in the journal.
+    pub last_run: Option<RunInfo>,
+    /// A run in progress.
+    pub running: Option<RunningNow>,
+    /// Tasks still open whose last attempt failed.
+    pub failed: Vec<FailedTask>,
+    /// Tasks that succeeded after a retry in their last run.
+    pub flaky: Vec<TaskStatus>,
+    /// Attempts a killed run left unfinished (no run in progress).
+    pub unfinished: Vec<AttemptNow>,
+    /// Every task the journal knows, in document order.
+    pub tasks: Vec<TaskStatus>,
+    /// Totals over the journal.
+    pub totals: Totals,
+    /// Journal lines that could not be read.
+    pub journal_skipped_lines: usize,
+}
+
+/// Builds the report. `holder` is the pid holding the run lock (if any);
+/// `alive` says whether a pid is alive.
+pub fn build(
+    doc: &Document,
+    journal: &JournalSummary,
+    skipped_lines: usize,
+    holder: Option<u32>,
+    alive: &dyn Fn(u32) -> bool,
+) -> Status {
+    let mut waves: Vec<WaveStatus> = doc
+        .waves
+        .iter()
+        .map(|w| WaveStatus {
+            number: w.index + 1,
+            title: w.title.clone(),
+            done: 0,
+            open: 0,
+            groups: w
+                .groups
+                .iter()
+                .filter_map(|&g| doc.groups.get(g))
+                .map(|g| GroupStatus {
+                    title: g.title.clone(),
+                    module: g.module.clone(),
+                    lead: g.section.is_none(),
+                    done: 0,
+                    open: 0,
+                    optional: 0,
+                    open_ids: Vec::new(),
+                })
+                .collect(),
+        })
+        .collect();
+    let (mut done, mut open, mut optional) = (0, 0, 0);
+    for t in doc.leaves().filter(|t| !t.skip) {
+        let (d, o, opt) = match (t.checked, t.optional) {
+            (true, _) => (1, 0, 0),
+            (false, false) => (0, 1, 0),
+            (false, true) => (0, 0, 1),
+        };
+        done += d;
+        open += o;
+        optional += opt;
+        let Some(w) = t.wave.and_then(|w| waves.get_mut(w)) else {
+            continue;
+        };
+        w.done += d;
+        w.open += o;
+        let pos = t.group.and_then(|g| {
+            doc.waves
+                .get(w.number - 1)
+                .and_then(|wave| wave.groups.iter().position(|&x| x == g))
+        });
+        if let Some(g) = pos.and_then(|p| w.groups.get_mut(p)) {
+            g.done += d;
+            g.open += o;
+            g.optional += opt;
+            if o == 1 {
+                g.open_ids.push(t.id.clone());
+            }
+        }
+    }
+
+    let title = |id: &str| {
+        doc.task_by_id(id)
+            .map(|t| first_line(&t.text).to_string())
+            .unwrap_or_default()
+    };
+    let checked = |id: &str| doc.task_by_id(id).is_some_and(|t| t.checked);
+    let attempt_now = |u: &batch_core::store::journal::UnfinishedAttempt| AttemptNow {
+        id: u.id.clone(),
+        attempt: u.attempt,
+        pid: u.pid,
+        alive: u.pid.is_some_and(alive),
+        run_id: u.run_id.clone(),
+    };
+
+    let last_run = journal.last_run().cloned();
+    let running = holder.map(|pid| {
+        // The run holding the lock is the latest run that has not ended.
+        let run_id = journal
+            .runs
+            .iter()
+            .rev()
+            .find(|r| r.ended.is_none())
+            .map(|r| r.run_id.clone());
+        let tasks = journal
+            .unfinished
+            .iter()
+            .filter(|u| Some(&u.run_id) == run_id.as_ref())
+            .map(attempt_now)
+            .collect();
+        RunningNow { pid, run_id, tasks }
+    });
+    let unfinished = if running.is_some() {
+        Vec::new()
+    } else {
+        journal.unfinished.iter().map(attempt_now).collect()
+    };
+
+    // Tasks in document order, then any the journal knows that the file no longer has.
+    let mut order: Vec<&str> = doc
+        .tasks
+        .iter()
+        .map(|t| t.id.as_str())
+        .filter(|id| journal.tasks.contains_key(*id))
+        .collect();
+    for id in journal.tasks.keys() {
+        if doc.task_by_id(id).is_none() {
+            order.push(id);
+        }
+    }
+    let task_status = |id: &str, h: &TaskHistory| TaskStatus {
+        id: id.to_string(),
+        checked: checked(id),
+        attempts: h.attempts,
+        last_outcome: h.last_outcome,
+        flaky: h.flaky,
+        duration_ms: h.duration_ms,
+        usage: h.usage,
+        text_changed: match (doc.task_by_id(id), &h.text_hash) {
+            (Some(t), Some(hash)) => batch_core::store::journal::text_hash(&t.text) != *hash,
+            _ => false,
+        },
+    };
+    let tasks: Vec<TaskStatus> = order
+        .iter()
+        .filter_map(|id| journal.tasks.get(*id).map(|h| task_status(id, h)))
+        .collect();
+    let failed = order
+        .iter()
+        .filter_map(|id| journal.tasks.get(*id).map(|h| (*id, h)))
+        .filter(|(id, h)| {
+            h.last_outcome == Some(AttemptOutcome::Failed) && !h.unfinished && !checked(id)
+        })
+        .map(|(id, h)| FailedTask {
+            id: id.to_string(),
+            title: title(id),
+            kind: h.last_kind,
+            message: h.last_message.clone(),
+            attempts: h.attempts,
+            duration_ms: h.duration_ms,
+        })
+        .collect();
+    let flaky = tasks.iter().filter(|t| t.flaky).cloned().collect();
+    let mut totals = Totals::default();
+    for h in journal.tasks.values() {
+        totals.attempts += h.attempts;
+        totals.duration_ms += h.duration_ms;
+        if let Some(u) = &h.usage {
+            totals.usage.get_or_insert_with(Usage::default).add(u);
+        }
+    }
+    Status {
+        v: STATUS_VERSION,
+        file: doc
+            .path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        dialect: doc.dialect.to_string(),
+        done,
+        open,
+        optional,
+        waves,
+        last_run,
+        running,
+        failed,
+        flaky,
+        unfinished,
+        tasks,
+        totals,
+        journal_skipped_lines: skipped_lines,
+    }
+}
+
+/// The report as text for people.
+pub fn render(s: &Status, p: Paint) -> String {
+    let mut out = format!(
+        "{}: {} done, {} open",
+        p.bold(&s.file),
+        p.green(&s.done.to_string()),
+        if s.open > 0 {
+            p.yellow(&s.open.to_string())
+        } else {
+            s.open.to_string()
+        }
+    );
+    if s.optional > 0 {
+        out.push_str(&format!(", {} optional", s.optional));
+    }
+    out.push_str(&format!(" ({})\n", s.dialect));
+
+    let group_width = s
+        .waves
+        .iter()
+        .flat_map(|w| w.groups.iter().map(|g| g.title.chars().count() + 4))
+        .chain(s.waves.iter().map(|w| w.title.chars().count() + 2))
+        .max()
+        .unwrap_or(0)
+        .min(48);
+    let open_list = |ids: &[String]| {
+        if ids.is_empty() {
+            return String::new();
+        }
+        let shown: Vec<&str> = ids.iter().take(6).map(String::as_str).collect();
+        let more = ids.len() - shown.len();
+        p.dim(&format!(
+            "  open: {}{}",
+            shown.join(", "),
+            if more > 0 {
+                format!(" +{more}")
+            } else {
+                String::new()
+            }
+        ))
+    };
+    for w in &s.waves {
+        let only_lead = w.groups.len() == 1 && w.groups[0].lead;
+        out.push_str(&format!(
+            "  {}  {}{}\n",
+            crate::output::style::column(&w.title, group_width - 2),
+            counts(w.done, w.open, p),
+            if only_lead {
+                open_list(&w.groups[0].open_ids)
+            } else {
+                String::new()
+            }
+        ));
+        if only_lead {
+            continue;
+        }
+        for g in &w.groups {
+            let title = if g.lead {
+                "(under the wave heading)"
+            } else {
+                g.title.as_str()
+            };
+            out.push_str(&format!(
+                "    {}  {}{}\n",
+                crate::output::style::column(title, group_width - 4),
+                counts(g.done, g.open, p),
+                open_list(&g.open_ids)
+            ));
+        }
+    }
+
+    match &s.running {
+        Some(r) => {
+            out.push_str(&format!(
+                "\n{} pid {}",
+                p.cyan("running now:"),
+                if r.pid == 0 {
+                    "?".to_string()
+                } else {
+                    r.pid.to_string()
+                }
+            ));
+            if let Some(id) = &r.run_id {
+                out.push_str(&format!(" (run {id})"));
+            }
+            out.push('\n');
+            for a in &r.tasks {
+                out.push_str(&format!("  {} attempt {}", p.bold(&a.id), a.attempt));
+                if let Some(pid) = a.pid {
+                    out.push_str(&format!(", subagent pid {pid}"));
+                }
+                out.push('\n');
+            }
+        }
+        None => out.push_str(&format!("\n{}\n", p.dim("no run in progress"))),
+    }
+    match &s.last_run {
+        Some(r) => {
+            out.push_str(&format!("last run: {} ({})", r.started, r.runner));
+            match &r.summary {
+                Some(sum) => {
+                    let mut parts = vec![format!("{} succeeded", sum.succeeded)];
+                    if sum.flaky > 0 {
+                        parts[0].push_str(&format!(" ({} flaky)", sum.flaky));
+                    }
+                    if sum.failed > 0 {
+                        parts.push(p.red(&format!("{} failed", sum.failed)));
+                    }
+                    if sum.skipped > 0 {
+                        parts.push(format!("{} skipped", sum.skipped));
+                    }
+                    if sum.cancelled {
+                        parts.push(p.yellow("interrupted"));
+                    }
+                    out.push_str(&format!(
+                        ", {} {} in {}: {}\n",
+                        sum.total,
+                        plural(sum.total, "task", "tasks"),
+                        took(sum.duration_ms),
+                        parts.join(", ")
+                    ));
+                }
+                None if s.running.is_some() => out.push_str(", still running\n"),
+                None => out.push_str(&format!(", {}\n", p.yellow("never finished (killed)"))),
+            }
+        }
+        None => out.push_str(&format!("{}\n", p.dim("no run yet"))),
+    }
+
+    if !s.failed.is_empty() {
+        out.push_str(&format!("\n{}\n", p.red("failed:")));
+        for f in &s.failed {
+            out.push_str(&format!(
+                "  {} {}: {}, {} ({} {}, {}; `mdbatch logs {}`)\n",
+                p.bold(&f.id),
+                f.title,
+                f.kind
+                    .map(|k| k.to_string())
+                    .unwrap_or_else(|| "failed".into()),
+                f.message.as_deref().map(first_line).unwrap_or(""),
+                f.attempts,
+                plural(f.attempts as usize, "attempt", "attempts"),
+                took(f.duration_ms),
+                f.id
+            ));
+        }
+    }
+    if !s.flaky.is_empty() {
+        out.push_str(&format!(
+            "\n{}\n",
+            p.yellow("flaky (succeeded after a retry):")
+        ));
+        for t in &s.flaky {
+            out.push_str(&format!(
+                "  {} ({} attempts, {})\n",
+                p.bold(&t.id),
+                t.attempts,
+                took(t.duration_ms)
+            ));
+        }
+    }
+    if !s.unfinished.is_empty() {
+        out.push_str(&format!(
+            "\n{}\n",
+            p.yellow("unfinished (a run was killed; the next run retries them):")
+        ));
+        for a in &s.unfinished {
+            out.push_str(&format!("  {} attempt {}", p.bold(&a.id), a.attempt));
+            match (a.pid, a.alive) {
+                (Some(pid), true) => {
+                    out.push_str(&p.red(&format!(", subagent pid {pid} is still running (orphan)")))
+                }
+                (Some(pid), false) => out.push_str(&format!(", subagent pid {pid} is gone")),
+                (None, _) => {}
+            }
+            out.push('\n');
+        }
+    }
+    if s.totals.attempts > 0 {
+        out.push_str(&format!(
+            "\n{} {} {}, {} of subagent time",
+            p.dim("journal:"),
+            s.totals.attempts,
+            plural(s.totals.attempts as usize, "attempt", "attempts"),
+            took(s.totals.duration_ms)
+        ));
+        if let Some(u) = &s.totals.usage {
+            out.push_str(&format!(", {}", usage(u)));
+        }
+        out.push('\n');
+    }
+    if s.journal_skipped_lines > 0 {
+        out.push_str(&format!(
+            "{}\n",
+            p.dim(&format!(
+                "({} journal {} could not be read and {} skipped)",
+                s.journal_skipped_lines,
+                plural(s.journal_skipped_lines, "line", "lines"),
+                plural(s.journal_skipped_lines, "was", "were")
+            ))
+        ));
+    }
+    out
+}
+
+fn counts(done: usize, open: usize, p: Paint) -> String {
+    let total = done + open;
+    let text = format!("{done}/{total} done");
+    if open == 0 && total > 0 {
+        p.green(&text)
+    } else {
+        text
+    }
+}
+
+/// Whether a process exists (signal 0 probes without sending anything).
+pub fn pid_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: kill with signal 0 only checks for existence and permission.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
 
 /// Runs `mdbatch status`.
-pub fn run(_args: &StatusArgs, _color: ColorChoice) -> u8 {
-    eprintln!("mdbatch status: not implemented yet");
-    crate::exit::USAGE
+pub fn run(args: &StatusArgs, color: ColorChoice) -> u8 {
+    let path = match resolve::task_file(args.doc.file.as_deref()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return exit::USAGE;
+        }
+    };
+    let popts = match resolve::parse_options(&path, &args.doc) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return exit::USAGE;
+        }
+    };
+    let doc = match Document::read(&path, &popts) {
+        Ok(d) => d,
+        Err(d) => {
+            eprintln!("{d}");
+            return exit::USAGE;
+        }
+    };
+    let status = match gather(&path, &doc) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    let text = if args.json {
+        let mut t = serde_json::to_string_pretty(&status).expect("status serialises to JSON");
+        t.push('\n');
+        t
+    } else {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        render(
+            &status,
+            Paint {
+                on: color_for(std::io::stdout().is_terminal(), no_color, color),
+            },
+        )
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    exit::SUCCESS
+}
+
+fn gather(path: &Path, doc: &Document) -> Result<Status, batch_core::StoreError> {
+    let state = store::state_dir(path);
+    let read = store::journal::read(&state)?;
+    let journal = JournalSummary::from_entries(&read.entries);
+    let holder = lock::holder(&state)?;
+    Ok(build(doc, &journal, read.skipped_lines, holder, &pid_alive))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use batch_core::ParseOptions;
+    use batch_core::store::journal::JournalEntry;
+    use serde_json::json;
+
+    const FILE: &str = "# Project\n\n## Wave 1\n\n### api\n- [x] T001 Create the model\n- [ ] T002 Parse hints\n\n### db\n- [ ] T003 Migrations\n\n## Wave 2\n\n- [ ] T004 Docs\n";
+
+    fn doc() -> Document {
+        Document::parse(FILE, &ParseOptions::with_path("task.md")).unwrap()
+    }
+
+    fn entry(run: &str, record: serde_json::Value) -> JournalEntry {
+        let mut v = record;
+        v["v"] = json!(1);
+        v["ts"] = json!("2026-11-25T09:00:00.000Z");
+        v["run_id"] = json!(run);
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn end(run: &str, id: &str, attempt: u32, outcome: &str, kind: Option<&str>) -> JournalEntry {
+        entry(
+            run,
+            json!({"type":"attempt_end","id":id,"attempt":attempt,"outcome":outcome,"kind":kind,
+                   "message": kind.map(|k| format!("{k} happened")),"duration_ms":1500,"pid":4242,
+                   "session_id":null,"usage":{"input_tokens":1000,"output_tokens":500,"cost_usd":0.5,"turns":null},
+                   "text_hash":"x"}),
+        )
+    }
+
+    fn start(run: &str, id: &str, attempt: u32) -> JournalEntry {
+        entry(
+            run,
+            json!({"type":"attempt_start","id":id,"attempt":attempt,"text_hash":"x"}),
+        )
+    }
+
+    fn journal() -> JournalSummary {
+        let entries = vec![
+            entry(
+                "r1",
+                json!({"type":"run_start","file":"task.md","pid":100,"runner":"command","total":4}),
+            ),
+            start("r1", "T001", 1),
+            end("r1", "T001", 1, "failed", Some("transient")),
+            start("r1", "T001", 2),
+            end("r1", "T001", 2, "succeeded", None),
+            start("r1", "T002", 1),
+            end("r1", "T002", 1, "failed", Some("fatal")),
+            entry(
+                "r1",
+                json!({"type":"task_skipped","id":"T004","reason":"dependency T002 failed"}),
+            ),
+            entry(
+                "r1",
+                json!({"type":"run_end","summary":{"total":4,"succeeded":1,"flaky":1,"failed":1,"skipped":1,"interrupted":0,"duration_ms":4000,"usage":null,"cancelled":false}}),
+            ),
+        ];
+        JournalSummary::from_entries(&entries)
+    }
+
+    #[test]
+    fn status_counts_done_and_open_per_wave_and_group() {
+        let s = build(&doc(), &JournalSummary::default(), 0, None, &|_| false);
+        assert_eq!((s.done, s.open), (1, 3));
+        assert_eq!(s.waves.len(), 2);
+        assert_eq!((s.waves[0].done, s.waves[0].open), (1, 2));
+        let api = &s.waves[0].groups[0];
+        assert_eq!((api.title.as_str(), api.done, api.open), ("api", 1, 1));
+        assert_eq!(api.open_ids, ["T002"]);
+        assert_eq!(s.waves[1].open, 1);
+        assert!(s.last_run.is_none() && s.running.is_none());
+    }
+
+    #[test]
+    fn status_reports_failed_flaky_attempts_durations_and_usage_from_the_journal() {
+        let s = build(&doc(), &journal(), 0, None, &|_| false);
+        assert_eq!(s.failed.len(), 1);
+        let f = &s.failed[0];
+        assert_eq!(f.id, "T002");
+        assert_eq!(f.kind, Some(ErrorKind::Fatal));
+        assert_eq!(f.message.as_deref(), Some("fatal happened"));
+        assert_eq!(f.title, "Parse hints");
+        assert_eq!(s.flaky.len(), 1);
+        assert_eq!((s.flaky[0].id.as_str(), s.flaky[0].attempts), ("T001", 2));
+        assert_eq!(s.totals.attempts, 3);
+        assert_eq!(s.totals.duration_ms, 4500);
+        assert_eq!(s.totals.usage.unwrap().input_tokens, 3000);
+        assert_eq!(s.last_run.as_ref().unwrap().run_id, "r1");
+        let text = render(&s, Paint { on: false });
+        assert!(text.contains("task.md: 1 done, 3 open"), "{text}");
+        assert!(
+            text.contains(
+                "  T002 Parse hints: fatal, fatal happened (1 attempt, 1.5s; `mdbatch logs T002`)"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("  T001 (2 attempts, 3.0s)"), "{text}");
+        assert!(
+            text.contains("4 tasks in 4.0s: 1 succeeded (1 flaky), 1 failed, 1 skipped"),
+            "{text}"
+        );
+        assert!(
+            text.contains("journal: 3 attempts, 4.5s of subagent time, 4.5k tokens, $1.50"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn status_names_the_running_pid_and_its_attempts_while_a_run_holds_the_lock() {
+        let entries = vec![
+            entry(
+                "r2",
+                json!({"type":"run_start","file":"task.md","pid":777,"runner":"command","total":4}),
+            ),
+            start("r2", "T003", 1),
+            entry(
+                "r2",
+                json!({"type":"attempt_info","id":"T003","attempt":1,"pid":31337}),
+            ),
+        ];
+        let j = JournalSummary::from_entries(&entries);
+        let s = build(&doc(), &j, 0, Some(777), &|pid| pid == 31337);
+        let r = s.running.as_ref().unwrap();
+        assert_eq!(r.pid, 777);
+        assert_eq!(r.run_id.as_deref(), Some("r2"));
+        assert_eq!(r.tasks[0].id, "T003");
+        assert_eq!(r.tasks[0].pid, Some(31337));
+        assert!(s.unfinished.is_empty());
+        let text = render(&s, Paint { on: false });
+        assert!(
+            text.contains("running now: pid 777 (run r2)\n  T003 attempt 1, subagent pid 31337"),
+            "{text}"
+        );
+
+        // The same journal without a lock holder: the run was killed.
+        let s = build(&doc(), &j, 0, None, &|pid| pid == 31337);
+        assert!(s.running.is_none());
+        assert_eq!(s.unfinished.len(), 1);
+        assert!(s.unfinished[0].alive);
+        let text = render(&s, Paint { on: false });
+        assert!(text.contains("never finished (killed)"), "{text}");
+        assert!(
+            text.contains("subagent pid 31337 is still running (orphan)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_checked_task_is_not_listed_as_failed() {
+        let entries = vec![
+            start("r1", "T001", 1),
+            end("r1", "T001", 1, "failed", Some("failed")),
+        ];
+        let s = build(
+            &doc(),
+            &JournalSummary::from_entries(&entries),
+            0,
+            None,
+            &|_| false,
+        );
+        assert!(s.failed.is_empty());
+    }
+
+    #[test]
+    fn this_process_is_alive_and_pid_zero_is_not() {
+        assert!(pid_alive(std::process::id()));
+        assert!(!pid_alive(0));
+        assert!(!pid_alive(u32::MAX));
+    }
+
+    #[test]
+    fn status_json_has_a_version_and_the_sections() {
+        let s = build(&doc(), &journal(), 2, None, &|_| false);
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["v"], 1);
+        assert_eq!(v["failed"][0]["kind"], "fatal");
+        assert_eq!(v["waves"][0]["groups"][1]["title"], "db");
+        assert_eq!(v["journal_skipped_lines"], 2);
+    }
 }

@@ -119,13 +119,21 @@ impl Live {
                 message,
                 delay_ms,
                 ..
-            } => self.println(&format!(
-                "  {} {} attempt {attempt}: {kind}, {}; retrying in {}",
-                p.yellow("↻"),
-                p.bold(id),
-                first_line(message),
-                took(*delay_ms)
-            )),
+            } => {
+                let head = format!("  ↻ {id} attempt {attempt}: {kind}, ");
+                let tail = format!("; retrying in {}", took(*delay_ms));
+                let room = (self.width)()
+                    .saturating_sub(
+                        console::measure_text_width(&head) + console::measure_text_width(&tail),
+                    )
+                    .max(10);
+                self.println(&format!(
+                    "  {} {} attempt {attempt}: {kind}, {}{tail}",
+                    p.yellow("↻"),
+                    p.bold(id),
+                    fit(first_line(message), room),
+                ));
+            }
             RunEvent::TaskSucceeded {
                 id,
                 duration_ms,
@@ -140,7 +148,7 @@ impl Live {
                     String::new()
                 };
                 self.println(&format!(
-                    "  {} {} {}  {}{flaky}",
+                    "  {} {}{}  {}{flaky}",
                     p.green("✓"),
                     p.bold(id),
                     title_of(state, id),
@@ -156,7 +164,7 @@ impl Live {
             } => {
                 self.remove_bar(id);
                 self.println(&format!(
-                    "  {} {} {}  {}: {kind}, {} {}",
+                    "  {} {}{}  {}: {kind}, {} {}",
                     p.red("✗"),
                     p.bold(id),
                     title_of(state, id),
@@ -198,13 +206,7 @@ impl Live {
     /// Recomposes every line for the current width and advances the spinners.
     pub fn tick(&mut self, state: &RunState, now: Instant) {
         let width = (self.width)();
-        let id_width = state
-            .live
-            .values()
-            .map(|l| console::measure_text_width(&l.id))
-            .max()
-            .unwrap_or(0)
-            .min(16);
+        let id_width = id_column(state, width);
         for l in state.live.values() {
             let Some(bar) = self.bars.get_mut(&l.id) else {
                 continue;
@@ -271,8 +273,28 @@ fn title_of(state: &RunState, id: &str) -> String {
     state
         .titles
         .get(id)
-        .map(|t| first_line(t).to_string())
+        .filter(|t| !title_in_id(id, t))
+        .map(|t| format!(" {}", first_line(t)))
         .unwrap_or_default()
+}
+
+/// Whether an id already says what the title says (a slug id such as
+/// `wave-1/api/create-the-model` for "Create the model"): then the title is
+/// not repeated.
+pub fn title_in_id(id: &str, title: &str) -> bool {
+    let mut slug = String::new();
+    for c in first_line(title).chars().flat_map(char::to_lowercase) {
+        if c.is_alphanumeric() {
+            slug.push(c);
+        } else if !slug.ends_with('-') && !slug.is_empty() {
+            slug.push('-');
+        }
+        if slug.len() >= 16 {
+            break;
+        }
+    }
+    let slug = slug.trim_end_matches('-');
+    !slug.is_empty() && id.to_lowercase().contains(slug)
 }
 
 fn task_style(waiting: bool, p: Paint) -> ProgressStyle {
@@ -288,6 +310,24 @@ fn task_style(waiting: bool, p: Paint) -> ProgressStyle {
     } else {
         style.tick_strings(SPINNER)
     }
+}
+
+/// The width of the id column: the longest running id, up to a share of the
+/// terminal (slug ids, which carry the title, get the title's share too).
+fn id_column(state: &RunState, width: usize) -> usize {
+    let slugs = state.live.values().all(|l| title_in_id(&l.id, &l.title));
+    let cap = if slugs {
+        (width / 2).clamp(12, 48)
+    } else {
+        (width / 6).clamp(6, 16)
+    };
+    state
+        .live
+        .values()
+        .map(|l| console::measure_text_width(&l.id))
+        .max()
+        .unwrap_or(0)
+        .min(cap)
 }
 
 /// The widths of the columns of a task line for a terminal `width` wide.
@@ -306,7 +346,7 @@ pub fn task_line(l: &LiveTask, width: usize, id_width: usize, now: Instant, p: P
     let avail = width.saturating_sub(2);
     let mut s = format!("{} ", p.bold(&column(&l.id, id_width)));
     let tw = title_width(width);
-    if tw > 0 {
+    if tw > 0 && !title_in_id(&l.id, &l.title) {
         s.push_str(&column(first_line(&l.title), tw));
         s.push_str("  ");
     }
@@ -333,10 +373,12 @@ pub fn task_line(l: &LiveTask, width: usize, id_width: usize, now: Instant, p: P
         }
         Phase::Waiting { until, reason } => {
             let left = until.saturating_duration_since(now);
-            s.push_str(&p.yellow(&format!(
-                "{attempt} failed, retry in {}",
-                elapsed(left + Duration::from_millis(999))
-            )));
+            let when = if left.is_zero() {
+                "retry queued".to_string()
+            } else {
+                format!("retry in {}", elapsed(left + Duration::from_millis(999)))
+            };
+            s.push_str(&p.yellow(&format!("{attempt} failed, {when}")));
             s.push_str("  ");
             s.push_str(&p.dim(reason));
         }

@@ -46,6 +46,8 @@ pub(crate) fn assign(candidates: &[Candidate]) -> Assigned {
         }
     }
     let mut used: HashSet<String> = taken.keys().cloned().collect();
+    // The next suffix to try per base: 10,000 tasks with the same text stay linear.
+    let mut next_suffix: HashMap<String, usize> = HashMap::new();
     for (i, c) in candidates.iter().enumerate() {
         if let Some(id) = &c.hint {
             out.ids.push((id.clone(), IdSource::Hint));
@@ -65,13 +67,13 @@ pub(crate) fn assign(candidates: &[Candidate]) -> Assigned {
                     out.duplicate_derived.push((first, i));
                 }
             }
-            let mut n = 2;
+            let n = next_suffix.entry(base.clone()).or_insert(2);
             loop {
                 id = format!("{base}-{n}");
+                *n += 1;
                 if !used.contains(&id) {
                     break;
                 }
-                n += 1;
             }
         }
         used.insert(id.clone());
@@ -273,6 +275,30 @@ mod tests {
         let ids: Vec<_> = a.ids.iter().map(|(i, _)| i.as_str()).collect();
         assert_eq!(ids, ["a/x", "a/x-2", "a/x-3"]);
         assert!(a.duplicate_derived.is_empty(), "slug collisions are normal");
+    }
+
+    #[test]
+    fn many_identical_texts_get_ids_in_linear_time() {
+        let c: Vec<_> = (0..20_000)
+            .map(|_| cand(None, None, None, "todo"))
+            .collect();
+        let a = assign(&c);
+        assert_eq!(a.ids[19_999].0, "todo-20000");
+        let mut ids: Vec<_> = a.ids.iter().map(|(i, _)| i.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 20_000);
+    }
+
+    #[test]
+    fn a_suffixed_id_never_collides_with_a_written_one() {
+        let a = assign(&[
+            cand(None, None, None, "x-2"),
+            cand(None, None, None, "x"),
+            cand(None, None, None, "x"),
+        ]);
+        let ids: Vec<_> = a.ids.iter().map(|(i, _)| i.as_str()).collect();
+        assert_eq!(ids, ["x-2", "x", "x-3"]);
     }
 
     #[test]

@@ -108,9 +108,16 @@ impl Document {
                 let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
                 let line_start = good.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
                 let col = String::from_utf8_lossy(&good[line_start..]).chars().count() + 1;
+                let line_end = bytes[line_start..]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(bytes.len(), |p| line_start + p)
+                    .min(line_start + 100_000);
+                let shown = String::from_utf8_lossy(&bytes[line_start..line_end]);
                 Err(Diagnostics(vec![
                     Diagnostic::error(line, col, "the file is not valid UTF-8")
                         .with_help("save the task file as UTF-8")
+                        .with_source_line(shown.trim_end_matches('\r'))
                         .with_path(options.path.clone()),
                 ]))
             }

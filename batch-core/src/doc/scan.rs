@@ -101,7 +101,20 @@ struct Scanner<'s, 'a> {
     deferred: Vec<Deferred>,
     errors: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
+    /// Errors beyond [`MAX_DIAGNOSTICS`], counted, with where the first was.
+    errors_dropped: (usize, usize),
+    /// Warnings beyond [`MAX_DIAGNOSTICS`], counted.
+    warnings_dropped: usize,
 }
+
+/// At most this many errors (and as many warnings) are kept: a generated
+/// file with a mistake on every line stays fast and its report readable.
+const MAX_DIAGNOSTICS: usize = 200;
+
+/// Source lines longer than this (in bytes) are cut after the column; a
+/// column beyond it shows no source line (a 10 MB line is not copied into
+/// every diagnostic).
+const MAX_SOURCE_LINE: usize = 100_000;
 
 pub(crate) fn parse(text: &str, options: &ParseOptions) -> Result<Document, Diagnostics> {
     let src = Source::new(text);
@@ -118,6 +131,8 @@ pub(crate) fn parse(text: &str, options: &ParseOptions) -> Result<Document, Diag
         deferred: Vec::new(),
         errors: Vec::new(),
         warnings: Vec::new(),
+        errors_dropped: (0, 0),
+        warnings_dropped: 0,
     };
     sc.pass();
     sc.assemble(options)
@@ -133,11 +148,18 @@ impl Scanner<'_, '_> {
         let mut d = d;
         d.line = pos.line;
         d.col = pos.col;
-        d.with_source_line(self.src.line_text(pos.line))
+        d.with_source_line(shown_line(self.src.line_text(pos.line), pos.col))
             .with_path(self.path.clone())
     }
 
     fn error(&mut self, at: usize, message: impl Into<String>, help: Option<String>) {
+        if self.errors.len() >= MAX_DIAGNOSTICS {
+            if self.errors_dropped.0 == 0 {
+                self.errors_dropped.1 = at;
+            }
+            self.errors_dropped.0 += 1;
+            return;
+        }
         let mut d = Diagnostic::error(1, 1, message);
         d.help = help;
         let d = self.diag_at(at, d);
@@ -145,6 +167,10 @@ impl Scanner<'_, '_> {
     }
 
     fn warning(&mut self, at: usize, message: impl Into<String>, help: Option<String>) {
+        if self.warnings.len() >= MAX_DIAGNOSTICS {
+            self.warnings_dropped += 1;
+            return;
+        }
         let mut d = Diagnostic::warning(1, 1, message);
         d.help = help;
         let d = self.diag_at(at, d);
@@ -864,6 +890,23 @@ impl Scanner<'_, '_> {
         let pre_start = src.front_matter_end.min(pre_end);
         let preamble = body[pre_start..pre_end].trim().replace('\r', "");
 
+        if self.warnings_dropped > 0 {
+            let n = self.warnings_dropped;
+            self.warnings.push(
+                Diagnostic::warning(1, 1, format!("{n} more warnings not shown"))
+                    .with_source_line(shown_line(src.line_text(1), 1))
+                    .with_path(self.path.clone()),
+            );
+        }
+        if self.errors_dropped.0 > 0 {
+            let (n, at) = self.errors_dropped;
+            let d = self.diag_at(
+                at,
+                Diagnostic::error(1, 1, format!("{n} more errors from here on, not shown"))
+                    .with_help("fix the errors above and check again"),
+            );
+            self.errors.push(d);
+        }
         if !self.errors.is_empty() {
             let mut all = self.errors;
             all.extend(self.warnings);
@@ -932,6 +975,17 @@ impl Scanner<'_, '_> {
         waves[w].groups.push(g);
         g
     }
+}
+
+/// The source line kept in a diagnostic: whole unless huge.
+fn shown_line(line: &str, col: usize) -> String {
+    if line.len() <= MAX_SOURCE_LINE {
+        return line.to_string();
+    }
+    if col > MAX_SOURCE_LINE / 2 {
+        return String::new();
+    }
+    line.chars().take(col + 80).collect()
 }
 
 /// Where the 3-byte `[?]` marker is: the event's range when it holds one,

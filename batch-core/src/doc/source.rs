@@ -7,6 +7,7 @@
 //! what keeps a task's marker range exact in files that start with a BOM or
 //! with YAML front matter.
 
+use std::cell::Cell;
 use std::ops::Range;
 
 use super::model::Pos;
@@ -30,6 +31,9 @@ pub(crate) struct Source<'a> {
     pub(crate) crlf: bool,
     /// Byte offset (in the original) where each line starts.
     line_starts: Vec<usize>,
+    /// The last column computed: (offset, col). Diagnostics on one long line
+    /// come in order, so counting resumes from here instead of the line start.
+    last_col: Cell<(usize, usize)>,
 }
 
 impl<'a> Source<'a> {
@@ -80,6 +84,7 @@ impl<'a> Source<'a> {
             front_matter_end,
             crlf: crlf_count > 0 && crlf_count >= lf_count,
             line_starts,
+            last_col: Cell::new((usize::MAX, 0)),
         }
     }
 
@@ -117,11 +122,19 @@ impl<'a> Source<'a> {
         if start == 0 {
             from = self.bom.min(offset);
         }
-        let col = self
-            .original
-            .get(from..offset)
-            .map_or(offset - from, |s| s.chars().count())
+        let mut base_col = 0;
+        let (last_offset, last_col) = self.last_col.get();
+        if last_offset != usize::MAX && last_offset >= from && last_offset <= offset {
+            from = last_offset;
+            base_col = last_col - 1;
+        }
+        let col = base_col
+            + self
+                .original
+                .get(from..offset)
+                .map_or(offset - from, |s| s.chars().count())
             + 1;
+        self.last_col.set((offset, col));
         Pos { offset, line, col }
     }
 
@@ -217,6 +230,15 @@ mod tests {
         assert!(s.crlf);
         assert_eq!(s.line_text(2), "- [ ] a");
         assert!(!Source::new("a\nb\n").crlf);
+    }
+
+    #[test]
+    fn columns_are_right_in_any_order_of_lookups() {
+        let s = Source::new("ab\né é é\nxyz");
+        let fresh = |o| Source::new("ab\né é é\nxyz").pos(o);
+        for o in [8, 3, 9, 6, 12, 1, 9, 14, 3, 5] {
+            assert_eq!(s.pos(o), fresh(o), "offset {o}");
+        }
     }
 
     #[test]

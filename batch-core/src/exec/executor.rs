@@ -628,21 +628,23 @@ impl Dispatcher {
             match &item.progress {
                 Progress::Spawned { pid } => {
                     r.pid = Some(*pid);
-                    info = Some((Some(*pid), None));
+                    info = Some((Some(*pid), None, None));
                 }
                 Progress::Session { id } => {
                     r.session = Some(id.clone());
-                    info = Some((None, Some(id.clone())));
+                    info = Some((None, Some(id.clone()), None));
                 }
+                Progress::Adjusted { what } => info = Some((None, None, Some(what.clone()))),
                 _ => {}
             }
         }
-        if let Some((pid, session_id)) = info {
+        if let Some((pid, session_id, adjusted)) = info {
             self.journal(JournalRecord::AttemptInfo {
                 id: item.task_id.clone(),
                 attempt: item.attempt,
                 pid,
                 session_id,
+                adjusted,
             });
         }
         self.emit(RunEvent::TaskProgress {
@@ -762,7 +764,7 @@ impl Dispatcher {
                 },
                 Some(e.kind),
                 Some(e.message.clone()),
-                None,
+                e.usage.as_deref().copied(),
                 e.session_id.clone().or(session),
             ),
         };

@@ -1,4 +1,4 @@
-//! Planning: a [`Document`](crate::doc::Document) in, a [`Plan`] (a DAG of
+//! Planning: a [`Document`] in, a [`Plan`] (a DAG of
 //! tasks) out; renderers for text, JSON, dot and mermaid; and the lints of
 //! `mdbatch check`.
 
@@ -10,7 +10,7 @@ mod render;
 #[cfg(test)]
 mod testdoc;
 
-pub use lint::check;
+pub use lint::{attach_source_lines, check, check_document};
 pub use model::*;
 pub use ready::ReadyTracker;
 pub use render::{PlanFormat, render};

@@ -1,7 +1,80 @@
 //! Text, JSON, dot and mermaid renderings of a plan.
+//!
+//! # The JSON schema (version 1)
+//!
+//! `plan --format json` (and the C interface's plan call) print one object:
+//! the same envelope as the run events (`v` is the schema version, `type`
+//! says what `data` holds). Consumers must ignore fields and types they do not
+//! know; the version is bumped when a meaning changes.
+//!
+//! ```json
+//! {
+//!   "v": 1,
+//!   "type": "plan",
+//!   "data": {
+//!     "file": "tasks.md",
+//!     "dialect": "spec-kit",
+//!     "dialect_reason": "detected: 4 tasks with T001-style ids",
+//!     "cross_wave": false,
+//!     "summary": { "tasks": 3, "waves": 2, "excluded": 1 },
+//!     "waves": [
+//!       { "index": 0, "title": "Phase 1: Setup", "line": 3,
+//!         "groups": [
+//!           { "index": 0, "title": "Phase 1: Setup", "module": null,
+//!             "parallel": { "mode": "sequential" }, "limit": null,
+//!             "tasks": ["T002"] } ] },
+//!       { "index": 1, "title": "Phase 2: Core", "line": 8,
+//!         "groups": [
+//!           { "index": 1, "title": "Phase 2: Core", "module": null,
+//!             "parallel": { "mode": "sequential" }, "limit": null,
+//!             "tasks": ["T003", "T004"] } ] }
+//!     ],
+//!     "tasks": [
+//!       { "id": "T002", "order": 0, "text": "Configure linting", "wave": 0,
+//!         "group": 0, "line": 6, "chain": 3, "deps": [], "barriers": [],
+//!         "resources": [] },
+//!       { "id": "T003", "order": 1, "text": "Create the model", "wave": 1,
+//!         "group": 1, "line": 10, "chain": 2, "deps": [], "barriers": [0],
+//!         "resources": ["db"] },
+//!       { "id": "T004", "order": 2, "text": "Add the service", "wave": 1,
+//!         "group": 1, "line": 11, "chain": 1,
+//!         "deps": [ { "on": "T003", "reason": "order" } ], "barriers": [],
+//!         "resources": [] }
+//!     ],
+//!     "barriers": [
+//!       { "index": 0, "label": "wave 1", "reason": "wave", "members": ["T002"] }
+//!     ],
+//!     "excluded": [ { "id": "T001", "reason": "done", "line": 5 } ]
+//!   }
+//! }
+//! ```
+//!
+//! Fields of `data`:
+//! - `file`: the task file as given, or `null`.
+//! - `dialect` (`waves`, `spec-kit`, `kiro`) and `dialect_reason`: how the
+//!   file is read, and why.
+//! - `cross_wave`: whether modules / user stories wait only for their own earlier work.
+//! - `summary`: counts of tasks to run, waves that have some, excluded tasks.
+//! - `waves[]`: every wave of the document with its `groups[]`; a group lists
+//!   the ids of its tasks to run (`tasks`), its `parallel` setting
+//!   (`{"mode": "unbounded" | "sequential"}` or `{"mode": "max", "max": N}`)
+//!   and the concurrency `limit` the executor applies (`null` = none).
+//! - `tasks[]`: the tasks to run in a topological order (`order`), each with
+//!   `deps` (ids it waits for and why: `wave`, `module`, `order`, `after`,
+//!   `depends_on`), `barriers` (indexes into `barriers[]`), `chain` (length of
+//!   the longest chain of work from it, itself included) and `resources`.
+//! - `barriers[]`: join points: a task that lists a barrier waits for every
+//!   one of its `members`.
+//! - `excluded[]`: tasks not run and why (`done`, `parent`, `optional`,
+//!   `skip`, `outside any wave`, `not selected by --only`).
 
-use super::model::Plan;
-use crate::doc::Document;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::model::{EdgeReason, Plan};
+use crate::doc::{Dialect, Document, Parallelism};
+use crate::exec::SCHEMA_VERSION;
 
 /// An output format of `mdbatch plan`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +91,624 @@ pub enum PlanFormat {
 }
 
 /// Renders `plan` of `doc` in `format`.
-pub fn render(_doc: &Document, _plan: &Plan, _format: PlanFormat) -> String {
-    todo!("plan helper")
+pub fn render(doc: &Document, plan: &Plan, format: PlanFormat) -> String {
+    match format {
+        PlanFormat::Text => text(doc, plan),
+        PlanFormat::Json => json(doc, plan),
+        PlanFormat::Dot => dot(doc, plan),
+        PlanFormat::Mermaid => mermaid(doc, plan),
+    }
+}
+
+/// Nodes of each group, in plan order.
+fn nodes_by_group(doc: &Document, plan: &Plan) -> Vec<Vec<usize>> {
+    let mut out = vec![Vec::new(); doc.groups.len()];
+    for n in &plan.nodes {
+        if let Some(v) = out.get_mut(n.group) {
+            v.push(n.index);
+        }
+    }
+    out
+}
+
+/// One line of text, at most `max` characters.
+fn short(s: &str, max: usize) -> String {
+    let one_line = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() <= max {
+        return one_line;
+    }
+    let mut out: String = one_line.chars().take(max.saturating_sub(1)).collect();
+    out.truncate(out.trim_end().len());
+    out.push('…');
+    out
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// How a group orders its tasks, in words.
+fn group_mode(doc: &Document, plan: &Plan, g: usize) -> String {
+    let group = &doc.groups[g];
+    let limit = plan.groups.get(g).and_then(|pg| pg.limit);
+    if !group.parallel_from_hint && doc.dialect != Dialect::Waves {
+        let marker = if doc.dialect == Dialect::SpecKit {
+            "[P]"
+        } else {
+            "(P)"
+        };
+        return format!("one at a time; {marker} runs side by side");
+    }
+    match (group.parallel, limit) {
+        (Parallelism::Sequential, _) => "one at a time".to_string(),
+        (_, Some(n)) => format!("side by side, at most {n} at once"),
+        _ => "side by side".to_string(),
+    }
+}
+
+/// "T003, T004" / "wave 1": what a node waits for, compactly.
+fn waits_text(plan: &Plan, node: usize) -> String {
+    let n = &plan.nodes[node];
+    let mut items: Vec<String> = n.deps.iter().map(|e| plan.nodes[e.on].id.clone()).collect();
+    items.extend(
+        n.barriers
+            .iter()
+            .filter_map(|&b| plan.barriers.get(b))
+            .map(|b| b.label.clone()),
+    );
+    if items.len() > 5 {
+        let more = items.len() - 4;
+        items.truncate(4);
+        items.push(format!("… (+{more})"));
+    }
+    items.join(", ")
+}
+
+fn text(doc: &Document, plan: &Plan) -> String {
+    let mut out = String::new();
+    let file = doc
+        .path
+        .as_ref()
+        .map_or_else(|| "<input>".to_string(), |p| p.display().to_string());
+    let by_group = nodes_by_group(doc, plan);
+    let waves_with_work = doc
+        .waves
+        .iter()
+        .filter(|w| {
+            w.groups
+                .iter()
+                .any(|&g| by_group.get(g).is_some_and(|v| !v.is_empty()))
+        })
+        .count();
+    let _ = writeln!(
+        out,
+        "{file}: {} to run in {}",
+        plural(plan.nodes.len(), "task", "tasks"),
+        plural(waves_with_work, "wave", "waves")
+    );
+    let _ = writeln!(
+        out,
+        "dialect: {} ({})",
+        plan.dialect,
+        short(&plan.dialect_reason, 100)
+    );
+    let _ = writeln!(
+        out,
+        "cross-wave: {}",
+        if plan.cross_wave {
+            "on (a module or user story waits only for its own earlier work)"
+        } else {
+            "off (each wave waits for the previous one)"
+        }
+    );
+    let id_width = plan
+        .nodes
+        .iter()
+        .map(|n| n.id.chars().count())
+        .max()
+        .unwrap_or(0)
+        .min(24);
+    let num_width = plan.nodes.len().to_string().len();
+    for wave in &doc.waves {
+        let count: usize = wave
+            .groups
+            .iter()
+            .map(|&g| by_group.get(g).map_or(0, Vec::len))
+            .sum();
+        let _ = write!(out, "\nwave {}: {}", wave.index + 1, short(&wave.title, 70));
+        if count == 0 {
+            let _ = writeln!(out, " (nothing to run)");
+            continue;
+        }
+        out.push('\n');
+        for &g in &wave.groups {
+            let Some(nodes) = by_group.get(g).filter(|v| !v.is_empty()) else {
+                continue;
+            };
+            let group = &doc.groups[g];
+            let name = if group.section.is_none() {
+                "lead group".to_string()
+            } else {
+                format!("group {}", short(&group.title, 60))
+            };
+            let module = match &group.module {
+                Some(m) if plan.cross_wave && plan.dialect != Dialect::SpecKit => {
+                    format!(" [module {m}]")
+                }
+                _ => String::new(),
+            };
+            let _ = writeln!(out, "  {name}{module}: {}", group_mode(doc, plan, g));
+            for &i in nodes {
+                let n = &plan.nodes[i];
+                let task = &doc.tasks[n.task];
+                let mut line = format!(
+                    "    {:>num_width$}. {:<id_width$}  {}",
+                    n.order + 1,
+                    n.id,
+                    short(&task.text, 60)
+                );
+                let waits = waits_text(plan, i);
+                if !waits.is_empty() {
+                    let _ = write!(line, "  (waits for: {waits})");
+                }
+                let _ = writeln!(out, "{}", line.trim_end());
+            }
+        }
+    }
+    if !plan.excluded.is_empty() {
+        out.push_str("\nnot run:\n");
+        let reasons = [
+            ("done", "done"),
+            ("parent", "parents (run as their children)"),
+            ("optional", "optional (--include-optional runs them)"),
+            ("skip", "skipped by a hint"),
+            ("outside any wave", "outside any wave"),
+            ("not selected by --only", "not selected by --only"),
+        ];
+        let mut listed = 0;
+        for (reason, words) in reasons {
+            let ids: Vec<&str> = plan
+                .excluded
+                .iter()
+                .filter(|e| e.reason == reason)
+                .map(|e| e.id.as_str())
+                .collect();
+            listed += ids.len();
+            if ids.is_empty() {
+                continue;
+            }
+            let shown: Vec<&str> = ids.iter().take(8).copied().collect();
+            let more = if ids.len() > 8 { ", …" } else { "" };
+            let _ = writeln!(out, "  {} {words}: {}{more}", ids.len(), shown.join(", "));
+        }
+        if listed < plan.excluded.len() {
+            let _ = writeln!(out, "  {} other", plan.excluded.len() - listed);
+        }
+    }
+    out
+}
+
+#[derive(Serialize)]
+struct JsonDoc<'a> {
+    v: u32,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    data: JsonPlan<'a>,
+}
+
+#[derive(Serialize)]
+struct JsonPlan<'a> {
+    file: Option<String>,
+    dialect: Dialect,
+    dialect_reason: &'a str,
+    cross_wave: bool,
+    summary: JsonSummary,
+    waves: Vec<JsonWave<'a>>,
+    tasks: Vec<JsonTask<'a>>,
+    barriers: Vec<JsonBarrier<'a>>,
+    excluded: Vec<JsonExcluded<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonSummary {
+    tasks: usize,
+    waves: usize,
+    excluded: usize,
+}
+
+#[derive(Serialize)]
+struct JsonWave<'a> {
+    index: usize,
+    title: &'a str,
+    line: Option<usize>,
+    groups: Vec<JsonGroup<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonGroup<'a> {
+    index: usize,
+    title: &'a str,
+    module: Option<&'a str>,
+    parallel: Parallelism,
+    limit: Option<u32>,
+    tasks: Vec<&'a str>,
+}
+
+#[derive(Serialize)]
+struct JsonTask<'a> {
+    id: &'a str,
+    order: usize,
+    text: &'a str,
+    wave: usize,
+    group: usize,
+    line: usize,
+    chain: usize,
+    deps: Vec<JsonEdge<'a>>,
+    barriers: &'a [usize],
+    resources: &'a [String],
+}
+
+#[derive(Serialize)]
+struct JsonEdge<'a> {
+    on: &'a str,
+    reason: &'a EdgeReason,
+}
+
+#[derive(Serialize)]
+struct JsonBarrier<'a> {
+    index: usize,
+    label: &'a str,
+    reason: &'a EdgeReason,
+    members: Vec<&'a str>,
+}
+
+#[derive(Serialize)]
+struct JsonExcluded<'a> {
+    id: &'a str,
+    reason: &'a str,
+    line: usize,
+}
+
+fn json(doc: &Document, plan: &Plan) -> String {
+    let by_group = nodes_by_group(doc, plan);
+    let waves: Vec<JsonWave<'_>> = doc
+        .waves
+        .iter()
+        .map(|w| JsonWave {
+            index: w.index,
+            title: &w.title,
+            line: w
+                .section
+                .and_then(|s| doc.sections.get(s))
+                .map(|s| s.pos.line),
+            groups: w
+                .groups
+                .iter()
+                .filter_map(|&g| doc.groups.get(g))
+                .map(|g| JsonGroup {
+                    index: g.index,
+                    title: &g.title,
+                    module: g.module.as_deref(),
+                    parallel: g.parallel,
+                    limit: plan.groups.get(g.index).and_then(|pg| pg.limit),
+                    tasks: by_group[g.index]
+                        .iter()
+                        .map(|&i| plan.nodes[i].id.as_str())
+                        .collect(),
+                })
+                .collect(),
+        })
+        .collect();
+    let waves_with_work = waves
+        .iter()
+        .filter(|w| w.groups.iter().any(|g| !g.tasks.is_empty()))
+        .count();
+    let data = JsonPlan {
+        file: doc.path.as_ref().map(|p| p.display().to_string()),
+        dialect: plan.dialect,
+        dialect_reason: &plan.dialect_reason,
+        cross_wave: plan.cross_wave,
+        summary: JsonSummary {
+            tasks: plan.nodes.len(),
+            waves: waves_with_work,
+            excluded: plan.excluded.len(),
+        },
+        waves,
+        tasks: plan
+            .nodes
+            .iter()
+            .map(|n| JsonTask {
+                id: &n.id,
+                order: n.order,
+                text: &doc.tasks[n.task].text,
+                wave: n.wave,
+                group: n.group,
+                line: doc.tasks[n.task].pos.line,
+                chain: n.chain,
+                deps: n
+                    .deps
+                    .iter()
+                    .map(|e| JsonEdge {
+                        on: &plan.nodes[e.on].id,
+                        reason: &e.reason,
+                    })
+                    .collect(),
+                barriers: &n.barriers,
+                resources: &n.resources,
+            })
+            .collect(),
+        barriers: plan
+            .barriers
+            .iter()
+            .map(|b| JsonBarrier {
+                index: b.index,
+                label: &b.label,
+                reason: &b.reason,
+                members: b
+                    .members
+                    .iter()
+                    .map(|&m| plan.nodes[m].id.as_str())
+                    .collect(),
+            })
+            .collect(),
+        excluded: plan
+            .excluded
+            .iter()
+            .map(|e| JsonExcluded {
+                id: &e.id,
+                reason: &e.reason,
+                line: doc.tasks.get(e.task).map_or(0, |t| t.pos.line),
+            })
+            .collect(),
+    };
+    let mut s = serde_json::to_string_pretty(&JsonDoc {
+        v: SCHEMA_VERSION,
+        kind: "plan",
+        data,
+    })
+    .expect("plan JSON is plain data");
+    s.push('\n');
+    s
+}
+
+/// Escapes a graphviz double-quoted string.
+fn dot_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' | '\r' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn dot(doc: &Document, plan: &Plan) -> String {
+    let by_group = nodes_by_group(doc, plan);
+    let mut out = String::from(
+        "digraph plan {\n  rankdir=LR;\n  node [shape=box, fontname=\"Helvetica\"];\n",
+    );
+    for wave in &doc.waves {
+        let groups: Vec<usize> = wave
+            .groups
+            .iter()
+            .copied()
+            .filter(|&g| by_group.get(g).is_some_and(|v| !v.is_empty()))
+            .collect();
+        if groups.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "  subgraph cluster_w{} {{", wave.index);
+        let _ = writeln!(
+            out,
+            "    label={};",
+            dot_str(&format!(
+                "wave {}: {}",
+                wave.index + 1,
+                short(&wave.title, 60)
+            ))
+        );
+        for g in groups {
+            let group = &doc.groups[g];
+            let _ = writeln!(out, "    subgraph cluster_g{g} {{");
+            let _ = writeln!(out, "      label={};", dot_str(&short(&group.title, 60)));
+            for &i in &by_group[g] {
+                let n = &plan.nodes[i];
+                let label = format!("{}: {}", n.id, short(&doc.tasks[n.task].text, 40));
+                let _ = writeln!(out, "      n{i} [label={}];", dot_str(&label));
+            }
+            out.push_str("    }\n");
+        }
+        out.push_str("  }\n");
+    }
+    for b in &plan.barriers {
+        let _ = writeln!(
+            out,
+            "  b{} [shape=diamond, style=dashed, label={}];",
+            b.index,
+            dot_str(&b.label)
+        );
+        for &m in &b.members {
+            let _ = writeln!(out, "  n{m} -> b{} [style=dashed];", b.index);
+        }
+    }
+    for n in &plan.nodes {
+        for e in &n.deps {
+            let _ = writeln!(out, "  n{} -> n{};", e.on, n.index);
+        }
+        for &b in &n.barriers {
+            let _ = writeln!(out, "  b{b} -> n{} [style=dashed];", n.index);
+        }
+    }
+    out.push_str("}\n");
+    out
+}
+
+/// Escapes a mermaid quoted label.
+fn mermaid_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("#quot;"),
+            '\n' | '\r' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn mermaid(doc: &Document, plan: &Plan) -> String {
+    let by_group = nodes_by_group(doc, plan);
+    let mut out = String::from("flowchart TD\n");
+    for wave in &doc.waves {
+        let groups: Vec<usize> = wave
+            .groups
+            .iter()
+            .copied()
+            .filter(|&g| by_group.get(g).is_some_and(|v| !v.is_empty()))
+            .collect();
+        if groups.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "  subgraph w{}[{}]",
+            wave.index,
+            mermaid_str(&format!(
+                "wave {}: {}",
+                wave.index + 1,
+                short(&wave.title, 60)
+            ))
+        );
+        for g in groups {
+            let _ = writeln!(
+                out,
+                "    subgraph g{g}[{}]",
+                mermaid_str(&short(&doc.groups[g].title, 60))
+            );
+            for &i in &by_group[g] {
+                let n = &plan.nodes[i];
+                let label = format!("{}: {}", n.id, short(&doc.tasks[n.task].text, 40));
+                let _ = writeln!(out, "      n{i}[{}]", mermaid_str(&label));
+            }
+            out.push_str("    end\n");
+        }
+        out.push_str("  end\n");
+    }
+    for b in &plan.barriers {
+        let _ = writeln!(out, "  b{}{{{{{}}}}}", b.index, mermaid_str(&b.label));
+        for &m in &b.members {
+            let _ = writeln!(out, "  n{m} -.-> b{}", b.index);
+        }
+    }
+    for n in &plan.nodes {
+        for e in &n.deps {
+            let _ = writeln!(out, "  n{} --> n{}", e.on, n.index);
+        }
+        for &b in &n.barriers {
+            let _ = writeln!(out, "  b{b} -.-> n{}", n.index);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::PlanOptions;
+    use crate::plan::testdoc::DocBuilder;
+
+    fn sample() -> (Document, Plan) {
+        let mut b = DocBuilder::new(Dialect::SpecKit);
+        b.wave("Phase 1: Setup");
+        let done = b.task("T001", "Create project structure");
+        b.task("T002", "Configure \"linting\"");
+        b.wave("Phase 2: Core");
+        let t3 = b.task("T003", "Create the model in `src/model.rs`");
+        b.task("T004", "Add the service");
+        b.edit(done, |t| t.checked = true);
+        b.edit(t3, |t| t.hints.resource = vec!["db".into()]);
+        let doc = b.build();
+        let plan = Plan::build(&doc, &PlanOptions::default()).expect("plans");
+        (doc, plan)
+    }
+
+    #[test]
+    fn text_shows_dialect_waves_groups_order_and_what_each_task_waits_for() {
+        let (doc, plan) = sample();
+        let t = render(&doc, &plan, PlanFormat::Text);
+        assert!(
+            t.starts_with(
+                "tasks.md: 3 tasks to run in 2 waves\ndialect: spec-kit (test)\ncross-wave: off"
+            ),
+            "{t}"
+        );
+        assert!(t.contains("wave 1: Phase 1: Setup\n  lead group: one at a time; [P] runs side by side\n    1. T002  Configure \"linting\"\n"), "{t}");
+        assert!(
+            t.contains("    2. T003  Create the model in `src/model.rs`  (waits for: wave 1)\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("    3. T004  Add the service  (waits for: T003)\n"),
+            "{t}"
+        );
+        assert!(t.contains("not run:\n  1 done: T001\n"), "{t}");
+    }
+
+    #[test]
+    fn json_is_versioned_and_names_tasks_by_id() {
+        let (doc, plan) = sample();
+        let v: serde_json::Value =
+            serde_json::from_str(&render(&doc, &plan, PlanFormat::Json)).expect("valid JSON");
+        assert_eq!(v["v"], 1);
+        assert_eq!(v["type"], "plan");
+        let d = &v["data"];
+        assert_eq!(d["dialect"], "spec-kit");
+        assert_eq!(d["summary"]["tasks"], 3);
+        assert_eq!(d["tasks"][2]["id"], "T004");
+        assert_eq!(d["tasks"][2]["deps"][0]["on"], "T003");
+        assert_eq!(d["tasks"][2]["deps"][0]["reason"], "order");
+        assert_eq!(d["tasks"][1]["resources"][0], "db");
+        assert_eq!(d["barriers"][0]["members"][0], "T002");
+        assert_eq!(d["barriers"][0]["label"], "wave 1");
+        assert_eq!(d["waves"][1]["groups"][0]["tasks"][1], "T004");
+        assert_eq!(d["waves"][0]["groups"][0]["parallel"]["mode"], "sequential");
+        assert_eq!(d["excluded"][0]["reason"], "done");
+    }
+
+    #[test]
+    fn dot_and_mermaid_draw_every_node_and_edge_with_escaped_labels() {
+        let (doc, plan) = sample();
+        let d = render(&doc, &plan, PlanFormat::Dot);
+        assert!(d.starts_with("digraph plan {"));
+        assert!(
+            d.contains(r#"n0 [label="T002: Configure \"linting\""];"#),
+            "{d}"
+        );
+        assert!(d.contains("n1 -> n2;"));
+        assert!(d.contains("n0 -> b0 [style=dashed];"));
+        assert!(d.contains("b0 -> n1 [style=dashed];"));
+        let m = render(&doc, &plan, PlanFormat::Mermaid);
+        assert!(m.starts_with("flowchart TD\n"));
+        assert!(
+            m.contains("n0[\"T002: Configure #quot;linting#quot;\"]"),
+            "{m}"
+        );
+        assert!(m.contains("  n1 --> n2\n"));
+        assert!(m.contains("  b0{{\"wave 1\"}}\n"), "{m}");
+    }
+
+    #[test]
+    fn long_task_text_is_cut_to_one_short_line() {
+        assert_eq!(short("a\n  b", 10), "a b");
+        let long = "word ".repeat(40);
+        let s = short(&long, 20);
+        assert_eq!(s.chars().count(), 20);
+        assert!(s.ends_with('…'));
+    }
 }

@@ -132,7 +132,7 @@ impl DocBuilder {
                 .last()
                 .map(|w| w.title.clone())
                 .unwrap_or_default();
-            self.push_group(self.wave_section, &title, None);
+            self.push_group(None, &title, None);
         }
         let pos = self.pos();
         let index = self.doc.tasks.len();

@@ -557,7 +557,8 @@ impl LogFile {
             Stream::ProgressFile => "[progress] ",
             _ => "[runner] ",
         };
-        if let Err(e) = writeln!(f, "{tag}{line}") {
+        // Flushed per line so `mdbatch logs --follow` sees the attempt live.
+        if let Err(e) = writeln!(f, "{tag}{line}").and_then(|()| f.flush()) {
             self.progress.line(format!("cannot write the log: {e}"));
             self.file = None;
         }

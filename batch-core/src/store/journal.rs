@@ -11,7 +11,7 @@
 //!
 //! Record types: `run_start`, `attempt_start`, `attempt_info` (a subagent pid
 //! or agent session id learnt mid-attempt), `attempt_end`, `task_skipped`,
-//! `run_end`. Readers skip lines they do not understand (a newer `type`, a
+//! `task_reset` (written by `mdbatch reset`), `run_end`. Readers skip lines they do not understand (a newer `type`, a
 //! torn last line left by a killed run) and count them; `v` is bumped when the
 //! meaning of a field changes.
 //!
@@ -100,6 +100,10 @@ pub enum JournalRecord {
         /// The agent's session id.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         session_id: Option<String>,
+        /// What the runner changed for this attempt (a resumed session, more
+        /// turns, a trimmed prompt), from [`Progress::Adjusted`](crate::Progress::Adjusted).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        adjusted: Option<String>,
     },
     /// An attempt ended.
     AttemptEnd {
@@ -130,6 +134,12 @@ pub enum JournalRecord {
         id: String,
         /// Why.
         reason: String,
+    },
+    /// `mdbatch reset` forgot the task's history: readers drop what came
+    /// before for this id (attempts, failures, sessions, unfinished attempts).
+    TaskReset {
+        /// Task id.
+        id: String,
     },
     /// A run ended.
     RunEnd {
@@ -431,6 +441,11 @@ impl JournalSummary {
                 JournalRecord::TaskSkipped { id, reason } => {
                     s.tasks.entry(id.clone()).or_default().skipped = Some(reason.clone());
                 }
+                JournalRecord::TaskReset { id } => {
+                    s.tasks.remove(id);
+                    open.remove(id);
+                    failed_in_run.retain(|(_, task), _| task != id);
+                }
             }
         }
         s.unfinished = open.into_values().collect();
@@ -541,6 +556,7 @@ mod tests {
                     attempt: 1,
                     pid: Some(99),
                     session_id: Some("s-1".into()),
+                    adjusted: None,
                 },
             ),
         ];

@@ -2,7 +2,9 @@
 
 mod command;
 mod corpus;
+mod mock_api;
 mod outline;
 mod parse;
 mod parse_props;
+mod real_cli;
 mod store;

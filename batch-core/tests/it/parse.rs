@@ -423,6 +423,7 @@ fn invalid_utf8_is_an_error_at_its_line_and_column() {
     .unwrap_err();
     assert_eq!((e.0[0].line, e.0[0].col), (3, 8));
     assert!(e.to_string().contains("t.md:3:8"));
+    assert_eq!(e.0[0].source_line, "- [ ] b\u{fffd}d");
 }
 
 #[test]
@@ -524,4 +525,40 @@ fn ids_survive_an_agent_decorating_a_heading_as_complete() {
     );
     assert_eq!(ids(&before), ids(&after));
     assert_eq!(ids(&before), ["setup/install-deps", "build/compile"]);
+}
+
+#[test]
+fn a_flood_of_errors_is_capped_and_counted() {
+    let mut text = String::from("# A\n- [ ] t\n\ntext\n\n");
+    for _ in 0..1000 {
+        text.push_str("<!-- parallel: false -->\n\npara\n\n");
+    }
+    let e = parse_err(&text);
+    assert_eq!(e.error_count(), 201);
+    let last = e.0.iter().rfind(|d| d.is_error()).unwrap();
+    assert!(last.message.contains("800 more errors"), "{last}");
+}
+
+#[test]
+fn pathological_inputs_parse_quickly() {
+    let cases = [
+        "<!-- id: a -->".repeat(100_000),
+        "[".repeat(1_000_000),
+        "- ".repeat(200_000),
+        "*a **b ".repeat(100_000),
+        format!("{}x\n", "> ".repeat(100_000)),
+        "- [ ] x <!-- paralel: 1 -->\n".repeat(5_000),
+        "<!--".repeat(200_000),
+        "`".repeat(500_000),
+    ];
+    for text in cases {
+        let start = Instant::now();
+        let _ = Document::parse(&text, &ParseOptions::default());
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{:?}… took {:?}",
+            &text[..20],
+            start.elapsed()
+        );
+    }
 }

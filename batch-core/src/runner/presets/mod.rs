@@ -23,8 +23,7 @@
 //!    - first attempt: a fresh session and the task's prompt (or, with
 //!      `--resume-sessions`, the session an interrupted run left);
 //!    - after `TurnLimit`: resume the same session with a larger turn budget;
-//!    - after `Transient`: resume the session when the attempt had got
-//!      anywhere (tokens out), else start afresh;
+//!    - after `Transient`: resume the session (after the executor's wait);
 //!    - after `ContextOverflow`: a fresh session, never a resume, with the
 //!      preamble dropped and long details cut;
 //!    - after `Failed`/`Timeout`: a fresh session whose prompt carries the
@@ -327,9 +326,6 @@ impl<A: Agent> SubagentRunner for AgentRunner<A> {
         for what in &plan.adjustments {
             ctx.progress.send(Progress::Adjusted { what: what.clone() });
         }
-        if let Some(id) = plan.session.id() {
-            ctx.progress.send(Progress::Session { id: id.to_string() });
-        }
         let (argv, env) = self.agent.command(&plan);
         let mut env: Vec<(OsString, OsString)> = env
             .into_iter()
@@ -346,18 +342,29 @@ impl<A: Agent> SubagentRunner for AgentRunner<A> {
         };
         let mut parser = self.agent.parser();
         let what = self.agent.name();
+        // A readable tail (messages, tool calls, plain output) rather than raw
+        // JSON lines: it goes into the next attempt's prompt.
+        let mut tail: std::collections::VecDeque<String> = std::collections::VecDeque::new();
         let result = {
             let sink = &ctx.progress;
             let parser = &mut parser;
+            let tail = &mut tail;
             spawn_streaming(&cmd, &ctx, move |stream, line| {
                 let mut out = Vec::new();
                 parser.line(stream, line, &mut out);
                 for p in out {
+                    if let Some(l) = readable(&p) {
+                        if tail.len() == TAIL_LINES {
+                            tail.pop_front();
+                        }
+                        tail.push_back(l);
+                    }
                     sink.send(p);
                 }
             })
             .await
         };
+        let tail = (!tail.is_empty()).then(|| Vec::from(tail).join("\n"));
         let session = parser
             .session()
             .or_else(|| plan.session.id().map(str::to_string));
@@ -366,20 +373,14 @@ impl<A: Agent> SubagentRunner for AgentRunner<A> {
             Err(e) => Err(e),
             Ok(exit) => match exit.stop_error(what) {
                 Some(e) => Err(e),
-                None => parser.finish(&exit).map_err(|e| {
-                    if e.output_tail.is_none() {
-                        let tail = exit.tail_opt();
-                        e.with_output_tail(tail)
-                    } else {
-                        e
-                    }
-                }),
+                None => parser.finish(&exit),
             },
         };
         match outcome {
             Ok(mut out) => {
                 out.session_id = out.session_id.or(session);
                 out.usage = out.usage.or(usage);
+                out.output_tail = tail.or(out.output_tail);
                 Ok(out)
             }
             Err(mut e) => {
@@ -389,6 +390,7 @@ impl<A: Agent> SubagentRunner for AgentRunner<A> {
                 if e.usage.is_none() {
                     e.usage = usage.map(Box::new);
                 }
+                e.output_tail = tail.or(e.output_tail);
                 Err(e)
             }
         }
@@ -397,6 +399,35 @@ impl<A: Agent> SubagentRunner for AgentRunner<A> {
     fn name(&self) -> &str {
         self.agent.name()
     }
+}
+
+/// How many readable lines an attempt's output tail keeps.
+const TAIL_LINES: usize = 20;
+
+/// A progress item as one line of a readable output tail.
+fn readable(p: &Progress) -> Option<String> {
+    Some(match p {
+        Progress::Output { line, .. } => line.clone(),
+        Progress::ToolCall { tool, arg } => match arg {
+            Some(a) => format!("[{tool}] {a}"),
+            None => format!("[{tool}]"),
+        },
+        Progress::Message { text } => text.clone(),
+        Progress::ApiRetry {
+            attempt,
+            status,
+            error,
+            ..
+        } => format!(
+            "API retry {attempt}{}{}",
+            status.map(|s| format!(" (status {s})")).unwrap_or_default(),
+            error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        ),
+        _ => return None,
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -461,28 +492,27 @@ pub(crate) fn plan_attempt(
             }
             plan.adjustments.push(what.join(", "));
         }
-        ErrorKind::Transient => {
-            let progressed = prev.usage.as_ref().is_some_and(|u| u.output_tokens > 0);
-            match prev_session {
-                Some(id) if progressed => {
-                    plan.prompt = continue_prompt(
-                        task,
-                        &format!(
-                            "the previous attempt stopped on an API error ({})",
-                            short(&prev.message, 160)
-                        ),
-                    );
-                    plan.adjustments.push(format!(
-                        "transient error: resuming session {id} after the wait"
-                    ));
-                    plan.session = Session::Resume(id);
-                }
-                _ => plan.adjustments.push(
-                    "transient error before any work: fresh session with the same prompt"
-                        .to_string(),
-                ),
+        ErrorKind::Transient => match prev_session {
+            // Claude Code keeps a session even when its first request was
+            // refused, so resuming is safe and keeps any work done.
+            Some(id) => {
+                plan.prompt = continue_prompt(
+                    task,
+                    &format!(
+                        "the previous attempt stopped on an API error ({})",
+                        short(&prev.message, 160)
+                    ),
+                );
+                plan.adjustments.push(format!(
+                    "transient error: resuming session {id} after the wait"
+                ));
+                plan.session = Session::Resume(id);
             }
-        }
+            None => plan.adjustments.push(
+                "transient error: fresh session with the same prompt (no session to resume)"
+                    .to_string(),
+            ),
+        },
         ErrorKind::ContextOverflow => {
             let overflows = ctx.attempt.saturating_sub(1).max(1);
             let limit = DETAILS_LIMIT >> (overflows - 1).min(4);
@@ -988,14 +1018,15 @@ mod tests {
     }
 
     #[test]
-    fn transient_resumes_only_a_session_that_made_progress() {
-        let e = RunError::new(ErrorKind::Transient, "429").with_session(Some("s1".into()));
+    fn transient_resumes_the_session_when_there_is_one() {
+        let e = RunError::new(ErrorKind::Transient, "429");
         let p = plan_attempt(&task(), &ctx(2, Some(e.clone())), ALL, None, true);
         assert!(matches!(p.session, Session::Fresh(_)));
         assert_eq!(p.prompt, task().prompt);
-        let e = e.with_usage(usage(50, 2));
+        let e = e.with_session(Some("s1".into()));
         let p = plan_attempt(&task(), &ctx(2, Some(e)), ALL, None, true);
         assert_eq!(p.session, Session::Resume("s1".into()));
+        assert!(p.prompt.contains("stopped on an API error (429)"));
     }
 
     #[test]
