@@ -124,7 +124,7 @@ int main(int argc, char **argv) {
     if (status != MDBATCH_STATUS_OK) {
         return fail("plan", status, err);
     }
-    printf("plan: %s\n", plan);
+    printf("--- plan ---\n%s\n--- end of plan ---\n", plan);
     mdbatch_string_free(plan);
 
     mdbatch_runner runner = {.run = demo_runner, .user_data = NULL};

@@ -115,7 +115,7 @@ def main(argv):
         out = ctypes.c_void_p()
         status = lib.mdbatch_doc_plan_json(doc, None, ctypes.byref(out), ctypes.byref(err))
         check(lib, "plan", status, err)
-        print("plan: " + take_string(lib, out))
+        print("--- plan ---\n" + take_string(lib, out) + "\n--- end of plan ---")
     finally:
         lib.mdbatch_doc_free(doc)
 

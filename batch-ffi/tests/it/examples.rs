@@ -29,11 +29,15 @@ fn assert_example_output(what: &str, output: &Output, file: &TaskFile) {
         "{stdout}"
     );
 
-    let plan_line = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("plan: "))
-        .expect("a plan line");
-    serde_json::from_str::<serde_json::Value>(plan_line).expect("the plan is JSON");
+    let plan = stdout
+        .split_once("--- plan ---\n")
+        .and_then(|(_, rest)| rest.split_once("\n--- end of plan ---"))
+        .map(|(plan, _)| plan)
+        .expect("the plan between its markers");
+    let plan: serde_json::Value = serde_json::from_str(plan).expect("the plan is JSON");
+    for task in ["write the parser", "write the printer (flaky)", "publish the crate"] {
+        assert!(plan.to_string().contains(task), "the plan shows `{task}`: {plan}");
+    }
 
     let events: Vec<serde_json::Value> = stdout
         .lines()
