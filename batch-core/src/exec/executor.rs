@@ -351,6 +351,9 @@ struct Dispatcher {
     effective: u32,
     rate_hits: u32,
     gate_until: Option<Instant>,
+    /// When the account was last found rate limited: only successes of
+    /// attempts launched after it raise the concurrency again.
+    last_limit: Option<Instant>,
     stop: Option<Stop>,
     seq: u64,
     journal: Option<Journal>,
@@ -493,6 +496,7 @@ impl Dispatcher {
             effective: jobs,
             rate_hits: 0,
             gate_until: None,
+            last_limit: None,
             stop: None,
             seq: 0,
             journal: Some(journal),
@@ -788,7 +792,9 @@ impl Dispatcher {
                     r.usage.get_or_insert_with(Usage::default).add(u);
                 }
                 self.rate_hits = 0;
-                self.effective = (self.effective + 1).min(self.jobs);
+                if self.last_limit.is_none_or(|at| started >= at) {
+                    self.effective = (self.effective + 1).min(self.jobs);
+                }
                 self.pending_writes.push(i);
             }
             Err(e) => self.on_failure(i, e),
@@ -811,7 +817,7 @@ impl Dispatcher {
                 duration_ms: self.task_ms(i),
             });
             self.runs[i].last_error = Some(e);
-            self.sched.fail(i);
+            self.fail_node(i, "interrupted".into());
             return;
         }
         if e.kind == ErrorKind::Fatal {
@@ -844,6 +850,7 @@ impl Dispatcher {
                 return;
             }
             r.rate_wait += pause;
+            self.last_limit = Some(now);
             let until = now + pause;
             let gate_was_open = self.gate_open();
             self.gate_until = Some(self.gate_until.map_or(until, |g| g.max(until)));
@@ -898,11 +905,16 @@ impl Dispatcher {
             duration_ms: self.task_ms(i),
         });
         self.runs[i].last_error = Some(e);
-        for d in self.sched.fail(i) {
-            self.skip(d, format!("dependency `{id}` failed"));
-        }
+        self.fail_node(i, format!("dependency `{id}` failed"));
         if self.options.fail_fast && self.stop.is_none() {
             self.stop_run(Stop::FailFast(id));
+        }
+    }
+
+    /// Ends a node that did not succeed and skips everything waiting for it.
+    fn fail_node(&mut self, i: NodeIdx, reason: String) {
+        for d in self.sched.fail(i) {
+            self.skip(d, reason.clone());
         }
     }
 
@@ -981,7 +993,7 @@ impl Dispatcher {
                         message: "interrupted before its retry".into(),
                         duration_ms: self.task_ms(i),
                     });
-                    self.sched.fail(i);
+                    self.fail_node(i, "interrupted".into());
                 } else {
                     self.final_failure(i, e);
                 }

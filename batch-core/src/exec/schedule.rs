@@ -1,7 +1,9 @@
 //! The ready set and the limits: which task may start next.
 //!
-//! A node is *ready* when every node it waits for has succeeded (tasks checked
-//! before the run are not in the plan: they satisfy dependencies already). Among
+//! A node is *ready* when every node it waits for (its deps and the members
+//! of its barriers, tracked by the planner's [`ReadyTracker`]) has succeeded;
+//! tasks checked before the run are not in the plan: they satisfy
+//! dependencies already. Among
 //! ready nodes the one heading the longest remaining chain of work goes first
 //! (critical-path order, ties in plan order), provided its group is under its
 //! `parallel:` limit and none of its `resource:` names is held by a running
@@ -14,7 +16,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use crate::plan::{NodeIdx, Plan};
+use crate::plan::{NodeIdx, Plan, ReadyTracker};
 
 /// Where a node is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,9 +39,8 @@ type Key = (Reverse<usize>, usize, NodeIdx);
 #[derive(Debug)]
 pub(crate) struct Scheduler {
     state: Vec<NodeState>,
-    /// Unfinished dependencies per node.
-    pending: Vec<usize>,
-    dependants: Vec<Vec<NodeIdx>>,
+    /// Dependencies and barriers (the planner's bookkeeping).
+    tracker: ReadyTracker,
     keys: Vec<Key>,
     groups: Vec<usize>,
     group_limit: HashMap<usize, u32>,
@@ -54,17 +55,8 @@ impl Scheduler {
     /// A scheduler for every node of `plan`.
     pub(crate) fn new(plan: &Plan) -> Self {
         let n = plan.nodes.len();
-        let mut dependants = vec![Vec::new(); n];
-        let mut pending = vec![0; n];
-        for node in &plan.nodes {
-            let mut seen = HashSet::new();
-            for e in &node.deps {
-                if e.on < n && e.on != node.index && seen.insert(e.on) {
-                    dependants[e.on].push(node.index);
-                    pending[node.index] += 1;
-                }
-            }
-        }
+        let tracker = ReadyTracker::new(plan);
+        let initially = tracker.initially_ready();
         let group_limit = plan
             .groups
             .iter()
@@ -72,8 +64,7 @@ impl Scheduler {
             .collect();
         let mut s = Scheduler {
             state: vec![NodeState::Waiting; n],
-            pending,
-            dependants,
+            tracker,
             keys: plan
                 .nodes
                 .iter()
@@ -87,10 +78,8 @@ impl Scheduler {
             ready: BTreeSet::new(),
             running: 0,
         };
-        for i in 0..n {
-            if s.pending[i] == 0 {
-                s.make_ready(i);
-            }
+        for i in initially {
+            s.make_ready(i);
         }
         s
     }
@@ -173,9 +162,8 @@ impl Scheduler {
         self.release(i);
         self.state[i] = NodeState::Done;
         let mut now_ready = Vec::new();
-        for d in self.dependants[i].clone() {
-            self.pending[d] = self.pending[d].saturating_sub(1);
-            if self.pending[d] == 0 && self.state[d] == NodeState::Waiting {
+        for d in self.tracker.finish(i) {
+            if self.state[d] == NodeState::Waiting {
                 self.make_ready(d);
                 now_ready.push(d);
             }
@@ -188,16 +176,12 @@ impl Scheduler {
     pub(crate) fn fail(&mut self, i: NodeIdx) -> Vec<NodeIdx> {
         self.finish(i);
         let mut out = Vec::new();
-        let mut stack = self.dependants[i].clone();
-        while let Some(d) = stack.pop() {
-            if self.state[d] == NodeState::Done || out.contains(&d) {
-                continue;
+        for d in self.tracker.blocked_by(i) {
+            if self.state[d] != NodeState::Done {
+                self.finish(d);
+                out.push(d);
             }
-            self.finish(d);
-            out.push(d);
-            stack.extend(self.dependants[d].iter().copied());
         }
-        out.sort_unstable();
         out
     }
 

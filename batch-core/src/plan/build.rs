@@ -413,7 +413,8 @@ impl<'a> Builder<'a> {
                 let label = match key {
                     None if story_mode => format!("wave {}", w + 1),
                     None => format!("lead of wave {}", w + 1),
-                    Some(k) => format!("{k} (wave {})", w + 1),
+                    Some(k) if story_mode => format!("{k} (wave {})", w + 1),
+                    Some(k) => format!("module {k} (wave {})", w + 1),
                 };
                 let mine = self.barrier(SetKey::Unit(u), &set, EdgeReason::Module, label);
                 let mut waits: Vec<usize> = Vec::new();

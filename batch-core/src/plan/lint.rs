@@ -183,17 +183,26 @@ fn not_work_items(doc: &Document) -> Vec<Diagnostic> {
         } else {
             format!("{} checkboxes outside any wave are not run", tasks.len())
         };
+        let (them, are) = if tasks.len() == 1 {
+            ("it", "is")
+        } else {
+            ("them", "are")
+        };
         let (message, help) = match section.and_then(|s| doc.sections.get(s)) {
             Some(sec) => (
                 format!("{what} (under `{}`)", sec.title),
-                "move them under a wave heading to run them, or put `<!-- skip: true -->` under the heading to say they are not work",
+                format!(
+                    "move {them} under a wave heading to run {them}, or put `<!-- skip: true -->` under the heading to say {them} {are} not work"
+                ),
             ),
             None => (
                 format!("{what} (before the first wave heading)"),
-                "move them under a wave heading to run them, or put an indented `<!-- skip: true -->` inside each item to say it is not work",
+                format!(
+                    "move {them} under a wave heading to run {them}, or put an indented `<!-- skip: true -->` inside each item to say {them} {are} not work"
+                ),
             ),
         };
-        out.push(warn(doc, first.pos.line, first.pos.col, message, help));
+        out.push(warn(doc, first.pos.line, first.pos.col, message, &help));
     }
     for (s, tasks) in checklist {
         let sec = &doc.sections[s];
@@ -201,15 +210,18 @@ fn not_work_items(doc: &Document) -> Vec<Diagnostic> {
             doc,
             sec.pos.line,
             sec.pos.col,
-            format!(
-                "section `{}` looks like a checklist, not work: its {} would each be sent to a subagent",
-                sec.title,
-                if tasks.len() == 1 {
-                    "1 open checkbox".to_string()
-                } else {
-                    format!("{} open checkboxes", tasks.len())
-                }
-            ),
+            if tasks.len() == 1 {
+                format!(
+                    "section `{}` looks like a checklist, not work: its open checkbox would be sent to a subagent",
+                    sec.title
+                )
+            } else {
+                format!(
+                    "section `{}` looks like a checklist, not work: each of its {} open checkboxes would be sent to a subagent",
+                    sec.title,
+                    tasks.len()
+                )
+            },
             "put `<!-- skip: true -->` under the heading so mdbatch leaves them alone (or ignore this if they are real tasks)",
         ));
     }
@@ -557,7 +569,7 @@ mod tests {
             messages(&d),
             [
                 "2 checkboxes outside any wave are not run (under `Notes`)",
-                "section `Validation Checklist` looks like a checklist, not work: its 2 open checkboxes would each be sent to a subagent",
+                "section `Validation Checklist` looks like a checklist, not work: each of its 2 open checkboxes would be sent to a subagent",
             ]
         );
         assert!(

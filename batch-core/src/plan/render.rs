@@ -73,7 +73,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::model::{EdgeReason, Plan};
-use crate::doc::{Dialect, Document, Parallelism};
+use crate::doc::{Dialect, Document, IdSource, Parallelism};
 use crate::exec::SCHEMA_VERSION;
 
 /// An output format of `mdbatch plan`.
@@ -146,10 +146,20 @@ fn group_mode(doc: &Document, plan: &Plan, g: usize) -> String {
     }
 }
 
-/// "T003, T004" / "wave 1": what a node waits for, compactly.
-fn waits_text(plan: &Plan, node: usize) -> String {
+/// How a task is named in text output: its id, or `#N` (its order) when the
+/// id is only a slug of its text, which the line already shows.
+fn short_name(doc: &Document, plan: &Plan, node: usize) -> String {
     let n = &plan.nodes[node];
-    let mut items: Vec<String> = n.deps.iter().map(|e| plan.nodes[e.on].id.clone()).collect();
+    match doc.tasks.get(n.task).map(|t| t.id_source) {
+        Some(IdSource::Slug) => format!("#{}", n.order + 1),
+        _ => n.id.clone(),
+    }
+}
+
+/// "T003, T004" / "wave 1": what a node waits for, compactly.
+fn waits_text(doc: &Document, plan: &Plan, node: usize) -> String {
+    let n = &plan.nodes[node];
+    let mut items: Vec<String> = n.deps.iter().map(|e| short_name(doc, plan, e.on)).collect();
     items.extend(
         n.barriers
             .iter()
@@ -204,6 +214,7 @@ fn text(doc: &Document, plan: &Plan) -> String {
     let id_width = plan
         .nodes
         .iter()
+        .filter(|n| doc.tasks.get(n.task).map(|t| t.id_source) != Some(IdSource::Slug))
         .map(|n| n.id.chars().count())
         .max()
         .unwrap_or(0)
@@ -241,13 +252,17 @@ fn text(doc: &Document, plan: &Plan) -> String {
             for &i in nodes {
                 let n = &plan.nodes[i];
                 let task = &doc.tasks[n.task];
-                let mut line = format!(
-                    "    {:>num_width$}. {:<id_width$}  {}",
-                    n.order + 1,
-                    n.id,
-                    short(&task.text, 60)
-                );
-                let waits = waits_text(plan, i);
+                let id = if task.id_source == IdSource::Slug {
+                    ""
+                } else {
+                    n.id.as_str()
+                };
+                let mut line = format!("    {:>num_width$}. ", n.order + 1);
+                if id_width > 0 {
+                    let _ = write!(line, "{id:<id_width$}  ");
+                }
+                line.push_str(&short(&task.text, 60));
+                let waits = waits_text(doc, plan, i);
                 if !waits.is_empty() {
                     let _ = write!(line, "  (waits for: {waits})");
                 }

@@ -2,9 +2,12 @@
 
 mod command;
 mod corpus;
+mod exec;
+mod lint;
 mod mock_api;
 mod outline;
 mod parse;
 mod parse_props;
+mod plan;
 mod real_cli;
 mod store;

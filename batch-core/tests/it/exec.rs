@@ -1,0 +1,807 @@
+//! The executor with in-process fake runners under tokio's paused clock.
+//!
+//! Each fake attempt "works" by sleeping in virtual time, so every start and
+//! end time below is exact and the tests are deterministic.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use batch_core::exec::{Outcome, RunEvent};
+use batch_core::{
+    Envelope, ErrorKind, ExecutorBuilder, RunContext, RunError, RunOptions, RunReport,
+    RunSetupError, SubagentRunner, TaskOutput, TaskSpec,
+};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// What one fake attempt does.
+#[derive(Debug, Clone)]
+enum Step {
+    /// Works this many seconds, then succeeds.
+    Ok(u64),
+    /// Works, then fails with this kind.
+    Fail(u64, ErrorKind),
+    /// Works, then reports a rate limit with an optional retry-after.
+    RateLimited(u64, Option<u64>),
+    /// Fails with a retry-after.
+    FailAfter(u64, u64),
+    /// Panics.
+    Panic,
+    /// Works until cancelled.
+    Hang,
+}
+
+#[derive(Debug, Clone)]
+struct Rec {
+    id: String,
+    attempt: u32,
+    start: Duration,
+    end: Duration,
+    previous: Option<String>,
+    resume: Option<String>,
+}
+
+struct Fake {
+    t0: Instant,
+    steps: HashMap<String, Vec<Step>>,
+    default: Step,
+    recs: Mutex<Vec<Rec>>,
+    running: AtomicUsize,
+    max_running: AtomicUsize,
+}
+
+impl Fake {
+    fn new(default: Step) -> Self {
+        Self {
+            t0: Instant::now(),
+            steps: HashMap::new(),
+            default,
+            recs: Mutex::new(Vec::new()),
+            running: AtomicUsize::new(0),
+            max_running: AtomicUsize::new(0),
+        }
+    }
+
+    fn with(mut self, id: &str, steps: Vec<Step>) -> Self {
+        self.steps.insert(id.to_string(), steps);
+        self
+    }
+
+    fn recs(&self) -> Vec<Rec> {
+        self.recs.lock().unwrap().clone()
+    }
+
+    fn of(&self, id: &str) -> Vec<Rec> {
+        self.recs().into_iter().filter(|r| r.id == id).collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl SubagentRunner for Fake {
+    async fn run(&self, task: &TaskSpec, ctx: RunContext) -> Result<TaskOutput, RunError> {
+        let start = self.t0.elapsed();
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_running.fetch_max(now, Ordering::SeqCst);
+        let step = self
+            .steps
+            .get(&task.id)
+            .and_then(|s| s.get(ctx.attempt as usize - 1).or(s.last()))
+            .cloned()
+            .unwrap_or_else(|| self.default.clone());
+        let work = |secs: u64| {
+            let cancel = ctx.cancel.clone();
+            async move {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(secs)) => true,
+                    _ = cancel.cancelled() => false,
+                }
+            }
+        };
+        let result = match step {
+            Step::Ok(s) => match work(s).await {
+                true => Ok(TaskOutput::default()),
+                false => Err(RunError::new(ErrorKind::Cancelled, "stopped")),
+            },
+            Step::Fail(s, kind) => {
+                work(s).await;
+                Err(RunError::new(kind, format!("{} broke", task.id)))
+            }
+            Step::RateLimited(s, after) => {
+                work(s).await;
+                Err(RunError::new(ErrorKind::Transient, "429 too many requests")
+                    .rate_limited(true)
+                    .with_retry_after(after.map(Duration::from_secs)))
+            }
+            Step::FailAfter(s, after) => {
+                work(s).await;
+                Err(RunError::new(ErrorKind::Transient, "overloaded")
+                    .with_retry_after(Some(Duration::from_secs(after))))
+            }
+            Step::Panic => panic!("fake runner exploded"),
+            Step::Hang => {
+                work(1_000_000).await;
+                let kind = match ctx.cancel_reason() {
+                    Some(batch_core::runner::CancelReason::Timeout) => ErrorKind::Timeout,
+                    _ => ErrorKind::Cancelled,
+                };
+                Err(RunError::new(kind, "stopped"))
+            }
+        };
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        self.recs.lock().unwrap().push(Rec {
+            id: task.id.clone(),
+            attempt: ctx.attempt,
+            start,
+            end: self.t0.elapsed(),
+            previous: ctx.previous_error.as_ref().map(|e| e.message.clone()),
+            resume: ctx.resume_session.clone(),
+        });
+        result
+    }
+
+    fn name(&self) -> &str {
+        "fake"
+    }
+}
+
+struct Run {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl Run {
+    fn file(text: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("task.md");
+        std::fs::write(&path, text).unwrap();
+        Self { _dir: dir, path }
+    }
+
+    fn text(&self) -> String {
+        std::fs::read_to_string(&self.path).unwrap()
+    }
+
+    async fn go(
+        &self,
+        fake: &Arc<Fake>,
+        options: RunOptions,
+        cancel: Option<CancellationToken>,
+    ) -> (RunReport, Vec<Envelope>) {
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let sink = events.clone();
+        let mut b = ExecutorBuilder::new(&self.path)
+            .options(options)
+            .runner(fake.clone())
+            .on_event(move |e| sink.lock().unwrap().push(e.clone()));
+        if let Some(c) = cancel {
+            b = b.cancel_token(c);
+        }
+        let report = b.build().unwrap().run().await.unwrap();
+        let events = events.lock().unwrap().clone();
+        (report, events)
+    }
+}
+
+fn opts() -> RunOptions {
+    RunOptions::default()
+}
+
+fn outcome(report: &RunReport, id: &str) -> Outcome {
+    report.tasks.iter().find(|t| t.id == id).unwrap().outcome
+}
+
+/// The largest number of attempts (among `ids`, or all) running at one instant.
+fn max_overlap(recs: &[Rec], ids: Option<&[&str]>) -> usize {
+    let recs: Vec<&Rec> = recs
+        .iter()
+        .filter(|r| ids.is_none_or(|ids| ids.contains(&r.id.as_str())))
+        .collect();
+    recs.iter()
+        .map(|r| {
+            recs.iter()
+                .filter(|o| o.start <= r.start && r.start < o.end)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+const TWO_WAVES: &str = "# Batch
+
+## Wave 1
+
+- [ ] <!-- id: a --> task a
+- [ ] <!-- id: b --> task b
+
+## Wave 2
+
+- [ ] <!-- id: c --> task c
+- [ ] <!-- id: d --> task d
+";
+
+#[tokio::test(start_paused = true)]
+async fn waves_run_in_order_and_every_box_is_checked() {
+    let run = Run::file(TWO_WAVES);
+    let fake = Arc::new(Fake::new(Step::Ok(5)).with("a", vec![Step::Ok(10)]));
+    let (report, events) = run.go(&fake, opts(), None).await;
+    let a = &fake.of("a")[0];
+    for id in ["c", "d"] {
+        assert_eq!(
+            fake.of(id)[0].start,
+            a.end,
+            "{id} started before wave 1 ended"
+        );
+    }
+    assert_eq!(fake.of("b")[0].start, secs(0));
+    assert_eq!(run.text(), TWO_WAVES.replace("[ ]", "[x]"));
+    assert_eq!(report.summary.succeeded, 4);
+    // Events: numbered from 0, bracketed by run_started and run_finished.
+    assert!(events.iter().enumerate().all(|(i, e)| e.seq == i as u64));
+    assert!(matches!(
+        events[0].event,
+        RunEvent::RunStarted { total: 4, .. }
+    ));
+    assert!(matches!(
+        events.last().unwrap().event,
+        RunEvent::RunFinished { .. }
+    ));
+    assert!(events.iter().all(|e| e.run_id == report.run_id && e.v == 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn jobs_and_group_limits_are_never_exceeded() {
+    let mut text = String::from("# Batch\n\n## Wave 1\n\n### One\n\n<!-- parallel: 2 -->\n\n");
+    for i in 0..6 {
+        text.push_str(&format!("- [ ] <!-- id: g{i} --> grouped {i}\n"));
+    }
+    text.push_str("\n### Two\n\n");
+    for i in 0..6 {
+        text.push_str(&format!("- [ ] <!-- id: f{i} --> free {i}\n"));
+    }
+    text.push_str("\n## Wave 2\n\n- [ ] <!-- id: last --> last\n");
+    let run = Run::file(&text);
+    let fake = Arc::new(Fake::new(Step::Ok(3)));
+    let mut o = opts();
+    o.jobs = Some(3);
+    let (report, _) = run.go(&fake, o, None).await;
+    assert_eq!(report.summary.succeeded, 13);
+    let recs = fake.recs();
+    assert!(fake.max_running.load(Ordering::SeqCst) <= 3);
+    assert_eq!(max_overlap(&recs, None), 3, "--jobs 3 was not used fully");
+    let grouped = ["g0", "g1", "g2", "g3", "g4", "g5"];
+    assert_eq!(max_overlap(&recs, Some(&grouped)), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_documents_jobs_hint_applies_when_no_jobs_option_is_given() {
+    let mut text = String::from("<!-- jobs: 2 -->\n\n");
+    for i in 0..5 {
+        text.push_str(&format!("- [ ] <!-- id: t{i} --> task {i}\n"));
+    }
+    let run = Run::file(&text);
+    let fake = Arc::new(Fake::new(Step::Ok(1)));
+    run.go(&fake, opts(), None).await;
+    assert_eq!(max_overlap(&fake.recs(), None), 2);
+}
+
+const MODULES: &str = "# Batch
+
+## Wave 1
+
+### Backend
+
+- [ ] <!-- id: b1 --> slow backend work
+
+### Frontend
+
+- [ ] <!-- id: f1 --> quick frontend work
+
+## Wave 2
+
+### Frontend
+
+- [ ] <!-- id: f2 --> more frontend work
+";
+
+#[tokio::test(start_paused = true)]
+async fn cross_wave_lets_a_module_go_on_without_waiting_for_the_whole_wave() {
+    let fake = |_: ()| Arc::new(Fake::new(Step::Ok(1)).with("b1", vec![Step::Ok(100)]));
+    let strict = fake(());
+    Run::file(MODULES).go(&strict, opts(), None).await;
+    assert_eq!(strict.of("f2")[0].start, secs(100));
+
+    let cross = fake(());
+    let mut o = opts();
+    o.cross_wave = Some(true);
+    Run::file(MODULES).go(&cross, o, None).await;
+    assert_eq!(cross.of("f2")[0].start, secs(1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_task_heading_the_longest_chain_starts_first_when_slots_are_short() {
+    let text = "- [ ] <!-- id: lone --> a lone task
+- [ ] <!-- id: head --> heads a chain
+- [ ] <!-- id: mid; after: head --> middle of the chain
+- [ ] <!-- id: tail; after: mid --> end of the chain
+";
+    let run = Run::file(text);
+    let fake = Arc::new(Fake::new(Step::Ok(1)));
+    let mut o = opts();
+    o.jobs = Some(1);
+    run.go(&fake, o, None).await;
+    let order: Vec<String> = fake.recs().into_iter().map(|r| r.id).collect();
+    assert_eq!(order[0], "head");
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_attempts_are_retried_after_doubling_jittered_delays() {
+    let run = Run::file("- [ ] <!-- id: a --> flaky task\n");
+    let fake = Arc::new(Fake::new(Step::Ok(1)).with(
+        "a",
+        vec![
+            Step::Fail(1, ErrorKind::Failed),
+            Step::Fail(1, ErrorKind::Timeout),
+            Step::Ok(1),
+        ],
+    ));
+    let mut o = opts();
+    o.backoff_base = secs(10);
+    let (report, events) = run.go(&fake, o, None).await;
+    let recs = fake.of("a");
+    assert_eq!(recs.len(), 3);
+    let gap1 = recs[1].start - recs[0].end;
+    let gap2 = recs[2].start - recs[1].end;
+    assert!(gap1 > secs(5) && gap1 <= secs(10), "{gap1:?}");
+    assert!(gap2 > secs(10) && gap2 <= secs(20), "{gap2:?}");
+    // The runner sees the attempt number and the previous error.
+    assert_eq!(recs[1].previous.as_deref(), Some("a broke"));
+    let retrying: Vec<u64> = events
+        .iter()
+        .filter_map(|e| match &e.event {
+            RunEvent::TaskRetrying {
+                delay_ms,
+                counts: true,
+                ..
+            } => Some(*delay_ms),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(retrying.len(), 2);
+    // Timers fire on whole milliseconds.
+    assert!(
+        retrying[0].abs_diff(gap1.as_millis() as u64) <= 1,
+        "{retrying:?} {gap1:?}"
+    );
+    assert!(
+        retrying[1].abs_diff(gap2.as_millis() as u64) <= 1,
+        "{retrying:?} {gap2:?}"
+    );
+    let t = &report.tasks[0];
+    assert_eq!(
+        (t.outcome, t.attempts, t.flaky),
+        (Outcome::Succeeded, 3, true)
+    );
+    assert_eq!(report.summary.flaky, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_from_the_provider_wins_over_the_backoff() {
+    let run = Run::file("- [ ] <!-- id: a --> task\n");
+    let fake =
+        Arc::new(Fake::new(Step::Ok(1)).with("a", vec![Step::FailAfter(1, 42), Step::Ok(1)]));
+    run.go(&fake, opts(), None).await;
+    let recs = fake.of("a");
+    assert_eq!(recs[1].start - recs[0].end, secs(42));
+}
+
+#[tokio::test(start_paused = true)]
+async fn when_retries_run_out_dependants_are_skipped_and_independent_work_goes_on() {
+    let text = "- [ ] <!-- id: bad --> always fails
+- [ ] <!-- id: child; after: bad --> needs bad
+- [ ] <!-- id: grandchild; after: child --> needs child
+- [ ] <!-- id: other --> independent
+";
+    let run = Run::file(text);
+    let fake = Arc::new(Fake::new(Step::Ok(1)).with("bad", vec![Step::Fail(1, ErrorKind::Failed)]));
+    let mut o = opts();
+    o.retries = 1;
+    let (report, events) = run.go(&fake, o, None).await;
+    assert_eq!(fake.of("bad").len(), 2);
+    assert_eq!(outcome(&report, "bad"), Outcome::Failed);
+    assert_eq!(outcome(&report, "other"), Outcome::Succeeded);
+    for id in ["child", "grandchild"] {
+        assert_eq!(outcome(&report, id), Outcome::Skipped);
+        assert!(fake.of(id).is_empty());
+        assert!(events.iter().any(|e| matches!(&e.event,
+            RunEvent::TaskSkipped { id: i, reason } if i == id && reason == "dependency `bad` failed")));
+    }
+    assert_eq!(
+        run.text(),
+        text.replace("- [ ] <!-- id: other", "- [x] <!-- id: other")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rate_limit_pauses_every_launch_halves_concurrency_and_keeps_the_retry_budget() {
+    let mut text = String::new();
+    for i in 0..12 {
+        text.push_str(&format!("- [ ] <!-- id: t{i:02} --> task {i}\n"));
+    }
+    let run = Run::file(&text);
+    // t00 is rate limited twice (at 1 s and again at 32 s), with no retry budget.
+    let fake = Arc::new(Fake::new(Step::Ok(10)).with(
+        "t00",
+        vec![
+            Step::RateLimited(1, Some(30)),
+            Step::RateLimited(1, Some(30)),
+            Step::Ok(10),
+        ],
+    ));
+    let mut o = opts();
+    o.jobs = Some(4);
+    o.retries = 0;
+    let (report, events) = run.go(&fake, o, None).await;
+    assert_eq!(outcome(&report, "t00"), Outcome::Succeeded);
+    assert_eq!(report.summary.succeeded, 12);
+    let recs = fake.recs();
+    let starts_at = |s: u64| recs.iter().filter(|r| r.start == secs(s)).count();
+    // Nothing starts while the gate is closed (1 s .. 31 s, 32 s .. 62 s).
+    assert!(
+        !recs
+            .iter()
+            .any(|r| (r.start > secs(1) && r.start < secs(31))
+                || (r.start > secs(32) && r.start < secs(62))),
+        "a task started while launches were paused: {recs:?}"
+    );
+    let limited: Vec<(u64, u32)> = events
+        .iter()
+        .filter_map(|e| match &e.event {
+            RunEvent::RateLimited {
+                pause_ms,
+                concurrency,
+                ..
+            } => Some((*pause_ms, *concurrency)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(limited, [(30_000, 2), (30_000, 1)]);
+    // Halved at each limit; raised by one per success of a later launch, up to --jobs.
+    assert_eq!(
+        [
+            starts_at(0),
+            starts_at(31),
+            starts_at(62),
+            starts_at(72),
+            starts_at(82)
+        ],
+        [4, 2, 1, 2, 4]
+    );
+    assert!(fake.max_running.load(Ordering::SeqCst) <= 4);
+    let retries: Vec<bool> = events
+        .iter()
+        .filter_map(|e| match &e.event {
+            RunEvent::TaskRetrying { counts, .. } => Some(*counts),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        retries,
+        [false, false],
+        "rate-limit retries spent the budget"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn rate_limit_waits_are_bounded_by_max_wait() {
+    let run = Run::file("- [ ] <!-- id: a --> task\n");
+    let fake = Arc::new(Fake::new(Step::RateLimited(1, Some(60))));
+    let mut o = opts();
+    o.max_wait = secs(150);
+    let (report, _) = run.go(&fake, o, None).await;
+    assert_eq!(
+        fake.of("a").len(),
+        3,
+        "two 60 s waits fit in 150 s, a third does not"
+    );
+    let t = &report.tasks[0];
+    assert_eq!(
+        (t.outcome, t.kind),
+        (Outcome::Failed, Some(ErrorKind::Transient))
+    );
+    assert!(t.message.as_deref().unwrap().contains("--max-wait"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn tasks_that_share_a_resource_never_run_at_the_same_time() {
+    let text = "# Batch
+
+## Wave
+
+### Api
+
+- [ ] <!-- id: a1; resource: db --> migrate
+- [ ] <!-- id: a2 --> free api work
+
+### Web
+
+- [ ] <!-- id: w1; resource: db --> seed
+
+## Wave 2
+
+- [ ] <!-- id: z --> after all
+";
+    let run = Run::file(text);
+    let fake = Arc::new(Fake::new(Step::Ok(5)));
+    run.go(&fake, opts(), None).await;
+    let recs = fake.recs();
+    assert_eq!(max_overlap(&recs, Some(&["a1", "w1"])), 1);
+    assert_eq!(max_overlap(&recs, None), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn fail_fast_stops_launching_after_the_first_failure() {
+    let mut text = String::from("- [ ] <!-- id: bad --> fails\n");
+    for i in 0..5 {
+        text.push_str(&format!("- [ ] <!-- id: t{i} --> task {i}\n"));
+    }
+    let run = Run::file(&text);
+    let fake =
+        Arc::new(Fake::new(Step::Ok(10)).with("bad", vec![Step::Fail(1, ErrorKind::Failed)]));
+    let mut o = opts();
+    o.jobs = Some(2);
+    o.retries = 0;
+    o.fail_fast = true;
+    let (report, _) = run.go(&fake, o, None).await;
+    // `bad` and one other started together; nothing started after the failure.
+    assert_eq!(fake.recs().len(), 2);
+    assert_eq!(report.summary.failed, 1);
+    assert_eq!(
+        report.summary.succeeded, 1,
+        "the running task was allowed to finish"
+    );
+    assert_eq!(report.summary.skipped, 4);
+    let skipped = report
+        .tasks
+        .iter()
+        .find(|t| t.outcome == Outcome::Skipped)
+        .unwrap();
+    assert_eq!(
+        skipped.message.as_deref(),
+        Some("--fail-fast: `bad` failed")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fatal_error_stops_the_whole_run_without_retrying() {
+    let mut text = String::from("- [ ] <!-- id: bad --> fails\n");
+    for i in 0..4 {
+        text.push_str(&format!("- [ ] <!-- id: t{i} --> task {i}\n"));
+    }
+    let run = Run::file(&text);
+    let fake = Arc::new(Fake::new(Step::Hang).with("bad", vec![Step::Fail(1, ErrorKind::Fatal)]));
+    let mut o = opts();
+    o.jobs = Some(2);
+    let (report, _) = run.go(&fake, o, None).await;
+    assert_eq!(fake.of("bad").len(), 1, "a fatal error was retried");
+    assert_eq!(
+        fake.recs().len(),
+        2,
+        "tasks were launched after the fatal error"
+    );
+    assert_eq!(outcome(&report, "bad"), Outcome::Failed);
+    let skipped: Vec<_> = report
+        .tasks
+        .iter()
+        .filter(|t| t.outcome == Outcome::Skipped)
+        .collect();
+    assert_eq!(skipped.len(), 3);
+    assert_eq!(
+        skipped[0].message.as_deref(),
+        Some("run stopped: `bad` hit a fatal error: bad broke")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_runner_is_a_failed_attempt_not_a_crash() {
+    let run = Run::file("- [ ] <!-- id: a --> task\n- [ ] <!-- id: b --> task\n");
+    let fake = Arc::new(Fake::new(Step::Ok(1)).with("a", vec![Step::Panic, Step::Ok(1)]));
+    let (report, events) = run.go(&fake, opts(), None).await;
+    assert_eq!(outcome(&report, "a"), Outcome::Succeeded);
+    assert!(events.iter().any(|e| matches!(&e.event,
+        RunEvent::TaskRetrying { message, .. } if message.contains("fake runner exploded"))));
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancelling_during_a_backoff_starts_no_further_attempt() {
+    let run = Run::file("- [ ] <!-- id: a --> task\n- [ ] <!-- id: b; after: a --> later\n");
+    let fake = Arc::new(Fake::new(Step::Ok(1)).with("a", vec![Step::Fail(1, ErrorKind::Failed)]));
+    let mut o = opts();
+    o.backoff_base = secs(60);
+    let cancel = CancellationToken::new();
+    let c = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(secs(20)).await;
+        c.cancel();
+    });
+    let t0 = Instant::now();
+    let (report, _) = run.go(&fake, o, Some(cancel)).await;
+    assert_eq!(t0.elapsed(), secs(20), "the run waited out the backoff");
+    assert_eq!(fake.of("a").len(), 1);
+    assert!(report.summary.cancelled);
+    assert_eq!(outcome(&report, "a"), Outcome::Interrupted);
+    assert_eq!(outcome(&report, "b"), Outcome::Skipped);
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancelling_stops_running_attempts_through_their_token() {
+    let run = Run::file(
+        "- [ ] <!-- id: a --> task\n- [ ] <!-- id: b --> task\n- [ ] <!-- id: c --> task\n",
+    );
+    let fake = Arc::new(Fake::new(Step::Hang));
+    let mut o = opts();
+    o.jobs = Some(2);
+    let cancel = CancellationToken::new();
+    let c = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(secs(5)).await;
+        c.cancel();
+    });
+    let (report, _) = run.go(&fake, o, Some(cancel)).await;
+    let recs = fake.recs();
+    assert_eq!(recs.len(), 2);
+    assert!(recs.iter().all(|r| r.end == secs(5)));
+    assert_eq!(report.summary.interrupted, 2);
+    assert_eq!(report.summary.skipped, 1);
+    assert!(report.summary.cancelled);
+    assert_eq!(
+        run.text(),
+        "- [ ] <!-- id: a --> task\n- [ ] <!-- id: b --> task\n- [ ] <!-- id: c --> task\n"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timeout_stops_the_attempt_and_it_is_retried() {
+    let run = Run::file("- [ ] <!-- id: a; timeout: 30s --> task\n");
+    let fake = Arc::new(Fake::new(Step::Ok(1)).with("a", vec![Step::Hang, Step::Ok(1)]));
+    let (report, events) = run.go(&fake, opts(), None).await;
+    let recs = fake.of("a");
+    assert_eq!(recs[0].end - recs[0].start, secs(30));
+    assert!(events.iter().any(|e| matches!(
+        e.event,
+        RunEvent::TaskRetrying {
+            kind: ErrorKind::Timeout,
+            ..
+        }
+    )));
+    assert_eq!(outcome(&report, "a"), Outcome::Succeeded);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rerun_runs_only_unchecked_tasks_and_retries_unfinished_attempts() {
+    let run = Run::file(TWO_WAVES);
+    // A previous run was killed during `b`'s first attempt, after `a` succeeded.
+    std::fs::write(&run.path, TWO_WAVES.replacen("[ ]", "[x]", 1)).unwrap();
+    let state = run.path.parent().unwrap().join(".mdbatch");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(
+        state.join("journal.jsonl"),
+        concat!(
+            r#"{"v":1,"ts":"t","run_id":"old","type":"run_start","file":"task.md","pid":1,"runner":"fake","total":4}"#,
+            "\n",
+            r#"{"v":1,"ts":"t","run_id":"old","type":"attempt_start","id":"b","attempt":1,"text_hash":"x"}"#,
+            "\n",
+            r#"{"v":1,"ts":"t","run_id":"old","type":"attempt_info","id":"b","attempt":1,"session_id":"sess-9"}"#,
+            "\n",
+            r#"{"v":1,"ts":"t","run_id":"old","type":"attempt_e"#,
+        ),
+    )
+    .unwrap();
+    let fake = Arc::new(Fake::new(Step::Ok(1)));
+    let mut o = opts();
+    o.resume_sessions = true;
+    let (report, events) = run.go(&fake, o, None).await;
+    assert!(fake.of("a").is_empty(), "a checked task ran again");
+    let b = &fake.of("b")[0];
+    assert_eq!(b.attempt, 2);
+    assert_eq!(
+        b.previous.as_deref(),
+        Some("the previous run stopped during attempt 1")
+    );
+    assert_eq!(b.resume.as_deref(), Some("sess-9"));
+    assert!(
+        matches!(&events[0].event, RunEvent::RunStarted { unfinished, total: 3, .. } if unfinished == &["b"])
+    );
+    assert_eq!(report.summary.succeeded, 3);
+    assert_eq!(run.text(), TWO_WAVES.replace("[ ]", "[x]"));
+
+    // A third run has nothing to do.
+    let fake = Arc::new(Fake::new(Step::Ok(1)));
+    let (report, _) = run.go(&fake, opts(), None).await;
+    assert!(fake.recs().is_empty());
+    assert_eq!(report.summary.total, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_second_run_on_a_locked_file_is_refused_before_anything_runs() {
+    let run = Run::file("- [ ] <!-- id: a --> task\n");
+    let state = run.path.parent().unwrap().join(".mdbatch");
+    let _held = batch_core::store::lock::RunLock::acquire(&state, &run.path).unwrap();
+    let fake = Arc::new(Fake::new(Step::Ok(1)));
+    let err = ExecutorBuilder::new(&run.path)
+        .runner(fake.clone())
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RunSetupError::Locked { pid, .. } if pid == std::process::id()));
+    assert!(fake.recs().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_journal_records_every_attempt_with_its_outcome() {
+    let run = Run::file("- [ ] <!-- id: a --> task\n");
+    let fake = Arc::new(
+        Fake::new(Step::Ok(1)).with("a", vec![Step::Fail(1, ErrorKind::Failed), Step::Ok(2)]),
+    );
+    run.go(&fake, opts(), None).await;
+    let state = run.path.parent().unwrap().join(".mdbatch");
+    let summary = batch_core::store::journal::JournalSummary::load(&state).unwrap();
+    let a = &summary.tasks["a"];
+    assert_eq!(a.attempts, 2);
+    assert!(a.flaky);
+    assert!(summary.unfinished.is_empty());
+    let last = summary.last_run().unwrap();
+    assert!(last.ended.is_some());
+    assert_eq!(last.summary.as_ref().unwrap().succeeded, 1);
+}
+
+/// Creates `done.txt` in the task's folder on its second attempt.
+struct SecondTimeLucky;
+
+#[async_trait::async_trait]
+impl SubagentRunner for SecondTimeLucky {
+    async fn run(&self, task: &TaskSpec, ctx: RunContext) -> Result<TaskOutput, RunError> {
+        if ctx.attempt == 2 {
+            let prev = ctx.previous_error.map(|e| e.message).unwrap_or_default();
+            std::fs::write(task.workdir.join("done.txt"), prev).unwrap();
+        }
+        Ok(TaskOutput::default())
+    }
+}
+
+#[tokio::test]
+async fn a_failing_verify_is_a_failed_attempt_and_its_output_reaches_the_next_attempt() {
+    let run = Run::file("- [ ] <!-- id: a --> task\n");
+    let mut o = opts();
+    o.verify = Some(
+        "test -f done.txt || { echo \"missing done.txt for $MDBATCH_TASK_ID\"; exit 1; }".into(),
+    );
+    o.backoff_base = Duration::from_millis(10);
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    let report = ExecutorBuilder::new(&run.path)
+        .options(o)
+        .runner(Arc::new(SecondTimeLucky))
+        .on_event(move |e: &Envelope| sink.lock().unwrap().push(e.clone()))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    let t = &report.tasks[0];
+    assert_eq!((t.outcome, t.attempts), (Outcome::Succeeded, 2));
+    let seen = std::fs::read_to_string(run.path.parent().unwrap().join("done.txt")).unwrap();
+    assert!(
+        seen.contains("verify") && seen.contains("missing done.txt for a"),
+        "{seen}"
+    );
+    assert_eq!(run.text(), "- [x] <!-- id: a --> task\n");
+}
