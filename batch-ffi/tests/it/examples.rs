@@ -35,8 +35,15 @@ fn assert_example_output(what: &str, output: &Output, file: &TaskFile) {
         .map(|(plan, _)| plan)
         .expect("the plan between its markers");
     let plan: serde_json::Value = serde_json::from_str(plan).expect("the plan is JSON");
-    for task in ["write the parser", "write the printer (flaky)", "publish the crate"] {
-        assert!(plan.to_string().contains(task), "the plan shows `{task}`: {plan}");
+    for task in [
+        "write the parser",
+        "write the printer (flaky)",
+        "publish the crate",
+    ] {
+        assert!(
+            plan.to_string().contains(task),
+            "the plan shows `{task}`: {plan}"
+        );
     }
 
     let events: Vec<serde_json::Value> = stdout
