@@ -18,7 +18,7 @@
 //!
 //! # How an agent preset runs an attempt
 //!
-//! 1. [`plan_attempt`] reads `ctx.attempt`, `ctx.previous_error` and
+//! 1. `plan_attempt` reads `ctx.attempt`, `ctx.previous_error` and
 //!    `ctx.resume_session` and decides the session and the prompt:
 //!    - first attempt: a fresh session and the task's prompt (or, with
 //!      `--resume-sessions`, the session an interrupted run left);
