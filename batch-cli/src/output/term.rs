@@ -137,17 +137,30 @@ impl Live {
                 ..
             } => {
                 self.remove_bar(id);
-                let flaky = if *flaky {
-                    format!(" {}", p.yellow(&format!("flaky, attempt {attempt}")))
+                let flaky_text = if *flaky {
+                    format!(" flaky, attempt {attempt}")
                 } else {
                     String::new()
                 };
+                // The title gives way so the line never wraps.
+                let room = (self.width)().saturating_sub(
+                    4 + console::measure_text_width(id)
+                        + 2
+                        + took(*duration_ms).len()
+                        + flaky_text.len(),
+                );
+                let title = title_of(state, id);
+                let title = if console::measure_text_width(&title) > room {
+                    fit(&title, room.max(2))
+                } else {
+                    title
+                };
                 self.println(&format!(
-                    "  {} {}{}  {}{flaky}",
+                    "  {} {}{title}  {}{}",
                     p.green("✓"),
                     p.bold(id),
-                    title_of(state, id),
-                    p.dim(&took(*duration_ms))
+                    p.dim(&took(*duration_ms)),
+                    p.yellow(&flaky_text)
                 ));
             }
             RunEvent::TaskFailed {
