@@ -187,6 +187,9 @@ fn the_live_display_mid_run_shows_each_subagent_a_retry_and_the_totals_then_a_su
     });
     let mid = s.text();
     println!("--- screen mid-run ---\n{mid}--- end ---");
+    insta::with_settings!({filters => screen_filters()}, {
+        insta::assert_snapshot!("live_display_mid_run", mid);
+    });
 
     let line = |id: &str| {
         mid.lines()
@@ -251,6 +254,11 @@ fn the_live_display_mid_run_shows_each_subagent_a_retry_and_the_totals_then_a_su
         end.contains("✓ gamma Write migrations") && end.contains("flaky, attempt 2"),
         "{end}"
     );
+    // Tasks released together finish in any order; the summary below them is fixed.
+    let summary = &end[end.find("summary:").expect("a summary")..];
+    insta::with_settings!({filters => screen_filters()}, {
+        insta::assert_snapshot!("live_display_summary", summary);
+    });
     assert!(end.contains("summary: 5 tasks in "), "{end}");
     assert!(end.contains("5 succeeded (1 flaky)"), "{end}");
     assert!(
@@ -343,6 +351,17 @@ fn narrow_terminals_and_a_resize_never_wrap_the_live_lines() {
     std::fs::write(f.file("go"), "").unwrap();
     let (code, _) = s.finish();
     assert_eq!(code, 0);
+}
+
+/// Redactions for screen snapshots: spinner frames, durations, the bar.
+fn screen_filters() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]", "⠿"),
+        (r"\b\d+m\d+s\b", "[t]"),
+        (r"\b\d+(\.\d+)?(ms|s)\b", "[t]"),
+        ("[█▌░]+", "[bar]"),
+        (r"\d+/5 done", "[n]/5 done"),
+    ]
 }
 
 fn screen_text(rows: &[String]) -> String {
