@@ -61,9 +61,9 @@ pub enum Command {
         after_help = "Examples:\n  mdbatch logs T004\n  mdbatch logs T004 --attempt 1\n  mdbatch logs T004 --follow"
     )]
     Logs(LogsArgs),
-    /// Uncheck boxes.
+    /// Start tasks over: uncheck boxes, forget failed attempts.
     #[command(
-        after_help = "Examples:\n  mdbatch reset --failed\n  mdbatch reset tasks.md --all --yes"
+        after_help = "Examples:\n  mdbatch reset --failed              # forget failures; the next run starts them at attempt 1\n  mdbatch reset tasks.md --all --yes  # uncheck every box, no question asked"
     )]
     Reset(ResetArgs),
     /// Write a starter tasks.md (and a Claude Code slash command).
@@ -265,13 +265,15 @@ pub struct LogsArgs {
 pub struct ResetArgs {
     /// The task file (default: task.md, then tasks.md).
     pub file: Option<PathBuf>,
-    /// Uncheck only… (nothing is checked for failed tasks; this clears their journal state).
+    /// Forget the journal history of tasks that failed, were skipped or never
+    /// finished (their boxes are open already): `status` stops listing them and
+    /// the next run starts them fresh, at attempt 1, with no resumed session.
     #[arg(long, conflicts_with = "all")]
     pub failed: bool,
-    /// Uncheck every box.
+    /// Uncheck every box and forget every task's journal history.
     #[arg(long)]
     pub all: bool,
-    /// Do not ask.
+    /// Do not ask (required when stdin is not a terminal).
     #[arg(long)]
     pub yes: bool,
 }

@@ -1,9 +1,110 @@
-//! `mdbatch demo`.
+//! `mdbatch demo`: a sample batch run with the built-in stand-in agent.
+//!
+//! Writes a sample task file (three waves, two modules, a dependency, one
+//! task that fails once) into a fresh folder, runs it through the executor
+//! with the stand-in agent and the live display, then says where the folder
+//! is and what to try next. Nothing to install, about 15 seconds.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use batch_core::exec::Outcome;
+use batch_core::runner::presets::{self, PresetKind, PresetOptions, demo_task_file};
+use batch_core::{ExecutorBuilder, RunOptions};
 
 use crate::args::{ColorChoice, DemoArgs};
+use crate::exit;
+use crate::output::Output;
 
 /// Runs `mdbatch demo`.
-pub fn run(_args: &DemoArgs, _color: ColorChoice) -> u8 {
-    eprintln!("mdbatch demo: not implemented yet");
-    crate::exit::USAGE
+pub fn run(args: &DemoArgs, color: ColorChoice) -> u8 {
+    let dir = match prepare(args.dir.as_deref()) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    let file = dir.join("tasks.md");
+    if let Err(e) = std::fs::write(&file, demo_task_file()) {
+        eprintln!(
+            "error: {}: cannot write the demo task file: {e}",
+            file.display()
+        );
+        return exit::USAGE;
+    }
+    eprintln!("mdbatch demo: a sample batch in {}\n", dir.display());
+
+    let runner = match presets::build(PresetKind::Demo, PresetOptions::default()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    let mut options = RunOptions::default();
+    options.jobs = Some(4);
+    options.backoff_base = Duration::from_millis(500);
+    let output = Output::new(false, false, color);
+    let result = ExecutorBuilder::new(&file)
+        .options(options)
+        .runner(runner)
+        .on_event(output.on_event())
+        .handle_signals(true)
+        .build()
+        .and_then(|ex| ex.run_blocking());
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    output.finish(&report);
+    let all_done = report.tasks.iter().all(|t| t.outcome == Outcome::Succeeded);
+    eprintln!("\n{}", next_steps(&dir));
+    if report.summary.cancelled {
+        exit::INTERRUPTED
+    } else if all_done {
+        exit::SUCCESS
+    } else {
+        exit::TASKS_FAILED
+    }
+}
+
+/// The folder to use: `--dir` (created; must not hold a task file yet) or a new temporary one.
+fn prepare(dir: Option<&Path>) -> Result<PathBuf, String> {
+    let dir = match dir {
+        Some(d) => d.to_path_buf(),
+        None => {
+            let stamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0);
+            std::env::temp_dir().join(format!("mdbatch-demo-{}-{stamp}", std::process::id()))
+        }
+    };
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| format!("{}: cannot create the demo folder: {e}", dir.display()))?;
+    if dir.join("tasks.md").exists() {
+        return Err(format!(
+            "{}: already holds a tasks.md; give `mdbatch demo --dir` a new folder",
+            dir.display()
+        ));
+    }
+    // Absolute, so the hints below work from any folder.
+    Ok(dir.canonicalize().unwrap_or(dir))
+}
+
+fn next_steps(dir: &Path) -> String {
+    format!(
+        "The demo batch is in {d}
+Try next:
+  cd {d}
+  mdbatch plan                          # the waves, groups and the dependency it ran
+  mdbatch status                        # what is done, which task needed a retry
+  mdbatch reset --all --yes && mdbatch run --runner demo   # run it again
+Then write your own tasks.md (`mdbatch init`) and run it with `mdbatch run --runner claude`.",
+        d = dir.display()
+    )
 }

@@ -103,6 +103,15 @@ pub struct FailedTask {
     pub duration_ms: u64,
 }
 
+/// A task the last run did not run.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SkippedTask {
+    /// Task id.
+    pub id: String,
+    /// Why.
+    pub reason: String,
+}
+
 /// One task's journal history, as shown.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct TaskStatus {
@@ -160,6 +169,8 @@ pub struct Status {
     pub failed: Vec<FailedTask>,
     /// Tasks that succeeded after a retry in their last run.
     pub flaky: Vec<TaskStatus>,
+    /// Open tasks whose last record is a skip, with the reason.
+    pub skipped: Vec<SkippedTask>,
     /// Attempts a killed run left unfinished (no run in progress).
     pub unfinished: Vec<AttemptNow>,
     /// Every task the journal knows, in document order.
@@ -315,6 +326,17 @@ pub fn build(
         })
         .collect();
     let flaky = tasks.iter().filter(|t| t.flaky).cloned().collect();
+    let skipped = order
+        .iter()
+        .filter(|id| !checked(id))
+        .filter_map(|id| {
+            let reason = journal.tasks.get(*id)?.skipped.clone()?;
+            Some(SkippedTask {
+                id: id.to_string(),
+                reason,
+            })
+        })
+        .collect();
     let mut totals = Totals::default();
     for h in journal.tasks.values() {
         totals.attempts += h.attempts;
@@ -339,6 +361,7 @@ pub fn build(
         running,
         failed,
         flaky,
+        skipped,
         unfinished,
         tasks,
         totals,
@@ -505,6 +528,15 @@ pub fn render(s: &Status, p: Paint) -> String {
                 t.attempts,
                 took(t.duration_ms)
             ));
+        }
+    }
+    if !s.skipped.is_empty() {
+        out.push_str(&format!("\n{}\n", p.yellow("skipped:")));
+        for t in s.skipped.iter().take(20) {
+            out.push_str(&format!("  {}: {}\n", p.bold(&t.id), t.reason));
+        }
+        if s.skipped.len() > 20 {
+            out.push_str(&format!("  … and {} more\n", s.skipped.len() - 20));
         }
     }
     if !s.unfinished.is_empty() {

@@ -33,6 +33,8 @@ const SPINNER: &[&str] = &["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧
 pub struct Live {
     mp: MultiProgress,
     totals: ProgressBar,
+    /// The totals line draws its bar (the terminal is wide enough).
+    totals_bar: bool,
     bars: HashMap<String, Bar>,
     paint: Paint,
     tag_output: bool,
@@ -60,18 +62,11 @@ impl Live {
     ) -> Self {
         let mp = MultiProgress::with_draw_target(target);
         let totals = mp.add(ProgressBar::new(0));
-        totals.set_style(
-            ProgressStyle::with_template(if paint.on {
-                "{bar:12.green/dim} {wide_msg}"
-            } else {
-                "{bar:12} {wide_msg}"
-            })
-            .expect("a valid template")
-            .progress_chars("█▌░"),
-        );
+        totals.set_style(totals_style(width() >= NARROW, paint));
         Self {
             mp,
             totals,
+            totals_bar: width() >= NARROW,
             bars: HashMap::new(),
             paint,
             tag_output,
@@ -142,17 +137,30 @@ impl Live {
                 ..
             } => {
                 self.remove_bar(id);
-                let flaky = if *flaky {
-                    format!(" {}", p.yellow(&format!("flaky, attempt {attempt}")))
+                let flaky_text = if *flaky {
+                    format!(" flaky, attempt {attempt}")
                 } else {
                     String::new()
                 };
+                // The title gives way so the line never wraps.
+                let room = (self.width)().saturating_sub(
+                    4 + console::measure_text_width(id)
+                        + 2
+                        + took(*duration_ms).len()
+                        + flaky_text.len(),
+                );
+                let title = title_of(state, id);
+                let title = if console::measure_text_width(&title) > room {
+                    fit(&title, room.max(2))
+                } else {
+                    title
+                };
                 self.println(&format!(
-                    "  {} {}{}  {}{flaky}",
+                    "  {} {}{title}  {}{}",
                     p.green("✓"),
                     p.bold(id),
-                    title_of(state, id),
-                    p.dim(&took(*duration_ms))
+                    p.dim(&took(*duration_ms)),
+                    p.yellow(&flaky_text)
                 ));
             }
             RunEvent::TaskFailed {
@@ -222,6 +230,11 @@ impl Live {
             if !is_waiting {
                 bar.pb.tick();
             }
+        }
+        if (width >= NARROW) != self.totals_bar {
+            self.totals_bar = width >= NARROW;
+            self.totals
+                .set_style(totals_style(self.totals_bar, self.paint));
         }
         self.totals.set_length(state.total as u64);
         self.totals
@@ -386,6 +399,20 @@ pub fn task_line(l: &LiveTask, width: usize, id_width: usize, now: Instant, p: P
     fit_styled(&s, avail)
 }
 
+/// Below this width the totals line drops its bar.
+const NARROW: usize = 40;
+
+fn totals_style(bar: bool, p: Paint) -> ProgressStyle {
+    let template = match (bar, p.on) {
+        (true, true) => "{bar:12.green/dim} {wide_msg}",
+        (true, false) => "{bar:12} {wide_msg}",
+        (false, _) => "{wide_msg}",
+    };
+    ProgressStyle::with_template(template)
+        .expect("a valid template")
+        .progress_chars("█▌░")
+}
+
 /// The totals line: done / running / failed / remaining, wave, usage, elapsed.
 pub fn totals_line(state: &RunState, since_start: Duration, now: Instant, p: Paint) -> String {
     let mut parts = vec![
@@ -517,6 +544,38 @@ mod tests {
             line.contains("attempt 1 failed, retry in 3s  failed: exit status 1"),
             "{line}"
         );
+    }
+
+    #[test]
+    fn a_rate_limit_pause_shows_its_countdown_on_the_totals_line() {
+        let t0 = Instant::now();
+        let mut st = RunState::new();
+        st.apply(
+            &crate::output::testing::env(
+                0,
+                "run_started",
+                serde_json::json!({"file":"t.md","total":2,"waves":1,"jobs":2,"runner":"claude","unfinished":[]}),
+            ),
+            t0,
+        );
+        st.apply(
+            &crate::output::testing::env(
+                1,
+                "rate_limited",
+                serde_json::json!({"pause_ms":30000,"concurrency":1,"id":"a"}),
+            ),
+            t0,
+        );
+        let p = Paint { on: false };
+        let line = totals_line(&st, Duration::from_secs(5), t0 + Duration::from_secs(5), p);
+        assert!(line.contains("rate limited, paused 25s"), "{line}");
+        let later = totals_line(
+            &st,
+            Duration::from_secs(31),
+            t0 + Duration::from_secs(31),
+            p,
+        );
+        assert!(!later.contains("rate limited"), "{later}");
     }
 
     #[test]

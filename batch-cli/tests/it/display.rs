@@ -155,3 +155,48 @@ fn color_always_colours_plain_lines_and_no_color_does_not_override_it() {
         .unwrap();
     assert!(!String::from_utf8_lossy(&out.stderr).contains('\x1b'));
 }
+
+#[test]
+fn sigusr1_without_a_terminal_prints_the_running_output_into_the_log() {
+    use std::io::Read;
+    let f = crate::Fixture::new("# T\n\n- [ ] Slow task <!-- id: slow -->\n");
+    f.script(
+        "agent.sh",
+        "echo step one\necho step two\ntouch running\nwhile [ ! -e go ]; do sleep 0.02; done\n",
+    );
+    let mut run = f
+        .command(&["run", "--cmd", "./agent.sh"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = run.stderr.take().unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let log = std::sync::Arc::clone(&log);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stderr.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                log.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
+    let limit = std::time::Duration::from_secs(30);
+    crate::wait_for("the attempt", limit, || f.file("running").exists());
+    // The output lines reach the reporter a moment after the script wrote them.
+    crate::wait_for("the attempt's output", limit, || {
+        // SAFETY: signalling the child we spawned.
+        unsafe { libc::kill(run.id() as libc::pid_t, libc::SIGUSR1) };
+        log.lock().unwrap().contains("   step two\n")
+    });
+    let text = log.lock().unwrap().clone();
+    assert!(text.contains("── slow Slow task · attempt 1, "), "{text}");
+    assert!(text.contains("   step one\n   step two\n"), "{text}");
+    std::fs::write(f.file("go"), "").unwrap();
+    assert!(run.wait().unwrap().success());
+    reader.join().unwrap();
+}

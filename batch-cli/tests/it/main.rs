@@ -1,10 +1,13 @@
 //! Integration tests of the `mdbatch` binary: one test binary, one module per capability.
 
 mod completions;
+mod demo;
 mod display;
+mod init;
 mod junit;
 mod plan_cli;
 mod pty;
+mod run_e2e;
 mod status;
 
 use std::path::{Path, PathBuf};

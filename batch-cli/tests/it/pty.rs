@@ -187,6 +187,9 @@ fn the_live_display_mid_run_shows_each_subagent_a_retry_and_the_totals_then_a_su
     });
     let mid = s.text();
     println!("--- screen mid-run ---\n{mid}--- end ---");
+    insta::with_settings!({filters => screen_filters()}, {
+        insta::assert_snapshot!("live_display_mid_run", mid);
+    });
 
     let line = |id: &str| {
         mid.lines()
@@ -251,6 +254,11 @@ fn the_live_display_mid_run_shows_each_subagent_a_retry_and_the_totals_then_a_su
         end.contains("✓ gamma Write migrations") && end.contains("flaky, attempt 2"),
         "{end}"
     );
+    // Tasks released together finish in any order; the summary below them is fixed.
+    let summary = &end[end.find("summary:").expect("a summary")..];
+    insta::with_settings!({filters => screen_filters()}, {
+        insta::assert_snapshot!("live_display_summary", summary);
+    });
     assert!(end.contains("summary: 5 tasks in "), "{end}");
     assert!(end.contains("5 succeeded (1 flaky)"), "{end}");
     assert!(
@@ -345,6 +353,17 @@ fn narrow_terminals_and_a_resize_never_wrap_the_live_lines() {
     assert_eq!(code, 0);
 }
 
+/// Redactions for screen snapshots: spinner frames, durations, the bar.
+fn screen_filters() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]", "⠿"),
+        (r"\b\d+m\d+s\b", "[t]"),
+        (r"\b\d+(\.\d+)?(ms|s)\b", "[t]"),
+        ("[█▌░]+", "[bar]"),
+        (r"\d+/5 done", "[n]/5 done"),
+    ]
+}
+
 fn screen_text(rows: &[String]) -> String {
     let mut out: String = rows.iter().map(|r| format!("{}\n", r.trim_end())).collect();
     out.truncate(out.trim_end().len());
@@ -358,4 +377,66 @@ fn nz(n: u16) -> std::num::NonZeroU16 {
 
 fn console_width(s: &str) -> usize {
     s.trim_end().chars().count()
+}
+
+#[test]
+fn verbose_on_a_terminal_prints_tagged_output_lines_above_the_live_lines() {
+    let f = fixture();
+    let s = Session::start(
+        &f,
+        110,
+        40,
+        &["run", "--cmd", "./agent.sh", "-j", "4", "-v"],
+    );
+    wait_started(&f);
+    s.wait_screen("tagged output lines", |t| {
+        t.contains("[alpha] working on alpha (attempt 1)")
+            && t.contains("[gamma] connection reset by peer")
+            && t.contains("[delta] editing src/delta.rs")
+    });
+    // The live lines stay below the tagged lines.
+    let t = s.text();
+    let tagged = t.find("[delta] editing src/delta.rs").unwrap();
+    let totals = t.find(" running ·").unwrap();
+    assert!(tagged < totals, "{t}");
+    std::fs::write(f.file("go"), "").unwrap();
+    let (code, end) = s.finish();
+    assert_eq!(code, 0);
+    assert!(end.contains("[alpha] finished alpha"), "{end}");
+}
+
+/// `(ICANON, ECHO)` of the terminal behind the pty master.
+fn line_mode(s: &Session) -> (bool, bool) {
+    let fd = s.master.as_raw_fd().expect("a unix pty");
+    // SAFETY: tcgetattr fills a termios we own from a descriptor we hold.
+    let t = unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        assert_eq!(libc::tcgetattr(fd, &mut t), 0);
+        t
+    };
+    (t.c_lflag & libc::ICANON != 0, t.c_lflag & libc::ECHO != 0)
+}
+
+#[test]
+fn ctrl_c_interrupts_with_a_summary_and_gives_the_terminal_back_as_it_was() {
+    let f = fixture();
+    let mut s = Session::start(&f, 110, 30, &["run", "--cmd", "./agent.sh", "-j", "4"]);
+    wait_started(&f);
+    s.wait_screen("the live lines", |t| t.contains("4 running"));
+    assert_eq!(
+        line_mode(&s),
+        (false, false),
+        "keys are read one at a time, unechoed, during the run"
+    );
+    s.writer.write_all(b"\x03").unwrap();
+    s.writer.flush().unwrap();
+    let line_mode_after = {
+        let status = s.child.wait().expect("wait");
+        assert_eq!(status.exit_code(), 130, "interrupted");
+        line_mode(&s)
+    };
+    assert_eq!(line_mode_after, (true, true), "line mode and echo restored");
+    let (_, end) = s.finish();
+    assert!(end.contains("interrupted: 5 tasks in "), "{end}");
+    assert!(!f.task_md().contains("[x] Create the model"), "{end}");
 }

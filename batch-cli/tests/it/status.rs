@@ -42,6 +42,7 @@ fn status_after_a_run_with_failures_shows_counts_the_failure_and_the_flaky_task(
         "migration failed: table exists (2 attempts, ",
         "`mdbatch logs gamma`",
         "flaky (succeeded after a retry):\n  beta (2 attempts, ",
+        "skipped:\n  delta: ",
         "journal: 5 attempts, ",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in\n{text}");
@@ -68,6 +69,13 @@ fn status_json_reports_the_same_in_a_versioned_schema() {
     );
     assert_eq!(v["failed"][0]["attempts"], 2);
     assert_eq!(v["flaky"][0]["id"], "beta");
+    assert_eq!(v["skipped"][0]["id"], "delta");
+    assert!(
+        v["skipped"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("gamma")
+    );
     assert_eq!(v["last_run"]["summary"]["failed"], 1);
     assert!(v["running"].is_null());
     let alpha = v["tasks"]
@@ -189,4 +197,54 @@ fn reset_without_a_choice_says_what_to_choose() {
     let out = f.mdbatch(&["reset", "--yes"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--all"));
+}
+
+#[test]
+fn status_during_a_run_names_its_pid_and_the_running_attempts() {
+    let f = Fixture::new(
+        "# T\n\n- [ ] Slow task <!-- id: slow -->\n- [ ] Quick task <!-- id: quick -->\n",
+    );
+    f.script(
+        "agent.sh",
+        "echo started\n[ \"$MDBATCH_TASK_ID\" = quick ] && exit 0\ntouch running\nwhile [ ! -e go ]; do sleep 0.02; done\n",
+    );
+    let mut run = f
+        .command(&["run", "--cmd", "./agent.sh"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the slow attempt", Duration::from_secs(20), || {
+        f.file("running").exists()
+    });
+    // The journal records the subagent's pid once it is known.
+    wait_for(
+        "the attempt's pid in the journal",
+        Duration::from_secs(20),
+        || {
+            std::fs::read_to_string(f.file(".mdbatch/journal.jsonl")).is_ok_and(|j| {
+                j.lines()
+                    .any(|l| l.contains("attempt_info") && l.contains("\"slow\""))
+            })
+        },
+    );
+    let out = f.mdbatch(&["status"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains(&format!("running now: pid {}", run.id())),
+        "{text}"
+    );
+    assert!(text.contains("  slow attempt 1, subagent pid "), "{text}");
+    assert!(
+        text.contains("last run: ") && text.contains("still running"),
+        "{text}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&f.mdbatch(&["status", "--json"]).stdout).unwrap();
+    assert_eq!(v["running"]["pid"], run.id());
+    assert_eq!(v["running"]["tasks"][0]["id"], "slow");
+    assert_eq!(v["running"]["tasks"][0]["alive"], true);
+    std::fs::write(f.file("go"), "").unwrap();
+    assert!(run.wait().unwrap().success());
+    let text = String::from_utf8(f.mdbatch(&["status"]).stdout).unwrap();
+    assert!(text.contains("no run in progress"), "{text}");
 }

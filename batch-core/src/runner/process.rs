@@ -187,6 +187,7 @@ where
     if let Some(dir) = &cmd.workdir {
         command.current_dir(dir);
     }
+    die_with_parent(&mut command);
 
     let started = Instant::now();
     let mut child = command
@@ -354,6 +355,33 @@ fn spawn_error(program: &str, workdir: Option<&Path>, e: std::io::Error) -> RunE
     };
     RunError::new(kind, message).with_source(e)
 }
+
+/// If mdbatch is killed outright (SIGKILL, OOM) no drop guard runs: on Linux
+/// the kernel then sends the child SIGKILL (`PR_SET_PDEATHSIG`), so no
+/// subagent outlives its run for long. The journal records the pid too, and
+/// the next run reports any group still alive.
+#[cfg(target_os = "linux")]
+fn die_with_parent(command: &mut tokio::process::Command) {
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the forked child before exec and only calls
+    // async-signal-safe functions (prctl, getppid, kill, getpid); it allocates
+    // nothing and touches no locks.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died between fork and prctl.
+            if u32::try_from(libc::getppid()).ok() != Some(parent) {
+                libc::kill(libc::getpid(), libc::SIGKILL);
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_command: &mut tokio::process::Command) {}
 
 /// Signals a process group; disarmed once the leader was reaped and the group killed.
 struct GroupGuard {

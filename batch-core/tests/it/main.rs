@@ -9,5 +9,7 @@ mod outline;
 mod parse;
 mod parse_props;
 mod plan;
+mod presets;
 mod real_cli;
+mod standin;
 mod store;

@@ -1,0 +1,74 @@
+//! `mdbatch init`: a starter task file and the Claude Code slash command;
+//! never overwrites.
+
+use std::process::Command;
+
+fn init(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_mdbatch"))
+        .arg("init")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn init_writes_a_starter_file_that_plans_and_a_slash_command_that_runs_mdbatch() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = init(dir.path(), &["--claude-command"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tasks = dir.path().join("tasks.md");
+    let doc =
+        batch_core::Document::read(&tasks, &batch_core::ParseOptions::with_path(&tasks)).unwrap();
+    let plan = batch_core::Plan::build(&doc, &batch_core::PlanOptions::default()).unwrap();
+    assert!(plan.nodes.len() >= 3);
+    let cmd = std::fs::read_to_string(dir.path().join(".claude/commands/run-batch.md")).unwrap();
+    assert!(cmd.starts_with("---\ndescription:"), "{cmd}");
+    assert!(
+        cmd.contains("mdbatch run --runner claude $ARGUMENTS"),
+        "{cmd}"
+    );
+
+    // `mdbatch plan` reads the starter file without complaint.
+    let plan = Command::new(env!("CARGO_BIN_EXE_mdbatch"))
+        .arg("plan")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+}
+
+#[test]
+fn init_never_overwrites_an_existing_task_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tasks.md"), "- [ ] my work\n").unwrap();
+    let out = init(dir.path(), &["--claude-command"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tasks.md already exists"));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("tasks.md")).unwrap(),
+        "- [ ] my work\n"
+    );
+    assert!(
+        !dir.path().join(".claude").exists(),
+        "nothing is written when anything exists"
+    );
+}
+
+#[test]
+fn init_without_the_flag_writes_no_slash_command() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(init(dir.path(), &[]).status.code(), Some(0));
+    assert!(dir.path().join("tasks.md").is_file());
+    assert!(!dir.path().join(".claude").exists());
+}

@@ -1,0 +1,255 @@
+//! `mdbatch run` end to end through the binary: kill and rerun, the lock,
+//! Ctrl-C. Subagents are small shell scripts; the tests synchronise with
+//! them through files they write, never by sleeping for a fixed time.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mdbatch");
+
+struct Dir {
+    dir: tempfile::TempDir,
+}
+
+impl Dir {
+    fn new(task_md: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("tasks.md"), task_md).unwrap();
+        // The stand-in agent: logs each run, records its pid, waits for
+        // `release-<id>` when told to, and writes `got-term` when TERMed.
+        let agent = dir.path().join("agent.sh");
+        std::fs::write(
+            &agent,
+            r#"#!/bin/sh
+trap 'echo "$MDBATCH_TASK_ID" >> got-term; exit 143' TERM
+echo "$MDBATCH_TASK_ID" >> ran.log
+echo $$ > "pid-$MDBATCH_TASK_ID"
+if [ -f "block-$MDBATCH_TASK_ID" ]; then
+  while [ ! -f "release-$MDBATCH_TASK_ID" ]; do sleep 0.05; done
+fi
+echo "did $1"
+"#,
+        )
+        .unwrap();
+        std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Self { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn touch(&self, name: &str) {
+        std::fs::write(self.path(name), "").unwrap();
+    }
+
+    fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path(name)).unwrap_or_default()
+    }
+
+    fn cmd(&self, extra: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.current_dir(self.dir.path())
+            .args(["run", "--cmd", "./agent.sh {task}", "--color", "never"])
+            .args(extra)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn spawn(&self, extra: &[&str]) -> Child {
+        self.cmd(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    fn run(&self, extra: &[&str]) -> Output {
+        self.cmd(extra).output().unwrap()
+    }
+
+    /// Waits (bounded) until `name` holds a line equal to `line`.
+    fn wait_line(&self, name: &str, line: &str) {
+        wait_for(&format!("`{line}` in {name}"), || {
+            self.read(name).lines().any(|l| l == line)
+        });
+    }
+
+    fn pid(&self, id: &str) -> i32 {
+        self.read(&format!("pid-{id}")).trim().parse().unwrap()
+    }
+}
+
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let until = Instant::now() + Duration::from_secs(60);
+    while !cond() {
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) with plain integers.
+    unsafe {
+        libc::kill(pid as i32, sig);
+    }
+}
+
+/// Whether a pid is a live process (not a zombie).
+fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !matches!(
+            stat.rsplit(')')
+                .next()
+                .and_then(|s| s.split_whitespace().next()),
+            Some("Z") | Some("X") | None
+        ),
+        Err(_) => false,
+    }
+}
+
+fn count(log: &str, id: &str) -> usize {
+    log.lines().filter(|l| *l == id).count()
+}
+
+const FOUR: &str = "# Chores
+
+- [ ] <!-- id: t1 --> first chore
+- [ ] <!-- id: t2 --> second chore
+- [ ] <!-- id: t3 --> third chore
+- [ ] <!-- id: t4 --> fourth chore
+";
+
+#[test]
+fn after_a_sigkill_the_file_is_intact_and_the_rerun_does_not_repeat_checked_tasks() {
+    let d = Dir::new(FOUR);
+    d.touch("block-t3");
+    let mut child = d.spawn(&["-j", "1"]);
+    d.wait_line("ran.log", "t3");
+    let agent = d.pid("t3");
+    child.kill().unwrap(); // SIGKILL: no cleanup code runs in mdbatch
+    child.wait().unwrap();
+
+    let text = std::fs::read_to_string(d.path("tasks.md")).unwrap();
+    assert_eq!(
+        text,
+        FOUR.replace("[ ] <!-- id: t1", "[x] <!-- id: t1")
+            .replace("[ ] <!-- id: t2", "[x] <!-- id: t2")
+    );
+    wait_for("the orphaned subagent to die with its run", || {
+        !alive(agent)
+    });
+
+    d.touch("release-t3");
+    let out = d.run(&["-j", "1", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let started = stdout.lines().next().unwrap();
+    assert!(started.contains(r#""type":"run_started""#), "{started}");
+    assert!(started.contains(r#""unfinished":["t3"]"#), "{started}");
+    assert!(stdout.contains(r#""type":"task_started""#) && stdout.contains(r#""attempt":2"#));
+    let log = d.read("ran.log");
+    assert_eq!(
+        [
+            count(&log, "t1"),
+            count(&log, "t2"),
+            count(&log, "t3"),
+            count(&log, "t4")
+        ],
+        [1, 1, 2, 1]
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.path("tasks.md")).unwrap(),
+        FOUR.replace("[ ]", "[x]")
+    );
+    let leftovers = std::fs::read_dir(d.dir.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .count();
+    assert_eq!(leftovers, 0);
+}
+
+#[test]
+fn a_second_run_on_the_same_file_exits_2_naming_the_first() {
+    let d = Dir::new(FOUR);
+    d.touch("block-t1");
+    let first = d.spawn(&["-j", "1"]);
+    d.wait_line("ran.log", "t1");
+    let second = d.run(&[]);
+    assert_eq!(second.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        err.contains("locked") && err.contains(&format!("pid {}", first.id())),
+        "{err}"
+    );
+    d.touch("release-t1");
+    let out = first.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(count(&d.read("ran.log"), "t1"), 1);
+}
+
+#[test]
+fn ctrl_c_terms_the_subagents_records_the_run_and_exits_130() {
+    let d = Dir::new(FOUR);
+    d.touch("block-t1");
+    d.touch("block-t2");
+    let child = d.spawn(&["-j", "2"]);
+    d.wait_line("ran.log", "t1");
+    d.wait_line("ran.log", "t2");
+    signal(child.id(), libc::SIGINT);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let termed = d.read("got-term");
+    assert_eq!((count(&termed, "t1"), count(&termed, "t2")), (1, 1));
+    assert_eq!(std::fs::read_to_string(d.path("tasks.md")).unwrap(), FOUR);
+    assert!(
+        d.read("ran.log").lines().all(|l| l == "t1" || l == "t2"),
+        "a task started after Ctrl-C"
+    );
+    let journal = d.read(".mdbatch/journal.jsonl");
+    assert!(
+        journal
+            .lines()
+            .any(|l| l.contains(r#""type":"run_end""#) && l.contains(r#""cancelled":true"#))
+    );
+    assert_eq!(journal.matches(r#""outcome":"interrupted""#).count(), 2);
+}
+
+#[test]
+fn a_second_ctrl_c_kills_a_subagent_that_ignores_term_at_once() {
+    let d = Dir::new("- [ ] <!-- id: stubborn --> a task\n");
+    // This agent notes the TERM but keeps going.
+    std::fs::write(
+        d.path("agent.sh"),
+        "#!/bin/sh\ntrap 'echo stubborn >> got-term' TERM\necho $$ > pid-stubborn\necho stubborn >> ran.log\nwhile :; do sleep 0.05; done\n",
+    )
+    .unwrap();
+    let child = d.spawn(&["--grace", "10m"]);
+    d.wait_line("ran.log", "stubborn");
+    let agent = d.pid("stubborn");
+    signal(child.id(), libc::SIGINT);
+    d.wait_line("got-term", "stubborn");
+    let started = Instant::now();
+    signal(child.id(), libc::SIGINT);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "waited for the grace period"
+    );
+    wait_for("the subagent to be killed", || !alive(agent));
+}

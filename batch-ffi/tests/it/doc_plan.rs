@@ -1,0 +1,119 @@
+//! Parsing and planning through the C interface.
+
+use std::ptr;
+
+use mdbatch::*;
+
+use crate::support::{parse, plan_json, take_error, take_string};
+
+const TWO_WAVES: &str = "\
+# Release
+
+## Wave 1: build
+- [ ] write the parser
+- [ ] write the printer
+
+## Wave 2: ship
+- [ ] publish the crate
+";
+
+fn plan_ids(plan: &serde_json::Value) -> Vec<String> {
+    // Every string value named `id` anywhere in the plan.
+    fn walk(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    if k == "id" {
+                        if let Some(s) = v.as_str() {
+                            out.push(s.to_string());
+                        }
+                    }
+                    walk(v, out);
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(plan, &mut out);
+    out
+}
+
+#[test]
+fn a_parsed_document_plans_to_json_naming_every_task() {
+    let doc = parse(TWO_WAVES);
+    let mut out = ptr::null_mut();
+    let mut err = ptr::null_mut();
+    assert_eq!(
+        unsafe { mdbatch_doc_to_json(doc, &mut out, &mut err) },
+        mdbatch_status::Ok
+    );
+    let doc_json: serde_json::Value = serde_json::from_str(&take_string(out)).unwrap();
+    let tasks = doc_json["tasks"].as_array().expect("tasks array");
+    assert_eq!(tasks.len(), 3);
+    let ids: Vec<String> = tasks
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_string())
+        .collect();
+
+    let plan: serde_json::Value =
+        serde_json::from_str(&plan_json(doc, None).unwrap()).expect("plan is JSON");
+    let planned = plan_ids(&plan);
+    for id in &ids {
+        assert!(planned.contains(id), "plan names task {id}: {plan}");
+    }
+    unsafe { mdbatch_doc_free(doc) };
+}
+
+#[test]
+fn plan_options_are_applied_and_a_document_can_be_planned_again() {
+    let doc = parse(TWO_WAVES);
+    let default = plan_json(doc, None).unwrap();
+    let again = plan_json(doc, Some("{}")).unwrap();
+    assert_eq!(default, again, "empty options are the defaults");
+    let cross = plan_json(doc, Some(r#"{"cross_wave": true, "include_optional": true, "dialect": "waves", "wave_level": 2}"#))
+        .expect("the planning options are accepted");
+    let cross: serde_json::Value = serde_json::from_str(&cross).unwrap();
+    assert_eq!(
+        plan_ids(&cross).len(),
+        plan_ids(&serde_json::from_str(&default).unwrap()).len()
+    );
+    unsafe { mdbatch_doc_free(doc) };
+}
+
+#[test]
+fn an_unknown_plan_option_is_an_error_and_the_document_stays_usable() {
+    let doc = parse(TWO_WAVES);
+    let (status, message) = plan_json(doc, Some(r#"{"jobs": 4}"#)).unwrap_err();
+    assert_eq!(status, mdbatch_status::InvalidOptions);
+    assert!(message.contains("unknown field `jobs`"), "{message}");
+    let (status, _) = plan_json(doc, Some("not json")).unwrap_err();
+    assert_eq!(status, mdbatch_status::InvalidOptions);
+    assert!(plan_json(doc, None).is_ok());
+    unsafe { mdbatch_doc_free(doc) };
+}
+
+#[test]
+fn a_bad_hint_is_a_parse_error_at_its_line_and_column() {
+    let text = "# T\n\n## A\n- [ ] one\n  <!-- paralel: false -->\n\n## B\n- [ ] two\n";
+    let mut doc = ptr::null_mut();
+    let mut err = ptr::null_mut();
+    let status = unsafe { mdbatch_doc_parse(text.as_ptr().cast(), text.len(), &mut doc, &mut err) };
+    assert_eq!(status, mdbatch_status::ParseError);
+    assert!(doc.is_null(), "no output on failure");
+    let message = take_error(err);
+    assert!(message.contains("<input>:5:"), "{message}");
+    assert!(message.contains("paralel"), "{message}");
+}
+
+#[test]
+fn an_unknown_dependency_is_a_plan_error_naming_it() {
+    let text = "# T\n\n## A\n- [ ] one <!-- after: nowhere -->\n\n## B\n- [ ] two\n";
+    let doc = parse(text);
+    let (status, message) = plan_json(doc, None).unwrap_err();
+    assert_eq!(status, mdbatch_status::PlanError);
+    assert!(message.contains("nowhere"), "{message}");
+    assert!(message.contains("<input>:4:"), "{message}");
+    unsafe { mdbatch_doc_free(doc) };
+}
