@@ -155,6 +155,15 @@ impl Drop for InFlightGuard {
     }
 }
 
+/// Aborts a tokio task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// `user_data` crossing to worker threads.
 #[derive(Debug, Clone, Copy)]
 struct UserData(*mut c_void);
@@ -232,14 +241,15 @@ impl SubagentRunner for CRunner {
             )
         })?;
         let signal = Arc::new(CancelSignal::default());
-        let watcher = {
+        // Aborted when this attempt ends, also when the executor drops it.
+        let _watcher = AbortOnDrop({
             let signal = Arc::clone(&signal);
             let token = ctx.cancel.clone();
             tokio::spawn(async move {
                 token.cancelled().await;
                 signal.fire();
             })
-        };
+        });
         let c_ctx = mdbatch_task_ctx {
             task_id: c_string_lossy(task.id.clone()),
             attempt: ctx.attempt,
@@ -264,7 +274,6 @@ impl SubagentRunner for CRunner {
             (rc.map_err(|p| panic_message(&*p)), reported)
         })
         .await;
-        watcher.abort();
         match joined {
             Ok((Ok(0), _)) => Ok(TaskOutput::default()),
             Ok((Ok(_), Some((kind, message)))) => Err(RunError::new(kind, message)),

@@ -9,7 +9,7 @@ use batch_core::{
     Document, ExecutorBuilder, Plan, PromptTemplate, RunOptions, RunSetupError, SubagentRunner,
 };
 
-use crate::args::{ColorChoice, RunArgs};
+use crate::args::{ColorChoice, RunArgs, RunnerArg};
 use crate::exit;
 use crate::output::{self, Output};
 use crate::resolve;
@@ -132,10 +132,33 @@ fn build_runner(args: &RunArgs) -> anyhow::Result<Arc<dyn SubagentRunner>> {
             .map_err(|e| anyhow::anyhow!("--cmd: {e}"))?;
         return Ok(Arc::new(runner));
     }
+    if let Some(kind) = args.runner {
+        return preset_runner(kind, args);
+    }
     anyhow::bail!(
         "choose how tasks run: --runner claude|codex|gemini|shell, or --cmd 'TEMPLATE' \
          (e.g. --cmd 'my-agent {{prompt}}')"
     )
+}
+
+/// A built-in runner (`--runner`): the agent CLI must be installed (checked here,
+/// before any task starts).
+fn preset_runner(kind: RunnerArg, args: &RunArgs) -> anyhow::Result<Arc<dyn SubagentRunner>> {
+    use batch_core::runner::presets::{self, PresetKind, PresetOptions};
+    let kind = match kind {
+        RunnerArg::Claude => PresetKind::Claude,
+        RunnerArg::Codex => PresetKind::Codex,
+        RunnerArg::Gemini => PresetKind::Gemini,
+        RunnerArg::Shell => PresetKind::Shell,
+        RunnerArg::Demo => PresetKind::Demo,
+    };
+    let mut opts = PresetOptions::default();
+    opts.model = args.model.clone();
+    opts.max_turns = args.max_turns;
+    opts.agent_args = args.agent_args.clone();
+    opts.permission_mode = args.permission_mode.clone();
+    opts.sandbox = args.sandbox.clone();
+    presets::build(kind, opts).map_err(|e| anyhow::anyhow!("--runner {}: {e}", kind.name()))
 }
 
 fn dry_run(path: &std::path::Path, popts: &batch_core::ParseOptions, args: &RunArgs) -> u8 {

@@ -7,6 +7,7 @@ mod init;
 mod junit;
 mod plan_cli;
 mod pty;
+mod run_claude;
 mod run_e2e;
 mod status;
 

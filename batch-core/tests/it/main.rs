@@ -1,5 +1,7 @@
 //! batch-core integration tests: one binary, one module per capability.
 
+#[macro_use]
+mod agent_cli;
 mod command;
 mod corpus;
 mod exec;

@@ -7,7 +7,6 @@
 //! only and get a fake key, so nothing here can reach a real provider.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,87 +16,8 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::mock_api::{MockApi, Reply, anthropic};
-
-/// Where the CLIs are installed.
-fn cache_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
-        .join("agent-clis")
-}
-
-fn version_ok(bin: &Path) -> bool {
-    Command::new(bin)
-        .arg("--version")
-        .env("HOME", std::env::temp_dir())
-        .stdin(Stdio::null())
-        .output()
-        .map(|o| o.status.success() && !o.stdout.is_empty())
-        .unwrap_or(false)
-}
-
-/// Installs `package@version` (once, under a file lock) and returns its binary,
-/// or why it could not.
-pub fn install(package: &str, version: &str, bin: &str) -> Result<PathBuf, String> {
-    use fs2::FileExt;
-    let name = package.rsplit('/').next().unwrap_or(package);
-    let dir = cache_dir().join(format!("{name}-{version}"));
-    let bin_path = dir.join("node_modules/.bin").join(bin);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let lock = std::fs::File::create(dir.join(".install.lock")).map_err(|e| e.to_string())?;
-    lock.lock_exclusive().map_err(|e| e.to_string())?;
-    if version_ok(&bin_path) {
-        return Ok(bin_path);
-    }
-    if Command::new("npm").arg("--version").output().is_err() {
-        return Err("npm is not installed".into());
-    }
-    let out = Command::new("npm")
-        .args(["install", "--no-audit", "--no-fund", "--prefix"])
-        .arg(&dir)
-        .arg(format!("{package}@{version}"))
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("npm install failed to start: {e}"))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = err.lines().rev().take(5).collect();
-        return Err(format!(
-            "npm install {package}@{version} failed (registry unavailable?): {}",
-            tail.join(" / ")
-        ));
-    }
-    // Claude Code's launcher needs its postinstall (skipped by some npm setups).
-    let postinstall = dir.join("node_modules").join(package).join("install.cjs");
-    if !version_ok(&bin_path) && postinstall.is_file() {
-        let _ = Command::new("node")
-            .arg(&postinstall)
-            .current_dir(&dir)
-            .stdin(Stdio::null())
-            .output();
-    }
-    if version_ok(&bin_path) {
-        Ok(bin_path)
-    } else {
-        Err(format!(
-            "{} --version does not work after installing",
-            bin_path.display()
-        ))
-    }
-}
-
-macro_rules! require_cli {
-    ($package:expr, $version:expr, $bin:expr) => {
-        match install($package, $version, $bin) {
-            Ok(p) => p,
-            Err(why) => {
-                eprintln!("SKIPPED: cannot run the real {} {}: {why}", $bin, $version);
-                return;
-            }
-        }
-    };
-}
+use crate::agent_cli::install;
+use crate::mock_api::{MockApi, Reply, anthropic, gemini, openai};
 
 /// One attempt of `task` through `runner`, with everything it reported.
 pub async fn attempt(
@@ -354,4 +274,159 @@ async fn real_claude_long_prompt_is_context_overflow_and_the_retry_is_fresh_and_
         adj[0].contains("preamble dropped, details cut to 2000 chars"),
         "{adj:?}"
     );
+}
+
+// ------------------------------------------------------------------ gemini
+
+fn gemini_runner(bin: &Path, api: &MockApi, env: &Env) -> Arc<dyn SubagentRunner> {
+    let gemini_dir = env._home.path().join(".gemini");
+    std::fs::create_dir_all(&gemini_dir).unwrap();
+    // API-key auth is required with a base URL; one attempt: mdbatch owns the retries.
+    std::fs::write(
+        gemini_dir.join("settings.json"),
+        r#"{"security":{"auth":{"selectedType":"gemini-api-key"}},"general":{"maxAttempts":1},"privacy":{"usageStatisticsEnabled":false}}"#,
+    )
+    .unwrap();
+    let mut o = PresetOptions::default();
+    o.program = Some(bin.to_path_buf());
+    o.model = Some("gemini-2.5-flash".into());
+    o.env = vec![
+        ("HOME".into(), env.home()),
+        ("GEMINI_API_KEY".into(), "test".into()),
+        ("GOOGLE_GEMINI_BASE_URL".into(), api.base_url()),
+    ];
+    presets::build(PresetKind::Gemini, o).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn real_gemini_429_is_transient_and_the_retry_writes_the_file_in_a_fresh_session() {
+    let bin = require_cli!("@google/gemini-cli", "0.61.0", "gemini");
+    let env = Env::new();
+    let dir = env.work.path().to_path_buf();
+    let api = MockApi::start(move |req, i| {
+        if req.path.contains(":streamGenerateContent") && i == 0 {
+            return gemini::error(
+                429,
+                "RESOURCE_EXHAUSTED",
+                "You exceeded your current quota. Please retry in 2.5s.",
+            );
+        }
+        if gemini::has_function_response(req) {
+            gemini::text("Created hello.txt.")
+        } else {
+            gemini::function_call(
+                "write_file",
+                json!({"file_path": dir.join("hello.txt").display().to_string(), "content": "hi\n"}),
+            )
+        }
+    });
+    let runner = gemini_runner(&bin, &api, &env);
+    let task = env.task("G1", "create hello.txt");
+    let (res, p1) = attempt(&runner, &task, 1, None, Some(Duration::from_secs(120))).await;
+    let err = res.unwrap_err();
+    assert_eq!(
+        (err.kind, err.rate_limited),
+        (ErrorKind::Transient, true),
+        "{err:?}\n{p1:#?}"
+    );
+    let first = err.session_id.clone().expect("session id");
+    let (res, p2) = attempt(&runner, &task, 2, Some(err), Some(Duration::from_secs(120))).await;
+    let out = res.unwrap_or_else(|e| panic!("{e:?}\n{p2:#?}"));
+    assert_eq!(
+        std::fs::read_to_string(env.work.path().join("hello.txt")).unwrap(),
+        "hi\n"
+    );
+    assert!(
+        p2.iter()
+            .any(|p| matches!(p, Progress::ToolCall { tool, .. } if tool == "write_file")),
+        "{p2:#?}"
+    );
+    // Gemini CLI keeps no session when the first request failed: a fresh one.
+    assert_eq!(
+        adjustments(&p2),
+        vec![
+            "transient error: fresh session with the same prompt (no session worth resuming)"
+                .to_string()
+        ]
+    );
+    assert_ne!(out.session_id.as_deref(), Some(first.as_str()));
+    assert!(out.usage.is_some_and(|u| u.input_tokens > 0));
+}
+
+// ------------------------------------------------------------------ codex
+
+fn codex_runner(bin: &Path, api: &MockApi, env: &Env) -> Arc<dyn SubagentRunner> {
+    let codex_home = env._home.path().join(".codex");
+    std::fs::create_dir_all(&codex_home).unwrap();
+    std::fs::write(
+        codex_home.join("config.toml"),
+        format!(
+            "model = \"gpt-5.5\"\nmodel_provider = \"mock\"\n\n[model_providers.mock]\nname = \"Mock\"\n\
+             base_url = \"{}/v1\"\nenv_key = \"MOCK_API_KEY\"\nwire_api = \"responses\"\n\
+             request_max_retries = 0\nstream_max_retries = 0\nsupports_websockets = false\n",
+            api.base_url()
+        ),
+    )
+    .unwrap();
+    let tmp = env._home.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let mut o = PresetOptions::default();
+    o.program = Some(bin.to_path_buf());
+    o.env = vec![
+        ("HOME".into(), env.home()),
+        ("CODEX_HOME".into(), codex_home.display().to_string()),
+        ("TMPDIR".into(), tmp.display().to_string()),
+        ("MOCK_API_KEY".into(), "sk-test".into()),
+    ];
+    presets::build(PresetKind::Codex, o).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn real_codex_runs_a_command_then_answers_and_a_401_is_fatal() {
+    let bin = require_cli!("@openai/codex", "0.169.0", "codex");
+    let env = Env::new();
+    let api = MockApi::start(|req, _| {
+        if !req.path.starts_with("/v1/responses") {
+            return Reply::Json(404, json!({"error": "not found"}), vec![]);
+        }
+        if req.text().contains("BAD-KEY-TASK") {
+            return openai::error(
+                401,
+                "invalid_api_key",
+                "Incorrect API key provided: sk-test.",
+            );
+        }
+        if openai::has_tool_output(req) {
+            openai::text("Created hello.txt.")
+        } else {
+            openai::exec_command("call_1", "echo hi > hello.txt")
+        }
+    });
+    let runner = codex_runner(&bin, &api, &env);
+    let (res, p) = attempt(
+        &runner,
+        &env.task("C1", "create hello.txt"),
+        1,
+        None,
+        Some(Duration::from_secs(120)),
+    )
+    .await;
+    let out = res.unwrap_or_else(|e| panic!("{e:?}\n{p:#?}"));
+    assert!(p.iter().any(|p| matches!(p, Progress::ToolCall { tool, arg: Some(a) } if tool == "command" && a.contains("hello.txt"))), "{p:#?}");
+    assert_eq!(out.summary.as_deref(), Some("Created hello.txt."));
+    assert!(out.session_id.is_some() && out.usage.is_some_and(|u| u.output_tokens > 0));
+    assert_eq!(
+        std::fs::read_to_string(env.work.path().join("hello.txt")).unwrap_or_default(),
+        "hi\n"
+    );
+
+    let (res, _) = attempt(
+        &runner,
+        &env.task("C2", "BAD-KEY-TASK"),
+        1,
+        None,
+        Some(Duration::from_secs(120)),
+    )
+    .await;
+    assert_eq!(res.unwrap_err().kind, ErrorKind::Fatal);
 }

@@ -70,16 +70,57 @@ fn a_parsed_document_plans_to_json_naming_every_task() {
 fn plan_options_are_applied_and_a_document_can_be_planned_again() {
     let doc = parse(TWO_WAVES);
     let default = plan_json(doc, None).unwrap();
-    let again = plan_json(doc, Some("{}")).unwrap();
-    assert_eq!(default, again, "empty options are the defaults");
-    let cross = plan_json(doc, Some(r#"{"cross_wave": true, "include_optional": true, "dialect": "waves", "wave_level": 2}"#))
-        .expect("the planning options are accepted");
-    let cross: serde_json::Value = serde_json::from_str(&cross).unwrap();
     assert_eq!(
-        plan_ids(&cross).len(),
-        plan_ids(&serde_json::from_str(&default).unwrap()).len()
+        default,
+        plan_json(doc, Some("{}")).unwrap(),
+        "empty options are the defaults"
     );
+    let default: serde_json::Value = serde_json::from_str(&default).unwrap();
+    assert_eq!(default["v"], 1, "the versioned plan schema");
+    assert_eq!(default["type"], "plan");
+    assert_eq!(default["data"]["summary"]["waves"], 2);
+
+    // Forcing the wave level re-parses: the `# Release` title becomes the one wave.
+    let one_wave: serde_json::Value =
+        serde_json::from_str(&plan_json(doc, Some(r#"{"wave_level": 1}"#)).unwrap()).unwrap();
+    assert_eq!(one_wave["data"]["summary"]["waves"], 1, "{one_wave}");
+    assert_eq!(one_wave["data"]["summary"]["tasks"], 3);
+
+    let cross: serde_json::Value = serde_json::from_str(
+        &plan_json(
+            doc,
+            Some(r#"{"cross_wave": true, "include_optional": true, "dialect": "waves"}"#),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(cross["data"]["cross_wave"], true);
+    assert_eq!(plan_ids(&cross).len(), plan_ids(&default).len());
     unsafe { mdbatch_doc_free(doc) };
+}
+
+#[test]
+fn one_document_can_be_planned_from_several_threads_at_once() {
+    struct Shared(*mut mdbatch_doc);
+    // SAFETY: an mdbatch_doc is immutable; the header allows sharing it.
+    unsafe impl Sync for Shared {}
+    impl Shared {
+        // A method, so closures borrow the whole `Sync` wrapper.
+        fn get(&self) -> *mut mdbatch_doc {
+            self.0
+        }
+    }
+    let doc = Shared(parse(TWO_WAVES));
+    let expected = plan_json(doc.0, None).unwrap();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| plan_json(doc.get(), None).unwrap()))
+            .collect();
+        for handle in handles {
+            assert_eq!(handle.join().unwrap(), expected);
+        }
+    });
+    unsafe { mdbatch_doc_free(doc.0) };
 }
 
 #[test]
@@ -116,4 +157,33 @@ fn an_unknown_dependency_is_a_plan_error_naming_it() {
     assert!(message.contains("nowhere"), "{message}");
     assert!(message.contains("<input>:4:"), "{message}");
     unsafe { mdbatch_doc_free(doc) };
+}
+
+#[test]
+fn every_corpus_task_file_parses_and_plans_through_the_c_interface() {
+    let corpus = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus"));
+    let Ok(entries) = std::fs::read_dir(corpus) else {
+        eprintln!("skipped: {} is absent", corpus.display());
+        return;
+    };
+    let mut files: Vec<_> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "the corpus has task files");
+    for path in files {
+        let text = std::fs::read(&path).unwrap();
+        let mut doc = ptr::null_mut();
+        let mut err = ptr::null_mut();
+        let status =
+            unsafe { mdbatch_doc_parse(text.as_ptr().cast(), text.len(), &mut doc, &mut err) };
+        if status != mdbatch_status::Ok {
+            panic!("{}: {status:?}: {}", path.display(), take_error(err));
+        }
+        let plan = plan_json(doc, None).unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
+        let plan: serde_json::Value = serde_json::from_str(&plan).unwrap();
+        assert_eq!(plan["v"], 1, "{}", path.display());
+        unsafe { mdbatch_doc_free(doc) };
+    }
 }

@@ -125,6 +125,52 @@ fn the_c_example_compiles_warning_free_and_runs_a_task_file() {
     assert_example_output("the C example", &output, &file);
 }
 
+/// The system libraries a Rust static library needs on Linux
+/// (`--print native-static-libs`).
+const NATIVE_STATIC_LIBS: &[&str] = &[
+    "-lgcc_s",
+    "-lutil",
+    "-lrt",
+    "-lpthread",
+    "-lm",
+    "-ldl",
+    "-lc",
+];
+
+#[test]
+fn the_c_example_also_links_against_the_static_library() {
+    if !cfg!(target_os = "linux") || Command::new("gcc").arg("--version").output().is_err() {
+        eprintln!("skipped: needs gcc on Linux");
+        return;
+    }
+    let root = repo_root();
+    let file = TaskFile::new(TASKS);
+    let exe = file.dir.path().join("mdbatch_example_static");
+    let output = Command::new("gcc")
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-I"])
+        .arg(root.join("batch-ffi/include"))
+        .arg(root.join("examples/c/mdbatch_example.c"))
+        .arg(library_dir().join("libmdbatch.a"))
+        .args(NATIVE_STATIC_LIBS)
+        .arg("-o")
+        .arg(&exe)
+        .output()
+        .expect("run gcc");
+    assert!(
+        output.status.success(),
+        "gcc failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // No libmdbatch.so may be needed at run time.
+    let output = Command::new(&exe)
+        .arg(&file.path)
+        .env_remove("LD_LIBRARY_PATH")
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("run the static C example");
+    assert_example_output("the static C example", &output, &file);
+}
+
 #[test]
 fn the_python_example_runs_a_task_file_through_ctypes() {
     if Command::new("python3").arg("--version").output().is_err() {

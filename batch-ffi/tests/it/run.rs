@@ -4,7 +4,7 @@
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::ptr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, mpsc};
+use std::sync::{Condvar, Mutex, mpsc};
 use std::thread::ThreadId;
 
 use mdbatch::*;
@@ -25,6 +25,14 @@ struct Script {
     report_kind: Option<mdbatch_error_kind>,
     /// Panic inside the runner.
     panic: bool,
+    /// Block until the attempt is cancelled (by its deadline), then return 1
+    /// without describing the failure.
+    wait_for_cancel: bool,
+    /// Rendezvous: each call waits (up to 60 s) until this many calls are
+    /// inside the runner at the same time.
+    rendezvous: Option<(usize, Mutex<usize>, Condvar)>,
+    /// The most calls seen inside the runner at once.
+    max_inside: AtomicUsize,
     /// Announce the start here, then block until cancelled.
     block_until_cancelled: Option<Mutex<mpsc::Sender<Signal>>>,
     calls: AtomicUsize,
@@ -68,6 +76,27 @@ unsafe extern "C-unwind" fn script_runner(
 
     if script.panic {
         panic!("the runner panics on purpose");
+    }
+    if script.wait_for_cancel {
+        let cancelled = unsafe { mdbatch_task_ctx_wait_cancelled(ctx, u64::MAX) };
+        script.wait_results.lock().unwrap().push(cancelled);
+        return 1;
+    }
+    if let Some((needed, inside, cv)) = &script.rendezvous {
+        let mut n = inside.lock().unwrap();
+        *n += 1;
+        script.max_inside.fetch_max(*n, Ordering::SeqCst);
+        cv.notify_all();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while *n < *needed && std::time::Instant::now() < deadline {
+            n = cv
+                .wait_timeout(n, deadline - std::time::Instant::now())
+                .unwrap()
+                .0;
+        }
+        let met = *n >= *needed;
+        drop(n);
+        return if met { 0 } else { 1 };
     }
     if let Some(started) = &script.block_until_cancelled {
         started.lock().unwrap().send(Signal::Started(id)).unwrap();
@@ -148,8 +177,12 @@ fn a_c_runner_runs_every_task_and_its_progress_lines_arrive_as_events() {
         3,
         "{lines:?}"
     );
-    for event in events.items.lock().unwrap().iter() {
+    for (i, event) in events.items.lock().unwrap().iter().enumerate() {
         assert_eq!(event["v"], 1, "versioned envelope: {event}");
+        assert_eq!(
+            event["seq"], i,
+            "events arrive in order, none missing: {event}"
+        );
     }
 }
 
@@ -540,4 +573,51 @@ fn a_missing_task_file_is_an_io_or_parse_error_naming_the_path() {
     );
     assert!(take_error(err).contains("absent.md"));
     assert_eq!(script.calls.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn with_two_jobs_two_runner_calls_run_at_the_same_time() {
+    let text = "# Demo\n\n## One\n- [ ] alpha\n- [ ] beta\n";
+    let file = TaskFile::new(text);
+    let script = Script {
+        rendezvous: Some((2, Mutex::new(0), Condvar::new())),
+        ..Script::default()
+    };
+    let events = Events::default();
+    let (status, message) = run_file(
+        &file,
+        r#"{"jobs": 2, "retries": 0}"#,
+        Some(&script.runner()),
+        &events,
+    );
+    assert_eq!(status, mdbatch_status::Ok, "{message:?}");
+    assert_eq!(script.max_inside.load(Ordering::SeqCst), 2);
+    let threads = script.threads.lock().unwrap();
+    assert_ne!(
+        threads[0], threads[1],
+        "concurrent calls come from different threads"
+    );
+    assert_eq!(file.read(), checked(text));
+}
+
+#[test]
+fn a_runner_blocked_past_its_timeout_is_woken_and_fails_as_timeout() {
+    let text = "- [ ] alpha\n";
+    let file = TaskFile::new(text);
+    let script = Script {
+        wait_for_cancel: true,
+        ..Script::default()
+    };
+    let events = Events::default();
+    let (status, message) = run_file(
+        &file,
+        r#"{"retries": 0, "timeout": "50ms", "grace": "5s"}"#,
+        Some(&script.runner()),
+        &events,
+    );
+    assert_eq!(status, mdbatch_status::TaskFailed, "{message:?}");
+    assert_eq!(*script.wait_results.lock().unwrap(), vec![true]);
+    let failed = events.of_type("task_failed");
+    assert_eq!(failed[0]["data"]["kind"], "timeout", "{failed:?}");
+    assert_eq!(file.read(), text);
 }

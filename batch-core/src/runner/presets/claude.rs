@@ -69,6 +69,7 @@ impl Agent for Claude {
         Caps {
             resume: true,
             max_turns: true,
+            resume_needs_progress: false,
         }
     }
 

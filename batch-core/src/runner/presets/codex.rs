@@ -64,6 +64,7 @@ impl Agent for Codex {
         Caps {
             resume: true,
             max_turns: false,
+            resume_needs_progress: false,
         }
     }
 

@@ -66,6 +66,7 @@ impl Agent for Gemini {
         Caps {
             resume: true,
             max_turns: false,
+            resume_needs_progress: true,
         }
     }
 
@@ -335,6 +336,9 @@ pub(crate) fn classify(
             .with_retry_after(wait)
             .rate_limited(true)
     };
+    if lower.contains("error resuming session") {
+        return RunError::new(ErrorKind::Failed, text);
+    }
     if error_type == "FatalTurnLimitedError" || code == Some(53) {
         return RunError::new(ErrorKind::TurnLimit, text);
     }

@@ -18,7 +18,7 @@
 //!
 //! # How an agent preset runs an attempt
 //!
-//! 1. [`plan_attempt`] reads `ctx.attempt`, `ctx.previous_error` and
+//! 1. `plan_attempt` reads `ctx.attempt`, `ctx.previous_error` and
 //!    `ctx.resume_session` and decides the session and the prompt:
 //!    - first attempt: a fresh session and the task's prompt (or, with
 //!      `--resume-sessions`, the session an interrupted run left);
@@ -247,6 +247,9 @@ pub(crate) struct Caps {
     pub(crate) resume: bool,
     /// The CLI takes a turn budget on its command line.
     pub(crate) max_turns: bool,
+    /// The CLI keeps a session only once the model answered (Gemini CLI:
+    /// a first request that failed leaves nothing to resume).
+    pub(crate) resume_needs_progress: bool,
 }
 
 /// The session an attempt runs in.
@@ -492,9 +495,11 @@ pub(crate) fn plan_attempt(
             }
             plan.adjustments.push(what.join(", "));
         }
-        ErrorKind::Transient => match prev_session {
+        ErrorKind::Transient => match prev_session.filter(|_| {
             // Claude Code keeps a session even when its first request was
-            // refused, so resuming is safe and keeps any work done.
+            // refused; Gemini CLI only once the model answered.
+            !caps.resume_needs_progress || prev.usage.as_ref().is_some_and(|u| u.output_tokens > 0)
+        }) {
             Some(id) => {
                 plan.prompt = continue_prompt(
                     task,
@@ -509,7 +514,7 @@ pub(crate) fn plan_attempt(
                 plan.session = Session::Resume(id);
             }
             None => plan.adjustments.push(
-                "transient error: fresh session with the same prompt (no session to resume)"
+                "transient error: fresh session with the same prompt (no session worth resuming)"
                     .to_string(),
             ),
         },
@@ -942,6 +947,7 @@ mod tests {
     const ALL: Caps = Caps {
         resume: true,
         max_turns: true,
+        resume_needs_progress: false,
     };
 
     fn usage(out: u64, turns: u32) -> Option<Usage> {
