@@ -17,15 +17,16 @@ impl Dir {
     fn new(task_md: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("tasks.md"), task_md).unwrap();
-        // The stand-in agent: logs each run, records its pid, waits for
+        // The stand-in agent: records its pid, then logs its run (tests wait on
+        // the log, so the pid is there by then), waits for
         // `release-<id>` when told to, and writes `got-term` when TERMed.
         let agent = dir.path().join("agent.sh");
         std::fs::write(
             &agent,
             r#"#!/bin/sh
 trap 'echo "$MDBATCH_TASK_ID" >> got-term; exit 143' TERM
-echo "$MDBATCH_TASK_ID" >> ran.log
 echo $$ > "pid-$MDBATCH_TASK_ID"
+echo "$MDBATCH_TASK_ID" >> ran.log
 if [ -f "block-$MDBATCH_TASK_ID" ]; then
   while [ ! -f "release-$MDBATCH_TASK_ID" ]; do sleep 0.05; done
 fi

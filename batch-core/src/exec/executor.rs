@@ -748,6 +748,8 @@ impl Dispatcher {
         let hash = self.nodes[i].hash.clone();
         let r = &mut self.runs[i];
         let running = r.running.take();
+        let dropped = running.as_ref().map_or(0, |x| x.ctx.progress.dropped());
+        let log = running.as_ref().and_then(|x| x.ctx.log_path.clone());
         let (started, pid, session) = running
             .map(|x| (x.started, x.pid, x.session))
             .unwrap_or((now, None, None));
@@ -785,6 +787,15 @@ impl Dispatcher {
             text_hash: hash,
         });
 
+        if dropped > 0 {
+            let whole = log.map(|l| format!("; the whole output is in {}", l.display()));
+            self.emit(RunEvent::Warning {
+                message: format!(
+                    "`{id}` attempt {attempt}: {dropped} output lines were not shown (the display fell behind){}",
+                    whole.unwrap_or_default()
+                ),
+            });
+        }
         match result {
             Ok(out) => {
                 let r = &mut self.runs[i];

@@ -14,7 +14,7 @@
 //! it unrunnable: [`Scheduler::fail`] returns them so the caller can skip them.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::plan::{NodeIdx, Plan, ReadyTracker};
 
@@ -47,7 +47,9 @@ pub(crate) struct Scheduler {
     group_running: HashMap<usize, u32>,
     resources: Vec<Vec<String>>,
     held: HashSet<String>,
-    ready: BTreeSet<Key>,
+    /// Ready nodes per group, so a full group costs one look, not a scan.
+    ready: BTreeMap<usize, BTreeSet<Key>>,
+    ready_count: usize,
     running: usize,
 }
 
@@ -75,7 +77,8 @@ impl Scheduler {
             group_running: HashMap::new(),
             resources: plan.nodes.iter().map(|nd| nd.resources.clone()).collect(),
             held: HashSet::new(),
-            ready: BTreeSet::new(),
+            ready: BTreeMap::new(),
+            ready_count: 0,
             running: 0,
         };
         for i in initially {
@@ -84,9 +87,31 @@ impl Scheduler {
         s
     }
 
+    fn unready(&mut self, i: NodeIdx) {
+        if let Some(set) = self.ready.get_mut(&self.groups[i])
+            && set.remove(&self.keys[i])
+        {
+            self.ready_count -= 1;
+        }
+    }
+
+    fn group_has_room(&self, g: usize) -> bool {
+        match self.group_limit.get(&g) {
+            Some(&limit) => self.group_running.get(&g).copied().unwrap_or(0) < limit,
+            None => true,
+        }
+    }
+
     fn make_ready(&mut self, i: NodeIdx) {
         self.state[i] = NodeState::Ready;
-        self.ready.insert(self.keys[i]);
+        if self
+            .ready
+            .entry(self.groups[i])
+            .or_default()
+            .insert(self.keys[i])
+        {
+            self.ready_count += 1;
+        }
     }
 
     /// The node's state.
@@ -101,28 +126,27 @@ impl Scheduler {
 
     /// Whether any node is ready (whether or not its limits allow it to start).
     pub(crate) fn has_ready(&self) -> bool {
-        !self.ready.is_empty()
+        self.ready_count > 0
     }
 
     /// The highest-priority ready node whose group and resources allow it to start.
     pub(crate) fn pick(&self) -> Option<NodeIdx> {
-        self.ready.iter().map(|k| k.2).find(|&i| self.can_start(i))
-    }
-
-    fn can_start(&self, i: NodeIdx) -> bool {
-        let g = self.groups[i];
-        if let Some(&limit) = self.group_limit.get(&g)
-            && self.group_running.get(&g).copied().unwrap_or(0) >= limit
-        {
-            return false;
-        }
-        !self.resources[i].iter().any(|r| self.held.contains(r))
+        // The best startable node of each group with room, then the best of those.
+        self.ready
+            .iter()
+            .filter(|(g, _)| self.group_has_room(**g))
+            .filter_map(|(_, keys)| {
+                keys.iter()
+                    .find(|k| !self.resources[k.2].iter().any(|r| self.held.contains(r)))
+            })
+            .min()
+            .map(|k| k.2)
     }
 
     /// Marks a ready node as running: takes its group slot and resources.
     pub(crate) fn start(&mut self, i: NodeIdx) {
         debug_assert!(self.state[i] == NodeState::Ready);
-        self.ready.remove(&self.keys[i]);
+        self.unready(i);
         self.state[i] = NodeState::Running;
         *self.group_running.entry(self.groups[i]).or_default() += 1;
         for r in &self.resources[i] {
@@ -189,7 +213,7 @@ impl Scheduler {
     pub(crate) fn finish(&mut self, i: NodeIdx) {
         self.release(i);
         if self.state[i] == NodeState::Ready {
-            self.ready.remove(&self.keys[i]);
+            self.unready(i);
         }
         self.state[i] = NodeState::Done;
     }

@@ -805,3 +805,38 @@ async fn a_failing_verify_is_a_failed_attempt_and_its_output_reaches_the_next_at
     );
     assert_eq!(run.text(), "- [x] <!-- id: a --> task\n");
 }
+
+#[tokio::test(start_paused = true)]
+async fn dropping_a_run_midway_still_ends_every_started_task_and_the_run_with_an_event() {
+    let run = Run::file("- [ ] <!-- id: a --> task\n- [ ] <!-- id: b --> task\n");
+    let fake = Arc::new(Fake::new(Step::Hang));
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    let exec = ExecutorBuilder::new(&run.path)
+        .runner(fake.clone())
+        .on_event(move |e: &Envelope| sink.lock().unwrap().push(e.clone()))
+        .build()
+        .unwrap();
+    assert!(tokio::time::timeout(secs(5), exec.run()).await.is_err());
+    let events = events.lock().unwrap().clone();
+    let ended: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match &e.event {
+            RunEvent::TaskFailed {
+                id,
+                kind: ErrorKind::Cancelled,
+                ..
+            } => Some(id.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ended.len(), 2, "{events:?}");
+    assert!(matches!(
+        events.last().unwrap().event,
+        RunEvent::RunFinished { .. }
+    ));
+    // The lock went with the run: a new run may start.
+    let fake = Arc::new(Fake::new(Step::Ok(1)));
+    let (report, _) = run.go(&fake, opts(), None).await;
+    assert_eq!(report.summary.succeeded, 2);
+}
