@@ -577,11 +577,13 @@ impl Dispatcher {
                 break;
             }
             let gate = self.gate_until;
-            let stopping = self.stop.is_some();
+            let interrupted = matches!(self.stop, Some(Stop::Interrupted));
             tokio::select! {
                 biased;
                 _ = signals.recv() => {
-                    if stopping {
+                    // The second Ctrl-C kills at once; the first one stops
+                    // gracefully, even when fail-fast already stopped launching.
+                    if interrupted {
                         self.hard_kill.cancel();
                     } else {
                         self.interrupt();
