@@ -445,7 +445,13 @@ impl Dispatcher {
                 ErrorKind::Cancelled,
                 format!("the previous run stopped during attempt {}", u.attempt),
             ));
-            if ex.options.resume_sessions {
+            // A session is only continued for the same task text.
+            let same_text = history
+                .tasks
+                .get(&u.id)
+                .and_then(|h| h.text_hash.as_deref())
+                .is_none_or(|h| h == nodes[i].hash);
+            if ex.options.resume_sessions && same_text {
                 r.resume_session = u.session_id.clone();
             }
             if let Some(pid) = u.pid
@@ -462,6 +468,7 @@ impl Dispatcher {
                 if let Some(&i) = id_to_node.get(id)
                     && runs[i].resume_session.is_none()
                     && h.last_outcome != Some(AttemptOutcome::Succeeded)
+                    && h.text_hash.as_deref().is_none_or(|t| t == nodes[i].hash)
                 {
                     runs[i].resume_session = h.last_session.clone();
                 }
