@@ -825,6 +825,11 @@ impl Dispatcher {
         let id = self.nodes[i].spec.id.clone();
         let now = Instant::now();
         self.runs[i].had_failure = true;
+        // A failed attempt's tokens were spent too: they count in the task's
+        // and the run's totals.
+        if let Some(u) = e.usage.as_deref() {
+            self.runs[i].usage.get_or_insert_with(Usage::default).add(u);
+        }
         if e.kind == ErrorKind::Cancelled
             || (matches!(self.stop, Some(Stop::Interrupted)) && e.kind == ErrorKind::Timeout)
         {

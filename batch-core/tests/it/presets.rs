@@ -569,3 +569,76 @@ async fn a_batch_through_the_executor_pauses_on_a_rate_limit_resumes_the_session
             == format!("transient error: resuming session {first} after the wait"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resume_sessions_continues_the_session_of_an_attempt_a_killed_run_left_unfinished() {
+    use batch_core::store::journal::{Journal, JournalRecord};
+    use batch_core::{ExecutorBuilder, RunOptions};
+
+    let s = standins!("success");
+    let file = s.work.path().join("tasks.md");
+    std::fs::write(
+        &file,
+        "# A\n\n## W1\n\n- [ ] Do it <!-- id: t -->\n\n## W2\n\n- [ ] Then <!-- id: u -->\n",
+    )
+    .unwrap();
+    // What a run killed mid-attempt leaves in the journal: a start, the
+    // agent's session, no end.
+    let state = batch_core::store::state_dir(&file);
+    let mut j = Journal::open(&state, "killed-run").unwrap();
+    j.append(JournalRecord::AttemptStart {
+        id: "t".into(),
+        attempt: 1,
+        text_hash: batch_core::store::journal::text_hash("Do it"),
+    })
+    .unwrap();
+    j.append(JournalRecord::AttemptInfo {
+        id: "t".into(),
+        attempt: 1,
+        pid: None,
+        session_id: Some("sess-killed".into()),
+        adjusted: None,
+    })
+    .unwrap();
+    drop(j);
+
+    let mut options = RunOptions::default();
+    options.resume_sessions = true;
+    let report = ExecutorBuilder::new(&file)
+        .options(options)
+        .runner(s.runner(PresetKind::Claude, |_| {}))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(report.summary.succeeded, 2);
+    let calls = s.calls();
+    let t = calls
+        .iter()
+        .find(|c| c["env"]["MDBATCH_TASK_ID"] == "t")
+        .unwrap();
+    let argv: Vec<String> = t["argv"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        flag(&argv, "--resume").as_deref(),
+        Some("sess-killed"),
+        "{argv:?}"
+    );
+    let u = calls
+        .iter()
+        .find(|c| c["env"]["MDBATCH_TASK_ID"] == "u")
+        .unwrap();
+    assert!(
+        u["argv"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a != "--resume"),
+        "only the unfinished task resumes"
+    );
+}

@@ -269,7 +269,22 @@ def gemini(scenario):
     raise SystemExit("unknown scenario " + scenario)
 
 
+VERSIONS = {"claude": "%s (Claude Code)", "codex": "codex-cli %s", "gemini": "%s"}
+TESTED = {"claude": "2.1.330", "codex": "0.169.0", "gemini": "0.61.0"}
+HELP_FLAGS = {
+    "claude": "--print --output-format --verbose --session-id --resume --permission-mode --model",
+    "codex": "--json --skip-git-repo-check --sandbox --disable --model",
+    "gemini": "--prompt --output-format --skip-trust --approval-mode --session-id --resume --model",
+}
+
 if __name__ == "__main__":
+    # `--version` and the help text, for `mdbatch doctor` ($STANDIN_VERSION overrides the version).
+    if sys.argv[1:] == ["--version"]:
+        out(VERSIONS[NAME] % os.environ.get("STANDIN_VERSION", TESTED[NAME]))
+        sys.exit(0)
+    if sys.argv[-1:] == ["--help"]:
+        out("Usage: " + NAME + " [options]\n" + HELP_FLAGS[NAME])
+        sys.exit(0)
     scenario = next_scenario()
     log_call(scenario)
     sys.exit({"claude": claude, "codex": codex, "gemini": gemini}[NAME](scenario))
