@@ -95,6 +95,14 @@ fn bench(c: &mut Criterion) {
                     .unwrap_or(0)
             })
         });
+        let doc = Document::parse(&text, &ParseOptions::default()).expect("parses");
+        g.bench_with_input(BenchmarkId::new("plan_only", tasks), &doc, |b, d| {
+            b.iter(|| {
+                Plan::build(black_box(d), &PlanOptions::default())
+                    .map(|p| p.nodes.len())
+                    .unwrap_or(0)
+            })
+        });
         g.bench_with_input(BenchmarkId::new("parse_plan", tasks), &text, |b, t| {
             b.iter(|| parse_plan(black_box(t)))
         });
