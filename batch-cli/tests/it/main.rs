@@ -3,6 +3,7 @@
 mod completions;
 mod demo;
 mod display;
+mod doctor;
 mod init;
 mod junit;
 mod plan_cli;

@@ -150,4 +150,19 @@ fn run_runner_claude_retries_a_turn_limit_by_resuming_with_more_turns_and_journa
         ends[1]["usage"]["cost_usd"].as_f64().is_some(),
         "usage per attempt"
     );
+    // The run's totals count every attempt, the failed one too.
+    let spent: u64 = lines
+        .iter()
+        .filter(|v| v["type"] == "attempt_end")
+        .map(|v| v["usage"]["output_tokens"].as_u64().unwrap_or(0))
+        .sum();
+    let run_end = lines
+        .iter()
+        .find(|v| v["type"] == "run_end")
+        .expect("run_end");
+    assert_eq!(
+        run_end["summary"]["usage"]["output_tokens"].as_u64(),
+        Some(spent),
+        "{journal}"
+    );
 }

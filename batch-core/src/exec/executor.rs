@@ -445,7 +445,13 @@ impl Dispatcher {
                 ErrorKind::Cancelled,
                 format!("the previous run stopped during attempt {}", u.attempt),
             ));
-            if ex.options.resume_sessions {
+            // A session is only continued for the same task text.
+            let same_text = history
+                .tasks
+                .get(&u.id)
+                .and_then(|h| h.text_hash.as_deref())
+                .is_none_or(|h| h == nodes[i].hash);
+            if ex.options.resume_sessions && same_text {
                 r.resume_session = u.session_id.clone();
             }
             if let Some(pid) = u.pid
@@ -462,6 +468,7 @@ impl Dispatcher {
                 if let Some(&i) = id_to_node.get(id)
                     && runs[i].resume_session.is_none()
                     && h.last_outcome != Some(AttemptOutcome::Succeeded)
+                    && h.text_hash.as_deref().is_none_or(|t| t == nodes[i].hash)
                 {
                     runs[i].resume_session = h.last_session.clone();
                 }
@@ -577,11 +584,13 @@ impl Dispatcher {
                 break;
             }
             let gate = self.gate_until;
-            let stopping = self.stop.is_some();
+            let interrupted = matches!(self.stop, Some(Stop::Interrupted));
             tokio::select! {
                 biased;
                 _ = signals.recv() => {
-                    if stopping {
+                    // The second Ctrl-C kills at once; the first one stops
+                    // gracefully, even when fail-fast already stopped launching.
+                    if interrupted {
                         self.hard_kill.cancel();
                     } else {
                         self.interrupt();
@@ -816,6 +825,11 @@ impl Dispatcher {
         let id = self.nodes[i].spec.id.clone();
         let now = Instant::now();
         self.runs[i].had_failure = true;
+        // A failed attempt's tokens were spent too: they count in the task's
+        // and the run's totals.
+        if let Some(u) = e.usage.as_deref() {
+            self.runs[i].usage.get_or_insert_with(Usage::default).add(u);
+        }
         if e.kind == ErrorKind::Cancelled
             || (matches!(self.stop, Some(Stop::Interrupted)) && e.kind == ErrorKind::Timeout)
         {

@@ -767,21 +767,31 @@ impl<'a> Builder<'a> {
             return None;
         }
         let mut chosen = vec![false; self.cands.len()];
-        for sel in &self.options.only {
+        for (i, sel) in self.options.only.iter().enumerate() {
             if sel.trim().is_empty() {
                 continue;
             }
             match self.resolve(sel) {
                 None => {
+                    // The problem is on the command line, not in the file: show
+                    // that line, with the caret under the selector.
+                    let line = format!("--only {}", self.options.only.join(","));
+                    let col = "--only ".len()
+                        + self.options.only[..i]
+                            .iter()
+                            .map(|x| x.chars().count() + 1)
+                            .sum::<usize>()
+                        + 1;
                     let mut d = Diagnostic::error(
                         1,
-                        1,
+                        col,
                         format!(
                             "`--only` names `{}`, which is no task id or section here",
                             sel.trim()
                         ),
                     )
-                    .with_path(self.doc.path.clone());
+                    .with_path(self.doc.path.clone())
+                    .with_source_line(line);
                     d = match self.suggest(sel) {
                         Some(s) => d.with_help(format!("did you mean `{s}`?")),
                         None => d.with_help("give task ids (`T004`), ranges (`T004-T010`) or section titles, comma-separated"),
@@ -1785,8 +1795,11 @@ mod tests {
         let mut b = DocBuilder::new(Dialect::Waves);
         b.wave("One");
         b.task("alpha", "a");
-        let err = plan_with(&b, |o| o.only = vec!["alhpa".into()]).unwrap_err();
+        let err = plan_with(&b, |o| o.only = vec!["alpha".into(), "alhpa".into()]).unwrap_err();
+        assert_eq!(err.0.len(), 1);
         assert!(err.0[0].message.contains("`--only` names `alhpa`"));
+        assert_eq!(err.0[0].source_line, "--only alpha,alhpa");
+        assert_eq!(err.0[0].col, 14, "the caret is under the bad selector");
         assert_eq!(err.0[0].help.as_deref(), Some("did you mean `alpha`?"));
     }
 

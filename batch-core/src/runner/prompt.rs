@@ -31,7 +31,6 @@ pub const PLACEHOLDERS: &[&str] = &[
 /// The default template (see the module docs for the placeholders).
 pub const DEFAULT_TEMPLATE: &str = "\
 You are one subagent of a batch run by mdbatch over the task list in `{file}`.
-Context from that file:
 
 {preamble}
 

@@ -690,17 +690,22 @@ async fn a_rerun_runs_only_unchecked_tasks_and_retries_unfinished_attempts() {
     std::fs::write(&run.path, TWO_WAVES.replacen("[ ]", "[x]", 1)).unwrap();
     let state = run.path.parent().unwrap().join(".mdbatch");
     std::fs::create_dir_all(&state).unwrap();
+    let doc =
+        batch_core::Document::read(&run.path, &batch_core::ParseOptions::with_path(&run.path))
+            .unwrap();
+    let hash = batch_core::store::journal::text_hash(&doc.task_by_id("b").unwrap().text);
     std::fs::write(
         state.join("journal.jsonl"),
         concat!(
             r#"{"v":1,"ts":"t","run_id":"old","type":"run_start","file":"task.md","pid":1,"runner":"fake","total":4}"#,
             "\n",
-            r#"{"v":1,"ts":"t","run_id":"old","type":"attempt_start","id":"b","attempt":1,"text_hash":"x"}"#,
+            r#"{"v":1,"ts":"t","run_id":"old","type":"attempt_start","id":"b","attempt":1,"text_hash":"HASH"}"#,
             "\n",
             r#"{"v":1,"ts":"t","run_id":"old","type":"attempt_info","id":"b","attempt":1,"session_id":"sess-9"}"#,
             "\n",
             r#"{"v":1,"ts":"t","run_id":"old","type":"attempt_e"#,
-        ),
+        )
+        .replace("HASH", &hash),
     )
     .unwrap();
     let fake = Arc::new(Fake::new(Step::Ok(1)));
@@ -839,4 +844,34 @@ async fn dropping_a_run_midway_still_ends_every_started_task_and_the_run_with_an
     let fake = Arc::new(Fake::new(Step::Ok(1)));
     let (report, _) = run.go(&fake, opts(), None).await;
     assert_eq!(report.summary.succeeded, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_subagent_left_running_by_a_killed_run_is_reported() {
+    let run = Run::file("- [ ] <!-- id: a --> task\n");
+    // A "subagent" of a previous run, still alive in its own process group.
+    let mut orphan = std::process::Command::new("sleep");
+    std::os::unix::process::CommandExt::process_group(&mut orphan, 0);
+    let mut orphan = orphan.arg("1000").spawn().unwrap();
+    let state = run.path.parent().unwrap().join(".mdbatch");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(
+        state.join("journal.jsonl"),
+        format!(
+            "{}\n{}\n",
+            r#"{"v":1,"ts":"t","run_id":"old","type":"attempt_start","id":"a","attempt":1,"text_hash":"x"}"#,
+            format_args!(
+                r#"{{"v":1,"ts":"t","run_id":"old","type":"attempt_info","id":"a","attempt":1,"pid":{}}}"#,
+                orphan.id()
+            )
+        ),
+    )
+    .unwrap();
+    let fake = Arc::new(Fake::new(Step::Ok(1)));
+    let (_, events) = run.go(&fake, opts(), None).await;
+    orphan.kill().unwrap();
+    orphan.wait().unwrap();
+    let warned = events.iter().any(|e| matches!(&e.event,
+        RunEvent::Warning { message } if message.contains(&format!("process group {}", orphan.id()))));
+    assert!(warned, "{events:?}");
 }

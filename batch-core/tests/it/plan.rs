@@ -360,3 +360,104 @@ fn every_corpus_file_plans_without_error_strict_and_cross_wave() {
         println!("{name}: plans");
     }
 }
+
+mod props {
+    use batch_core::{Document, ParseOptions, Plan, PlanOptions};
+    use proptest::prelude::*;
+
+    /// One generated task: starts a new group / wave, is checked, its `after:` targets.
+    type Spec = (u8, bool, Vec<usize>);
+
+    fn file(specs: &[Spec]) -> String {
+        let mut s = String::from("# Generated\n");
+        let (mut wave, mut group) = (0, 0);
+        for (i, (brk, checked, after)) in specs.iter().enumerate() {
+            if i == 0 || brk % 4 == 0 {
+                wave += 1;
+                s.push_str(&format!("\n## Wave {wave}\n"));
+            }
+            if i == 0 || brk % 2 == 0 {
+                group += 1;
+                s.push_str(&format!("\n### Group {group}\n\n"));
+            }
+            let mark = if *checked { "x" } else { " " };
+            let after: Vec<String> = after
+                .iter()
+                .map(|a| format!("t{}", a % specs.len()))
+                .collect();
+            let hint = if after.is_empty() {
+                format!("<!-- id: t{i} -->")
+            } else {
+                format!("<!-- id: t{i}; after: {} -->", after.join(", "))
+            };
+            s.push_str(&format!("- [{mark}] task {i} {hint}\n"));
+        }
+        s
+    }
+
+    fn specs() -> impl Strategy<Value = Vec<Spec>> {
+        prop::collection::vec(
+            (
+                any::<u8>(),
+                prop::bool::weighted(0.2),
+                prop::collection::vec(0usize..64, 0..3),
+            ),
+            1..40,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// Plans are in topological order, respect every `after:` between open
+        /// tasks and every wave boundary, or fail only on cycles.
+        #[test]
+        fn plans_are_acyclic_and_respect_after_and_waves(specs in specs(), cross_wave in any::<bool>()) {
+            let text = file(&specs);
+            let doc = Document::parse(&text, &ParseOptions::with_path("t.md")).expect("generated files parse");
+            let mut o = PlanOptions::default();
+            o.cross_wave = Some(cross_wave);
+            match Plan::build(&doc, &o) {
+                Ok(plan) => {
+                    for (i, n) in plan.nodes.iter().enumerate() {
+                        prop_assert_eq!(n.order, i);
+                        prop_assert!(n.deps.iter().all(|e| e.on < i));
+                        for &b in &n.barriers {
+                            prop_assert!(plan.barriers[b].members.iter().all(|&m| m < i));
+                        }
+                        prop_assert!(n.chain >= 1);
+                    }
+                    for n in &plan.nodes {
+                        let task = &doc.tasks[n.task];
+                        for a in &task.hints.after {
+                            if let Some(m) = plan.node_by_id(a) {
+                                prop_assert!(plan.depends_on(n.index, m.index), "{} after {}", n.id, a);
+                            }
+                        }
+                    }
+                    if !cross_wave {
+                        for a in &plan.nodes {
+                            for b in &plan.nodes {
+                                if a.wave > b.wave {
+                                    prop_assert!(plan.depends_on(a.index, b.index), "{} waits for {}", a.id, b.id);
+                                }
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    let backward = specs.iter().enumerate().all(|(i, (_, _, after))| {
+                        after.iter().all(|a| a % specs.len() < i)
+                    });
+                    prop_assert!(!backward, "only backward refs, yet: {}", e);
+                    for d in &e.0 {
+                        prop_assert!(
+                            d.message.starts_with("dependency cycle") || d.message.ends_with("depends on itself"),
+                            "{}", d.message
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

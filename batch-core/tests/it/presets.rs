@@ -468,3 +468,177 @@ async fn gemini_exit_codes_and_messages_map_to_kinds() {
         }
     }
 }
+
+// ------------------------------------------------------------------ through the executor
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_through_the_executor_pauses_on_a_rate_limit_resumes_the_session_and_journals_it() {
+    use batch_core::exec::RunEvent;
+    use batch_core::{ExecutorBuilder, RunOptions};
+    use std::sync::{Arc, Mutex};
+
+    let s = standins!("success");
+    let file = s.work.path().join("tasks.md");
+    std::fs::write(
+        &file,
+        "# Shop\n\nContext for every agent.\n\n## Wave 1\n\n\
+         - [ ] Add the cart <!-- id: cart -->\n\
+         - [ ] Add the checkout <!-- id: checkout -->\n\n\
+         ## Wave 2\n\n\
+         - [ ] Write the docs <!-- id: docs -->\n",
+    )
+    .unwrap();
+    let runner = s.runner(PresetKind::Claude, |o| {
+        o.env.push((
+            "STANDIN_SCENARIOS_checkout".into(),
+            "rate-limited-429,success".into(),
+        ));
+    });
+    let mut options = RunOptions::default();
+    options.backoff_base = Duration::from_millis(100);
+    options.backoff_cap = Duration::from_millis(200);
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    let report = ExecutorBuilder::new(&file)
+        .options(options)
+        .runner(runner)
+        .on_event(move |e| sink.lock().unwrap().push(e.event.clone()))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(report.summary.succeeded, 3);
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(text.matches("- [x]").count(), 3, "{text}");
+
+    // The rate limit paused launches and the retry did not spend the budget.
+    let events = events.lock().unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, RunEvent::RateLimited { id, .. } if id == "checkout"))
+    );
+    assert!(events.iter().any(|e| matches!(e, RunEvent::TaskRetrying { id, kind: ErrorKind::Transient, counts: false, .. } if id == "checkout")));
+
+    // argv: the retry resumed the first attempt's session.
+    let calls = s.calls();
+    let checkout: Vec<Vec<String>> = calls
+        .iter()
+        .filter(|c| c["env"]["MDBATCH_TASK_ID"] == "checkout")
+        .map(|c| {
+            c["argv"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap().to_string())
+                .collect()
+        })
+        .collect();
+    assert_eq!(checkout.len(), 2);
+    let first = flag(&checkout[0], "--session-id").unwrap();
+    assert_eq!(flag(&checkout[1], "--resume"), Some(first.clone()));
+    // The composed prompt (preamble, task, the rule) reached claude as one argument after `--`.
+    let prompt = checkout[0].last().unwrap();
+    assert!(
+        prompt.contains("Context for every agent.")
+            && prompt.contains("Add the checkout")
+            && prompt.contains("Do this one task only"),
+        "{prompt}"
+    );
+
+    // The journal has the session, the adjustment, the kinds and the usage.
+    let journal = std::fs::read_to_string(s.work.path().join(".mdbatch/journal.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = journal
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let of = |ty: &'static str| -> Vec<&serde_json::Value> {
+        lines
+            .iter()
+            .filter(|v| v["id"] == "checkout" && v["type"] == ty)
+            .collect()
+    };
+    let ends = of("attempt_end");
+    assert_eq!(ends[0]["kind"], "transient");
+    assert_eq!(ends[0]["session_id"], first.as_str());
+    assert_eq!(ends[1]["outcome"], "succeeded");
+    assert_eq!(ends[1]["usage"]["output_tokens"], 23);
+    assert!(
+        of("attempt_info").iter().any(|v| v["adjusted"]
+            == format!("transient error: resuming session {first} after the wait"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resume_sessions_continues_the_session_of_an_attempt_a_killed_run_left_unfinished() {
+    use batch_core::store::journal::{Journal, JournalRecord};
+    use batch_core::{ExecutorBuilder, RunOptions};
+
+    let s = standins!("success");
+    let file = s.work.path().join("tasks.md");
+    std::fs::write(
+        &file,
+        "# A\n\n## W1\n\n- [ ] Do it <!-- id: t -->\n\n## W2\n\n- [ ] Then <!-- id: u -->\n",
+    )
+    .unwrap();
+    // What a run killed mid-attempt leaves in the journal: a start, the
+    // agent's session, no end.
+    let state = batch_core::store::state_dir(&file);
+    let mut j = Journal::open(&state, "killed-run").unwrap();
+    j.append(JournalRecord::AttemptStart {
+        id: "t".into(),
+        attempt: 1,
+        text_hash: batch_core::store::journal::text_hash("Do it"),
+    })
+    .unwrap();
+    j.append(JournalRecord::AttemptInfo {
+        id: "t".into(),
+        attempt: 1,
+        pid: None,
+        session_id: Some("sess-killed".into()),
+        adjusted: None,
+    })
+    .unwrap();
+    drop(j);
+
+    let mut options = RunOptions::default();
+    options.resume_sessions = true;
+    let report = ExecutorBuilder::new(&file)
+        .options(options)
+        .runner(s.runner(PresetKind::Claude, |_| {}))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(report.summary.succeeded, 2);
+    let calls = s.calls();
+    let t = calls
+        .iter()
+        .find(|c| c["env"]["MDBATCH_TASK_ID"] == "t")
+        .unwrap();
+    let argv: Vec<String> = t["argv"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        flag(&argv, "--resume").as_deref(),
+        Some("sess-killed"),
+        "{argv:?}"
+    );
+    let u = calls
+        .iter()
+        .find(|c| c["env"]["MDBATCH_TASK_ID"] == "u")
+        .unwrap();
+    assert!(
+        u["argv"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a != "--resume"),
+        "only the unfinished task resumes"
+    );
+}

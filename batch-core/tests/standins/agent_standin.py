@@ -5,7 +5,7 @@ Installed on a temporary PATH under the CLI's name (a symlink), it replays the
 output shapes captured from the real CLIs (../shared/agents/) line for line:
 same event types, same keys, same exit codes. Which scenario an invocation
 plays is the next entry of $STANDIN_SCENARIOS (comma-separated; the last one
-repeats). Every invocation appends its argv and the environment variables the
+repeats; $STANDIN_SCENARIOS_<task id> gives a task its own list). Every invocation appends its argv and the environment variables the
 presets set to $STANDIN_DIR/calls.jsonl.
 """
 import json
@@ -20,11 +20,15 @@ SCENARIOS = os.environ.get("STANDIN_SCENARIOS", "success").split(",")
 
 
 def next_scenario():
-    path = os.path.join(STATE, "count-" + NAME)
+    # $STANDIN_SCENARIOS_<task id> (from $MDBATCH_TASK_ID) overrides the shared list.
+    task = "".join(c if c.isalnum() else "_" for c in os.environ.get("MDBATCH_TASK_ID", ""))
+    own = os.environ.get("STANDIN_SCENARIOS_" + task)
+    scenarios = own.split(",") if own else SCENARIOS
+    path = os.path.join(STATE, "count-" + NAME + ("-" + task if own else ""))
     n = int(open(path).read()) if os.path.exists(path) else 0
     with open(path, "w") as f:
         f.write(str(n + 1))
-    return SCENARIOS[min(n, len(SCENARIOS) - 1)]
+    return scenarios[min(n, len(scenarios) - 1)]
 
 
 def log_call(scenario):
@@ -265,7 +269,22 @@ def gemini(scenario):
     raise SystemExit("unknown scenario " + scenario)
 
 
+VERSIONS = {"claude": "%s (Claude Code)", "codex": "codex-cli %s", "gemini": "%s"}
+TESTED = {"claude": "2.1.330", "codex": "0.169.0", "gemini": "0.61.0"}
+HELP_FLAGS = {
+    "claude": "--print --output-format --verbose --session-id --resume --permission-mode --model",
+    "codex": "--json --skip-git-repo-check --sandbox --disable --model",
+    "gemini": "--prompt --output-format --skip-trust --approval-mode --session-id --resume --model",
+}
+
 if __name__ == "__main__":
+    # `--version` and the help text, for `mdbatch doctor` ($STANDIN_VERSION overrides the version).
+    if sys.argv[1:] == ["--version"]:
+        out(VERSIONS[NAME] % os.environ.get("STANDIN_VERSION", TESTED[NAME]))
+        sys.exit(0)
+    if sys.argv[-1:] == ["--help"]:
+        out("Usage: " + NAME + " [options]\n" + HELP_FLAGS[NAME])
+        sys.exit(0)
     scenario = next_scenario()
     log_call(scenario)
     sys.exit({"claude": claude, "codex": codex, "gemini": gemini}[NAME](scenario))

@@ -459,14 +459,22 @@ pub(crate) fn plan_attempt(
         max_turns: base_max_turns,
         adjustments: Vec::new(),
     };
+    // `--resume-sessions`: the journal's session of an earlier, unfinished
+    // run (whose attempt the executor reports as cancelled, or not at all).
+    if let (Some(id), true) = (&ctx.resume_session, caps.resume)
+        && ctx
+            .previous_error
+            .as_ref()
+            .is_none_or(|e| e.kind == ErrorKind::Cancelled)
+    {
+        plan.session = Session::Resume(id.clone());
+        plan.prompt = continue_prompt(task, "mdbatch was interrupted while you worked on it");
+        plan.adjustments.push(format!(
+            "resuming session {id} left unfinished by an earlier run"
+        ));
+        return plan;
+    }
     let Some(prev) = &ctx.previous_error else {
-        if let (Some(id), true) = (&ctx.resume_session, caps.resume) {
-            plan.session = Session::Resume(id.clone());
-            plan.prompt = continue_prompt(task, "mdbatch was interrupted while you worked on it");
-            plan.adjustments.push(format!(
-                "resuming session {id} left unfinished by an earlier run"
-            ));
-        }
         return plan;
     };
     let prev_session = prev.session_id.clone().filter(|_| caps.resume);
@@ -974,6 +982,17 @@ mod tests {
         let p = plan_attempt(&task(), &c, ALL, None, true);
         assert_eq!(p.session, Session::Resume("s-old".into()));
         assert!(p.adjustments[0].contains("s-old"));
+        // An attempt a killed run left unfinished comes back as `Cancelled`.
+        let mut c = ctx(
+            2,
+            Some(RunError::new(
+                ErrorKind::Cancelled,
+                "the previous run stopped",
+            )),
+        );
+        c.resume_session = Some("s-old".into());
+        let p = plan_attempt(&task(), &c, ALL, None, true);
+        assert_eq!(p.session, Session::Resume("s-old".into()));
     }
 
     #[test]
