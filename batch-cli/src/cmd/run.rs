@@ -129,7 +129,7 @@ fn build_runner(args: &RunArgs) -> anyhow::Result<Arc<dyn SubagentRunner>> {
     if let Some(cmd) = &args.cmd {
         let runner = CommandRunnerBuilder::new(cmd.clone())
             .build()
-            .map_err(|e| anyhow::anyhow!("--cmd: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         return Ok(Arc::new(runner));
     }
     if let Some(kind) = args.runner {
