@@ -1,7 +1,5 @@
 //! The `mdbatch` binary: thin glue over `batch-core`.
 
-#![allow(dead_code)] // skeleton: removed by the lead once every command is filled in
-
 mod args;
 mod cmd;
 mod exit;

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use batch_core::{Dialect, Document, ParseOptions, Plan, PlanOptions};
+use batch_core::{Dialect, ParseOptions, PlanOptions};
 
 use crate::args::{DocArgs, SelectArgs};
 
@@ -48,22 +48,4 @@ pub fn plan_options(select: &SelectArgs) -> PlanOptions {
     opts.only = select.only.clone();
     opts.include_optional = select.include_optional;
     opts
-}
-
-/// Reads, parses and plans; diagnostics are returned as the error (printed by the caller).
-pub fn load(doc: &DocArgs, select: &SelectArgs) -> Result<(PathBuf, Document, Plan), Failure> {
-    let path = task_file(doc.file.as_deref()).map_err(Failure::Usage)?;
-    let popts = parse_options(&path, doc).map_err(Failure::Usage)?;
-    let document = Document::read(&path, &popts).map_err(Failure::Invalid)?;
-    let plan = Plan::build(&document, &plan_options(select)).map_err(Failure::Invalid)?;
-    Ok((path, document, plan))
-}
-
-/// Why a command could not get as far as a plan.
-#[derive(Debug)]
-pub enum Failure {
-    /// A usage problem (missing file, bad flag value).
-    Usage(anyhow::Error),
-    /// Problems in the task file.
-    Invalid(batch_core::Diagnostics),
 }

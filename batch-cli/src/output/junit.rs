@@ -26,16 +26,6 @@ use super::state::{RetryRecord, first_line};
 /// Retried attempts per task id, as collected by [`super::Output::retries`].
 pub type Retries = BTreeMap<String, Vec<RetryRecord>>;
 
-/// Writes the report to `path`.
-pub fn write_file(
-    path: &Path,
-    report: &RunReport,
-    doc: &Document,
-    retries: &Retries,
-) -> io::Result<()> {
-    std::fs::write(path, render(report, Some(doc), retries)?)
-}
-
 /// Writes the report for a finished run of `task_file`: the file is read
 /// again for the wave and group of each task (ids are stable across the
 /// checkmarks the run wrote). A file that no longer parses still gets a report,

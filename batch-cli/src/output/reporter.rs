@@ -65,7 +65,6 @@ impl Shared {
 /// The run's display: live, plain or quiet on stderr, plus JSON on stdout.
 pub struct Output {
     shared: Arc<Mutex<Shared>>,
-    mode: Mode,
     stop: Arc<AtomicBool>,
     ticker: Option<JoinHandle<()>>,
     signal: Option<signal_hook::SigId>,
@@ -151,18 +150,12 @@ impl Output {
         };
         Self {
             shared,
-            mode,
             stop,
             ticker,
             signal,
             keys,
             finished: false,
         }
-    }
-
-    /// The mode in use.
-    pub fn mode(&self) -> Mode {
-        self.mode
     }
 
     /// The event callback for `ExecutorBuilder::on_event`.
