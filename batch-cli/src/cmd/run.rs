@@ -129,7 +129,7 @@ fn build_runner(args: &RunArgs) -> anyhow::Result<Arc<dyn SubagentRunner>> {
     if let Some(cmd) = &args.cmd {
         let runner = CommandRunnerBuilder::new(cmd.clone())
             .build()
-            .map_err(|e| anyhow::anyhow!("--cmd: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         return Ok(Arc::new(runner));
     }
     if let Some(kind) = args.runner {
@@ -158,7 +158,12 @@ fn preset_runner(kind: RunnerArg, args: &RunArgs) -> anyhow::Result<Arc<dyn Suba
     opts.agent_args = args.agent_args.clone();
     opts.permission_mode = args.permission_mode.clone();
     opts.sandbox = args.sandbox.clone();
-    presets::build(kind, opts).map_err(|e| anyhow::anyhow!("--runner {}: {e}", kind.name()))
+    let runner =
+        presets::build(kind, opts).map_err(|e| anyhow::anyhow!("--runner {}: {e}", kind.name()))?;
+    if let Some(w) = presets::version::untested_warning(kind, None) {
+        eprintln!("warning: {w}");
+    }
+    Ok(runner)
 }
 
 fn dry_run(path: &std::path::Path, popts: &batch_core::ParseOptions, args: &RunArgs) -> u8 {

@@ -72,3 +72,60 @@ fn doctor_flags_a_cli_older_than_the_oldest_tested_version() {
         "{out}"
     );
 }
+
+#[test]
+fn run_warns_at_start_when_the_agent_cli_is_older_than_tested_and_still_runs() {
+    if Command::new("python3").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: python3 is not installed; the stand-in CLIs need it");
+        return;
+    }
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../batch-core/tests/standins/agent_standin.py");
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::os::unix::fs::symlink(&script, bin.join("claude")).unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    std::fs::write(work.join("tasks.md"), "- [ ] Create hello.txt\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mdbatch"))
+        .args(["run", "--runner", "claude", "--color", "never"])
+        .current_dir(&work)
+        .env("PATH", format!("{}:{}", bin.display(), python_dir()))
+        .env("STANDIN_VERSION", "2.0.0")
+        .env("STANDIN_DIR", dir.path())
+        .env("STANDIN_SCENARIOS", "success")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("warning: claude 2.0.0 is older than 2.1.330"),
+        "{stderr}"
+    );
+    assert!(
+        std::fs::read_to_string(work.join("tasks.md"))
+            .unwrap()
+            .contains("- [x] Create hello.txt")
+    );
+}
+
+#[test]
+fn run_with_a_missing_agent_cli_stops_before_any_task_with_the_install_command() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tasks.md"), "- [ ] Create hello.txt\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mdbatch"))
+        .args(["run", "--runner", "gemini"])
+        .current_dir(dir.path())
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("`gemini` was not found on PATH")
+            && stderr.contains("npm install -g @google/gemini-cli"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join(".mdbatch").exists(), "no task started");
+}

@@ -23,6 +23,9 @@ pub(crate) struct Prefix {
     pub(crate) kiro_parallel: bool,
     /// A `[US1]` / `[AUTH-US1]` story tag.
     pub(crate) story: Option<String>,
+    /// A kiro number written with a trailing star (`7.9* …`), the spelling
+    /// cc-sdd uses for an optional task beside `[ ]* 7.9`.
+    pub(crate) optional: bool,
 }
 
 /// Reads the id and leading markers of a task text.
@@ -33,6 +36,7 @@ pub(crate) fn read_prefix(text: &str) -> Prefix {
         (n, text[n..].strip_prefix(':').map_or(n, |_| n + 1))
     } else if let Some((n, num_end)) = number_len(text) {
         p.number = Some(text[..num_end].to_string());
+        p.optional = text[..n].ends_with('*');
         (n, n)
     } else if let Some(n) = placeholder_id_len(text) {
         // The spec-kit template's `TXXX`: not an id, but not text either.
@@ -113,6 +117,10 @@ fn number_len(text: &str) -> Option<(usize, usize)> {
     if b.get(i) == Some(&b'.') {
         i += 1;
         dots += 1;
+    }
+    // `7.9*`: cc-sdd's optional task.
+    if dots > 0 && b.get(i) == Some(&b'*') {
+        i += 1;
     }
     if dots == 0 || parts > 6 {
         return None;
@@ -330,6 +338,19 @@ mod tests {
         assert_eq!((p.speckit_id.as_deref(), p.parallel), (None, true));
         assert_eq!(&"TXXX [P] Document it"[p.rest..], "[P] Document it");
         assert_eq!(read_prefix("T12abc").speckit_id, None);
+    }
+
+    #[test]
+    fn a_starred_kiro_number_is_an_optional_task() {
+        let p = read_prefix("7.9* (P) Performance tests");
+        assert_eq!(p.number.as_deref(), Some("7.9"));
+        assert!(p.optional && p.parallel);
+        assert_eq!(
+            &"7.9* (P) Performance tests"[p.rest..],
+            "(P) Performance tests"
+        );
+        assert!(!read_prefix("7.9 Performance tests").optional);
+        assert!(read_prefix("7* not a number").number.is_none());
     }
 
     #[test]

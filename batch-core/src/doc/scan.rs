@@ -841,7 +841,10 @@ impl Scanner<'_, '_> {
                 text: std::mem::take(&mut texts[i].1),
                 details: std::mem::take(&mut details[i]),
                 checked: raw.checked,
-                optional: raw.hints.optional.unwrap_or(raw.optional_syntax),
+                optional: raw
+                    .hints
+                    .optional
+                    .unwrap_or(raw.optional_syntax || p.optional),
                 skip: raw.hints.skip.unwrap_or(false),
                 marker: src.orig_range(&raw.marker),
                 pos: src.pos(src.orig(raw.item.start)),

@@ -91,3 +91,35 @@ fn every_corpus_file_parses_with_the_dialect_of_its_tool() {
         println!("== {name}\n{}", crate::outline::outline(&doc));
     }
 }
+
+/// cc-sdd writes an optional task as `- [ ] 7.9* (P) …` as well as `- [ ]* 7.9`:
+/// either way it is optional, keeps its number as id, and is left out of a plan.
+#[test]
+fn cc_sdd_starred_number_is_an_optional_task() {
+    let Some(files) = corpus_files() else { return };
+    let Some(path) = files
+        .iter()
+        .find(|p| p.to_string_lossy().contains("cc-sdd"))
+    else {
+        println!(
+            "skipped: the cc-sdd corpus file is not in {}",
+            corpus_dir().display()
+        );
+        return;
+    };
+    let doc = parse(path);
+    let task = doc
+        .task_by_id("7.9")
+        .expect("task 7.9 keeps its number as id");
+    assert!(task.optional, "7.9* is optional");
+    assert!(
+        !task.text.contains('*'),
+        "the star is not part of the text: {}",
+        task.text
+    );
+    let plan = batch_core::Plan::build(&doc, &batch_core::PlanOptions::default()).unwrap();
+    assert!(
+        plan.node_by_id("7.9").is_none(),
+        "optional tasks are not planned by default"
+    );
+}

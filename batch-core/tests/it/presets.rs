@@ -642,3 +642,47 @@ async fn resume_sessions_continues_the_session_of_an_attempt_a_killed_run_left_u
         "only the unfinished task resumes"
     );
 }
+
+// ------------------------------------------------------------------ shell
+
+#[tokio::test]
+async fn shell_runner_runs_a_code_span_task_with_sh_and_refuses_prose() {
+    let work = tempfile::tempdir().unwrap();
+    let runner = batch_core::runner::presets::build(PresetKind::Shell, Default::default()).unwrap();
+    let mut task = batch_core::TaskSpec::new("s1", "`echo made > out.txt && echo done`");
+    task.workdir = work.path().to_path_buf();
+    let (res, p) = attempt(&runner, &task, 1, None, LIMIT).await;
+    let out = res.unwrap();
+    assert_eq!(
+        std::fs::read_to_string(work.path().join("out.txt")).unwrap(),
+        "made\n"
+    );
+    assert_eq!(out.summary.as_deref(), Some("done"));
+    assert!(p.contains(&Progress::Output {
+        stream: Stream::Stdout,
+        line: "done".into()
+    }));
+
+    let mut failing = batch_core::TaskSpec::new("s2", "`exit 3`");
+    failing.workdir = work.path().to_path_buf();
+    assert_eq!(
+        attempt(&runner, &failing, 1, None, LIMIT)
+            .await
+            .0
+            .unwrap_err()
+            .kind,
+        ErrorKind::Failed
+    );
+
+    let prose = batch_core::TaskSpec::new("s3", "Refactor the parser; `cargo test` must pass");
+    let err = attempt(&runner, &prose, 1, None, LIMIT)
+        .await
+        .0
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Fatal);
+    assert!(
+        err.message.contains("one inline code span"),
+        "{}",
+        err.message
+    );
+}

@@ -238,6 +238,36 @@ pub fn probe(kind: PresetKind, program: Option<&Path>) -> ProbeReport {
     report
 }
 
+/// A one-line warning when the installed CLI is older than the oldest tested
+/// version or prints no version (only `--version` runs: cheap enough for the
+/// start of every `mdbatch run`). `None` when it is fine or not installed
+/// (a missing CLI is [`build`](super::build)'s error).
+pub fn untested_warning(kind: PresetKind, program: Option<&Path>) -> Option<String> {
+    let name = kind.program()?;
+    let path = match program {
+        Some(p) if p.components().count() > 1 => p.to_path_buf(),
+        Some(p) => find_on_path(&p.to_string_lossy(), std::env::var_os("PATH").as_deref())?,
+        None => find_on_path(name, std::env::var_os("PATH").as_deref())?,
+    };
+    let oldest = oldest_tested(kind)?;
+    match run_capture(&path, &["--version"])
+        .ok()
+        .as_deref()
+        .and_then(Version::find_in)
+    {
+        None => Some(format!(
+            "`{name} --version` printed no version; mdbatch was tested with {name} {oldest} and later (see `mdbatch doctor`)"
+        )),
+        Some(found) if Some(found) < Version::find_in(oldest) => Some(format!(
+            "{name} {found} is older than {oldest}, the oldest version mdbatch was tested with; upgrade it ({})",
+            npm_package(kind)
+                .map(|p| format!("npm install -g {p}"))
+                .unwrap_or_default()
+        )),
+        Some(_) => None,
+    }
+}
+
 /// Runs `program args…` with stdin closed; stdout and stderr together.
 fn run_capture(program: &Path, args: &[&str]) -> Result<String, String> {
     let mut child = Command::new(program)
