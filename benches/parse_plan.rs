@@ -34,12 +34,12 @@ fn generate(tasks: usize) -> String {
                 s.push_str("<!-- parallel: 4 -->\n\n");
             }
             for i in 0..per_group {
-                let mark = if n % 7 == 0 { "x" } else { " " };
+                let mark = if n.is_multiple_of(7) { "x" } else { " " };
                 let _ = write!(
                     s,
                     "- [{mark}] Implement item {i} of module m{m} in `src/m{m}/w{w}_{i}.rs`"
                 );
-                if n % 50 == 0 {
+                if n.is_multiple_of(50) {
                     let _ = write!(s, " <!-- id: t{n} -->");
                 } else if n % 50 == 25 && n > 50 {
                     let _ = write!(s, " <!-- after: t{} -->", n - 75);
