@@ -54,16 +54,15 @@ pub fn run(args: &RunArgs, color: ColorChoice) -> u8 {
         Ok(report) => {
             let retries = output.retries();
             output.finish(&report);
-            if let Some(junit) = &args.junit {
-                if let Err(e) =
+            if let Some(junit) = &args.junit
+                && let Err(e) =
                     output::junit::write_for_run(junit, &path, &popts, &report, &retries)
-                {
-                    eprintln!(
-                        "error: {}: cannot write the JUnit report: {e}",
-                        junit.display()
-                    );
-                    return exit::USAGE;
-                }
+            {
+                eprintln!(
+                    "error: {}: cannot write the JUnit report: {e}",
+                    junit.display()
+                );
+                return exit::USAGE;
             }
             if report.summary.cancelled {
                 exit::INTERRUPTED

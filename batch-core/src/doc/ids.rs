@@ -62,10 +62,10 @@ pub(crate) fn assign(candidates: &[Candidate]) -> Assigned {
         };
         let mut id = base.clone();
         if used.contains(&id) {
-            if source != IdSource::Slug {
-                if let Some(&first) = taken.get(&base) {
-                    out.duplicate_derived.push((first, i));
-                }
+            if source != IdSource::Slug
+                && let Some(&first) = taken.get(&base)
+            {
+                out.duplicate_derived.push((first, i));
             }
             let n = next_suffix.entry(base.clone()).or_insert(2);
             loop {

@@ -299,10 +299,10 @@ impl Scanner<'_, '_> {
     /// paragraph is over, and a section's "directly under the heading" zone
     /// ends unless the block is an HTML block (a hint comment).
     fn block_starts(&mut self, html: bool) {
-        if let Some(f) = self.items.last_mut() {
-            if f.para != Para::Pending || !html {
-                f.para = Para::Done;
-            }
+        if let Some(f) = self.items.last_mut()
+            && (f.para != Para::Pending || !html)
+        {
+            f.para = Para::Done;
         }
         self.top_block_starts(html);
     }
@@ -328,10 +328,10 @@ impl Scanner<'_, '_> {
                 }
             }
             TagEnd::Paragraph => {
-                if let Some(f) = self.items.last_mut() {
-                    if f.para == Para::Open {
-                        f.para = Para::Done;
-                    }
+                if let Some(f) = self.items.last_mut()
+                    && f.para == Para::Open
+                {
+                    f.para = Para::Done;
                 }
             }
             TagEnd::Heading(_) => {
@@ -596,14 +596,12 @@ impl Scanner<'_, '_> {
                 let Some(num) = p.number.as_deref() else {
                     continue;
                 };
-                if let Some((head, _)) = num.rsplit_once('.') {
-                    if let Some(&c) = by_number.get(head) {
-                        if parents[i] == self.tasks[c].nest_parent
-                            && parents[i].is_none_or(|p| p != c)
-                        {
-                            parents[i] = Some(c);
-                        }
-                    }
+                if let Some((head, _)) = num.rsplit_once('.')
+                    && let Some(&c) = by_number.get(head)
+                    && parents[i] == self.tasks[c].nest_parent
+                    && parents[i].is_none_or(|p| p != c)
+                {
+                    parents[i] = Some(c);
                 }
                 by_number.insert(num, i);
             }
@@ -689,15 +687,15 @@ impl Scanner<'_, '_> {
                 let s = &self.sections[i];
                 if s.level == wave_level {
                     wave_section_of[i] = Some(i);
-                } else if s.level > wave_level {
-                    if let Some(p) = s.parent {
-                        wave_section_of[i] = wave_section_of[p];
-                        group_section_of[i] = if s.level == wave_level + 1 {
-                            Some(i)
-                        } else {
-                            group_section_of[p]
-                        };
-                    }
+                } else if s.level > wave_level
+                    && let Some(p) = s.parent
+                {
+                    wave_section_of[i] = wave_section_of[p];
+                    group_section_of[i] = if s.level == wave_level + 1 {
+                        Some(i)
+                    } else {
+                        group_section_of[p]
+                    };
                 }
             }
         } else {

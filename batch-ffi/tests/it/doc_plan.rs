@@ -23,10 +23,10 @@ fn plan_ids(plan: &serde_json::Value) -> Vec<String> {
         match v {
             serde_json::Value::Object(map) => {
                 for (k, v) in map {
-                    if k == "id" {
-                        if let Some(s) = v.as_str() {
-                            out.push(s.to_string());
-                        }
+                    if k == "id"
+                        && let Some(s) = v.as_str()
+                    {
+                        out.push(s.to_string());
                     }
                     walk(v, out);
                 }

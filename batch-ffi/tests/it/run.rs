@@ -120,13 +120,14 @@ unsafe extern "C-unwind" fn script_runner(
     if let Some(rc) = script.always_fail {
         return rc;
     }
-    if let Some((marker, kind)) = script.fail_once {
-        if attempt == 1 && json["text"].as_str().unwrap_or("").contains(marker) {
-            let status =
-                unsafe { mdbatch_task_ctx_set_error(ctx, kind, c"simulated overload".as_ptr()) };
-            script.set_error_statuses.lock().unwrap().push(status);
-            return 1;
-        }
+    if let Some((marker, kind)) = script.fail_once
+        && attempt == 1
+        && json["text"].as_str().unwrap_or("").contains(marker)
+    {
+        let status =
+            unsafe { mdbatch_task_ctx_set_error(ctx, kind, c"simulated overload".as_ptr()) };
+        script.set_error_statuses.lock().unwrap().push(status);
+        return 1;
     }
     0
 }
