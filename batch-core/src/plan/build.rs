@@ -14,6 +14,7 @@
 //! Pitfalls: nothing here may recurse (100,000-task chains); nothing may pair
 //! every node of a wave with every node of the next.
 
+use std::cell::OnceCell;
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
 
@@ -81,8 +82,10 @@ struct Builder<'a> {
     draft_keys: HashMap<SetKey, usize>,
     /// Per section: the end offset of its extent (exclusive).
     section_end: Vec<usize>,
-    ids: HashMap<&'a str, TaskIdx>,
-    ids_folded: HashMap<String, TaskIdx>,
+    /// Id → task, built on the first reference (most files have none).
+    ids: OnceCell<HashMap<&'a str, TaskIdx>>,
+    /// Case-folded id → task, built on the first reference that needs it.
+    ids_folded: OnceCell<HashMap<String, TaskIdx>>,
     errors: Vec<Diagnostic>,
     /// Scratch marks for set membership.
     stamp: Vec<u32>,
@@ -127,12 +130,6 @@ impl<'a> Builder<'a> {
             }
         }
         let c = cands.len();
-        let mut ids = HashMap::with_capacity(n);
-        let mut ids_folded = HashMap::new();
-        for t in &doc.tasks {
-            ids.entry(t.id.as_str()).or_insert(t.index);
-            ids_folded.entry(t.id.to_lowercase()).or_insert(t.index);
-        }
         Self {
             doc,
             options,
@@ -146,8 +143,8 @@ impl<'a> Builder<'a> {
             drafts: Vec::new(),
             draft_keys: HashMap::new(),
             section_end: section_ends(doc),
-            ids,
-            ids_folded,
+            ids: OnceCell::new(),
+            ids_folded: OnceCell::new(),
             errors: Vec::new(),
             stamp: vec![0; c],
             stamp_now: 0,
@@ -503,10 +500,24 @@ impl<'a> Builder<'a> {
         if r.is_empty() {
             return None;
         }
-        if let Some(&t) = self.ids.get(r) {
+        let ids = self.ids.get_or_init(|| {
+            let mut m = HashMap::with_capacity(self.doc.tasks.len());
+            for t in &self.doc.tasks {
+                m.entry(t.id.as_str()).or_insert(t.index);
+            }
+            m
+        });
+        if let Some(&t) = ids.get(r) {
             return Some(Target::Tasks(vec![t]));
         }
-        if let Some(&t) = self.ids_folded.get(&r.to_lowercase()) {
+        let folded_ids = self.ids_folded.get_or_init(|| {
+            let mut m = HashMap::new();
+            for t in &self.doc.tasks {
+                m.entry(t.id.to_lowercase()).or_insert(t.index);
+            }
+            m
+        });
+        if let Some(&t) = folded_ids.get(&r.to_lowercase()) {
             return Some(Target::Tasks(vec![t]));
         }
         if let Some(ts) = self.resolve_range(r) {
