@@ -176,6 +176,11 @@ impl ExecutorBuilder {
         if self.options.jobs == Some(0) {
             return Err(RunSetupError::Config("--jobs must be at least 1".into()));
         }
+        if self.options.timeout == Some(Duration::ZERO) {
+            return Err(RunSetupError::Config(
+                "--timeout must be more than 0 (leave it out for no timeout)".into(),
+            ));
+        }
         let runner = match (self.runner, &self.options.cmd) {
             (Some(r), _) => r,
             (None, Some(cmd)) => Arc::new(
