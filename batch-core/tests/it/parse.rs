@@ -562,3 +562,19 @@ fn pathological_inputs_parse_quickly() {
         );
     }
 }
+
+#[test]
+fn an_empty_task_is_reported_once_by_check() {
+    let text = "# F\n## Wave 1\n### a\n- [ ]\n- [ ] x\n## Wave 2\n### a\n- [ ] y\n";
+    let doc = parse(text);
+    // What `mdbatch check` prints: the parse warnings, then the document lints.
+    let mut all = doc.warnings.clone();
+    all.extend(batch_core::plan::check_document(&doc));
+    let on_line_4: Vec<String> = all
+        .iter()
+        .filter(|d| d.line == 4)
+        .map(|d| d.message.clone())
+        .collect();
+    assert_eq!(on_line_4.len(), 1, "{on_line_4:?}");
+    assert!(on_line_4[0].contains("is empty"), "{on_line_4:?}");
+}
