@@ -53,16 +53,22 @@ Run the batch of tasks in this project's task checklist with mdbatch.
 pub fn run(args: &InitArgs, _color: ColorChoice) -> u8 {
     let tasks = Path::new("tasks.md");
     let command = Path::new(".claude/commands/run-batch.md");
-    // Check everything before writing anything.
-    let mut existing: Vec<&Path> = [Path::new("task.md"), tasks]
+    // Check everything before writing anything. An existing task file is
+    // kept (never overwritten); with --claude-command the slash command is
+    // still written beside it, which is what a user of spec-kit or kiro wants.
+    let existing_tasks: Vec<&Path> = [Path::new("task.md"), tasks]
         .into_iter()
         .filter(|p| p.exists())
         .collect();
     if args.claude_command && command.exists() {
-        existing.push(command);
+        eprintln!(
+            "error: {} already exists; mdbatch init never overwrites a file (edit it instead)",
+            command.display()
+        );
+        return exit::USAGE;
     }
-    if !existing.is_empty() {
-        for p in existing {
+    if !existing_tasks.is_empty() && !args.claude_command {
+        for p in existing_tasks {
             eprintln!(
                 "error: {} already exists; mdbatch init never overwrites a file (edit it, or run `mdbatch plan`)",
                 p.display()
@@ -70,11 +76,15 @@ pub fn run(args: &InitArgs, _color: ColorChoice) -> u8 {
         }
         return exit::USAGE;
     }
-    if let Err(e) = write_new(tasks, STARTER_TASKS) {
-        eprintln!("error: {}: {e}", tasks.display());
-        return exit::USAGE;
+    if let Some(kept) = existing_tasks.first() {
+        eprintln!("kept {}: it already exists", kept.display());
+    } else {
+        if let Err(e) = write_new(tasks, STARTER_TASKS) {
+            eprintln!("error: {}: {e}", tasks.display());
+            return exit::USAGE;
+        }
+        eprintln!("wrote tasks.md: a starter task file; replace its tasks with yours");
     }
-    eprintln!("wrote tasks.md: a starter task file; replace its tasks with yours");
     if args.claude_command {
         if let Err(e) = command
             .parent()

@@ -52,16 +52,42 @@ fn init_writes_a_starter_file_that_plans_and_a_slash_command_that_runs_mdbatch()
 fn init_never_overwrites_an_existing_task_file() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("tasks.md"), "- [ ] my work\n").unwrap();
-    let out = init(dir.path(), &["--claude-command"]);
+    let out = init(dir.path(), &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("tasks.md already exists"));
     assert_eq!(
         std::fs::read_to_string(dir.path().join("tasks.md")).unwrap(),
         "- [ ] my work\n"
     );
+}
+
+#[test]
+fn init_claude_command_beside_an_existing_task_file_keeps_it_and_writes_the_command() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tasks.md"), "- [ ] my work\n").unwrap();
+    let out = init(dir.path(), &["--claude-command"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("kept tasks.md"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("tasks.md")).unwrap(),
+        "- [ ] my work\n"
+    );
+    assert!(dir.path().join(".claude/commands/run-batch.md").is_file());
+}
+
+#[test]
+fn init_never_overwrites_an_existing_slash_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = dir.path().join(".claude/commands/run-batch.md");
+    std::fs::create_dir_all(cmd.parent().unwrap()).unwrap();
+    std::fs::write(&cmd, "mine\n").unwrap();
+    let out = init(dir.path(), &["--claude-command"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(std::fs::read_to_string(&cmd).unwrap(), "mine\n");
     assert!(
-        !dir.path().join(".claude").exists(),
-        "nothing is written when anything exists"
+        !dir.path().join("tasks.md").exists(),
+        "nothing is written when the command file exists"
     );
 }
 

@@ -254,3 +254,63 @@ fn a_second_ctrl_c_kills_a_subagent_that_ignores_term_at_once() {
     );
     wait_for("the subagent to be killed", || !alive(agent));
 }
+
+#[test]
+fn a_rerun_stops_the_subagents_a_killed_run_left_behind_before_running_their_task_again() {
+    let d = Dir::new("# Chores\n\n- [ ] <!-- id: t1 --> first chore\n");
+    // The first attempt leaves a child in its process group (which the
+    // parent-death signal of the direct child does not reach) and blocks;
+    // every later attempt records whether that child is still there.
+    let agent = d.path("agent.sh");
+    std::fs::write(
+        &agent,
+        r#"#!/bin/sh
+if [ ! -f gpid ]; then
+  echo $$ > pgid
+  sh -c 'echo $$ > gpid.tmp; mv gpid.tmp gpid; while :; do sleep 0.05; done' &
+  while [ ! -f gpid ]; do sleep 0.05; done
+  echo "$MDBATCH_TASK_ID" >> ran.log
+  while :; do sleep 0.05; done
+fi
+state=$(cut -d')' -f2 "/proc/$(cat gpid)/stat" 2>/dev/null | cut -d' ' -f2)
+case "$state" in ''|Z|X) echo gone >> seen ;; *) echo alive >> seen ;; esac
+echo "$MDBATCH_TASK_ID" >> ran.log
+"#,
+    )
+    .unwrap();
+    let mut child = d.spawn(&["--grace", "5s"]);
+    d.wait_line("ran.log", "t1");
+    let pgid: i32 = d.read("pgid").trim().parse().unwrap();
+    let orphan: i32 = d.read("gpid").trim().parse().unwrap();
+    child.kill().unwrap(); // SIGKILL: no cleanup code runs in mdbatch
+    child.wait().unwrap();
+    assert!(alive(orphan), "the grandchild outlives the killed run");
+
+    let out = d.run(&["--grace", "5s", "--json"]);
+    let still_alive = alive(orphan);
+    if still_alive {
+        signal(orphan as u32, libc::SIGKILL);
+    }
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        d.read("seen").trim(),
+        "gone",
+        "attempt 2 ran beside the orphan"
+    );
+    assert!(!still_alive);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let warning = stdout
+        .lines()
+        .find(|l| l.contains(r#""type":"warning""#) && l.contains(&format!("process group {pgid}")))
+        .unwrap_or_else(|| panic!("no warning naming the process group:\n{stdout}"));
+    assert!(warning.contains("t1"), "{warning}");
+    let warned_at = stdout.find(warning).unwrap();
+    let started_at = stdout.find(r#""type":"task_started""#).unwrap();
+    assert!(warned_at < started_at, "{stdout}");
+    assert_eq!(count(&d.read("ran.log"), "t1"), 2);
+}

@@ -176,6 +176,11 @@ impl ExecutorBuilder {
         if self.options.jobs == Some(0) {
             return Err(RunSetupError::Config("--jobs must be at least 1".into()));
         }
+        if self.options.timeout == Some(Duration::ZERO) {
+            return Err(RunSetupError::Config(
+                "--timeout must be more than 0 (leave it out for no timeout)".into(),
+            ));
+        }
         let runner = match (self.runner, &self.options.cmd) {
             (Some(r), _) => r,
             (None, Some(cmd)) => Arc::new(
@@ -367,7 +372,8 @@ struct Dispatcher {
     started: Instant,
     finished: bool,
     unfinished_ids: Vec<String>,
-    orphans: Vec<String>,
+    /// `(task id, process group)` of subagents a previous run left running.
+    orphans: Vec<(String, u32)>,
     id_to_node: HashMap<String, NodeIdx>,
 }
 
@@ -456,11 +462,9 @@ impl Dispatcher {
             }
             if let Some(pid) = u.pid
                 && group_alive(pid)
+                && group_runs_task(pid, &u.id)
             {
-                orphans.push(format!(
-                    "task `{}`: a subagent of a previous run (process group {pid}) is still running",
-                    u.id
-                ));
+                orphans.push((u.id.clone(), pid));
             }
         }
         if ex.options.resume_sessions {
@@ -560,8 +564,23 @@ impl Dispatcher {
             runner: self.runner.name().to_string(),
             unfinished: self.unfinished_ids.clone(),
         });
-        for message in std::mem::take(&mut self.orphans) {
-            self.emit(RunEvent::Warning { message });
+        // Subagents of a killed run still working on a task are stopped
+        // before the task is launched again, so two never edit the same files.
+        for (id, pgid) in std::mem::take(&mut self.orphans) {
+            let gone = stop_group(pgid, self.options.grace).await;
+            self.emit(RunEvent::Warning {
+                message: if gone {
+                    format!(
+                        "task `{id}`: a subagent of a previous run (process group {pgid}) \
+                         was still running; stopped it before running the task again"
+                    )
+                } else {
+                    format!(
+                        "task `{id}`: a subagent of a previous run (process group {pgid}) \
+                         is still running and could not be stopped"
+                    )
+                },
+            });
         }
         self.journal(JournalRecord::RunStart {
             file: self.task_file.display().to_string(),
@@ -1308,6 +1327,61 @@ fn group_alive(pgid: u32) -> bool {
     }
     // SAFETY: kill(2) with signal 0 only checks for existence; no memory effects.
     unsafe { libc::kill(-p, 0) == 0 }
+}
+
+/// Whether some live member of process group `pgid` is a subagent started
+/// for task `id` (its environment holds `MDBATCH_TASK_ID=<id>`), so a pid
+/// reused by an unrelated process is never signalled.
+fn group_runs_task(pgid: u32, id: &str) -> bool {
+    let want = format!("MDBATCH_TASK_ID={id}");
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| process_group_of(*pid) == Some(pgid))
+        .any(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == want.as_bytes()))
+        })
+}
+
+/// The process group of `pid`, from `/proc/<pid>/stat`.
+fn process_group_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces and parentheses):
+    // state ppid pgrp ...
+    let rest = stat.rsplit_once(')')?.1;
+    rest.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// SIGTERMs process group `pgid`, waits up to `grace` for it to go, then
+/// SIGKILLs it. Returns whether the group is gone.
+async fn stop_group(pgid: u32, grace: Duration) -> bool {
+    let Ok(p) = libc::pid_t::try_from(pgid) else {
+        return false;
+    };
+    if p <= 1 {
+        return false;
+    }
+    // SAFETY: kill(2) on a process group checked above to be ours.
+    unsafe { libc::kill(-p, libc::SIGTERM) };
+    let poll = Duration::from_millis(20);
+    let deadline = Instant::now() + grace;
+    while group_alive(pgid) && Instant::now() < deadline {
+        tokio::time::sleep(poll).await;
+    }
+    if group_alive(pgid) {
+        // SAFETY: as above.
+        unsafe { libc::kill(-p, libc::SIGKILL) };
+        for _ in 0..50 {
+            if !group_alive(pgid) {
+                break;
+            }
+            tokio::time::sleep(poll).await;
+        }
+    }
+    !group_alive(pgid)
 }
 
 /// SIGINT/SIGTERM, when the caller asked for signal handling.

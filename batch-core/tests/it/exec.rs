@@ -750,6 +750,34 @@ async fn a_second_run_on_a_locked_file_is_refused_before_anything_runs() {
     assert!(fake.recs().is_empty());
 }
 
+#[test]
+fn a_zero_timeout_is_refused_before_anything_runs() {
+    let run = Run::file("- [ ] <!-- id: a --> task\n");
+    let fake = Arc::new(Fake::new(Step::Ok(1)));
+    let mut options = opts();
+    options.timeout = Some(Duration::ZERO);
+    let err = ExecutorBuilder::new(&run.path)
+        .options(options)
+        .runner(fake.clone())
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(&err, RunSetupError::Config(m) if m.contains("--timeout must be more than 0")),
+        "{err}"
+    );
+    // A zero grace period is fine: the subagent is killed at once.
+    let mut options = opts();
+    options.grace = Duration::ZERO;
+    assert!(
+        ExecutorBuilder::new(&run.path)
+            .options(options)
+            .runner(fake.clone())
+            .build()
+            .is_ok()
+    );
+    assert!(fake.recs().is_empty());
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_journal_records_every_attempt_with_its_outcome() {
     let run = Run::file("- [ ] <!-- id: a --> task\n");
