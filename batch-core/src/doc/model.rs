@@ -286,7 +286,8 @@ pub struct Document {
     pub crlf: bool,
     /// YAML front matter, without its `---` fences.
     pub front_matter: Option<String>,
-    /// Everything before the first wave heading (front matter excluded), as source text.
+    /// Everything before the first wave heading, as source text: front matter
+    /// and hint comments (which are for mdbatch, not the subagents) left out.
     pub preamble: String,
     /// All headings in document order.
     pub sections: Vec<Section>,

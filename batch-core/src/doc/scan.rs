@@ -99,6 +99,9 @@ struct Scanner<'s, 'a> {
     /// wave heading), else section hints or misplaced. Decided once the wave
     /// level is known.
     deferred: Vec<Deferred>,
+    /// Hint comments outside list items (with the rest of their line when
+    /// they stand alone on it): left out of the preamble.
+    hint_comments: Vec<Range<usize>>,
     errors: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
     /// Errors beyond [`MAX_DIAGNOSTICS`], counted, with where the first was.
@@ -129,6 +132,7 @@ pub(crate) fn parse(text: &str, options: &ParseOptions) -> Result<Document, Diag
         after_heading: None,
         doc_hints: Hints::default(),
         deferred: Vec::new(),
+        hint_comments: Vec::new(),
         errors: Vec::new(),
         warnings: Vec::new(),
         errors_dropped: (0, 0),
@@ -457,15 +461,25 @@ impl Scanner<'_, '_> {
             hints::apply(&entries, Level::Task, &mut self.tasks[t].hints)
         } else if !self.items.is_empty() {
             return self.misplaced(whole.start, "inside a list item that is not a task");
-        } else if self.sections.is_empty() {
-            hints::apply(&entries, Level::Document, &mut self.doc_hints)
         } else {
-            self.deferred.push(Deferred {
-                entries,
-                at: whole.start,
-                section: self.after_heading,
-            });
-            return;
+            let rest = &self.src.body[whole.end..];
+            let line_end = rest.find('\n').map_or(rest.len(), |e| e + 1);
+            let end = if rest[..line_end].trim().is_empty() {
+                whole.end + line_end
+            } else {
+                whole.end
+            };
+            self.hint_comments.push(whole.start..end);
+            if self.sections.is_empty() {
+                hints::apply(&entries, Level::Document, &mut self.doc_hints)
+            } else {
+                self.deferred.push(Deferred {
+                    entries,
+                    at: whole.start,
+                    section: self.after_heading,
+                });
+                return;
+            }
         };
         self.problems(problems);
     }
@@ -879,7 +893,11 @@ impl Scanner<'_, '_> {
                 .map_or(body.len(), |t| src.body_line_start(t.item.start))
         };
         let pre_start = src.front_matter_end.min(pre_end);
-        let preamble = body[pre_start..pre_end].trim().replace('\r', "");
+        // Hints are for mdbatch, not for the subagents the preamble is given to.
+        self.hint_comments.sort_by_key(|r| r.start);
+        let preamble = cut(body, pre_start..pre_end, &self.hint_comments)
+            .trim()
+            .replace('\r', "");
 
         if self.warnings_dropped > 0 {
             let n = self.warnings_dropped;

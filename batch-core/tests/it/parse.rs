@@ -578,3 +578,17 @@ fn an_empty_task_is_reported_once_by_check() {
     assert_eq!(on_line_4.len(), 1, "{on_line_4:?}");
     assert!(on_line_4[0].contains("is empty"), "{on_line_4:?}");
 }
+
+#[test]
+fn hint_comments_are_left_out_of_the_preamble_given_to_subagents() {
+    let doc = parse(
+        "<!-- jobs: 6; cross-wave: true -->\n# Shop\n<!-- verify: npm test -->\n\nUse TypeScript. \
+         <!-- a note kept for the agent -->\n\n## A\n- [ ] a\n## B\n- [ ] b\n",
+    );
+    assert_eq!(doc.hints.jobs, Some(6));
+    assert_eq!(doc.hints.cross_wave, Some(true));
+    assert_eq!(
+        doc.preamble,
+        "# Shop\n\nUse TypeScript. <!-- a note kept for the agent -->"
+    );
+}
