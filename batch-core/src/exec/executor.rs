@@ -1109,9 +1109,16 @@ impl Dispatcher {
             .map(|&i| self.nodes[i].spec.id.clone())
             .collect();
         let mut parents_of: HashMap<NodeIdx, Vec<String>> = HashMap::new();
+        // Tasks whose box could not be checked, with why.
+        let mut unchecked: HashMap<String, String> = HashMap::new();
         match taskfile::check(&self.task_file, &self.parse_options, &ids) {
             Ok(out) => {
                 for p in &out.problems {
+                    if let StoreError::TaskGone { id, .. } | StoreError::MarkerMismatch { id, .. } =
+                        p
+                    {
+                        unchecked.insert(id.clone(), p.to_string());
+                    }
                     self.emit(RunEvent::Warning {
                         message: p.to_string(),
                     });
@@ -1127,11 +1134,20 @@ impl Dispatcher {
                     }
                 }
             }
-            Err(e) => self.emit(RunEvent::Warning {
-                message: format!("{e}; the boxes of {} were not checked", ids.join(", ")),
-            }),
+            Err(e) => {
+                for id in &ids {
+                    unchecked.insert(id.clone(), e.to_string());
+                }
+                self.emit(RunEvent::Warning {
+                    message: format!("{e}; the boxes of {} were not checked", ids.join(", ")),
+                })
+            }
         }
         for i in batch {
+            if let Some(why) = unchecked.remove(&self.nodes[i].spec.id) {
+                self.succeeded_unchecked(i, why);
+                continue;
+            }
             self.end_task(i, Outcome::Succeeded, None, String::new());
             self.runs[i].message = None;
             let r = &self.runs[i];
@@ -1146,6 +1162,40 @@ impl Dispatcher {
             self.emit(event);
             self.sched.succeed(i);
         }
+    }
+
+    /// The task's work succeeded but its box is not checked, so the file does
+    /// not show it done: it ends as failed (the next run runs it again), and
+    /// the tasks waiting for it go on, its work being done.
+    fn succeeded_unchecked(&mut self, i: NodeIdx, why: String) {
+        let id = self.nodes[i].spec.id.clone();
+        let e = RunError::new(
+            ErrorKind::Failed,
+            format!("succeeded, but its box could not be checked: {why}"),
+        );
+        self.end_task(i, Outcome::Failed, Some(e.kind), e.message.clone());
+        let r = &self.runs[i];
+        self.journal(JournalRecord::AttemptEnd {
+            id: id.clone(),
+            attempt: r.attempt,
+            outcome: AttemptOutcome::Failed,
+            kind: Some(e.kind),
+            message: Some(e.message.clone()),
+            duration_ms: 0,
+            pid: None,
+            session_id: None,
+            usage: None,
+            text_hash: self.nodes[i].hash.clone(),
+        });
+        self.emit(RunEvent::TaskFailed {
+            id,
+            attempt: self.runs[i].attempt,
+            kind: e.kind,
+            message: e.message.clone(),
+            duration_ms: self.task_ms(i),
+        });
+        self.runs[i].last_error = Some(e);
+        self.sched.succeed(i);
     }
 
     fn is_ancestor(&self, parent_id: &str, node: NodeIdx) -> bool {

@@ -1013,3 +1013,34 @@ async fn a_box_checked_by_hand_during_the_run_is_not_run_and_is_not_a_failure() 
     );
     assert_eq!(run.text(), TWO_WAVES.replace("[ ]", "[x]"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_task_edited_during_its_run_is_not_a_plain_success_when_its_box_cannot_be_checked() {
+    let run = Run::file(TWO_WAVES);
+    // While `c` runs, the user rewrites its line (its id is gone).
+    let (_, report, events) = run
+        .go_editing(&[("c", "- [ ] <!-- id: c --> task c", "- [ ] task c, reworded")])
+        .await;
+    let c = report.tasks.iter().find(|t| t.id == "c").unwrap();
+    assert_eq!(c.outcome, Outcome::Failed);
+    assert_eq!(c.kind, Some(ErrorKind::Failed));
+    let message = c.message.as_deref().unwrap();
+    assert!(
+        message.starts_with("succeeded, but its box could not be checked: ")
+            && message.contains("no longer in the file"),
+        "{message}"
+    );
+    assert_eq!(report.summary.failed, 1);
+    assert!(events.iter().any(|e| matches!(&e.event,
+        RunEvent::Warning { message } if message.contains("`c` is no longer in the file"))));
+    assert!(events.iter().any(|e| matches!(&e.event,
+        RunEvent::TaskFailed { id, message, .. } if id == "c" && message.starts_with("succeeded, but"))));
+    assert_eq!(outcome(&report, "d"), Outcome::Succeeded);
+    let state = run.path.parent().unwrap().join(".mdbatch");
+    let journal = std::fs::read_to_string(state.join("journal.jsonl")).unwrap();
+    let last_c = journal
+        .lines()
+        .rfind(|l| l.contains(r#""type":"attempt_end""#) && l.contains(r#""id":"c""#))
+        .unwrap();
+    assert!(last_c.contains(r#""outcome":"failed""#), "{last_c}");
+}
