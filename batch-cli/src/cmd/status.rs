@@ -246,7 +246,7 @@ pub fn build(
 
     let title = |id: &str| {
         doc.task_by_id(id)
-            .map(|t| first_line(&t.text).to_string())
+            .map(|t| first_line(&t.text))
             .unwrap_or_default()
     };
     let checked = |id: &str| doc.task_by_id(id).is_some_and(|t| t.checked);
@@ -508,7 +508,7 @@ pub fn render(s: &Status, p: Paint) -> String {
                 f.kind
                     .map(|k| k.to_string())
                     .unwrap_or_else(|| "failed".into()),
-                f.message.as_deref().map(first_line).unwrap_or(""),
+                f.message.as_deref().map(first_line).unwrap_or_default(),
                 f.attempts,
                 plural(f.attempts as usize, "attempt", "attempts"),
                 took(f.duration_ms),
@@ -533,7 +533,11 @@ pub fn render(s: &Status, p: Paint) -> String {
     if !s.skipped.is_empty() {
         out.push_str(&format!("\n{}\n", p.yellow("skipped:")));
         for t in s.skipped.iter().take(20) {
-            out.push_str(&format!("  {}: {}\n", p.bold(&t.id), t.reason));
+            out.push_str(&format!(
+                "  {}: {}\n",
+                p.bold(&t.id),
+                crate::output::style::clean(&t.reason)
+            ));
         }
         if s.skipped.len() > 20 {
             out.push_str(&format!("  … and {} more\n", s.skipped.len() - 20));

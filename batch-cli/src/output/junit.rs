@@ -133,7 +133,7 @@ fn testcase(
                         .unwrap_or_else(|| "failed".into());
                     w.create_element("failure")
                         .with_attribute(("type", kind.as_str()))
-                        .with_attribute(("message", xml_text(first_line(message)).as_str()))
+                        .with_attribute(("message", xml_text(&first_line(message)).as_str()))
                         .write_text_content(BytesText::new(&xml_text(&format!(
                             "{kind}: {message}\nafter {} attempt(s); see `mdbatch logs {}`",
                             t.attempts, t.id
@@ -183,7 +183,7 @@ fn testcase(
 fn attempt_element(w: &mut Writer<Vec<u8>>, tag: &str, r: &RetryRecord) -> io::Result<()> {
     w.create_element(tag)
         .with_attribute(("type", r.kind.as_str()))
-        .with_attribute(("message", xml_text(first_line(&r.message)).as_str()))
+        .with_attribute(("message", xml_text(&first_line(&r.message)).as_str()))
         .write_text_content(BytesText::new(&xml_text(&format!(
             "attempt {}: {}: {}",
             r.attempt, r.kind, r.message
@@ -212,21 +212,24 @@ fn place(doc: Option<&Document>, id: &str) -> (String, String) {
         (None, Some(g)) => g.title.clone(),
         (None, None) => "tasks".into(),
     };
-    (classname, first_line(&task.text).to_string())
+    (classname, first_line(&task.text))
 }
 
 fn seconds(ms: u64) -> String {
     format!("{}.{:03}", ms / 1000, ms % 1000)
 }
 
-/// Text XML 1.0 can carry: control characters other than tab, newline and
-/// carriage return (escape codes in a subagent's message) are replaced.
+/// Text XML 1.0 can carry: escape codes (from a subagent's output, which
+/// error messages quote) are removed, and so are the characters XML 1.0
+/// forbids (control characters other than tab, newline and carriage return;
+/// U+FFFE, U+FFFF) and the C1 controls, so a CI dashboard shows the words.
 fn xml_text(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            '\t' | '\n' | '\r' => c,
-            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => '\u{FFFD}',
-            c => c,
+    console::strip_ansi_codes(s)
+        .chars()
+        .filter(|&c| match c {
+            '\t' | '\n' | '\r' => true,
+            '\u{FFFE}' | '\u{FFFF}' => false,
+            c => !c.is_control(),
         })
         .collect()
 }
@@ -237,7 +240,10 @@ mod tests {
 
     #[test]
     fn control_characters_never_reach_the_xml() {
-        assert_eq!(xml_text("a\x1b[31mb\tc\n"), "a\u{FFFD}[31mb\tc\n");
+        assert_eq!(
+            xml_text("a\x1b[31mb\x1b[0m\tc\x01\x02\x1b\u{9b}\u{FFFF}\n"),
+            "ab\tc\n"
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::time::Instant;
 use batch_core::exec::{Envelope, RunEvent, RunReport};
 
 use super::state::{Change, RunState, first_line};
-use super::style::{Paint, took};
+use super::style::{Paint, clean, clean_lines, took};
 use super::summary;
 
 /// The plain reporter.
@@ -175,7 +175,7 @@ pub fn line(env: &Envelope, state: &RunState, p: Paint) -> Option<String> {
             took(*duration_ms)
         ),
         RunEvent::TaskSkipped { id, reason } => {
-            format!("{} {}: {reason}", p.bold(id), p.yellow("skipped"))
+            format!("{} {}: {}", p.bold(id), p.yellow("skipped"), clean(reason))
         }
         RunEvent::RateLimited {
             pause_ms,
@@ -186,7 +186,9 @@ pub fn line(env: &Envelope, state: &RunState, p: Paint) -> Option<String> {
             p.yellow("rate limited"),
             took(*pause_ms)
         ),
-        RunEvent::Warning { message } => format!("{}: {message}", p.yellow("warning")),
+        RunEvent::Warning { message } => {
+            format!("{}: {}", p.yellow("warning"), clean_lines(message))
+        }
         RunEvent::RunFinished { .. } => return None,
         _ => {
             let _ = state;

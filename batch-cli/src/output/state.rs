@@ -328,9 +328,14 @@ fn add_usage(total: &mut Option<Usage>, u: &Usage) {
     }
 }
 
-/// The first line of a message.
-pub fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or("").trim_end()
+/// The first line of a message, cleaned for a human reader: escape codes
+/// and control characters (from a subagent's output, which error messages
+/// quote) are removed, so they can never recolour or move a terminal's cursor
+/// nor reach a piped log.
+pub fn first_line(s: &str) -> String {
+    super::style::clean(s.lines().next().unwrap_or(""))
+        .trim_end()
+        .to_string()
 }
 
 /// A progress item as one line of text (what `-v`, the dump and the activity
@@ -339,10 +344,10 @@ pub fn activity_text(p: &Progress) -> Option<String> {
     Some(match p {
         Progress::Output { line, .. } => super::style::clean(line),
         Progress::ToolCall { tool, arg } => match arg {
-            Some(a) => format!("{tool} {a}"),
-            None => tool.clone(),
+            Some(a) => super::style::clean(&format!("{tool} {a}")),
+            None => super::style::clean(tool),
         },
-        Progress::Message { text } => super::style::clean(first_line(text)),
+        Progress::Message { text } => first_line(text),
         Progress::ApiRetry {
             attempt,
             status,
@@ -355,7 +360,7 @@ pub fn activity_text(p: &Progress) -> Option<String> {
             }
             if let Some(e) = error {
                 s.push_str(": ");
-                s.push_str(first_line(e));
+                s.push_str(&first_line(e));
             }
             s
         }

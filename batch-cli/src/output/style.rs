@@ -110,6 +110,12 @@ pub fn clean(s: &str) -> String {
         .collect()
 }
 
+/// [`clean`] for a text of several lines: each line is cleaned, the line
+/// breaks are kept.
+pub fn clean_lines(s: &str) -> String {
+    s.lines().map(clean).collect::<Vec<_>>().join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

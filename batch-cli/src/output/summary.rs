@@ -7,7 +7,7 @@ use batch_core::exec::{Outcome, RunReport};
 
 use super::plain::plural;
 use super::state::{Phase, RunState, first_line};
-use super::style::{Paint, elapsed, took, usage};
+use super::style::{Paint, clean, elapsed, took, usage};
 
 /// Skipped tasks listed by name before the rest are counted.
 const SKIPPED_LISTED: usize = 20;
@@ -57,7 +57,7 @@ pub fn render(report: &RunReport, state: &RunState, p: Paint) -> String {
             .kind
             .map(|k| k.to_string())
             .unwrap_or_else(|| "failed".into());
-        let msg = t.message.as_deref().map(first_line).unwrap_or("");
+        let msg = t.message.as_deref().map(first_line).unwrap_or_default();
         out.push_str(&format!(
             "  {} {}{}: {kind}, {msg} ({} {}; see `mdbatch logs {}`)\n",
             p.red("failed "),
@@ -87,7 +87,11 @@ pub fn render(report: &RunReport, state: &RunState, p: Paint) -> String {
             "  {} {}: {}\n",
             p.yellow("skipped"),
             p.bold(&t.id),
-            t.message.as_deref().unwrap_or("not run")
+            t.message
+                .as_deref()
+                .map(clean)
+                .as_deref()
+                .unwrap_or("not run")
         ));
     }
     if skipped.len() > SKIPPED_LISTED {

@@ -126,7 +126,7 @@ impl Live {
                     "  {} {} attempt {attempt}: {kind}, {}{tail}",
                     p.yellow("↻"),
                     p.bold(id),
-                    fit(first_line(message), room),
+                    fit(&first_line(message), room),
                 ));
             }
             RunEvent::TaskSucceeded {
@@ -360,7 +360,7 @@ pub fn task_line(l: &LiveTask, width: usize, id_width: usize, now: Instant, p: P
     let mut s = format!("{} ", p.bold(&column(&l.id, id_width)));
     let tw = title_width(width);
     if tw > 0 && !title_in_id(&l.id, &l.title) {
-        s.push_str(&column(first_line(&l.title), tw));
+        s.push_str(&column(&first_line(&l.title), tw));
         s.push_str("  ");
     }
     let attempt = if width >= 80 {

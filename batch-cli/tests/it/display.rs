@@ -200,3 +200,53 @@ fn sigusr1_without_a_terminal_prints_the_running_output_into_the_log() {
     assert!(run.wait().unwrap().success());
     reader.join().unwrap();
 }
+
+/// Whether `s` holds an escape code or a control character other than a line break.
+fn has_control(s: &str) -> bool {
+    s.chars().any(|c| c.is_control() && c != '\n')
+}
+
+#[test]
+fn escape_codes_a_subagent_prints_never_reach_the_log_status_or_junit() {
+    let f = crate::Fixture::new("# R\n## Wave 1\n### a\n- [ ] one\n## Wave 2\n### a\n- [ ] two\n");
+    f.script(
+        "ag.sh",
+        "printf 'out \\033[31mred\\033[0m \\001\\002\\n'; exit 1\n",
+    );
+    let out = f.mdbatch(&[
+        "run",
+        "--cmd",
+        "./ag.sh",
+        "--retries",
+        "0",
+        "--junit",
+        "report.xml",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    // The failure line and the summary both quote the message, cleaned.
+    let quoted: Vec<&str> = err.lines().filter(|l| l.contains("red")).collect();
+    assert!(quoted.len() >= 2, "failed line and summary: {err}");
+    assert!(quoted.iter().all(|l| l.contains("out red")), "{err}");
+    assert!(!has_control(&err), "control bytes on stderr: {err:?}");
+
+    let status = f.mdbatch(&["status"]);
+    let text = String::from_utf8(status.stdout).unwrap();
+    assert!(text.contains("out red"), "{text}");
+    assert!(!has_control(&text), "control bytes in status: {text:?}");
+
+    let xml = std::fs::read_to_string(f.file("report.xml")).unwrap();
+    let doc = roxmltree::Document::parse(&xml).expect("well-formed JUnit XML");
+    let failure = doc
+        .descendants()
+        .find(|n| n.has_tag_name("failure"))
+        .expect("a failure element");
+    let message = failure.attribute("message").unwrap();
+    assert!(message.contains("out red"), "{message:?}");
+    assert!(
+        !has_control(message) && !message.contains('\u{FFFD}'),
+        "{message:?}"
+    );
+    let body = failure.text().unwrap_or("");
+    assert!(!has_control(body) && !body.contains('\u{FFFD}'), "{body:?}");
+}
