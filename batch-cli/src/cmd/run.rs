@@ -66,11 +66,11 @@ pub fn run(args: &RunArgs, color: ColorChoice) -> u8 {
             }
             if report.summary.cancelled {
                 exit::INTERRUPTED
-            } else if report
-                .tasks
-                .iter()
-                .any(|t| matches!(t.outcome, Outcome::Failed | Outcome::Skipped))
-            {
+            } else if report.tasks.iter().any(|t| match t.outcome {
+                Outcome::Failed => true,
+                Outcome::Skipped => !t.checked_by_hand,
+                _ => false,
+            }) {
                 exit::TASKS_FAILED
             } else {
                 exit::SUCCESS

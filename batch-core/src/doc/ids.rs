@@ -1,8 +1,10 @@
 //! Task ids and group module names.
 //!
 //! A task's id is, in order of preference: its `id:` hint; its spec-kit id
-//! (`T001`); its kiro number (`1.2`); else a slug of its section path (from
-//! the wave heading down) and its text, such as `backend/add-login-endpoint`.
+//! (`T001`); its kiro number (`1.2`); else a slug of its section path and
+//! its text, such as `wave-1/backend/add-login-endpoint`. The path leaves out
+//! the document title (the one top-level heading over every task) and does not
+//! depend on the wave level, so adding a wave or a title renames nothing.
 //! Derived ids that collide get `-2`, `-3`, … in document order, so an id
 //! only changes when a task with the same text is inserted before it under
 //! the same headings. Two `id:` hints naming the same id are an error.

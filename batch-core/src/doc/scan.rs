@@ -570,6 +570,20 @@ impl Scanner<'_, '_> {
             }
         }
 
+        // The document title: the only top-level heading with tasks, when
+        // every task stands under it. It is in no id, so ids stay the same
+        // when waves are added; and when no task sits directly under it, it
+        // is no wave either (`# Billing` over a lone `## Wave 1`).
+        let lone_title: Option<SectionIdx> = {
+            let mut roots = (0..self.sections.len())
+                .filter(|&i| self.sections[i].parent.is_none() && has_tasks[i]);
+            match (roots.next(), roots.next()) {
+                (Some(r), None) if self.tasks.iter().all(|t| t.section.is_some()) => Some(r),
+                _ => None,
+            }
+        };
+        let skipped_title = lone_title.filter(|&t| !direct_tasks[t]);
+
         // Dialect.
         let signals = Signals {
             tasks: n,
@@ -674,10 +688,14 @@ impl Scanner<'_, '_> {
                 );
                 0
             }
-            None => (1..=6u8)
-                .find(|l| counts[usize::from(*l)] >= 2)
-                .or_else(|| (1..=6u8).find(|l| counts[usize::from(*l)] >= 1))
-                .unwrap_or(0),
+            None => {
+                // Below a skipped title: its own level has only it.
+                let from = skipped_title.map_or(1, |t| self.sections[t].level.min(6) + 1);
+                (from..=6u8)
+                    .find(|l| counts[usize::from(*l)] >= 2)
+                    .or_else(|| (from..=6u8).find(|l| counts[usize::from(*l)] >= 1))
+                    .unwrap_or(0)
+            }
         };
 
         // Hints in the preamble belong to the document.
@@ -777,11 +795,14 @@ impl Scanner<'_, '_> {
         let candidates: Vec<Candidate> = (0..n)
             .map(|i| {
                 let t = &self.tasks[i];
+                // The whole heading path but the document title: not the
+                // path from the wave heading, so ids do not depend on the
+                // detected (or asked for) wave level.
                 let mut path: Vec<String> = Vec::new();
                 let mut cur = t.section;
                 while let Some(s) = cur {
                     let sec = &self.sections[s];
-                    if wave_level > 0 && task_wave[i].is_some() && sec.level < wave_level {
+                    if Some(s) == lone_title {
                         break;
                     }
                     // The normalised title: a heading an agent decorates

@@ -82,6 +82,10 @@ pub struct TaskReport {
     pub usage: Option<Usage>,
     /// Succeeded after a retry.
     pub flaky: bool,
+    /// Skipped because the user checked its box by hand during the run: done,
+    /// not a failure.
+    #[serde(default)]
+    pub checked_by_hand: bool,
 }
 
 /// What a run did.
@@ -325,6 +329,8 @@ struct NodeRun {
     message: Option<String>,
     resume_session: Option<String>,
     running: Option<Running>,
+    /// Skipped because its box was checked by hand during the run.
+    checked_by_hand: bool,
 }
 
 struct NodeConfig {
@@ -375,6 +381,18 @@ struct Dispatcher {
     /// `(task id, process group)` of subagents a previous run left running.
     orphans: Vec<(String, u32)>,
     id_to_node: HashMap<String, NodeIdx>,
+    /// Modification time and length of the task file when last parsed.
+    file_stamp: Option<FileStamp>,
+    /// Ids checked in the task file when last parsed.
+    checked_in_file: std::collections::HashSet<String>,
+}
+
+/// Modification time and length: cheap evidence that a file changed.
+type FileStamp = (std::time::SystemTime, u64);
+
+fn file_stamp(path: &Path) -> Option<FileStamp> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
 }
 
 impl Dispatcher {
@@ -383,7 +401,14 @@ impl Dispatcher {
         let mut parse_options = ParseOptions::with_path(&task_file);
         parse_options.dialect = ex.options.dialect;
         parse_options.wave_level = ex.options.wave_level;
+        let stamp = file_stamp(&task_file);
         let doc = Document::read(&task_file, &parse_options)?;
+        let checked_in_file = doc
+            .tasks
+            .iter()
+            .filter(|t| t.checked)
+            .map(|t| t.id.clone())
+            .collect();
         let plan_options = PlanOptions {
             cross_wave: ex.options.cross_wave,
             only: ex.options.only.clone(),
@@ -535,6 +560,8 @@ impl Dispatcher {
             unfinished_ids,
             orphans,
             id_to_node,
+            file_stamp: stamp,
+            checked_in_file,
         })
     }
 
@@ -708,8 +735,35 @@ impl Dispatcher {
             && (self.sched.running() as u32) < self.effective
         {
             let Some(i) = self.sched.pick() else { break };
+            if self.runs[i].attempts == 0 && self.checked_by_hand(i) {
+                // Done by the user: dependants go on as after a success.
+                self.sched.start(i);
+                self.runs[i].checked_by_hand = true;
+                self.skip(i, "checked by hand during the run".into());
+                self.sched.succeed(i);
+                continue;
+            }
             self.launch(i);
         }
+    }
+
+    /// Whether task `i`'s box is now checked in the file (re-parsed only when
+    /// its modification time or length changed since the last look).
+    fn checked_by_hand(&mut self, i: NodeIdx) -> bool {
+        let stamp = file_stamp(&self.task_file);
+        if stamp.is_some() && stamp != self.file_stamp {
+            self.file_stamp = stamp;
+            // A file that no longer parses is reported when boxes are written.
+            if let Ok(doc) = Document::read(&self.task_file, &self.parse_options) {
+                self.checked_in_file = doc
+                    .tasks
+                    .iter()
+                    .filter(|t| t.checked)
+                    .map(|t| t.id.clone())
+                    .collect();
+            }
+        }
+        self.checked_in_file.contains(&self.nodes[i].spec.id)
     }
 
     fn launch(&mut self, i: NodeIdx) {
@@ -1191,6 +1245,7 @@ impl Dispatcher {
                         duration_ms: self.task_ms(i),
                         usage: r.usage,
                         flaky: outcome == Outcome::Succeeded && r.had_failure,
+                        checked_by_hand: r.checked_by_hand,
                     }
                 })
                 .collect(),
@@ -1367,8 +1422,30 @@ fn process_group_of(pid: u32) -> Option<u32> {
     rest.split_whitespace().nth(2)?.parse().ok()
 }
 
-/// SIGTERMs process group `pgid`, waits up to `grace` for it to go, then
-/// SIGKILLs it. Returns whether the group is gone.
+/// Whether process group `pgid` has a member that is not a zombie.
+fn group_has_live_member(pgid: u32) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return group_alive(pgid);
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .any(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            let mut f = stat
+                .rsplit_once(')')
+                .map(|r| r.1)
+                .unwrap_or("")
+                .split_whitespace();
+            let state = f.next();
+            let pgrp = f.nth(1).and_then(|p| p.parse::<u32>().ok());
+            pgrp == Some(pgid) && !matches!(state, Some("Z") | Some("X") | None)
+        })
+}
+
+/// SIGTERMs process group `pgid`, waits up to `grace` (real time) for it to
+/// go, then SIGKILLs it. Returns whether the group is gone.
 async fn stop_group(pgid: u32, grace: Duration) -> bool {
     let Ok(p) = libc::pid_t::try_from(pgid) else {
         return false;
@@ -1376,24 +1453,26 @@ async fn stop_group(pgid: u32, grace: Duration) -> bool {
     if p <= 1 {
         return false;
     }
-    // SAFETY: kill(2) on a process group checked above to be ours.
-    unsafe { libc::kill(-p, libc::SIGTERM) };
-    let poll = Duration::from_millis(20);
-    let deadline = Instant::now() + grace;
-    while group_alive(pgid) && Instant::now() < deadline {
-        tokio::time::sleep(poll).await;
-    }
-    if group_alive(pgid) {
-        // SAFETY: as above.
-        unsafe { libc::kill(-p, libc::SIGKILL) };
-        for _ in 0..50 {
-            if !group_alive(pgid) {
-                break;
-            }
-            tokio::time::sleep(poll).await;
+    let wait = move |limit: Duration| {
+        let until = std::time::Instant::now() + limit;
+        while group_has_live_member(pgid) && std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
         }
+        !group_has_live_member(pgid)
+    };
+    // SAFETY: kill(2) on a process group checked to run one of our tasks.
+    unsafe { libc::kill(-p, libc::SIGTERM) };
+    if tokio::task::spawn_blocking(move || wait(grace))
+        .await
+        .unwrap_or(false)
+    {
+        return true;
     }
-    !group_alive(pgid)
+    // SAFETY: as above.
+    unsafe { libc::kill(-p, libc::SIGKILL) };
+    tokio::task::spawn_blocking(move || wait(Duration::from_secs(1)))
+        .await
+        .unwrap_or(false)
 }
 
 /// SIGINT/SIGTERM, when the caller asked for signal handling.

@@ -875,31 +875,141 @@ async fn dropping_a_run_midway_still_ends_every_started_task_and_the_run_with_an
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_subagent_left_running_by_a_killed_run_is_reported() {
-    let run = Run::file("- [ ] <!-- id: a --> task\n");
-    // A "subagent" of a previous run, still alive in its own process group.
-    let mut orphan = std::process::Command::new("sleep");
-    std::os::unix::process::CommandExt::process_group(&mut orphan, 0);
-    let mut orphan = orphan.arg("1000").spawn().unwrap();
+async fn a_subagent_left_running_by_a_killed_run_is_stopped_and_reported() {
+    let run = Run::file("- [ ] <!-- id: a --> task\n- [ ] <!-- id: b --> other\n");
+    // A "subagent" of a previous run for `a`, still alive in its own process
+    // group; and, under the pid recorded for `b`, a process that is not ours
+    // (the pid was reused).
+    let spawn = |task: Option<&str>| {
+        let mut c = std::process::Command::new("sleep");
+        std::os::unix::process::CommandExt::process_group(&mut c, 0);
+        if let Some(t) = task {
+            c.env("MDBATCH_TASK_ID", t);
+        }
+        c.arg("1000").spawn().unwrap()
+    };
+    let mut orphan = spawn(Some("a"));
+    let mut stranger = spawn(None);
     let state = run.path.parent().unwrap().join(".mdbatch");
     std::fs::create_dir_all(&state).unwrap();
-    std::fs::write(
-        state.join("journal.jsonl"),
-        format!(
-            "{}\n{}\n",
-            r#"{"v":1,"ts":"t","run_id":"old","type":"attempt_start","id":"a","attempt":1,"text_hash":"x"}"#,
-            format_args!(
-                r#"{{"v":1,"ts":"t","run_id":"old","type":"attempt_info","id":"a","attempt":1,"pid":{}}}"#,
-                orphan.id()
-            )
-        ),
-    )
-    .unwrap();
+    let mut journal = String::new();
+    for (id, pid) in [("a", orphan.id()), ("b", stranger.id())] {
+        journal.push_str(&format!(
+            "{{\"v\":1,\"ts\":\"t\",\"run_id\":\"old\",\"type\":\"attempt_start\",\"id\":\"{id}\",\"attempt\":1,\"text_hash\":\"x\"}}\n\
+             {{\"v\":1,\"ts\":\"t\",\"run_id\":\"old\",\"type\":\"attempt_info\",\"id\":\"{id}\",\"attempt\":1,\"pid\":{pid}}}\n"
+        ));
+    }
+    std::fs::write(state.join("journal.jsonl"), journal).unwrap();
     let fake = Arc::new(Fake::new(Step::Ok(1)));
     let (_, events) = run.go(&fake, opts(), None).await;
-    orphan.kill().unwrap();
+    let orphan_status = orphan.try_wait().unwrap();
+    let stranger_status = stranger.try_wait().unwrap();
+    let _ = orphan.kill();
+    let _ = stranger.kill();
     orphan.wait().unwrap();
-    let warned = events.iter().any(|e| matches!(&e.event,
-        RunEvent::Warning { message } if message.contains(&format!("process group {}", orphan.id()))));
-    assert!(warned, "{events:?}");
+    stranger.wait().unwrap();
+    let orphan_warning = events
+        .iter()
+        .position(|e| matches!(&e.event,
+        RunEvent::Warning { message } if message.contains("`a`") && message.contains(&format!("process group {}", orphan.id())) && message.contains("stopped it")))
+        .unwrap_or_else(|| panic!("{events:?}"));
+    let a_started = events
+        .iter()
+        .position(|e| matches!(&e.event, RunEvent::TaskStarted { id, .. } if id == "a"))
+        .unwrap();
+    assert!(orphan_warning < a_started);
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(
+            &orphan_status.expect("the orphan was stopped")
+        ),
+        Some(libc::SIGTERM)
+    );
+    assert!(
+        stranger_status.is_none(),
+        "a process that is not ours was signalled"
+    );
+    assert!(!events.iter().any(|e| matches!(&e.event,
+        RunEvent::Warning { message } if message.contains(&format!("process group {}", stranger.id())))));
+}
+
+/// A runner that edits the task file while running chosen tasks (as a user
+/// would), then does what the fake says.
+struct Editing {
+    fake: Arc<Fake>,
+    path: PathBuf,
+    /// Task id → (text to find, replacement) applied when it starts.
+    edits: HashMap<String, (String, String)>,
+}
+
+#[async_trait::async_trait]
+impl SubagentRunner for Editing {
+    async fn run(&self, task: &TaskSpec, ctx: RunContext) -> Result<TaskOutput, RunError> {
+        if let Some((from, to)) = self.edits.get(&task.id) {
+            let text = std::fs::read_to_string(&self.path).unwrap();
+            assert!(text.contains(from.as_str()), "{text}");
+            std::fs::write(&self.path, text.replace(from.as_str(), to)).unwrap();
+        }
+        self.fake.run(task, ctx).await
+    }
+
+    fn name(&self) -> &str {
+        "editing"
+    }
+}
+
+impl Run {
+    async fn go_editing(
+        &self,
+        edits: &[(&str, &str, &str)],
+    ) -> (Arc<Fake>, RunReport, Vec<Envelope>) {
+        let fake = Arc::new(Fake::new(Step::Ok(1)));
+        let runner = Arc::new(Editing {
+            fake: fake.clone(),
+            path: self.path.clone(),
+            edits: edits
+                .iter()
+                .map(|(id, from, to)| (id.to_string(), (from.to_string(), to.to_string())))
+                .collect(),
+        });
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let sink = events.clone();
+        let mut options = opts();
+        options.jobs = Some(1);
+        let report = ExecutorBuilder::new(&self.path)
+            .options(options)
+            .runner(runner)
+            .on_event(move |e| sink.lock().unwrap().push(e.clone()))
+            .build()
+            .unwrap()
+            .run()
+            .await
+            .unwrap();
+        let events = events.lock().unwrap().clone();
+        (fake, report, events)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_box_checked_by_hand_during_the_run_is_not_run_and_is_not_a_failure() {
+    let run = Run::file(TWO_WAVES);
+    // While `a` runs, the user checks `c` (wave 2) by hand.
+    let (fake, report, events) = run
+        .go_editing(&[("a", "- [ ] <!-- id: c -->", "- [x] <!-- id: c -->")])
+        .await;
+    let ran: Vec<String> = fake.recs().iter().map(|r| r.id.clone()).collect();
+    assert!(!ran.contains(&"c".to_string()), "{ran:?}");
+    assert_eq!(ran.len(), 3, "{ran:?}");
+    let c = report.tasks.iter().find(|t| t.id == "c").unwrap();
+    assert_eq!(c.outcome, Outcome::Skipped);
+    assert!(c.checked_by_hand);
+    assert!(events.iter().any(|e| matches!(&e.event,
+        RunEvent::TaskSkipped { id, reason } if id == "c" && reason == "checked by hand during the run")));
+    assert_eq!(report.summary.failed, 0);
+    assert!(
+        !report
+            .tasks
+            .iter()
+            .any(|t| t.id != "c" && t.checked_by_hand)
+    );
+    assert_eq!(run.text(), TWO_WAVES.replace("[ ]", "[x]"));
 }

@@ -592,3 +592,47 @@ fn hint_comments_are_left_out_of_the_preamble_given_to_subagents() {
         "# Shop\n\nUse TypeScript. <!-- a note kept for the agent -->"
     );
 }
+
+const ONE_WAVE: &str = "# Billing\n\n## Wave 1\n### api\n- [ ] Add invoice type\n- [ ] Add route\n";
+
+#[test]
+fn a_title_over_a_single_wave_is_not_the_wave_and_its_groups_are_modules() {
+    let doc = parse(ONE_WAVE);
+    assert_eq!(doc.wave_level, 2);
+    let waves: Vec<_> = doc.waves.iter().map(|w| w.title.as_str()).collect();
+    assert_eq!(waves, ["Wave 1"]);
+    let g = &doc.groups[doc.tasks[0].group.expect("in a group")];
+    assert_eq!(g.title, "api");
+    assert_eq!(g.module.as_deref(), Some("api"));
+    assert_eq!(doc.preamble, "# Billing");
+    assert_eq!(
+        ids(&doc),
+        ["wave-1/api/add-invoice-type", "wave-1/api/add-route"]
+    );
+}
+
+#[test]
+fn ids_stay_the_same_when_a_second_wave_is_added() {
+    let one = parse(ONE_WAVE);
+    let two = parse(&format!("{ONE_WAVE}\n## Wave 2\n### api\n- [ ] Add POST\n"));
+    assert_eq!(two.waves.len(), 2);
+    assert_eq!(ids(&two)[..2], ids(&one)[..]);
+    assert_eq!(ids(&two)[2], "wave-2/api/add-post");
+}
+
+#[test]
+fn ids_do_not_depend_on_the_wave_level() {
+    let text = "# Billing\n## Wave 1\n### api\n- [ ] Add route\n### web\n- [ ] Add page\n";
+    let detected = parse(text);
+    for level in 1..=3 {
+        let mut o = ParseOptions::with_path("task.md");
+        o.wave_level = Some(level);
+        let d = Document::parse(text, &o).expect("parses");
+        assert_eq!(d.wave_level, level);
+        assert_eq!(ids(&d), ids(&detected), "wave level {level}");
+    }
+    assert_eq!(
+        ids(&detected),
+        ["wave-1/api/add-route", "wave-1/web/add-page"]
+    );
+}
