@@ -10,7 +10,9 @@
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 
-use batch_core::store::journal::{AttemptOutcome, JournalSummary, RunInfo, TaskHistory};
+use batch_core::store::journal::{
+    AttemptOutcome, JournalEntry, JournalRecord, JournalSummary, RunInfo, TaskHistory,
+};
 use batch_core::store::{self, lock};
 use batch_core::{Document, ErrorKind, Usage};
 use serde::Serialize;
@@ -112,6 +114,43 @@ pub struct SkippedTask {
     pub reason: String,
 }
 
+/// A task the last run interrupted (Ctrl-C, a stop) while it ran; still open.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct InterruptedTask {
+    /// Task id.
+    pub id: String,
+    /// Task text.
+    pub title: String,
+    /// The attempt that was interrupted.
+    pub attempt: u32,
+}
+
+/// An attempt the journal ended as interrupted: task id and attempt number.
+pub type InterruptedAttempt = (String, u32);
+
+/// The attempts the last run in `entries` ended as interrupted, in journal order.
+pub fn interrupted_in_last_run(entries: &[JournalEntry]) -> Vec<InterruptedAttempt> {
+    let Some(last) = entries.iter().rev().find_map(|e| match &e.record {
+        JournalRecord::RunStart { .. } => Some(e.run_id.as_str()),
+        _ => None,
+    }) else {
+        return Vec::new();
+    };
+    entries
+        .iter()
+        .filter(|e| e.run_id == last)
+        .filter_map(|e| match &e.record {
+            JournalRecord::AttemptEnd {
+                id,
+                attempt,
+                outcome: AttemptOutcome::Interrupted,
+                ..
+            } => Some((id.clone(), *attempt)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// One task's journal history, as shown.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct TaskStatus {
@@ -173,6 +212,8 @@ pub struct Status {
     pub skipped: Vec<SkippedTask>,
     /// Attempts a killed run left unfinished (no run in progress).
     pub unfinished: Vec<AttemptNow>,
+    /// Open tasks the last run interrupted while they ran.
+    pub interrupted: Vec<InterruptedTask>,
     /// Every task the journal knows, in document order.
     pub tasks: Vec<TaskStatus>,
     /// Totals over the journal.
@@ -181,11 +222,13 @@ pub struct Status {
     pub journal_skipped_lines: usize,
 }
 
-/// Builds the report. `holder` is the pid holding the run lock (if any);
-/// `alive` says whether a pid is alive.
+/// Builds the report. `interrupted` are the attempts the last run
+/// interrupted ([`interrupted_in_last_run`]); `holder` is the pid holding the
+/// run lock (if any); `alive` says whether a pid is alive.
 pub fn build(
     doc: &Document,
     journal: &JournalSummary,
+    interrupted: &[InterruptedAttempt],
     skipped_lines: usize,
     holder: Option<u32>,
     alive: &dyn Fn(u32) -> bool,
@@ -326,6 +369,20 @@ pub fn build(
         })
         .collect();
     let flaky = tasks.iter().filter(|t| t.flaky).cloned().collect();
+    let interrupted = interrupted
+        .iter()
+        .filter(|(id, _)| {
+            doc.task_by_id(id).is_some_and(|t| !t.checked)
+                && journal.tasks.get(id).is_some_and(|h| {
+                    h.last_outcome == Some(AttemptOutcome::Interrupted) && !h.unfinished
+                })
+        })
+        .map(|(id, attempt)| InterruptedTask {
+            id: id.clone(),
+            title: title(id),
+            attempt: *attempt,
+        })
+        .collect();
     let skipped = order
         .iter()
         .filter(|id| !checked(id))
@@ -363,6 +420,7 @@ pub fn build(
         flaky,
         skipped,
         unfinished,
+        interrupted,
         tasks,
         totals,
         journal_skipped_lines: skipped_lines,
@@ -480,7 +538,9 @@ pub fn render(s: &Status, p: Paint) -> String {
                     if sum.skipped > 0 {
                         parts.push(format!("{} skipped", sum.skipped));
                     }
-                    if sum.cancelled {
+                    if sum.interrupted > 0 {
+                        parts.push(p.yellow(&format!("{} interrupted", sum.interrupted)));
+                    } else if sum.cancelled {
                         parts.push(p.yellow("interrupted"));
                     }
                     out.push_str(&format!(
@@ -541,6 +601,20 @@ pub fn render(s: &Status, p: Paint) -> String {
         }
         if s.skipped.len() > 20 {
             out.push_str(&format!("  … and {} more\n", s.skipped.len() - 20));
+        }
+    }
+    if !s.interrupted.is_empty() {
+        out.push_str(&format!(
+            "\n{}\n",
+            p.yellow("interrupted (the last run stopped them; the next run retries them):")
+        ));
+        for t in &s.interrupted {
+            out.push_str(&format!(
+                "  {} {} (attempt {})\n",
+                p.bold(&t.id),
+                t.title,
+                t.attempt
+            ));
         }
     }
     if !s.unfinished.is_empty() {
@@ -663,14 +737,21 @@ fn gather(path: &Path, doc: &Document) -> Result<Status, batch_core::StoreError>
     let read = store::journal::read(&state)?;
     let journal = JournalSummary::from_entries(&read.entries);
     let holder = lock::holder(&state)?;
-    Ok(build(doc, &journal, read.skipped_lines, holder, &pid_alive))
+    let interrupted = interrupted_in_last_run(&read.entries);
+    Ok(build(
+        doc,
+        &journal,
+        &interrupted,
+        read.skipped_lines,
+        holder,
+        &pid_alive,
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use batch_core::ParseOptions;
-    use batch_core::store::journal::JournalEntry;
     use serde_json::json;
 
     const FILE: &str = "# Project\n\n## Wave 1\n\n### api\n- [x] T001 Create the model\n- [ ] T002 Parse hints\n\n### db\n- [ ] T003 Migrations\n\n## Wave 2\n\n- [ ] T004 Docs\n";
@@ -730,7 +811,7 @@ mod tests {
 
     #[test]
     fn status_counts_done_and_open_per_wave_and_group() {
-        let s = build(&doc(), &JournalSummary::default(), 0, None, &|_| false);
+        let s = build(&doc(), &JournalSummary::default(), &[], 0, None, &|_| false);
         assert_eq!((s.done, s.open), (1, 3));
         assert_eq!(s.waves.len(), 2);
         assert_eq!((s.waves[0].done, s.waves[0].open), (1, 2));
@@ -743,7 +824,7 @@ mod tests {
 
     #[test]
     fn status_reports_failed_flaky_attempts_durations_and_usage_from_the_journal() {
-        let s = build(&doc(), &journal(), 0, None, &|_| false);
+        let s = build(&doc(), &journal(), &[], 0, None, &|_| false);
         assert_eq!(s.failed.len(), 1);
         let f = &s.failed[0];
         assert_eq!(f.id, "T002");
@@ -789,7 +870,7 @@ mod tests {
             ),
         ];
         let j = JournalSummary::from_entries(&entries);
-        let s = build(&doc(), &j, 0, Some(777), &|pid| pid == 31337);
+        let s = build(&doc(), &j, &[], 0, Some(777), &|pid| pid == 31337);
         let r = s.running.as_ref().unwrap();
         assert_eq!(r.pid, 777);
         assert_eq!(r.run_id.as_deref(), Some("r2"));
@@ -803,7 +884,7 @@ mod tests {
         );
 
         // The same journal without a lock holder: the run was killed.
-        let s = build(&doc(), &j, 0, None, &|pid| pid == 31337);
+        let s = build(&doc(), &j, &[], 0, None, &|pid| pid == 31337);
         assert!(s.running.is_none());
         assert_eq!(s.unfinished.len(), 1);
         assert!(s.unfinished[0].alive);
@@ -824,11 +905,47 @@ mod tests {
         let s = build(
             &doc(),
             &JournalSummary::from_entries(&entries),
+            &[],
             0,
             None,
             &|_| false,
         );
         assert!(s.failed.is_empty());
+    }
+
+    #[test]
+    fn status_names_the_tasks_the_last_run_interrupted() {
+        let entries = vec![
+            entry(
+                "r1",
+                json!({"type":"run_start","file":"task.md","pid":100,"runner":"command","total":3}),
+            ),
+            start("r1", "T003", 1),
+            end("r1", "T003", 1, "interrupted", Some("cancelled")),
+            entry(
+                "r2",
+                json!({"type":"run_start","file":"task.md","pid":101,"runner":"command","total":3}),
+            ),
+            start("r2", "T002", 2),
+            end("r2", "T002", 2, "interrupted", Some("cancelled")),
+            entry(
+                "r2",
+                json!({"type":"run_end","summary":{"total":3,"succeeded":0,"flaky":0,"failed":0,"skipped":2,"interrupted":1,"duration_ms":2000,"usage":null,"cancelled":true}}),
+            ),
+        ];
+        let interrupted = interrupted_in_last_run(&entries);
+        assert_eq!(
+            interrupted,
+            [("T002".to_string(), 2)],
+            "only the last run's"
+        );
+        let j = JournalSummary::from_entries(&entries);
+        let s = build(&doc(), &j, &interrupted, 0, None, &|_| false);
+        assert_eq!(s.interrupted.len(), 1);
+        assert!(s.failed.is_empty(), "an interrupted task did not fail");
+        let text = render(&s, Paint { on: false });
+        assert!(text.contains("  T002 Parse hints (attempt 2)\n"), "{text}");
+        assert!(text.contains("2 skipped, 1 interrupted"), "{text}");
     }
 
     #[test]
@@ -840,7 +957,7 @@ mod tests {
 
     #[test]
     fn status_json_has_a_version_and_the_sections() {
-        let s = build(&doc(), &journal(), 2, None, &|_| false);
+        let s = build(&doc(), &journal(), &[], 2, None, &|_| false);
         let v = serde_json::to_value(&s).unwrap();
         assert_eq!(v["v"], 1);
         assert_eq!(v["failed"][0]["kind"], "fatal");

@@ -12,7 +12,7 @@ use super::style::{Paint, clean, elapsed, took, usage};
 /// Skipped tasks listed by name before the rest are counted.
 const SKIPPED_LISTED: usize = 20;
 
-/// The summary: a totals line, then the failed, flaky and skipped tasks. Ends with a newline.
+/// The summary: a totals line, then the failed, interrupted, flaky and skipped tasks. Ends with a newline.
 pub fn render(report: &RunReport, state: &RunState, p: Paint) -> String {
     let s = &report.summary;
     let mut parts = vec![p.green(&format!("{} succeeded", s.succeeded))];
@@ -66,6 +66,19 @@ pub fn render(report: &RunReport, state: &RunState, p: Paint) -> String {
             t.attempts,
             plural(t.attempts as usize, "attempt", "attempts"),
             t.id
+        ));
+    }
+    for t in report
+        .tasks
+        .iter()
+        .filter(|t| t.outcome == Outcome::Interrupted)
+    {
+        out.push_str(&format!(
+            "  {} {}{} (attempt {}; the next run retries it)\n",
+            p.yellow("interrupted"),
+            p.bold(&t.id),
+            title(&t.id),
+            t.attempts.max(1)
         ));
     }
     for t in report.tasks.iter().filter(|t| t.flaky) {
@@ -131,4 +144,50 @@ pub fn dump(state: &RunState, now: Instant, p: Paint) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::testing::env;
+    use serde_json::json;
+
+    #[test]
+    fn the_summary_names_each_interrupted_task_with_its_title() {
+        let mut st = RunState::new();
+        let t0 = Instant::now();
+        st.apply(
+            &env(
+                1,
+                "task_started",
+                json!({"id":"wave-1/a/slow-one","title":"slow \u{1b}[31mone","attempt":1,"wave":0,"group":"a"}),
+            ),
+            t0,
+        );
+        let report: RunReport = serde_json::from_value(json!({
+            "run_id": "r1",
+            "summary": {"total":3,"succeeded":1,"flaky":0,"failed":0,"skipped":1,"interrupted":1,
+                        "duration_ms":2000,"usage":null,"cancelled":true},
+            "tasks": [
+                {"id":"wave-1/a/fast-one","outcome":"succeeded","attempts":1,"kind":null,"message":null,
+                 "duration_ms":5,"usage":null,"flaky":false},
+                {"id":"wave-1/a/slow-one","outcome":"interrupted","attempts":1,"kind":"cancelled",
+                 "message":"interrupted","duration_ms":1900,"usage":null,"flaky":false},
+                {"id":"wave-2/a/later","outcome":"skipped","attempts":0,"kind":null,
+                 "message":"interrupted","duration_ms":0,"usage":null,"flaky":false}
+            ]
+        }))
+        .unwrap();
+        let text = render(&report, &st, Paint { on: false });
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "interrupted: 3 tasks in 2.0s: 1 succeeded, 1 skipped, 1 interrupted"
+        );
+        assert_eq!(
+            lines[1],
+            "  interrupted wave-1/a/slow-one slow one (attempt 1; the next run retries it)"
+        );
+        assert_eq!(lines[2], "  skipped wave-2/a/later: interrupted");
+    }
 }

@@ -250,3 +250,49 @@ fn escape_codes_a_subagent_prints_never_reach_the_log_status_or_junit() {
     let body = failure.text().unwrap_or("");
     assert!(!has_control(body) && !body.contains('\u{FFFD}'), "{body:?}");
 }
+
+#[test]
+fn a_task_interrupted_by_ctrl_c_is_named_in_the_summary_in_status_and_on_the_rerun() {
+    let f = crate::Fixture::new(
+        "# Int\n\n## Wave 1\n### a\n- [ ] fast one\n- [ ] slow one\n## Wave 2\n### a\n- [ ] later\n",
+    );
+    f.script(
+        "ag.sh",
+        "case \"$MDBATCH_TASK\" in slow*) [ -e slow-started ] && exit 0; touch slow-started; sleep 30;; esac\n",
+    );
+    let run = f
+        .command(&["run", "--cmd", "./ag.sh", "-j", "1"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let limit = std::time::Duration::from_secs(20);
+    crate::wait_for("the slow task", limit, || f.file("slow-started").exists());
+    // SAFETY: signalling the child we started.
+    unsafe { libc::kill(run.id() as libc::pid_t, libc::SIGINT) };
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("  interrupted wave-1/a/slow-one slow one (attempt 1"),
+        "{err}"
+    );
+
+    let status = f.mdbatch(&["status"]);
+    let text = String::from_utf8(status.stdout).unwrap();
+    assert!(
+        text.contains("interrupted (the last run stopped them"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  wave-1/a/slow-one slow one (attempt 1)"),
+        "{text}"
+    );
+
+    let rerun = f.mdbatch(&["run", "--cmd", "./ag.sh"]);
+    assert_eq!(rerun.status.code(), Some(0));
+    let err = String::from_utf8(rerun.stderr).unwrap();
+    assert!(
+        err.contains("a previous run left 1 unfinished, retrying: wave-1/a/slow-one"),
+        "{err}"
+    );
+}

@@ -117,7 +117,8 @@ pub enum RunEvent {
         jobs: u32,
         /// The runner's name.
         runner: String,
-        /// Attempts the journal shows started and never finished (a previous run was killed).
+        /// Tasks a previous run left unfinished: an attempt the journal shows
+        /// started and never ended (that run was killed), or one it interrupted.
         unfinished: Vec<String>,
     },
     /// An attempt starts.

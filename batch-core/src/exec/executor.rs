@@ -492,6 +492,18 @@ impl Dispatcher {
                 orphans.push((u.id.clone(), pid));
             }
         }
+        // A task a previous run interrupted (Ctrl-C, a fatal stop) ended its
+        // attempt, so it is not in `unfinished`; it is left unfinished all the
+        // same, and the run start names it.
+        for n in &nodes {
+            let id = &n.spec.id;
+            if history.tasks.get(id).is_some_and(|h| {
+                h.last_outcome == Some(AttemptOutcome::Interrupted) && !h.unfinished
+            }) && !unfinished_ids.contains(id)
+            {
+                unfinished_ids.push(id.clone());
+            }
+        }
         if ex.options.resume_sessions {
             for (id, h) in &history.tasks {
                 if let Some(&i) = id_to_node.get(id)
