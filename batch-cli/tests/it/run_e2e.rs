@@ -314,3 +314,40 @@ echo "$MDBATCH_TASK_ID" >> ran.log
     assert!(warned_at < started_at, "{stdout}");
     assert_eq!(count(&d.read("ran.log"), "t1"), 2);
 }
+
+#[test]
+fn a_box_checked_by_hand_during_the_run_is_not_run_and_the_run_exits_0() {
+    let d = Dir::new(
+        "# Chores\n\n## Wave 1\n\n- [ ] <!-- id: t1 --> first chore\n\n## Wave 2\n\n- [ ] <!-- id: t2 --> second chore\n",
+    );
+    // While t1 runs, the user checks t2 by hand.
+    std::fs::write(
+        d.path("agent.sh"),
+        r#"#!/bin/sh
+echo "$MDBATCH_TASK_ID" >> ran.log
+if [ "$MDBATCH_TASK_ID" = t1 ]; then
+  sed -i 's/- \[ \] <!-- id: t2/- [x] <!-- id: t2/' tasks.md
+fi
+"#,
+    )
+    .unwrap();
+    let out = d.run(&[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(d.read("ran.log"), "t1\n");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains("checked by hand during the run")
+            || stderr.contains("checked by hand during the run"),
+        "{stdout}{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.path("tasks.md")).unwrap(),
+        "# Chores\n\n## Wave 1\n\n- [x] <!-- id: t1 --> first chore\n\n## Wave 2\n\n- [x] <!-- id: t2 --> second chore\n"
+    );
+}
