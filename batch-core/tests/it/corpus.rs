@@ -7,7 +7,7 @@ use batch_core::{Dialect, Document, ParseOptions};
 
 /// `../shared/corpus` beside the repository, or `$MDBATCH_CORPUS` (for
 /// checkouts that live elsewhere, such as git worktrees).
-fn corpus_dir() -> PathBuf {
+pub(crate) fn corpus_dir() -> PathBuf {
     match std::env::var_os("MDBATCH_CORPUS") {
         Some(dir) => PathBuf::from(dir),
         None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus")),
@@ -15,7 +15,7 @@ fn corpus_dir() -> PathBuf {
 }
 
 /// The corpus files (`*.md`), or `None` (with the reason printed) when absent.
-fn corpus_files() -> Option<Vec<PathBuf>> {
+pub(crate) fn corpus_files() -> Option<Vec<PathBuf>> {
     let dir = corpus_dir();
     let entries = match std::fs::read_dir(&dir) {
         Ok(e) => e,

@@ -2,7 +2,7 @@
 //! file of `../shared/corpus`: the order a user of each tool expects, snapshots
 //! of `mdbatch plan`'s text, and the JSON schema.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use batch_core::plan::{PlanFormat, ReadyTracker, render};
 use batch_core::{Dialect, Document, ParseOptions, Plan, PlanOptions};
@@ -290,36 +290,9 @@ fn unknown_dependencies_are_errors_naming_the_place_and_a_suggestion() {
     assert_eq!(err.0[0].help.as_deref(), Some("did you mean `T001`?"));
 }
 
-/// `../shared/corpus` beside the repository, or `$MDBATCH_CORPUS`.
-fn corpus_dir() -> PathBuf {
-    match std::env::var_os("MDBATCH_CORPUS") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus")),
-    }
-}
-
-fn corpus_files(dir: &Path) -> Option<Vec<PathBuf>> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => {
-            println!(
-                "skipping: corpus folder {} is not readable: {e}",
-                dir.display()
-            );
-            return None;
-        }
-    };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "md"))
-        .collect();
-    files.sort();
-    Some(files)
-}
-
 #[test]
 fn every_corpus_file_plans_without_error_strict_and_cross_wave() {
-    let Some(files) = corpus_files(&corpus_dir()) else {
+    let Some(files) = crate::corpus::corpus_files() else {
         return;
     };
     for path in files {
