@@ -129,6 +129,9 @@ fn build_runner(args: &RunArgs) -> anyhow::Result<Arc<dyn SubagentRunner>> {
         let runner = CommandRunnerBuilder::new(cmd.clone())
             .build()
             .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if let Some(warning) = runner.shell_warning() {
+            eprintln!("warning: {warning}");
+        }
         return Ok(Arc::new(runner));
     }
     if let Some(kind) = args.runner {

@@ -151,6 +151,29 @@ fn parse_arg(arg: &str) -> Result<Vec<Piece>, String> {
 }
 
 impl CommandRunner {
+    /// A warning when the template hands task text to a shell as script
+    /// (`sh -c "agent {task}"`): the text is then run as shell code. mdbatch
+    /// never adds a shell itself; this is the one way a user can, so say so.
+    pub fn shell_warning(&self) -> Option<String> {
+        const SHELLS: &[&str] = &["sh", "bash", "zsh", "dash", "ksh", "fish"];
+        let raw = self.template_argv();
+        let pos = raw.windows(2).position(|w| {
+            let name = w[0].rsplit('/').next().unwrap_or(&w[0]);
+            SHELLS.contains(&name) && w[1].starts_with('-') && w[1].contains('c')
+        })?;
+        let script = raw.get(pos + 2)?;
+        let text = ["{prompt}", "{task}"]
+            .into_iter()
+            .find(|p| script.contains(p))?;
+        Some(format!(
+            "--cmd puts {text} inside a shell script given to `{shell} {flag}`: task text will run as \
+             shell code; pass it as an argument of its own instead, e.g. \
+             --cmd '{shell} {flag} \"my-agent \\\"$1\\\"\" _ {text}'",
+            shell = raw[pos],
+            flag = raw[pos + 1],
+        ))
+    }
+
     /// The template's arguments as split (placeholders not yet substituted).
     pub fn template_argv(&self) -> &[String] {
         &self.raw
@@ -320,6 +343,23 @@ impl SubagentRunner for CommandRunner {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_placeholder_inside_a_shell_script_is_warned_about() {
+        let warn = |t: &str| {
+            CommandRunnerBuilder::new(t)
+                .build()
+                .unwrap()
+                .shell_warning()
+        };
+        let w = warn("sh -c 'my-agent {task}'").expect("task text in a script");
+        assert!(w.contains("{task}") && w.contains("shell code"), "{w}");
+        assert!(warn("/bin/bash -lc \"agent {prompt}\"").is_some());
+        // As its own argument after the script, the text is data: no warning.
+        assert!(warn("sh -c 'my-agent \"$1\"' _ {task}").is_none());
+        assert!(warn("my-agent {task}").is_none());
+        assert!(warn("sh -c 'echo {id}'").is_none());
+    }
     use super::*;
 
     fn spec() -> TaskSpec {
