@@ -20,14 +20,7 @@ pub fn run(args: &PlanArgs, color: ColorChoice) -> u8 {
     let text = String::from_utf8_lossy(&bytes);
     let doc = match Document::parse_bytes(&bytes, &options) {
         Ok(doc) => doc,
-        Err(mut e) => {
-            print_diagnostics(&mut e.0, &text, color);
-            eprintln!(
-                "error: {} cannot be planned; `mdbatch check` lists every problem",
-                path.display()
-            );
-            return exit::USAGE;
-        }
+        Err(mut e) => return cannot_plan(&path, &mut e.0, &text, color),
     };
     let mut warnings = doc.warnings.clone();
     print_diagnostics(&mut warnings, &text, color);
@@ -36,14 +29,7 @@ pub fn run(args: &PlanArgs, color: ColorChoice) -> u8 {
     }
     let plan = match Plan::build(&doc, &resolve::plan_options(&args.select)) {
         Ok(plan) => plan,
-        Err(mut e) => {
-            print_diagnostics(&mut e.0, &text, color);
-            eprintln!(
-                "error: {} cannot be planned; `mdbatch check` lists every problem",
-                path.display()
-            );
-            return exit::USAGE;
-        }
+        Err(mut e) => return cannot_plan(&path, &mut e.0, &text, color),
     };
     let format = match args.format {
         PlanFormatArg::Text => PlanFormat::Text,
@@ -53,6 +39,16 @@ pub fn run(args: &PlanArgs, color: ColorChoice) -> u8 {
     };
     print!("{}", render(&doc, &plan, format));
     exit::SUCCESS
+}
+
+/// Prints the problems that stop a plan, and says so; returns the exit code.
+fn cannot_plan(path: &Path, diags: &mut [batch_core::Diagnostic], text: &str, color: bool) -> u8 {
+    print_diagnostics(diags, text, color);
+    eprintln!(
+        "error: {} cannot be planned; `mdbatch check` lists every problem",
+        path.display()
+    );
+    exit::USAGE
 }
 
 /// `--show-prompt ID`: the prompt a subagent would get for that task.
