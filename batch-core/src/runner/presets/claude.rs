@@ -24,9 +24,10 @@
 
 use serde_json::Value;
 
-use super::{
-    Agent, AgentStream, AttemptPlan, Caps, PresetOptions, Session, http_status_in, is_auth_error,
-    is_connection_error, is_usage_limit, main_arg, now_epoch, reset_wait, retry_in, short,
+use super::agent::{Agent, AgentStream, AttemptPlan, Caps, Cli, Session};
+use super::classify::{
+    http_status_in, is_auth_error, is_connection_error, is_usage_limit, main_arg, now_epoch,
+    reset_wait, retry_in, short,
 };
 use crate::error::{ErrorKind, RunError};
 use crate::runner::process::ProcessExit;
@@ -36,54 +37,21 @@ use crate::runner::{Progress, Stream, TaskOutput, Usage};
 pub(crate) const DEFAULT_PERMISSION_MODE: &str = "acceptEdits";
 
 pub(crate) struct Claude {
-    program: String,
-    model: Option<String>,
-    max_turns: Option<u32>,
-    permission_mode: String,
-    agent_args: Vec<String>,
-    env: Vec<(String, String)>,
-}
-
-impl Claude {
-    pub(crate) fn new(program: std::path::PathBuf, opts: &PresetOptions) -> Self {
-        Self {
-            program: program.display().to_string(),
-            model: opts.model.clone(),
-            max_turns: opts.max_turns,
-            permission_mode: opts
-                .permission_mode
-                .clone()
-                .unwrap_or_else(|| DEFAULT_PERMISSION_MODE.to_string()),
-            agent_args: opts.agent_args.clone(),
-            env: opts.env.clone(),
-        }
-    }
+    pub(crate) permission_mode: String,
 }
 
 impl Agent for Claude {
-    fn name(&self) -> &'static str {
-        "claude"
-    }
+    const NAME: &'static str = "claude";
+    const CAPS: Caps = Caps {
+        resume: true,
+        max_turns: true,
+        resume_needs_progress: false,
+        chooses_session_id: true,
+    };
 
-    fn caps(&self) -> Caps {
-        Caps {
-            resume: true,
-            max_turns: true,
-            resume_needs_progress: false,
-        }
-    }
-
-    fn chooses_session_id(&self) -> bool {
-        true
-    }
-
-    fn base_max_turns(&self) -> Option<u32> {
-        self.max_turns
-    }
-
-    fn command(&self, plan: &AttemptPlan) -> (Vec<String>, Vec<(String, String)>) {
+    fn command(&self, cli: &Cli, plan: &AttemptPlan) -> (Vec<String>, Vec<(String, String)>) {
         let mut argv = vec![
-            self.program.clone(),
+            cli.program.clone(),
             "-p".into(),
             "--output-format".into(),
             "stream-json".into(),
@@ -98,10 +66,10 @@ impl Agent for Claude {
             argv.extend(["--max-turns".into(), n.to_string()]);
         }
         argv.extend(["--permission-mode".into(), self.permission_mode.clone()]);
-        if let Some(m) = &self.model {
+        if let Some(m) = &cli.model {
             argv.extend(["--model".into(), m.clone()]);
         }
-        argv.extend(self.agent_args.iter().cloned());
+        argv.extend(cli.agent_args.iter().cloned());
         argv.push("--".into());
         argv.push(plan.prompt.clone());
         let mut env = Vec::new();
@@ -109,12 +77,12 @@ impl Agent for Claude {
             ("CLAUDE_CODE_MAX_RETRIES", "1"),
             ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
         ] {
-            let user_set = std::env::var_os(k).is_some() || self.env.iter().any(|(ek, _)| ek == k);
+            let user_set = std::env::var_os(k).is_some() || cli.env.iter().any(|(ek, _)| ek == k);
             if !user_set {
                 env.push((k.to_string(), v.to_string()));
             }
         }
-        env.extend(self.env.iter().cloned());
+        env.extend(cli.env.iter().cloned());
         (argv, env)
     }
 

@@ -21,9 +21,10 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 
-use super::{
-    Agent, AgentStream, AttemptPlan, Caps, PresetOptions, Session, http_status_in, is_auth_error,
-    is_connection_error, is_usage_limit, main_arg, now_epoch, reset_wait, retry_in, short,
+use super::agent::{Agent, AgentStream, AttemptPlan, Caps, Cli, Session};
+use super::classify::{
+    http_status_in, is_auth_error, is_connection_error, is_usage_limit, main_arg, now_epoch,
+    reset_wait, retry_in, short,
 };
 use crate::error::{ErrorKind, RunError};
 use crate::runner::process::ProcessExit;
@@ -33,51 +34,20 @@ use crate::runner::{Progress, Stream, TaskOutput, Usage};
 pub(crate) const DEFAULT_SANDBOX: &str = "workspace-write";
 
 pub(crate) struct Codex {
-    program: String,
-    model: Option<String>,
-    sandbox: String,
-    agent_args: Vec<String>,
-    env: Vec<(String, String)>,
-}
-
-impl Codex {
-    pub(crate) fn new(program: std::path::PathBuf, opts: &PresetOptions) -> Self {
-        Self {
-            program: program.display().to_string(),
-            model: opts.model.clone(),
-            sandbox: opts
-                .sandbox
-                .clone()
-                .unwrap_or_else(|| DEFAULT_SANDBOX.to_string()),
-            agent_args: opts.agent_args.clone(),
-            env: opts.env.clone(),
-        }
-    }
+    pub(crate) sandbox: String,
 }
 
 impl Agent for Codex {
-    fn name(&self) -> &'static str {
-        "codex"
-    }
+    const NAME: &'static str = "codex";
+    const CAPS: Caps = Caps {
+        resume: true,
+        max_turns: false,
+        resume_needs_progress: false,
+        chooses_session_id: false,
+    };
 
-    fn caps(&self) -> Caps {
-        Caps {
-            resume: true,
-            max_turns: false,
-            resume_needs_progress: false,
-        }
-    }
-
-    fn chooses_session_id(&self) -> bool {
-        false
-    }
-
-    fn base_max_turns(&self) -> Option<u32> {
-        None
-    }
-
-    fn command(&self, plan: &AttemptPlan) -> (Vec<String>, Vec<(String, String)>) {
-        let mut argv = vec![self.program.clone(), "exec".into()];
+    fn command(&self, cli: &Cli, plan: &AttemptPlan) -> (Vec<String>, Vec<(String, String)>) {
+        let mut argv = vec![cli.program.clone(), "exec".into()];
         if let Session::Resume(_) = plan.session {
             argv.push("resume".into());
         }
@@ -98,16 +68,16 @@ impl Agent for Codex {
         } else {
             argv.extend(["--sandbox".into(), self.sandbox.clone()]);
         }
-        if let Some(m) = &self.model {
+        if let Some(m) = &cli.model {
             argv.extend(["--model".into(), m.clone()]);
         }
-        argv.extend(self.agent_args.iter().cloned());
+        argv.extend(cli.agent_args.iter().cloned());
         argv.push("--".into());
         if let Session::Resume(id) = &plan.session {
             argv.push(id.clone());
         }
         argv.push(plan.prompt.clone());
-        (argv, self.env.clone())
+        (argv, cli.env.clone())
     }
 
     fn parser(&self) -> Box<dyn AgentStream> {

@@ -23,9 +23,9 @@
 
 use serde_json::Value;
 
-use super::{
-    Agent, AgentStream, AttemptPlan, Caps, PresetOptions, Session, http_status_in, is_auth_error,
-    is_connection_error, main_arg, retry_in, short,
+use super::agent::{Agent, AgentStream, AttemptPlan, Caps, Cli, Session};
+use super::classify::{
+    http_status_in, is_auth_error, is_connection_error, main_arg, retry_in, short,
 };
 use crate::error::{ErrorKind, RunError};
 use crate::runner::process::ProcessExit;
@@ -35,52 +35,21 @@ use crate::runner::{Progress, Stream, TaskOutput, Usage};
 pub(crate) const DEFAULT_APPROVAL_MODE: &str = "yolo";
 
 pub(crate) struct Gemini {
-    program: String,
-    model: Option<String>,
-    approval_mode: String,
-    agent_args: Vec<String>,
-    env: Vec<(String, String)>,
-}
-
-impl Gemini {
-    pub(crate) fn new(program: std::path::PathBuf, opts: &PresetOptions) -> Self {
-        Self {
-            program: program.display().to_string(),
-            model: opts.model.clone(),
-            approval_mode: opts
-                .approval_mode
-                .clone()
-                .unwrap_or_else(|| DEFAULT_APPROVAL_MODE.to_string()),
-            agent_args: opts.agent_args.clone(),
-            env: opts.env.clone(),
-        }
-    }
+    pub(crate) approval_mode: String,
 }
 
 impl Agent for Gemini {
-    fn name(&self) -> &'static str {
-        "gemini"
-    }
+    const NAME: &'static str = "gemini";
+    const CAPS: Caps = Caps {
+        resume: true,
+        max_turns: false,
+        resume_needs_progress: true,
+        chooses_session_id: true,
+    };
 
-    fn caps(&self) -> Caps {
-        Caps {
-            resume: true,
-            max_turns: false,
-            resume_needs_progress: true,
-        }
-    }
-
-    fn chooses_session_id(&self) -> bool {
-        true
-    }
-
-    fn base_max_turns(&self) -> Option<u32> {
-        None
-    }
-
-    fn command(&self, plan: &AttemptPlan) -> (Vec<String>, Vec<(String, String)>) {
+    fn command(&self, cli: &Cli, plan: &AttemptPlan) -> (Vec<String>, Vec<(String, String)>) {
         let mut argv = vec![
-            self.program.clone(),
+            cli.program.clone(),
             "--output-format".into(),
             "stream-json".into(),
             "--skip-trust".into(),
@@ -91,12 +60,12 @@ impl Agent for Gemini {
             Session::Fresh(None) => {}
             Session::Resume(id) => argv.push(format!("--resume={id}")),
         }
-        if let Some(m) = &self.model {
+        if let Some(m) = &cli.model {
             argv.push(format!("--model={m}"));
         }
-        argv.extend(self.agent_args.iter().cloned());
+        argv.extend(cli.agent_args.iter().cloned());
         argv.push(format!("--prompt={}", plan.prompt));
-        (argv, self.env.clone())
+        (argv, cli.env.clone())
     }
 
     fn parser(&self) -> Box<dyn AgentStream> {
