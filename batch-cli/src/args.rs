@@ -305,6 +305,6 @@ pub struct CompletionsArgs {
     pub shell: clap_complete::Shell,
 }
 
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    batch_core::util::parse_duration(s)
+fn parse_duration(s: &str) -> Result<std::time::Duration, batch_core::DurationError> {
+    batch_core::parse_duration(s)
 }

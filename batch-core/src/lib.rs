@@ -51,22 +51,78 @@
 //! # Ok::<(), batch_core::Diagnostics>(())
 //! ```
 //!
-//! Running needs a runner; see [`SubagentRunner`] and the `embed` example.
+//! Running needs a runner; see [`SubagentRunner`] and the `embed` example
+//! (`cargo run -p batch-core --example embed`).
+//!
+//! ## Cargo features
+//!
+//! - `exec` (on by default): the executor, the runner trait and the built-in
+//!   runners, the journal and the lock. It brings tokio and a process
+//!   supervisor, and supports **Unix only** (Linux, macOS): subagents run in
+//!   their own process group and are stopped with `SIGTERM`/`SIGKILL`.
+//! - Without it (`default-features = false`) the crate parses and plans on
+//!   any platform and depends only on pulldown-cmark, serde, serde_json and
+//!   thiserror: [`Document`], [`Plan`], [`plan::check`], the renderers, the
+//!   event schema ([`RunEvent`], [`Envelope`]) and [`PromptTemplate`].
+//!
+//! ## Stability
+//!
+//! Everything an embedder needs is reachable from the crate root and from
+//! the documented modules ([`doc`], [`plan`], [`runner`], [`exec`]). Until
+//! 1.0, a minor version (0.x → 0.x+1) may change this API; a patch version
+//! does not. Enums and structs marked `#[non_exhaustive]` grow without a
+//! breaking change: match them with a wildcard arm and build them with their
+//! constructors. The JSON of plans, events and the journal is versioned
+//! separately ([`SCHEMA_VERSION`]); readers must ignore unknown fields and
+//! event types. Items marked `#[doc(hidden)]` exist for the `mdbatch` binary
+//! and carry no stability promise.
 #![warn(missing_docs)]
+
+#[cfg(all(feature = "exec", not(unix)))]
+compile_error!(
+    "batch-core's `exec` feature (running subagents) supports Unix only; \
+     use `default-features = false` to parse and plan on this platform"
+);
 
 pub mod doc;
 mod error;
 pub mod exec;
 pub mod plan;
 pub mod runner;
+#[cfg(feature = "exec")]
+#[doc(hidden)]
 pub mod store;
-pub mod util;
+mod usage;
+mod util;
 
 pub use doc::{Dialect, Document, ParseOptions, Task};
 pub use error::*;
-pub use exec::{Envelope, Executor, ExecutorBuilder, RunEvent, RunOptions, RunReport};
-pub use plan::{Plan, PlanOptions};
+pub use exec::{Envelope, Outcome, RunEvent, RunSummary, SCHEMA_VERSION};
+#[cfg(feature = "exec")]
+pub use exec::{Executor, ExecutorBuilder, RunOptions, RunReport, TaskReport};
+pub use plan::{Plan, PlanFormat, PlanOptions, render as render_plan};
+#[cfg(feature = "exec")]
+pub use runner::presets::{self, PresetKind, PresetOptions};
+#[cfg(feature = "exec")]
 pub use runner::{
-    CommandRunner, Progress, ProgressSink, PromptTemplate, RunContext, SubagentRunner, TaskOutput,
-    TaskSpec, Usage,
+    CancelReason, CommandRunner, CommandRunnerBuilder, ProgressItem, ProgressSink, RunContext,
+    SubagentRunner,
 };
+pub use runner::{
+    DEFAULT_TEMPLATE, Progress, PromptTemplate, Stream, TaskOutput, TaskSpec, TemplateError,
+};
+pub use usage::Usage;
+#[cfg(feature = "exec")]
+#[doc(hidden)]
+pub use util::now_rfc3339;
+pub use util::{format_duration, parse_duration};
+
+/// Re-exported: the token that cancels a run or an attempt
+/// ([`ExecutorBuilder::cancel_token`], [`RunContext::cancel`]).
+#[cfg(feature = "exec")]
+pub use tokio_util::sync::CancellationToken;
+
+/// Re-exported: the attribute that implements [`SubagentRunner`]
+/// (`#[batch_core::async_trait]`).
+#[cfg(feature = "exec")]
+pub use async_trait::async_trait;

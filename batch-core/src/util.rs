@@ -2,12 +2,14 @@
 
 use std::time::Duration;
 
+use crate::error::DurationError;
+
 /// Parses a duration written as `90s`, `30m`, `1h`, `1h30m`, `500ms` or a bare
 /// number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let s = text.trim();
     if s.is_empty() {
-        return Err("empty duration; write e.g. `90s`, `30m` or `1h`".into());
+        return Err(DurationError::Empty);
     }
     if let Ok(secs) = s.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
@@ -32,7 +34,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         }
         let value: f64 = num
             .parse()
-            .map_err(|_| format!("bad duration `{text}`; write e.g. `90s`, `30m` or `1h`"))?;
+            .map_err(|_| DurationError::Malformed(text.to_string()))?;
         num.clear();
         let secs = match unit.as_str() {
             "ms" => value / 1000.0,
@@ -40,21 +42,20 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "m" | "min" | "mins" => value * 60.0,
             "h" | "hr" | "hours" => value * 3600.0,
             _ => {
-                return Err(format!(
-                    "bad duration unit `{unit}` in `{text}`; use ms, s, m or h"
-                ));
+                return Err(DurationError::Unit {
+                    unit,
+                    text: text.to_string(),
+                });
             }
         };
         if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
-            return Err(format!("duration `{text}` is out of range"));
+            return Err(DurationError::OutOfRange(text.to_string()));
         }
         total += Duration::from_secs_f64(secs);
         any = true;
     }
     if !num.is_empty() || !any {
-        return Err(format!(
-            "bad duration `{text}`; write e.g. `90s`, `30m` or `1h`"
-        ));
+        return Err(DurationError::Malformed(text.to_string()));
     }
     Ok(total)
 }
@@ -78,6 +79,7 @@ pub fn format_duration(d: Duration) -> String {
 }
 
 /// The current UTC time as RFC 3339 with milliseconds.
+#[cfg(feature = "exec")]
 pub fn now_rfc3339() -> String {
     let now = time::OffsetDateTime::now_utc();
     let fmt = time::macros::format_description!(
@@ -88,6 +90,7 @@ pub fn now_rfc3339() -> String {
 }
 
 /// Serde for `Duration` as a string such as `"90s"` (also accepts seconds as a number).
+#[cfg(feature = "exec")]
 pub(crate) mod duration {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
@@ -114,6 +117,7 @@ pub(crate) mod duration {
 }
 
 /// Serde for `Option<Duration>`.
+#[cfg(feature = "exec")]
 pub(crate) mod opt_duration {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
@@ -135,6 +139,7 @@ pub(crate) mod opt_duration {
 }
 
 /// `Duration` as an exact string that round-trips through [`parse_duration`].
+#[cfg(feature = "exec")]
 pub(crate) fn format_duration_exact(d: Duration) -> String {
     if d.subsec_millis() == 0 && d.subsec_nanos() == 0 {
         format!("{}s", d.as_secs())

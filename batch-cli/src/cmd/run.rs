@@ -171,7 +171,8 @@ fn preset_runner(kind: RunnerArg, args: &RunArgs) -> anyhow::Result<Arc<dyn Suba
 fn dry_run(path: &std::path::Path, popts: &batch_core::ParseOptions, args: &RunArgs) -> u8 {
     let doc = match Document::read(path, popts) {
         Ok(d) => d,
-        Err(d) => return diagnostics(&d),
+        Err(batch_core::ReadError::Invalid(d)) => return diagnostics(&d),
+        Err(e) => return usage(e.into()),
     };
     let plan = match Plan::build(&doc, &resolve::plan_options(&args.select)) {
         Ok(p) => p,

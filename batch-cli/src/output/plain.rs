@@ -72,7 +72,7 @@ impl Plain {
         let _ = write!(
             self.out,
             "{} {}",
-            batch_core::util::now_rfc3339(),
+            batch_core::now_rfc3339(),
             summary::render(report, state, self.paint)
         );
         let _ = self.out.flush();

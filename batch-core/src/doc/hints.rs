@@ -290,7 +290,7 @@ fn set(key: &str, value: &str, hints: &mut Hints) -> Result<(), String> {
 }
 
 fn parse_timeout(v: &str) -> Result<Duration, String> {
-    let d = crate::util::parse_duration(v)?;
+    let d = crate::util::parse_duration(v).map_err(|e| e.to_string())?;
     if d.is_zero() {
         return Err("a timeout must be longer than zero, e.g. `90s` or `30m`".into());
     }

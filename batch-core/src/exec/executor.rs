@@ -43,7 +43,9 @@ use super::options::{DEFAULT_JOBS, RunOptions};
 use super::retry;
 use super::schedule::{NodeState, Scheduler};
 use crate::doc::{Document, ParseOptions};
-use crate::error::{ErrorKind, RunError, RunSetupError, StoreError};
+use crate::error::{
+    ErrorKind, OptionsError, RunError, RunSetupError, RunnerSetupError, StoreError,
+};
 use crate::plan::{NodeIdx, Plan, PlanOptions};
 use crate::runner::{
     CancelReason, CommandRunnerBuilder, Progress, ProgressItem, ProgressSink, PromptTemplate,
@@ -178,25 +180,19 @@ impl ExecutorBuilder {
     /// Checks the options and builds the executor.
     pub fn build(self) -> Result<Executor, RunSetupError> {
         if self.options.jobs == Some(0) {
-            return Err(RunSetupError::Config("--jobs must be at least 1".into()));
+            return Err(OptionsError::ZeroJobs.into());
         }
         if self.options.timeout == Some(Duration::ZERO) {
-            return Err(RunSetupError::Config(
-                "--timeout must be more than 0 (leave it out for no timeout)".into(),
-            ));
+            return Err(OptionsError::ZeroTimeout.into());
         }
         let runner = match (self.runner, &self.options.cmd) {
             (Some(r), _) => r,
             (None, Some(cmd)) => Arc::new(
                 CommandRunnerBuilder::new(cmd.clone())
                     .build()
-                    .map_err(RunSetupError::Config)?,
+                    .map_err(RunnerSetupError::from)?,
             ),
-            (None, None) => {
-                return Err(RunSetupError::Config(
-                    "no runner: give a command template (--cmd) or a runner".into(),
-                ));
-            }
+            (None, None) => return Err(OptionsError::NoRunner.into()),
         };
         Ok(Executor {
             task_file: self.task_file,
@@ -255,21 +251,6 @@ impl Executor {
                 source: Arc::new(e),
             })?;
         rt.block_on(self.run())
-    }
-}
-
-fn store_setup_error(e: StoreError) -> RunSetupError {
-    match e {
-        StoreError::Io {
-            path,
-            message,
-            source,
-        } => RunSetupError::Io {
-            path,
-            message,
-            source,
-        },
-        other => RunSetupError::Config(other.to_string()),
     }
 }
 
@@ -418,10 +399,10 @@ impl Dispatcher {
 
         let state_dir = store::state_dir(&task_file);
         let lock = RunLock::acquire(&state_dir, &task_file)?;
-        taskfile::ensure_writable(&task_file).map_err(store_setup_error)?;
+        taskfile::ensure_writable(&task_file)?;
         let run_id = uuid::Uuid::new_v4().to_string();
         let history = JournalSummary::load(&state_dir).unwrap_or_default();
-        let journal = Journal::open(&state_dir, run_id.clone()).map_err(store_setup_error)?;
+        let journal = Journal::open(&state_dir, run_id.clone())?;
 
         let abs_file = std::path::absolute(&task_file).unwrap_or_else(|_| task_file.clone());
         let workdir = match &ex.options.workdir {

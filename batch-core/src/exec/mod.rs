@@ -7,12 +7,22 @@
 //! ready set over the DAG plus counters for `--jobs`, group limits and
 //! resources decide what starts next, highest critical-path first.
 
+//!
+//! The event schema ([`RunEvent`], [`Envelope`]) is always built; the
+//! executor needs the `exec` feature.
+
 mod events;
+#[cfg(feature = "exec")]
 mod executor;
+#[cfg(feature = "exec")]
 mod options;
+#[cfg(feature = "exec")]
 mod retry;
+#[cfg(feature = "exec")]
 mod schedule;
 
 pub use events::*;
+#[cfg(feature = "exec")]
 pub use executor::{Executor, ExecutorBuilder, RunReport, TaskReport};
+#[cfg(feature = "exec")]
 pub use options::RunOptions;

@@ -24,7 +24,7 @@ use async_trait::async_trait;
 
 use super::process::{ProcessCommand, ProcessExit, spawn_streaming};
 use super::{Progress, RunContext, SubagentRunner, TaskOutput, TaskSpec};
-use crate::error::{ErrorKind, RunError};
+use crate::error::{CommandTemplateError, ErrorKind, RunError};
 
 /// Placeholders a `--cmd` template may use.
 pub const CMD_PLACEHOLDERS: &[&str] = &["prompt", "task", "id", "file", "attempt"];
@@ -71,27 +71,44 @@ impl CommandRunnerBuilder {
 
     /// Splits the template; errors on unbalanced quotes, an empty command or
     /// an unknown placeholder.
-    pub fn build(self) -> Result<CommandRunner, String> {
-        let raw = shlex::split(&self.template)
-            .ok_or_else(|| format!("--cmd `{}`: unbalanced quotes", self.template))?;
+    ///
+    /// # Errors
+    ///
+    /// A [`CommandTemplateError`] saying what is wrong with the template.
+    pub fn build(self) -> Result<CommandRunner, CommandTemplateError> {
+        let template = self.template;
+        let Some(raw) = shlex::split(&template) else {
+            return Err(CommandTemplateError::UnbalancedQuotes { template });
+        };
         if raw.is_empty() {
-            return Err("--cmd is empty; give a command such as `my-agent {prompt}`".into());
+            return Err(CommandTemplateError::Empty);
         }
-        let argv = raw
+        let argv = match raw
             .iter()
             .map(|arg| parse_arg(arg))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("--cmd `{}`: {e}", self.template))?;
+        {
+            Ok(argv) => argv,
+            Err(name) => {
+                return Err(CommandTemplateError::UnknownPlaceholder {
+                    template,
+                    name,
+                    known: CMD_PLACEHOLDERS
+                        .iter()
+                        .map(|p| format!("{{{p}}}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
+        };
         if argv[0].iter().any(|p| !matches!(p, Piece::Lit(_))) {
-            return Err(format!(
-                "--cmd `{}`: the program name cannot be a placeholder",
-                self.template
-            ));
+            return Err(CommandTemplateError::PlaceholderProgram { template });
         }
         Ok(CommandRunner { argv, raw })
     }
 }
 
+/// The pieces of one argument; `Err` holds an unknown placeholder's name.
 fn parse_arg(arg: &str) -> Result<Vec<Piece>, String> {
     let mut pieces = Vec::new();
     let mut lit = String::new();
@@ -117,16 +134,7 @@ fn parse_arg(arg: &str) -> Result<Vec<Piece>, String> {
                         "id" => Piece::Id,
                         "file" => Piece::File,
                         "attempt" => Piece::Attempt,
-                        other => {
-                            return Err(format!(
-                                "unknown placeholder `{{{other}}}`; known: {}; write `{{{{` for a literal brace",
-                                CMD_PLACEHOLDERS
-                                    .iter()
-                                    .map(|p| format!("{{{p}}}"))
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            ));
-                        }
+                        other => return Err(other.to_string()),
                     };
                     if !lit.is_empty() {
                         pieces.push(Piece::Lit(std::mem::take(&mut lit)));
@@ -400,14 +408,26 @@ mod tests {
         let err = CommandRunnerBuilder::new("agent {promt}")
             .build()
             .unwrap_err();
-        assert!(err.contains("unknown placeholder `{promt}`"), "{err}");
         assert!(
-            CommandRunnerBuilder::new("agent 'unbalanced")
-                .build()
-                .is_err()
+            matches!(&err, CommandTemplateError::UnknownPlaceholder { name, .. } if name == "promt"),
+            "{err}"
         );
-        assert!(CommandRunnerBuilder::new("   ").build().is_err());
-        assert!(CommandRunnerBuilder::new("{prompt} x").build().is_err());
+        assert!(
+            err.to_string().contains("unknown placeholder `{promt}`"),
+            "{err}"
+        );
+        assert!(matches!(
+            CommandRunnerBuilder::new("agent 'unbalanced").build(),
+            Err(CommandTemplateError::UnbalancedQuotes { .. })
+        ));
+        assert_eq!(
+            CommandRunnerBuilder::new("   ").build().unwrap_err(),
+            CommandTemplateError::Empty
+        );
+        assert!(matches!(
+            CommandRunnerBuilder::new("{prompt} x").build(),
+            Err(CommandTemplateError::PlaceholderProgram { .. })
+        ));
     }
 
     #[test]

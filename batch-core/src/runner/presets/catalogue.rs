@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::agent::{AgentRunner, Cli};
 use super::{DemoRunner, ShellRunner, claude, codex, gemini};
-use crate::error::RunSetupError;
+use crate::error::RunnerSetupError;
 use crate::runner::SubagentRunner;
 
 /// The built-in runners.
@@ -76,15 +76,13 @@ impl fmt::Display for PresetKind {
 }
 
 impl std::str::FromStr for PresetKind {
-    type Err = String;
+    type Err = RunnerSetupError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         PresetKind::ALL
             .into_iter()
             .find(|k| k.name() == s)
-            .ok_or_else(|| {
-                format!("unknown runner `{s}`; expected claude, codex, gemini, shell or demo")
-            })
+            .ok_or_else(|| RunnerSetupError::UnknownPreset(s.to_string()))
     }
 }
 
@@ -126,7 +124,7 @@ pub struct PresetOptions {
 pub fn build(
     kind: PresetKind,
     opts: PresetOptions,
-) -> Result<Arc<dyn SubagentRunner>, RunSetupError> {
+) -> Result<Arc<dyn SubagentRunner>, RunnerSetupError> {
     let program = || resolve_program(kind, &opts);
     Ok(match kind {
         PresetKind::Claude => Arc::new(AgentRunner::new(
@@ -157,7 +155,7 @@ fn or_default(setting: &Option<String>, default: &str) -> String {
     setting.clone().unwrap_or_else(|| default.to_string())
 }
 
-fn resolve_program(kind: PresetKind, opts: &PresetOptions) -> Result<PathBuf, RunSetupError> {
+fn resolve_program(kind: PresetKind, opts: &PresetOptions) -> Result<PathBuf, RunnerSetupError> {
     let name = kind.program().unwrap_or("sh");
     let path_env = opts
         .env
@@ -171,21 +169,14 @@ fn resolve_program(kind: PresetKind, opts: &PresetOptions) -> Result<PathBuf, Ru
         Some(p) => find_on_path(&p.to_string_lossy(), path_env.as_deref()),
         None => find_on_path(name, path_env.as_deref()),
     };
-    found.ok_or_else(|| {
-        let shown = opts
+    found.ok_or_else(|| RunnerSetupError::ProgramNotFound {
+        program: opts
             .program
             .as_ref()
             .map(|p| p.display().to_string())
-            .unwrap_or_else(|| name.to_string());
-        RunSetupError::Config(format!(
-            "`{shown}` was not found{}; install it ({}) or check with `mdbatch doctor`",
-            if opts.program.is_some() {
-                ""
-            } else {
-                " on PATH"
-            },
-            kind.install_hint().unwrap_or("")
-        ))
+            .unwrap_or_else(|| name.to_string()),
+        on_path: opts.program.is_none(),
+        install: kind.install_hint().unwrap_or("").to_string(),
     })
 }
 

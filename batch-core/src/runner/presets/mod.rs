@@ -5,7 +5,7 @@
 //!
 //! [`build`] turns a [`PresetKind`] and [`PresetOptions`] into a runner; it
 //! finds the CLI before any task starts (a missing binary is a
-//! [`RunSetupError`](crate::RunSetupError) naming the install command):
+//! [`RunnerSetupError::ProgramNotFound`](crate::RunnerSetupError::ProgramNotFound) naming the install command):
 //!
 //! ```no_run
 //! use batch_core::runner::presets::{self, PresetKind, PresetOptions};
@@ -13,7 +13,7 @@
 //! let mut opts = PresetOptions::default();
 //! opts.model = Some("claude-sonnet-4-5".into());
 //! let runner = presets::build(PresetKind::Claude, opts)?;
-//! # Ok::<(), batch_core::RunSetupError>(())
+//! # Ok::<(), batch_core::RunnerSetupError>(())
 //! ```
 //!
 //! # How an agent preset runs an attempt
