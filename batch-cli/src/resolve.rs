@@ -43,9 +43,12 @@ pub fn parse_options(path: &Path, doc: &DocArgs) -> anyhow::Result<ParseOptions>
 
 /// Plan options from the selection arguments.
 pub fn plan_options(select: &SelectArgs) -> PlanOptions {
-    let mut opts = PlanOptions::default();
-    opts.cross_wave = select.cross_wave.then_some(true);
-    opts.only = select.only.clone();
-    opts.include_optional = select.include_optional;
-    opts
+    let opts = PlanOptions::new()
+        .with_only(&select.only)
+        .with_include_optional(select.include_optional);
+    if select.cross_wave {
+        opts.with_cross_wave(true)
+    } else {
+        opts
+    }
 }

@@ -18,6 +18,27 @@ pub struct Usage {
 }
 
 impl Usage {
+    /// Usage of `input_tokens` and `output_tokens`, without cost or turns.
+    pub fn new(input_tokens: u64, output_tokens: u64) -> Self {
+        Self {
+            input_tokens,
+            output_tokens,
+            ..Self::default()
+        }
+    }
+
+    /// Sets [`Usage::cost_usd`]: the cost in US dollars.
+    pub fn with_cost_usd(mut self, cost_usd: f64) -> Self {
+        self.cost_usd = Some(cost_usd);
+        self
+    }
+
+    /// Sets [`Usage::turns`]: the agent turns.
+    pub fn with_turns(mut self, turns: u32) -> Self {
+        self.turns = Some(turns);
+        self
+    }
+
     /// Adds another usage to this one.
     pub fn add(&mut self, other: &Usage) {
         self.input_tokens += other.input_tokens;

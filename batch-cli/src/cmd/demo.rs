@@ -42,9 +42,9 @@ pub fn run(args: &DemoArgs, color: ColorChoice) -> u8 {
             return exit::USAGE;
         }
     };
-    let mut options = RunOptions::default();
-    options.jobs = Some(4);
-    options.backoff_base = Duration::from_millis(500);
+    let options = RunOptions::new()
+        .with_jobs(4)
+        .with_backoff_base(Duration::from_millis(500));
     let output = Output::new(false, false, color);
     let result = ExecutorBuilder::new(&file)
         .options(options)
@@ -97,14 +97,53 @@ fn prepare(dir: Option<&Path>) -> Result<PathBuf, String> {
 }
 
 fn next_steps(dir: &Path) -> String {
+    let (m, install) = match invocation() {
+        Some(m) => (m, String::new()),
+        None => {
+            let exe = std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "mdbatch".to_string());
+            (
+                shell_quote(&exe),
+                "\n(`mdbatch` is not on your PATH yet: `cargo install --path batch-cli` puts it there.)"
+                    .to_string(),
+            )
+        }
+    };
     format!(
         "The demo batch is in {d}
 Try next:
-  cd {d}
-  mdbatch plan                          # the waves, groups and the dependency it ran
-  mdbatch status                        # what is done, which task needed a retry
-  mdbatch reset --all --yes && mdbatch run --runner demo   # run it again
-Then write your own tasks.md (`mdbatch init`) and run it with `mdbatch run --runner claude`.",
-        d = dir.display()
+  cd {qd}
+  {m} plan                          # the waves, groups and the dependency it ran
+  {m} status                        # what is done, which task needed a retry
+  {m} reset --all --yes && {m} run --runner demo   # run it again
+Then write your own tasks.md (`{m} init`) and run it with `{m} run --runner claude`.{install}",
+        d = dir.display(),
+        qd = shell_quote(&dir.display().to_string()),
     )
+}
+
+/// `mdbatch` when that name on `PATH` is this very program; `None` when the
+/// user started it some other way (`cargo run`, a path) and `mdbatch` would
+/// not work where they stand.
+fn invocation() -> Option<String> {
+    let me = std::env::current_exe().ok()?.canonicalize().ok()?;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .filter(|d| !d.as_os_str().is_empty())
+        .filter_map(|d| d.join("mdbatch").canonicalize().ok())
+        .next()
+        .filter(|found| *found == me)
+        .map(|_| "mdbatch".to_string())
+}
+
+/// `s` as one shell word (quoted only when it needs to be).
+fn shell_quote(s: &str) -> String {
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+:@%".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }

@@ -84,30 +84,46 @@ pub fn run(args: &RunArgs, color: ColorChoice) -> u8 {
 }
 
 fn run_options(args: &RunArgs, popts: &batch_core::ParseOptions) -> anyhow::Result<RunOptions> {
-    let mut o = RunOptions::default();
-    o.jobs = args.jobs;
-    if let Some(r) = args.retries {
-        o.retries = r;
-    }
-    o.timeout = args.timeout;
-    if let Some(g) = args.grace {
-        o.grace = g;
-    }
-    if let Some(w) = args.max_wait {
-        o.max_wait = w;
-    }
-    o.verify = args.verify.clone();
-    o.fail_fast = args.fail_fast;
-    o.cross_wave = args.select.cross_wave.then_some(true);
-    o.only = args.select.only.clone();
-    o.include_optional = args.select.include_optional;
-    o.dialect = popts.dialect;
-    o.wave_level = popts.wave_level;
-    o.workdir = args.workdir.clone();
-    o.resume_sessions = args.resume_sessions;
-    o.cmd = args.cmd.clone();
-    if o.jobs == Some(0) {
+    if args.jobs == Some(0) {
         anyhow::bail!("--jobs must be at least 1");
+    }
+    if args.timeout == Some(std::time::Duration::ZERO) {
+        anyhow::bail!("--timeout must be more than 0 (leave it out for no timeout)");
+    }
+    let defaults = RunOptions::new();
+    let mut o = RunOptions::new()
+        .with_retries(args.retries.unwrap_or(defaults.retries))
+        .with_grace(args.grace.unwrap_or(defaults.grace))
+        .with_max_wait(args.max_wait.unwrap_or(defaults.max_wait))
+        .with_fail_fast(args.fail_fast)
+        .with_only(&args.select.only)
+        .with_include_optional(args.select.include_optional)
+        .with_resume_sessions(args.resume_sessions);
+    // The optional settings stay unset (the document or the default decides)
+    // unless given.
+    if let Some(jobs) = args.jobs {
+        o = o.with_jobs(jobs);
+    }
+    if let Some(timeout) = args.timeout {
+        o = o.with_timeout(timeout);
+    }
+    if let Some(verify) = &args.verify {
+        o = o.with_verify(verify);
+    }
+    if args.select.cross_wave {
+        o = o.with_cross_wave(true);
+    }
+    if let Some(dialect) = popts.dialect {
+        o = o.with_dialect(dialect);
+    }
+    if let Some(level) = popts.wave_level {
+        o = o.with_wave_level(level);
+    }
+    if let Some(workdir) = &args.workdir {
+        o = o.with_workdir(workdir);
+    }
+    if let Some(cmd) = &args.cmd {
+        o = o.with_cmd(cmd);
     }
     Ok(o)
 }
@@ -154,12 +170,19 @@ fn preset_runner(kind: RunnerArg, args: &RunArgs) -> anyhow::Result<Arc<dyn Suba
         RunnerArg::Shell => PresetKind::Shell,
         RunnerArg::Demo => PresetKind::Demo,
     };
-    let mut opts = PresetOptions::default();
-    opts.model = args.model.clone();
-    opts.max_turns = args.max_turns;
-    opts.agent_args = args.agent_args.clone();
-    opts.permission_mode = args.permission_mode.clone();
-    opts.sandbox = args.sandbox.clone();
+    let mut opts = PresetOptions::new().with_agent_args(&args.agent_args);
+    if let Some(model) = &args.model {
+        opts = opts.with_model(model);
+    }
+    if let Some(turns) = args.max_turns {
+        opts = opts.with_max_turns(turns);
+    }
+    if let Some(mode) = &args.permission_mode {
+        opts = opts.with_permission_mode(mode);
+    }
+    if let Some(sandbox) = &args.sandbox {
+        opts = opts.with_sandbox(sandbox);
+    }
     let runner =
         presets::build(kind, opts).map_err(|e| anyhow::anyhow!("--runner {}: {e}", kind.name()))?;
     if let Some(w) = presets::version::untested_warning(kind, None) {

@@ -272,6 +272,18 @@ impl ParseOptions {
             ..Self::default()
         }
     }
+
+    /// Sets [`ParseOptions::wave_level`]: the heading level of waves.
+    pub fn with_wave_level(mut self, level: u8) -> Self {
+        self.wave_level = Some(level);
+        self
+    }
+
+    /// Sets [`ParseOptions::dialect`]: the dialect to read the file as.
+    pub fn with_dialect(mut self, dialect: Dialect) -> Self {
+        self.dialect = Some(dialect);
+        self
+    }
 }
 
 /// A parsed task file.

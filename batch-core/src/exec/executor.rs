@@ -107,8 +107,7 @@ pub struct RunReport {
 /// ```no_run
 /// use batch_core::{ExecutorBuilder, RunOptions};
 ///
-/// let mut options = RunOptions::default();
-/// options.cmd = Some("my-agent --prompt {prompt}".into());
+/// let options = RunOptions::new().with_cmd("my-agent --prompt {prompt}");
 /// let report = ExecutorBuilder::new("task.md")
 ///     .options(options)
 ///     .on_event(|e| eprintln!("{}", e.to_json()))

@@ -49,6 +49,54 @@ impl TaskSpec {
     }
 }
 
+impl TaskSpec {
+    /// Sets [`TaskSpec::details`]: the rest of the list item.
+    pub fn with_details(mut self, details: impl Into<String>) -> Self {
+        self.details = details.into();
+        self
+    }
+
+    /// Sets [`TaskSpec::section_path`]: the section titles.
+    pub fn with_section_path<I, S>(mut self, section_path: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.section_path = section_path.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets [`TaskSpec::preamble`]: the document preamble.
+    pub fn with_preamble(mut self, preamble: impl Into<String>) -> Self {
+        self.preamble = preamble.into();
+        self
+    }
+
+    /// Sets [`TaskSpec::prompt`]: the composed prompt.
+    pub fn with_prompt(mut self, prompt: impl Into<String>) -> Self {
+        self.prompt = prompt.into();
+        self
+    }
+
+    /// Sets [`TaskSpec::task_file`]: the task file.
+    pub fn with_task_file(mut self, task_file: impl Into<PathBuf>) -> Self {
+        self.task_file = task_file.into();
+        self
+    }
+
+    /// Sets [`TaskSpec::workdir`]: the folder the subagent runs in.
+    pub fn with_workdir(mut self, workdir: impl Into<PathBuf>) -> Self {
+        self.workdir = workdir.into();
+        self
+    }
+
+    /// Sets [`TaskSpec::verify`]: the command to run after success.
+    pub fn with_verify(mut self, verify: impl Into<String>) -> Self {
+        self.verify = Some(verify.into());
+        self
+    }
+}
+
 /// Which output stream a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -145,4 +193,35 @@ pub struct TaskOutput {
     pub usage: Option<Usage>,
     /// The last lines of output.
     pub output_tail: Option<String>,
+}
+
+impl TaskOutput {
+    /// An output with nothing set (the same as `Default`).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`TaskOutput::summary`]: a one-line summary.
+    pub fn with_summary(mut self, summary: impl Into<String>) -> Self {
+        self.summary = Some(summary.into());
+        self
+    }
+
+    /// Sets [`TaskOutput::session_id`]: the agent session.
+    pub fn with_session_id(mut self, session_id: impl Into<String>) -> Self {
+        self.session_id = Some(session_id.into());
+        self
+    }
+
+    /// Sets [`TaskOutput::usage`]: tokens and cost.
+    pub fn with_usage(mut self, usage: Usage) -> Self {
+        self.usage = Some(usage);
+        self
+    }
+
+    /// Sets [`TaskOutput::output_tail`]: the last lines of output.
+    pub fn with_output_tail(mut self, output_tail: impl Into<String>) -> Self {
+        self.output_tail = Some(output_tail.into());
+        self
+    }
 }

@@ -86,34 +86,96 @@ impl std::str::FromStr for PresetKind {
     }
 }
 
-/// Settings of a preset; `Default` gives the documented defaults.
+/// Settings of a preset; `Default` (or [`PresetOptions::new`]) gives the
+/// documented defaults; set fields with the `with_*` methods.
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
 pub struct PresetOptions {
-    /// The CLI to run (default: the preset's program looked up on `PATH`).
+    /// The CLI to run: a path, or a name looked up on `PATH` (default: the
+    /// preset's program, e.g. `claude`).
     pub program: Option<PathBuf>,
-    /// `--model` for the CLI.
+    /// The model the CLI is asked to use (default: the CLI's own choice).
     pub model: Option<String>,
-    /// The turn budget of a first attempt (`--max-turns` for claude); a
-    /// turn-limit retry doubles it.
+    /// The turn budget of a first attempt (Claude Code only); a turn-limit
+    /// retry doubles it.
     pub max_turns: Option<u32>,
-    /// Extra arguments passed to the CLI before the prompt (`--agent-arg`).
+    /// Extra arguments passed to the CLI before the prompt.
     pub agent_args: Vec<String>,
-    /// Claude Code's `--permission-mode`. Default `acceptEdits`: file edits
+    /// Claude Code's permission mode. Default `acceptEdits`: file edits
     /// inside the working folder are allowed, shell commands and anything
     /// else that asks for permission are refused (print mode cannot ask), so
     /// an agent can do ordinary coding work but cannot run arbitrary
-    /// commands unless you pass e.g. `--agent-arg=--allowedTools=Bash(cargo test:*)`
-    /// or choose `bypassPermissions` yourself.
+    /// commands unless its arguments allow some (e.g.
+    /// `--allowedTools=Bash(cargo test:*)`) or you choose `bypassPermissions`.
     pub permission_mode: Option<String>,
-    /// Codex's `--sandbox` (default `workspace-write`: writes inside the
+    /// Codex's sandbox (default `workspace-write`: writes inside the
     /// working folder, no network).
     pub sandbox: Option<String>,
-    /// Gemini CLI's `--approval-mode` (default `yolo`: headless Gemini only
+    /// Gemini CLI's approval mode (default `yolo`: headless Gemini only
     /// registers its write tools in that mode).
     pub approval_mode: Option<String>,
-    /// Extra environment variables for the CLI.
+    /// Extra environment variables for the CLI (a `PATH` here is also where
+    /// the program is looked up).
     pub env: Vec<(String, String)>,
+}
+
+impl PresetOptions {
+    /// The documented defaults (the same as `Default`).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds an environment variable for the CLI.
+    pub fn with_env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Sets [`PresetOptions::program`]: the CLI to run.
+    pub fn with_program(mut self, program: impl Into<PathBuf>) -> Self {
+        self.program = Some(program.into());
+        self
+    }
+
+    /// Sets [`PresetOptions::model`]: the model.
+    pub fn with_model(mut self, model: impl Into<String>) -> Self {
+        self.model = Some(model.into());
+        self
+    }
+
+    /// Sets [`PresetOptions::max_turns`]: the first attempt's turn budget.
+    pub fn with_max_turns(mut self, max_turns: u32) -> Self {
+        self.max_turns = Some(max_turns);
+        self
+    }
+
+    /// Sets [`PresetOptions::agent_args`]: extra CLI arguments.
+    pub fn with_agent_args<I, S>(mut self, agent_args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.agent_args = agent_args.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets [`PresetOptions::permission_mode`]: Claude Code's permission mode.
+    pub fn with_permission_mode(mut self, permission_mode: impl Into<String>) -> Self {
+        self.permission_mode = Some(permission_mode.into());
+        self
+    }
+
+    /// Sets [`PresetOptions::sandbox`]: Codex's sandbox.
+    pub fn with_sandbox(mut self, sandbox: impl Into<String>) -> Self {
+        self.sandbox = Some(sandbox.into());
+        self
+    }
+
+    /// Sets [`PresetOptions::approval_mode`]: Gemini CLI's approval mode.
+    pub fn with_approval_mode(mut self, approval_mode: impl Into<String>) -> Self {
+        self.approval_mode = Some(approval_mode.into());
+        self
+    }
 }
 
 /// Builds a built-in runner.
@@ -200,9 +262,7 @@ mod tests {
 
     #[test]
     fn a_missing_cli_is_a_setup_error_naming_the_install_command() {
-        let mut o = PresetOptions::default();
-        o.env
-            .push(("PATH".into(), "/nonexistent-mdbatch-dir".into()));
+        let o = PresetOptions::new().with_env("PATH", "/nonexistent-mdbatch-dir");
         let Err(e) = build(PresetKind::Claude, o) else {
             panic!("expected an error")
         };

@@ -10,8 +10,7 @@
 //! ```no_run
 //! use batch_core::runner::presets::{self, PresetKind, PresetOptions};
 //!
-//! let mut opts = PresetOptions::default();
-//! opts.model = Some("claude-sonnet-4-5".into());
+//! let opts = PresetOptions::new().with_model("claude-sonnet-4-5");
 //! let runner = presets::build(PresetKind::Claude, opts)?;
 //! # Ok::<(), batch_core::RunnerSetupError>(())
 //! ```
