@@ -10,6 +10,13 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = args::Cli::parse();
-    let code = cmd::dispatch(cli);
+    let code = match cmd::dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            // The one place errors are printed (as ripgrep does).
+            eprintln!("{}", output::error::render(&e));
+            exit::USAGE
+        }
+    };
     std::process::ExitCode::from(code)
 }

@@ -109,7 +109,8 @@ pub use runner::{
     SubagentRunner,
 };
 pub use runner::{
-    DEFAULT_TEMPLATE, Progress, PromptTemplate, Stream, TaskOutput, TaskSpec, TemplateError,
+    DEFAULT_TEMPLATE, OUTPUT_TAIL_LINES, Progress, PromptTemplate, Stream, TaskOutput, TaskSpec,
+    TemplateError,
 };
 pub use usage::Usage;
 #[cfg(feature = "exec")]

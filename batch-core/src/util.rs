@@ -60,6 +60,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     Ok(total)
 }
 
+/// The last line of `text` that is not blank, trimmed: what a failed
+/// command's output tail says last.
+pub(crate) fn last_line(text: &str) -> Option<&str> {
+    last_of(text.lines())
+}
+
+/// The last of `lines` that is not blank, trimmed.
+pub(crate) fn last_of<'a>(lines: impl DoubleEndedIterator<Item = &'a str>) -> Option<&'a str> {
+    lines.rev().map(str::trim).find(|l| !l.is_empty())
+}
+
 /// Formats a duration the way users write them (`1m30s`, `2.5s`, `120ms`).
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
@@ -151,6 +162,13 @@ pub(crate) fn format_duration_exact(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_last_line_skips_trailing_blank_lines_and_trims() {
+        assert_eq!(last_line("one\n  two  \n\n   \n"), Some("two"));
+        assert_eq!(last_line(" \n\t\n"), None);
+        assert_eq!(last_of(["a", "b ", ""].into_iter()), Some("b"));
+    }
 
     #[test]
     fn durations_parse_in_the_units_users_write() {

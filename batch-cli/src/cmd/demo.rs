@@ -5,6 +5,7 @@
 //! with the stand-in agent and the live display, then says where the folder
 //! is and what to try next. Nothing to install, about 15 seconds.
 
+use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -17,31 +18,14 @@ use crate::exit;
 use crate::output::Output;
 
 /// Runs `mdbatch demo`.
-pub fn run(args: &DemoArgs, color: ColorChoice) -> u8 {
-    let dir = match prepare(args.dir.as_deref()) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::USAGE;
-        }
-    };
+pub fn run(args: &DemoArgs, color: ColorChoice) -> anyhow::Result<u8> {
+    let dir = prepare(args.dir.as_deref())?;
     let file = dir.join("tasks.md");
-    if let Err(e) = std::fs::write(&file, demo_task_file()) {
-        eprintln!(
-            "error: {}: cannot write the demo task file: {e}",
-            file.display()
-        );
-        return exit::USAGE;
-    }
+    std::fs::write(&file, demo_task_file())
+        .with_context(|| format!("{}: cannot write the demo task file", file.display()))?;
     eprintln!("mdbatch demo: a sample batch in {}\n", dir.display());
 
-    let runner = match presets::build(PresetKind::Demo, PresetOptions::default()) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::USAGE;
-        }
-    };
+    let runner = presets::build(PresetKind::Demo, PresetOptions::new())?;
     let options = RunOptions::new()
         .with_jobs(4)
         .with_backoff_base(Duration::from_millis(500));
@@ -53,27 +37,21 @@ pub fn run(args: &DemoArgs, color: ColorChoice) -> u8 {
         .handle_signals(true)
         .build()
         .and_then(|ex| ex.run_blocking());
-    let report = match result {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::USAGE;
-        }
-    };
+    let report = result?;
     output.finish(&report);
     let all_done = report.tasks.iter().all(|t| t.outcome == Outcome::Succeeded);
     eprintln!("\n{}", next_steps(&dir));
-    if report.summary.cancelled {
+    Ok(if report.summary.cancelled {
         exit::INTERRUPTED
     } else if all_done {
         exit::SUCCESS
     } else {
         exit::TASKS_FAILED
-    }
+    })
 }
 
 /// The folder to use: `--dir` (created; must not hold a task file yet) or a new temporary one.
-fn prepare(dir: Option<&Path>) -> Result<PathBuf, String> {
+fn prepare(dir: Option<&Path>) -> anyhow::Result<PathBuf> {
     let dir = match dir {
         Some(d) => d.to_path_buf(),
         None => {
@@ -85,12 +63,12 @@ fn prepare(dir: Option<&Path>) -> Result<PathBuf, String> {
         }
     };
     std::fs::create_dir_all(&dir)
-        .map_err(|e| format!("{}: cannot create the demo folder: {e}", dir.display()))?;
+        .with_context(|| format!("{}: cannot create the demo folder", dir.display()))?;
     if dir.join("tasks.md").exists() {
-        return Err(format!(
+        anyhow::bail!(
             "{}: already holds a tasks.md; give `mdbatch demo --dir` a new folder",
             dir.display()
-        ));
+        );
     }
     // Absolute, so the hints below work from any folder.
     Ok(dir.canonicalize().unwrap_or(dir))

@@ -65,17 +65,7 @@ pub fn plan(doc: &Document, journal: &JournalSummary, all: bool) -> ResetPlan {
 }
 
 /// Runs `mdbatch reset`.
-pub fn run(args: &ResetArgs, _color: ColorChoice) -> u8 {
-    match reset(args) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            exit::USAGE
-        }
-    }
-}
-
-fn reset(args: &ResetArgs) -> anyhow::Result<u8> {
+pub fn run(args: &ResetArgs, _color: ColorChoice) -> anyhow::Result<u8> {
     if !args.all && !args.failed {
         anyhow::bail!(
             "say what to reset: `--all` unchecks every box, `--failed` forgets failed attempts"
@@ -83,7 +73,7 @@ fn reset(args: &ResetArgs) -> anyhow::Result<u8> {
     }
     let path = resolve::task_file(args.file.as_deref())?;
     let popts = batch_core::ParseOptions::with_path(&path);
-    let doc = Document::read(&path, &popts).map_err(|d| anyhow::anyhow!("{d}"))?;
+    let doc = Document::read(&path, &popts)?;
     let state = store::state_dir(&path);
     let journal = JournalSummary::load(&state)?;
     let todo = plan(&doc, &journal, args.all);

@@ -5,9 +5,7 @@ use std::sync::Arc;
 
 use batch_core::exec::Outcome;
 use batch_core::runner::CommandRunnerBuilder;
-use batch_core::{
-    Document, ExecutorBuilder, Plan, PromptTemplate, RunOptions, RunSetupError, SubagentRunner,
-};
+use batch_core::{Document, ExecutorBuilder, Plan, PromptTemplate, RunOptions, SubagentRunner};
 
 use crate::args::{ColorChoice, RunArgs, RunnerArg};
 use crate::exit;
@@ -15,32 +13,17 @@ use crate::output::{self, Output};
 use crate::resolve;
 
 /// Runs `mdbatch run`.
-pub fn run(args: &RunArgs, color: ColorChoice) -> u8 {
-    let path = match resolve::task_file(args.doc.file.as_deref()) {
-        Ok(p) => p,
-        Err(e) => return usage(e),
-    };
-    let popts = match resolve::parse_options(&path, &args.doc) {
-        Ok(o) => o,
-        Err(e) => return usage(e),
-    };
-    let options = match run_options(args, &popts) {
-        Ok(o) => o,
-        Err(e) => return usage(e),
-    };
-    let template = match prompt_template(args) {
-        Ok(t) => t,
-        Err(e) => return usage(e),
-    };
+pub fn run(args: &RunArgs, color: ColorChoice) -> anyhow::Result<u8> {
+    let path = resolve::task_file(args.doc.file.as_deref())?;
+    let popts = resolve::parse_options(&path, &args.doc)?;
+    let options = run_options(args, &popts)?;
+    let template = prompt_template(args)?;
 
     if args.dry_run {
         return dry_run(&path, &popts, args);
     }
 
-    let runner = match build_runner(args) {
-        Ok(r) => r,
-        Err(e) => return usage(e),
-    };
+    let runner = build_runner(args)?;
 
     let output = Output::new(args.json, args.verbose, color);
     let builder = ExecutorBuilder::new(&path)
@@ -58,13 +41,9 @@ pub fn run(args: &RunArgs, color: ColorChoice) -> u8 {
                 && let Err(e) =
                     output::junit::write_for_run(junit, &path, &popts, &report, &retries)
             {
-                eprintln!(
-                    "error: {}: cannot write the JUnit report: {e}",
-                    junit.display()
-                );
-                return exit::USAGE;
+                anyhow::bail!("{}: cannot write the JUnit report: {e}", junit.display());
             }
-            if report.summary.cancelled {
+            Ok(if report.summary.cancelled {
                 exit::INTERRUPTED
             } else if report.tasks.iter().any(|t| match t.outcome {
                 Outcome::Failed => true,
@@ -74,11 +53,11 @@ pub fn run(args: &RunArgs, color: ColorChoice) -> u8 {
                 exit::TASKS_FAILED
             } else {
                 exit::SUCCESS
-            }
+            })
         }
         Err(e) => {
             drop(output);
-            setup_error(&e)
+            Err(e.into())
         }
     }
 }
@@ -144,7 +123,7 @@ fn build_runner(args: &RunArgs) -> anyhow::Result<Arc<dyn SubagentRunner>> {
     if let Some(cmd) = &args.cmd {
         let runner = CommandRunnerBuilder::new(cmd.clone())
             .build()
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            .map_err(|e| anyhow::anyhow!(output::error::command_template(&e)))?;
         if let Some(warning) = runner.shell_warning() {
             eprintln!("warning: {warning}");
         }
@@ -191,39 +170,16 @@ fn preset_runner(kind: RunnerArg, args: &RunArgs) -> anyhow::Result<Arc<dyn Suba
     Ok(runner)
 }
 
-fn dry_run(path: &std::path::Path, popts: &batch_core::ParseOptions, args: &RunArgs) -> u8 {
-    let doc = match Document::read(path, popts) {
-        Ok(d) => d,
-        Err(batch_core::ReadError::Invalid(d)) => return diagnostics(&d),
-        Err(e) => return usage(e.into()),
-    };
-    let plan = match Plan::build(&doc, &resolve::plan_options(&args.select)) {
-        Ok(p) => p,
-        Err(d) => return diagnostics(&d),
-    };
+fn dry_run(
+    path: &std::path::Path,
+    popts: &batch_core::ParseOptions,
+    args: &RunArgs,
+) -> anyhow::Result<u8> {
+    let doc = Document::read(path, popts)?;
+    let plan = Plan::build(&doc, &resolve::plan_options(&args.select))?;
     println!(
         "{}",
-        batch_core::plan::render(&doc, &plan, batch_core::plan::PlanFormat::Text)
+        batch_core::render_plan(&doc, &plan, batch_core::PlanFormat::Text)
     );
-    exit::SUCCESS
-}
-
-fn diagnostics(d: &batch_core::Diagnostics) -> u8 {
-    eprintln!("{d}");
-    exit::USAGE
-}
-
-fn usage(e: anyhow::Error) -> u8 {
-    eprintln!("error: {e:#}");
-    exit::USAGE
-}
-
-fn setup_error(e: &RunSetupError) -> u8 {
-    match e {
-        RunSetupError::Invalid(d) => diagnostics(d),
-        other => {
-            eprintln!("error: {other}");
-            exit::USAGE
-        }
-    }
+    Ok(exit::SUCCESS)
 }

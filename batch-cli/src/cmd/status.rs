@@ -685,35 +685,11 @@ pub fn pid_alive(pid: u32) -> bool {
 }
 
 /// Runs `mdbatch status`.
-pub fn run(args: &StatusArgs, color: ColorChoice) -> u8 {
-    let path = match resolve::task_file(args.doc.file.as_deref()) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return exit::USAGE;
-        }
-    };
-    let popts = match resolve::parse_options(&path, &args.doc) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return exit::USAGE;
-        }
-    };
-    let doc = match Document::read(&path, &popts) {
-        Ok(d) => d,
-        Err(d) => {
-            eprintln!("{d}");
-            return exit::USAGE;
-        }
-    };
-    let status = match gather(&path, &doc) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::USAGE;
-        }
-    };
+pub fn run(args: &StatusArgs, color: ColorChoice) -> anyhow::Result<u8> {
+    let path = resolve::task_file(args.doc.file.as_deref())?;
+    let popts = resolve::parse_options(&path, &args.doc)?;
+    let doc = Document::read(&path, &popts)?;
+    let status = gather(&path, &doc)?;
     let text = if args.json {
         let mut t = serde_json::to_string_pretty(&status).expect("status serialises to JSON");
         t.push('\n');
@@ -729,7 +705,7 @@ pub fn run(args: &StatusArgs, color: ColorChoice) -> u8 {
     };
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
-    exit::SUCCESS
+    Ok(exit::SUCCESS)
 }
 
 fn gather(path: &Path, doc: &Document) -> Result<Status, batch_core::StoreError> {

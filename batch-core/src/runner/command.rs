@@ -25,6 +25,7 @@ use async_trait::async_trait;
 use super::process::{ProcessCommand, ProcessExit, spawn_streaming};
 use super::{Progress, RunContext, SubagentRunner, TaskOutput, TaskSpec};
 use crate::error::{CommandTemplateError, ErrorKind, RunError};
+use crate::util::last_line;
 
 /// Placeholders a `--cmd` template may use.
 pub const CMD_PLACEHOLDERS: &[&str] = &["prompt", "task", "id", "file", "attempt"];
@@ -275,12 +276,8 @@ pub(crate) fn classify_exit(exit: &ProcessExit, what: &str) -> Result<(), RunErr
         return Err(e);
     }
     let tail = exit.tail_opt();
-    let last = exit
-        .tail
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .map(|l| format!(": {}", crate::runner::process::cut_line(l.trim(), 200)))
+    let last = last_line(&exit.tail)
+        .map(|l| format!(": {}", crate::runner::process::cut_line(l, 200)))
         .unwrap_or_default();
     let err = match exit.code() {
         Some(0) => return Ok(()),
@@ -330,12 +327,7 @@ impl SubagentRunner for CommandRunner {
         let exit = result?;
         let what = format!("`{}`", self.raw[0]);
         classify_exit(&exit, &what)?;
-        let summary = exit
-            .tail
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .map(|l| crate::runner::process::cut_line(l.trim(), 200));
+        let summary = last_line(&exit.tail).map(|l| crate::runner::process::cut_line(l, 200));
         Ok(TaskOutput {
             summary,
             session_id: None,

@@ -44,7 +44,7 @@ pub(crate) const MAX_LINE: usize = 4096;
 /// Lines longer than this are cut in the log file too (the rest is dropped).
 const MAX_LOG_LINE: usize = 64 * 1024;
 /// How many output lines are kept in memory for the tail.
-pub(crate) const TAIL_LINES: usize = 40;
+pub(crate) const TAIL_LINES: usize = super::OUTPUT_TAIL_LINES;
 /// The tail is also bounded in bytes.
 const TAIL_BYTES: usize = 8 * 1024;
 /// How long output left in the pipes is still read after the child exited.

@@ -7,6 +7,11 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::usage::Usage;
 
+/// How many lines of output an attempt's tail keeps
+/// ([`TaskOutput::output_tail`], [`RunError::output_tail`](crate::RunError::output_tail));
+/// a display that keeps a tail per task can use the same number.
+pub const OUTPUT_TAIL_LINES: usize = 40;
+
 /// Everything a runner needs to know about one task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]

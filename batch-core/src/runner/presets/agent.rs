@@ -152,7 +152,7 @@ impl<A: Agent> SubagentRunner for AgentRunner<A> {
                 parser.line(stream, line, &mut out);
                 for p in out {
                     if let Some(l) = readable(&p) {
-                        if tail.len() == TAIL_LINES {
+                        if tail.len() == READABLE_TAIL_LINES {
                             tail.pop_front();
                         }
                         tail.push_back(l);
@@ -199,8 +199,10 @@ impl<A: Agent> SubagentRunner for AgentRunner<A> {
     }
 }
 
-/// How many readable lines an attempt's output tail keeps.
-const TAIL_LINES: usize = 20;
+/// How many readable lines (messages, tool calls, output) the tail handed to
+/// the next attempt's prompt keeps; fewer than [`OUTPUT_TAIL_LINES`](crate::OUTPUT_TAIL_LINES)
+/// raw lines, as each says more.
+const READABLE_TAIL_LINES: usize = 20;
 
 /// A progress item as one line of a readable output tail.
 fn readable(p: &Progress) -> Option<String> {

@@ -339,10 +339,7 @@ pub(crate) fn judge_result(
 /// No `result` line: judge by stderr and the exit status.
 fn no_result(exit: &ProcessExit, stderr: &[String], retry_status: Option<u16>) -> RunError {
     let err_text = stderr.join("\n");
-    let last = stderr
-        .iter()
-        .rev()
-        .find(|l| !l.trim().is_empty())
+    let last = crate::util::last_of(stderr.iter().map(String::as_str))
         .map(|l| format!(": {}", short(l, 200)))
         .unwrap_or_default();
     if is_auth_error(&err_text) {

@@ -202,11 +202,7 @@ impl AgentStream for CodexStream {
                 output_tail: exit.tail_opt(),
             });
         }
-        let last = exit
-            .tail
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
+        let last = crate::util::last_line(&exit.tail)
             .map(|l| format!(": {}", short(l, 200)))
             .unwrap_or_default();
         let kind = if is_auth_error(&exit.tail) {

@@ -76,11 +76,7 @@ impl SubagentRunner for ShellRunner {
             &format!("`{}`", crate::runner::presets::short(&code, 60)),
         )?;
         Ok(TaskOutput {
-            summary: exit
-                .tail
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
+            summary: crate::util::last_line(&exit.tail)
                 .map(|l| crate::runner::presets::short(l, 200)),
             output_tail: exit.tail_opt(),
             ..TaskOutput::default()
