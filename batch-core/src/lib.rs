@@ -90,6 +90,8 @@ pub mod exec;
 pub mod plan;
 pub mod runner;
 #[cfg(feature = "exec")]
+pub mod status;
+#[cfg(feature = "exec")]
 #[doc(hidden)]
 pub mod store;
 mod usage;
@@ -112,6 +114,8 @@ pub use runner::{
     DEFAULT_TEMPLATE, OUTPUT_TAIL_LINES, Progress, PromptTemplate, Stream, TaskOutput, TaskSpec,
     TemplateError,
 };
+#[cfg(feature = "exec")]
+pub use status::Status;
 pub use usage::Usage;
 #[cfg(feature = "exec")]
 #[doc(hidden)]

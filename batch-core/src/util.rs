@@ -71,6 +71,20 @@ pub(crate) fn last_of<'a>(lines: impl DoubleEndedIterator<Item = &'a str>) -> Op
     lines.rev().map(str::trim).find(|l| !l.is_empty())
 }
 
+/// Whether a process exists (signal 0 probes without sending anything).
+#[cfg(all(feature = "exec", unix))]
+pub(crate) fn pid_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: kill with signal 0 only checks for existence and permission.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
 /// Formats a duration the way users write them (`1m30s`, `2.5s`, `120ms`).
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
@@ -162,6 +176,14 @@ pub(crate) fn format_duration_exact(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "exec")]
+    #[test]
+    fn this_process_is_alive_and_pid_zero_is_not() {
+        assert!(pid_alive(std::process::id()));
+        assert!(!pid_alive(0));
+        assert!(!pid_alive(u32::MAX));
+    }
 
     #[test]
     fn the_last_line_skips_trailing_blank_lines_and_trims() {
