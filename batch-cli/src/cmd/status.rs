@@ -9,8 +9,8 @@
 
 use std::io::{IsTerminal, Write};
 
+use batch_core::Document;
 use batch_core::status::Status;
-use batch_core::{Document, ErrorKind};
 
 use crate::args::{ColorChoice, StatusArgs};
 use crate::exit;
@@ -291,6 +291,7 @@ pub fn run(args: &StatusArgs, color: ColorChoice) -> anyhow::Result<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use batch_core::ErrorKind;
     use batch_core::ParseOptions;
     use batch_core::status::{build, interrupted_in_last_run};
     use batch_core::store::journal::{JournalEntry, JournalSummary};
