@@ -15,15 +15,12 @@ pub fn task_file(given: Option<&Path>) -> anyhow::Result<PathBuf> {
         }
         return Ok(p.to_path_buf());
     }
-    for name in ["task.md", "tasks.md"] {
-        let p = PathBuf::from(name);
-        if p.is_file() {
-            return Ok(p);
-        }
-    }
-    bail!(
-        "no task.md or tasks.md in this folder; give the task file as an argument, or create one with `mdbatch init`"
-    )
+    // Relative to the current folder, as the user wrote nothing.
+    batch_core::find_task_file(Path::new("")).map_err(|_| {
+        anyhow::anyhow!(
+            "no task.md or tasks.md in this folder; give the task file as an argument, or create one with `mdbatch init`"
+        )
+    })
 }
 
 /// Parse options from the shared document arguments.

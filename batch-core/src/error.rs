@@ -487,6 +487,18 @@ impl ReadError {
     }
 }
 
+/// No task file where one was looked for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FindError {
+    /// Neither `task.md` nor `tasks.md` is in the folder.
+    #[error("no task.md or tasks.md in {}", dir.display())]
+    NoTaskFile {
+        /// The folder searched.
+        dir: PathBuf,
+    },
+}
+
 /// A duration that cannot be read (`90s`, `30m`, `1h30m` are fine).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -87,6 +87,7 @@ compile_error!(
 pub mod doc;
 mod error;
 pub mod exec;
+mod find;
 pub mod plan;
 pub mod runner;
 #[cfg(feature = "exec")]
@@ -102,6 +103,7 @@ pub use error::*;
 pub use exec::{Envelope, Outcome, RunEvent, RunSummary, SCHEMA_VERSION};
 #[cfg(feature = "exec")]
 pub use exec::{Executor, ExecutorBuilder, RunOptions, RunReport, TaskReport};
+pub use find::{TASK_FILE_NAMES, find_task_file};
 pub use plan::{Plan, PlanFormat, PlanOptions, render as render_plan};
 #[cfg(feature = "exec")]
 pub use runner::presets::{self, PresetKind, PresetOptions};

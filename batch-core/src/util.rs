@@ -62,11 +62,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
 
 /// The last line of `text` that is not blank, trimmed: what a failed
 /// command's output tail says last.
+#[cfg(feature = "exec")]
 pub(crate) fn last_line(text: &str) -> Option<&str> {
     last_of(text.lines())
 }
 
 /// The last of `lines` that is not blank, trimmed.
+#[cfg(feature = "exec")]
 pub(crate) fn last_of<'a>(lines: impl DoubleEndedIterator<Item = &'a str>) -> Option<&'a str> {
     lines.rev().map(str::trim).find(|l| !l.is_empty())
 }
@@ -185,6 +187,7 @@ mod tests {
         assert!(!pid_alive(u32::MAX));
     }
 
+    #[cfg(feature = "exec")]
     #[test]
     fn the_last_line_skips_trailing_blank_lines_and_trims() {
         assert_eq!(last_line("one\n  two  \n\n   \n"), Some("two"));

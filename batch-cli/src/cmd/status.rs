@@ -15,7 +15,7 @@ use batch_core::status::Status;
 use crate::args::{ColorChoice, StatusArgs};
 use crate::exit;
 use crate::output::mode::color_for;
-use crate::output::plain::plural;
+use crate::output::plain::noun;
 use crate::output::state::first_line;
 use crate::output::style::{Paint, took, usage};
 use crate::resolve;
@@ -139,7 +139,7 @@ pub fn render(s: &Status, p: Paint) -> String {
                     out.push_str(&format!(
                         ", {} {} in {}: {}\n",
                         sum.total,
-                        plural(sum.total, "task", "tasks"),
+                        noun(sum.total, "task", "tasks"),
                         took(sum.duration_ms),
                         parts.join(", ")
                     ));
@@ -163,7 +163,7 @@ pub fn render(s: &Status, p: Paint) -> String {
                     .unwrap_or_else(|| "failed".into()),
                 f.message.as_deref().map(first_line).unwrap_or_default(),
                 f.attempts,
-                plural(f.attempts as usize, "attempt", "attempts"),
+                noun(f.attempts as usize, "attempt", "attempts"),
                 took(f.duration_ms),
                 f.id
             ));
@@ -232,7 +232,7 @@ pub fn render(s: &Status, p: Paint) -> String {
             "\n{} {} {}, {} of subagent time",
             p.dim("journal:"),
             s.totals.attempts,
-            plural(s.totals.attempts as usize, "attempt", "attempts"),
+            noun(s.totals.attempts as usize, "attempt", "attempts"),
             took(s.totals.duration_ms)
         ));
         if let Some(u) = &s.totals.usage {
@@ -246,8 +246,8 @@ pub fn render(s: &Status, p: Paint) -> String {
             p.dim(&format!(
                 "({} journal {} could not be read and {} skipped)",
                 s.journal_skipped_lines,
-                plural(s.journal_skipped_lines, "line", "lines"),
-                plural(s.journal_skipped_lines, "was", "were")
+                noun(s.journal_skipped_lines, "line", "lines"),
+                noun(s.journal_skipped_lines, "was", "were")
             ))
         ));
     }

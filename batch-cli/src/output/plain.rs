@@ -92,8 +92,8 @@ pub fn line(env: &Envelope, state: &RunState, p: Paint) -> Option<String> {
         } => {
             let mut s = format!(
                 "run: {total} {} from {file} in {waves} {}, {jobs} at a time ({runner})",
-                plural(*total, "task", "tasks"),
-                plural(*waves, "wave", "waves")
+                noun(*total, "task", "tasks"),
+                noun(*waves, "wave", "waves")
             );
             if !unfinished.is_empty() {
                 s.push_str(&format!(
@@ -198,7 +198,8 @@ pub fn line(env: &Envelope, state: &RunState, p: Paint) -> Option<String> {
 }
 
 /// `1 task`, `2 tasks`.
-pub fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {
+/// The word for `n` things: `one` or `many` (without the number).
+pub fn noun(n: usize, one: &'static str, many: &'static str) -> &'static str {
     if n == 1 { one } else { many }
 }
 

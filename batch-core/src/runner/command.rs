@@ -227,23 +227,10 @@ pub(crate) fn progress_file_for(task: &TaskSpec, ctx: &RunContext) -> PathBuf {
         None => std::env::temp_dir().join(format!(
             "mdbatch-{}-{}-{}.progress",
             std::process::id(),
-            sanitize(&task.id),
+            crate::store::safe_name(&task.id),
             uuid::Uuid::new_v4().simple()
         )),
     }
-}
-
-fn sanitize(id: &str) -> String {
-    id.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(40)
-        .collect()
 }
 
 /// The `MDBATCH_*` variables of one attempt.

@@ -3,7 +3,7 @@
 //! [`presets`](super)).
 
 use super::agent::{AttemptPlan, Caps, Session};
-use super::classify::{short, tail_chars};
+use super::classify::{summary_line, tail_chars};
 use crate::error::{ErrorKind, RunError};
 use crate::runner::{RunContext, TaskSpec};
 
@@ -88,7 +88,7 @@ pub(crate) fn plan_attempt(
                     task,
                     &format!(
                         "the previous attempt stopped on an API error ({})",
-                        short(&prev.message, 160)
+                        summary_line(&prev.message, 160)
                     ),
                 );
                 plan.adjustments.push(format!(
@@ -148,7 +148,7 @@ fn continue_prompt(task: &TaskSpec, why: &str) -> String {
          The instructions you were given at the start of this session still apply: \
          do this one task only and leave the checkboxes of the task file to mdbatch.",
         task.id,
-        short(&task.text, 200)
+        summary_line(&task.text, 200)
     )
 }
 
@@ -156,7 +156,7 @@ fn failure_prompt(task: &TaskSpec, prev_attempt: u32, prev: &RunError) -> String
     let mut p = task.prompt.clone();
     p.push_str(&format!(
         "\n\nNote from mdbatch: attempt {prev_attempt} at this task did not succeed: {}.\n",
-        short(&prev.message, 500)
+        summary_line(&prev.message, 500)
     ));
     if let Some(tail) = &prev.output_tail {
         p.push_str("The last lines of its output:\n```\n");

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 /// The first line of `s`, cut to `max` characters with `…`.
-pub(crate) fn short(s: &str, max: usize) -> String {
+pub(crate) fn summary_line(s: &str, max: usize) -> String {
     let line = s.trim().lines().next().unwrap_or("").trim();
     if line.chars().count() <= max {
         let more = s.trim().lines().nth(1).is_some();
@@ -50,12 +50,12 @@ pub(crate) fn main_arg(input: &serde_json::Value) -> Option<String> {
     for k in KEYS {
         if let Some(v) = obj.get(*k) {
             if let Some(s) = v.as_str() {
-                return Some(short(s, 120));
+                return Some(summary_line(s, 120));
             }
             if let Some(arr) = v.as_array() {
                 let parts: Vec<&str> = arr.iter().filter_map(|x| x.as_str()).collect();
                 if !parts.is_empty() {
-                    return Some(short(&parts.join(" "), 120));
+                    return Some(summary_line(&parts.join(" "), 120));
                 }
             }
         }

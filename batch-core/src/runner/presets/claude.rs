@@ -27,7 +27,7 @@ use serde_json::Value;
 use super::agent::{Agent, AgentStream, AttemptPlan, Caps, Cli, Session};
 use super::classify::{
     http_status_in, is_auth_error, is_connection_error, is_usage_limit, main_arg, now_epoch,
-    reset_wait, retry_in, short,
+    reset_wait, retry_in, summary_line,
 };
 use crate::error::{ErrorKind, RunError};
 use crate::runner::process::ProcessExit;
@@ -170,7 +170,7 @@ impl AgentStream for ClaudeStream {
                             if !text.trim().is_empty() {
                                 self.last_text = Some(text.to_string());
                                 out.push(Progress::Message {
-                                    text: short(text, 200),
+                                    text: summary_line(text, 200),
                                 });
                             }
                         }
@@ -224,7 +224,8 @@ impl AgentStream for ClaudeStream {
         let now = now_epoch();
         match &self.result {
             Some(r) => judge_result(r, self.limit_resets_at, now).map(|summary| TaskOutput {
-                summary: summary.or_else(|| self.last_text.as_deref().map(|t| short(t, 200))),
+                summary: summary
+                    .or_else(|| self.last_text.as_deref().map(|t| summary_line(t, 200))),
                 session_id: self.session.clone(),
                 usage: self.usage,
                 output_tail: exit.tail_opt(),
@@ -277,7 +278,7 @@ pub(crate) fn judge_result(
         })
         .unwrap_or_default();
     if !is_error && (subtype == "success" || subtype.is_empty()) {
-        return Ok((!text.trim().is_empty()).then(|| short(&text, 200)));
+        return Ok((!text.trim().is_empty()).then(|| summary_line(&text, 200)));
     }
     let status = r
         .get("api_error_status")
@@ -289,7 +290,7 @@ pub(crate) fn judge_result(
     let msg = if text.trim().is_empty() {
         format!("claude ended with {subtype} ({reason})")
     } else {
-        short(&text, 300)
+        summary_line(&text, 300)
     };
     let lower = text.to_ascii_lowercase();
 
@@ -340,7 +341,7 @@ pub(crate) fn judge_result(
 fn no_result(exit: &ProcessExit, stderr: &[String], retry_status: Option<u16>) -> RunError {
     let err_text = stderr.join("\n");
     let last = crate::util::last_of(stderr.iter().map(String::as_str))
-        .map(|l| format!(": {}", short(l, 200)))
+        .map(|l| format!(": {}", summary_line(l, 200)))
         .unwrap_or_default();
     if is_auth_error(&err_text) {
         return RunError::new(

@@ -24,7 +24,7 @@ use serde_json::Value;
 use super::agent::{Agent, AgentStream, AttemptPlan, Caps, Cli, Session};
 use super::classify::{
     http_status_in, is_auth_error, is_connection_error, is_usage_limit, main_arg, now_epoch,
-    reset_wait, retry_in, short,
+    reset_wait, retry_in, summary_line,
 };
 use crate::error::{ErrorKind, RunError};
 use crate::runner::process::ProcessExit;
@@ -169,7 +169,7 @@ impl AgentStream for CodexStream {
                         attempt,
                         status: http_status_in(rest),
                         delay_ms: None,
-                        error: Some(short(rest.trim(), 200)),
+                        error: Some(summary_line(rest.trim(), 200)),
                     });
                 } else {
                     out.push(Progress::Output {
@@ -196,14 +196,14 @@ impl AgentStream for CodexStream {
         }
         if self.completed && exit.code() == Some(0) {
             return Ok(TaskOutput {
-                summary: self.last_message.as_deref().map(|m| short(m, 200)),
+                summary: self.last_message.as_deref().map(|m| summary_line(m, 200)),
                 session_id: self.thread.clone(),
                 usage: self.usage,
                 output_tail: exit.tail_opt(),
             });
         }
         let last = crate::util::last_line(&exit.tail)
-            .map(|l| format!(": {}", short(l, 200)))
+            .map(|l| format!(": {}", summary_line(l, 200)))
             .unwrap_or_default();
         let kind = if is_auth_error(&exit.tail) {
             ErrorKind::Fatal
@@ -248,7 +248,7 @@ impl CodexStream {
                 arg: item
                     .get("command")
                     .and_then(Value::as_str)
-                    .map(|c| short(unwrap_shell(c), 120)),
+                    .map(|c| summary_line(unwrap_shell(c), 120)),
             }),
             "file_change" if first_sight => {
                 let paths: Vec<&str> = item
@@ -262,7 +262,7 @@ impl CodexStream {
                     .unwrap_or_default();
                 out.push(Progress::ToolCall {
                     tool: "file_change".into(),
-                    arg: (!paths.is_empty()).then(|| short(&paths.join(", "), 120)),
+                    arg: (!paths.is_empty()).then(|| summary_line(&paths.join(", "), 120)),
                 });
             }
             "mcp_tool_call" if first_sight => out.push(Progress::ToolCall {
@@ -278,13 +278,13 @@ impl CodexStream {
                 arg: item
                     .get("query")
                     .and_then(Value::as_str)
-                    .map(|q| short(q, 120)),
+                    .map(|q| summary_line(q, 120)),
             }),
             "agent_message" if !started => {
                 if let Some(t) = item.get("text").and_then(Value::as_str) {
                     self.last_message = Some(t.to_string());
                     out.push(Progress::Message {
-                        text: short(t, 200),
+                        text: summary_line(t, 200),
                     });
                 }
             }
@@ -334,7 +334,7 @@ fn unwrap_shell(cmd: &str) -> &str {
 /// The kind of a Codex failure message.
 pub(crate) fn classify(msg: &str, now: i64) -> RunError {
     let lower = msg.to_ascii_lowercase();
-    let text = short(msg, 300);
+    let text = summary_line(msg, 300);
     if lower.contains("context window")
         || lower.contains("context_length_exceeded")
         || lower.contains("ran out of room")

@@ -25,7 +25,7 @@ use serde_json::Value;
 
 use super::agent::{Agent, AgentStream, AttemptPlan, Caps, Cli, Session};
 use super::classify::{
-    http_status_in, is_auth_error, is_connection_error, main_arg, retry_in, short,
+    http_status_in, is_auth_error, is_connection_error, main_arg, retry_in, summary_line,
 };
 use crate::error::{ErrorKind, RunError};
 use crate::runner::process::ProcessExit;
@@ -89,7 +89,7 @@ impl GeminiStream {
     fn flush_text(&mut self, out: &mut Vec<Progress>) {
         if !self.text.trim().is_empty() {
             out.push(Progress::Message {
-                text: short(&self.text, 200),
+                text: summary_line(&self.text, 200),
             });
             self.last_text = Some(std::mem::take(&mut self.text));
         }
@@ -111,7 +111,7 @@ impl AgentStream for GeminiStream {
                     attempt,
                     status,
                     delay_ms: retry_in(msg).map(|d| d.as_millis() as u64),
-                    error: Some(short(msg.trim_start_matches([':', ' ']), 200)),
+                    error: Some(summary_line(msg.trim_start_matches([':', ' ']), 200)),
                 });
             }
             if self.stderr.len() < 200 {
@@ -173,7 +173,7 @@ impl AgentStream for GeminiStream {
                         .unwrap_or("tool failed");
                     out.push(Progress::Output {
                         stream,
-                        line: format!("tool error: {}", short(msg, 200)),
+                        line: format!("tool error: {}", summary_line(msg, 200)),
                     });
                 }
             }
@@ -185,7 +185,7 @@ impl AgentStream for GeminiStream {
                     .unwrap_or(line);
                 out.push(Progress::Output {
                     stream,
-                    line: format!("error: {}", short(msg, 300)),
+                    line: format!("error: {}", summary_line(msg, 300)),
                 });
             }
             "result" => {
@@ -221,7 +221,7 @@ impl AgentStream for GeminiStream {
             .unwrap_or("");
         if status == "success" && exit.code() == Some(0) {
             return Ok(TaskOutput {
-                summary: self.last_text.as_deref().map(|t| short(t, 200)),
+                summary: self.last_text.as_deref().map(|t| summary_line(t, 200)),
                 session_id: self.session.clone(),
                 usage: self.usage,
                 output_tail: exit.tail_opt(),
@@ -297,7 +297,7 @@ pub(crate) fn classify(
     retry_status: Option<u16>,
 ) -> RunError {
     let msg = strip_ansi(msg);
-    let text = short(&msg, 300);
+    let text = summary_line(&msg, 300);
     let lower = msg.to_ascii_lowercase();
     let wait = retry_in(&msg);
     let transient = |t: String| {
@@ -327,7 +327,7 @@ pub(crate) fn classify(
             ErrorKind::Fatal,
             format!(
                 "gemini refuses to run in an untrusted folder: {}",
-                short(&strip_ansi(stderr), 200)
+                summary_line(&strip_ansi(stderr), 200)
             ),
         ),
         Some(42 | 44 | 52) => RunError::new(ErrorKind::Fatal, text),

@@ -55,6 +55,6 @@ pub mod version;
 
 pub(crate) use catalogue::find_on_path;
 pub use catalogue::{PresetKind, PresetOptions, build};
-pub(crate) use classify::short;
+pub(crate) use classify::summary_line;
 pub use demo::{DemoRunner, demo_task_file};
 pub use shell::ShellRunner;
