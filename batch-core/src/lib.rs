@@ -57,6 +57,7 @@
 pub mod doc;
 mod error;
 pub mod exec;
+pub mod land;
 pub mod plan;
 pub mod runner;
 pub mod store;
