@@ -129,7 +129,10 @@ fn build_runner(args: &RunArgs) -> anyhow::Result<Arc<dyn SubagentRunner>> {
         let runner = CommandRunnerBuilder::new(cmd.clone())
             .build()
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        if let Some(warning) = runner.shell_warning() {
+        for warning in [runner.shell_warning(), runner.option_warning()]
+            .into_iter()
+            .flatten()
+        {
             eprintln!("warning: {warning}");
         }
         return Ok(Arc::new(runner));

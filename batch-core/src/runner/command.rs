@@ -174,6 +174,43 @@ impl CommandRunner {
         ))
     }
 
+    /// A warning when task text is a positional argument of its own with no
+    /// `--` before it (`sort {task} out.txt`): a task whose text starts with
+    /// `-` (`-o/tmp/x`) would then be read by the program as an option.
+    /// Text given as the value of an option (`--task {prompt}`, `-p {prompt}`)
+    /// or after `--` is safe; so are the presets.
+    pub fn option_warning(&self) -> Option<String> {
+        let raw = self.template_argv();
+        let mut after_dashes = false;
+        for (i, arg) in raw.iter().enumerate() {
+            if arg == "--" {
+                after_dashes = true;
+                continue;
+            }
+            let Some(text) = ["{prompt}", "{task}"]
+                .into_iter()
+                .find(|p| arg.starts_with(p))
+            else {
+                continue;
+            };
+            let prev = if i == 0 { "" } else { raw[i - 1].as_str() };
+            if after_dashes || i == 0 || prev.starts_with('-') {
+                continue;
+            }
+            let mut safe: Vec<String> = raw[..i].to_vec();
+            safe.push("--".into());
+            safe.extend(raw[i..].iter().cloned());
+            return Some(format!(
+                "--cmd passes {text} to `{program}` as an argument of its own: a task whose text \
+                 starts with `-` would be read as an option; put `--` before it if `{program}` \
+                 accepts one: --cmd '{safe}'",
+                program = raw[0],
+                safe = safe.join(" "),
+            ));
+        }
+        None
+    }
+
     /// The template's arguments as split (placeholders not yet substituted).
     pub fn template_argv(&self) -> &[String] {
         &self.raw
@@ -343,6 +380,23 @@ impl SubagentRunner for CommandRunner {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn task_text_as_a_bare_positional_argument_is_warned_about() {
+        let warn = |t: &str| {
+            CommandRunnerBuilder::new(t)
+                .build()
+                .unwrap()
+                .option_warning()
+        };
+        let w = warn("sort {task} /etc/hostname").expect("positional task text");
+        assert!(w.contains("sort -- {task} /etc/hostname"), "{w}");
+        // After `--`, or as an option's value, the text cannot become an option.
+        assert!(warn("sort -- {task} /etc/hostname").is_none());
+        assert!(warn("my-agent --task {prompt}").is_none());
+        assert!(warn("claude -p {prompt}").is_none());
+        assert!(warn("my-agent {id}").is_none());
+    }
 
     #[test]
     fn a_placeholder_inside_a_shell_script_is_warned_about() {
