@@ -49,10 +49,11 @@ use crate::runner::process::group::stop_group;
 use crate::runner::{
     CancelReason, Progress, ProgressItem, ProgressSink, RunContext, SubagentRunner, TaskSpec, Usage,
 };
+use crate::store;
 use crate::store::journal::{AttemptOutcome, Journal, JournalRecord};
 use crate::store::lock::RunLock;
-use crate::store::{self};
 
+/// Why the run stopped launching.
 #[derive(Debug, Clone)]
 pub(super) enum Stop {
     Interrupted,

@@ -43,8 +43,6 @@ fn store_setup_error(e: StoreError) -> RunSetupError {
     }
 }
 
-/// Why the run stopped launching.
-
 /// Modification time and length: cheap evidence that a file changed.
 pub(super) type FileStamp = (std::time::SystemTime, u64);
 
