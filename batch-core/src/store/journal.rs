@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorKind, StoreError};
-use crate::exec::RunSummary;
+use crate::events::RunSummary;
 use crate::runner::Usage;
 
 /// The journal's file name inside the state folder.

@@ -22,7 +22,7 @@
 //! it depends on T002), one event per line:
 //!
 //! ```
-//! # use batch_core::exec::{Envelope, RunEvent};
+//! # use batch_core::events::{Envelope, RunEvent};
 //! let lines = r#"
 //! {"v":1,"seq":0,"ts":"2026-11-25T09:00:00.120Z","run_id":"6f1c2a9e","type":"run_started","data":{"file":"task.md","total":3,"waves":2,"jobs":2,"runner":"command","unfinished":[]}}
 //! {"v":1,"seq":1,"ts":"2026-11-25T09:00:00.131Z","run_id":"6f1c2a9e","type":"task_started","data":{"id":"T001","title":"Create the model","attempt":1,"wave":0,"group":"Setup"}}
