@@ -11,6 +11,8 @@
 //! - `schedule`: the ready set plus the `--jobs`, group and resource limits;
 //! - `signals`: SIGINT/SIGTERM when the caller asks for them;
 //! - `report`: [`RunReport`] and [`TaskReport`];
+//! - `isolate`: worktree isolation and the merge queue ([`Isolate`]): a
+//!   worktree per attempt, one commit per task, landed in finishing order;
 //! - `spec`: the [`TaskSpec`](crate::TaskSpec) of a task ([`task_spec`]).
 //!
 //! The event schema is in [`crate::events`], re-exported here.
@@ -18,6 +20,7 @@
 mod attempt;
 mod dispatcher;
 mod executor;
+mod isolate;
 mod options;
 mod prepare;
 mod report;
@@ -29,6 +32,7 @@ mod writeback;
 
 pub use crate::events::*;
 pub use executor::{EventCallback, Executor, ExecutorBuilder};
+pub use isolate::{Isolate, IsolateError};
 pub use options::RunOptions;
 pub use report::{RunReport, TaskReport};
 pub use spec::{SpecPlace, task_spec};

@@ -4,7 +4,7 @@
 //! sessions to resume).
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures::stream::FuturesUnordered;
@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::dispatcher::{Dispatcher, NodeConfig, NodeRun};
 use super::executor::Executor;
+use super::isolate::Isolation;
 use super::options::DEFAULT_JOBS;
 use super::schedule::Scheduler;
 use super::spec::{SpecPlace, task_spec};
@@ -79,6 +80,43 @@ impl Dispatcher {
         let history = JournalSummary::load(&state_dir).unwrap_or_default();
         let journal = Journal::open(&state_dir, run_id.clone()).map_err(store_setup_error)?;
 
+        let workdir = std::path::absolute(
+            ex.options
+                .workdir
+                .clone()
+                .or_else(|| task_file.parent().map(Path::to_path_buf))
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or_else(|| PathBuf::from(".")),
+        )
+        .unwrap_or_else(|_| PathBuf::from("."));
+        let mut setup_warnings = Vec::new();
+        let isolation = match Isolation::setup(
+            ex.options.isolate,
+            &workdir,
+            &std::path::absolute(&task_file).unwrap_or_else(|_| task_file.clone()),
+            &std::path::absolute(&state_dir).unwrap_or_else(|_| state_dir.clone()),
+            &run_id,
+            ex.options.worktree_dir.as_deref(),
+            ex.options.into.as_deref(),
+        )? {
+            Some((iso, notes)) => {
+                if !notes.dirty.is_empty() {
+                    let shown: Vec<&str> = notes.dirty.iter().take(5).map(String::as_str).collect();
+                    setup_warnings.push(format!(
+                        "{} uncommitted change{} ({}{}) stay{} as {}: each task starts from the last commit in a worktree of its own and does not see {}; your checkout is only fast-forwarded where that touches none of them",
+                        notes.dirty.len(),
+                        if notes.dirty.len() == 1 { "" } else { "s" },
+                        shown.join(", "),
+                        if notes.dirty.len() > 5 { ", …" } else { "" },
+                        if notes.dirty.len() == 1 { "s" } else { "" },
+                        if notes.dirty.len() == 1 { "it is" } else { "they are" },
+                        if notes.dirty.len() == 1 { "it" } else { "them" },
+                    ));
+                }
+                Some(Arc::new(iso))
+            }
+            None => None,
+        };
         let mut place = SpecPlace::new(&task_file);
         place.workdir = ex.options.workdir.as_deref();
         place.verify = ex.options.verify.as_deref();
@@ -202,6 +240,9 @@ impl Dispatcher {
             id_to_node,
             file_stamp: stamp,
             checked_in_file,
+            isolation,
+            prompt: Arc::new(ex.prompt),
+            setup_warnings,
         })
     }
 }

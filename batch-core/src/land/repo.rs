@@ -296,6 +296,20 @@ impl Repo {
         Ok(parts.join("/"))
     }
 
+    /// Whether git ignores `path` (a file or folder inside the work tree):
+    /// work done there is not tracked, so it is as good as outside git.
+    pub fn is_ignored(&self, path: impl AsRef<Path>) -> Result<bool> {
+        let rel = self.relative_path(path)?;
+        if rel.is_empty() {
+            return Ok(false);
+        }
+        let raw = Git::new(&self.root)
+            .args(["check-ignore", "-q", "--no-index", "--"])
+            .arg(&rel)
+            .raw()?;
+        Ok(raw.code == Some(0))
+    }
+
     /// The user's uncommitted work: staged, unstaged and untracked (not
     /// ignored) paths, except `exclude` (repository-relative files or
     /// folders, e.g. the task file and `.mdbatch`). Empty means clean.

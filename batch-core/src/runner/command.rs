@@ -10,7 +10,8 @@
 //! and `}}` for literal braces; any other `{word}` is an error at build time.
 //!
 //! The task's data is also in the environment: `MDBATCH_TASK_ID`,
-//! `MDBATCH_TASK`, `MDBATCH_PROMPT`, `MDBATCH_ATTEMPT`, `MDBATCH_FILE` and
+//! `MDBATCH_TASK`, `MDBATCH_PROMPT`, `MDBATCH_ATTEMPT`, `MDBATCH_FILE`,
+//! `MDBATCH_WORKDIR` (where the subagent runs: its worktree when isolated) and
 //! `MDBATCH_PROGRESS_FILE` (lines appended to that file stream as progress).
 //!
 //! Exit status to kind: 0 success; 75 (`EX_TEMPFAIL`) `Transient`, rate
@@ -27,7 +28,7 @@ use super::{Progress, RunContext, SubagentRunner, TaskOutput, TaskSpec};
 use crate::error::{ErrorKind, RunError};
 
 /// Placeholders a `--cmd` template may use.
-pub const CMD_PLACEHOLDERS: &[&str] = &["prompt", "task", "id", "file", "attempt"];
+pub const CMD_PLACEHOLDERS: &[&str] = &["prompt", "task", "id", "file", "attempt", "workdir"];
 
 /// Runs each task as a command built from a template.
 ///
@@ -58,6 +59,7 @@ enum Piece {
     Task,
     Id,
     File,
+    Workdir,
     Attempt,
 }
 
@@ -116,6 +118,7 @@ fn parse_arg(arg: &str) -> Result<Vec<Piece>, String> {
                         "task" => Piece::Task,
                         "id" => Piece::Id,
                         "file" => Piece::File,
+                        "workdir" => Piece::Workdir,
                         "attempt" => Piece::Attempt,
                         other => {
                             return Err(format!(
@@ -230,6 +233,7 @@ impl CommandRunner {
                         Piece::Task => s.push_str(&task.text),
                         Piece::Id => s.push_str(&task.id),
                         Piece::File => s.push_str(&file),
+                        Piece::Workdir => s.push_str(&task.workdir.display().to_string()),
                         Piece::Attempt => s.push_str(&attempt.to_string()),
                     }
                 }
@@ -286,6 +290,7 @@ pub(crate) fn task_env(
         ("MDBATCH_PROMPT", task.prompt.clone()),
         ("MDBATCH_ATTEMPT", attempt.to_string()),
         ("MDBATCH_FILE", task.task_file.display().to_string()),
+        ("MDBATCH_WORKDIR", task.workdir.display().to_string()),
     ];
     let mut env: Vec<(OsString, OsString)> = pairs
         .into_iter()
