@@ -23,6 +23,7 @@
 //! terminal event is still emitted for each, then `run_finished`.
 
 use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,7 +35,9 @@ use tokio::task::JoinError;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use super::attempt::{AbortOnDrop, AttemptFuture, AttemptResult, TimerFuture, run_attempt};
+use super::attempt::{
+    AbortOnDrop, AttemptFuture, AttemptResult, TimerFuture, panic_message, run_attempt,
+};
 use super::executor::EventCallback;
 use super::options::RunOptions;
 use super::prepare::{FileStamp, file_stamp};
@@ -47,7 +50,8 @@ use crate::events::{Envelope, Outcome, RunEvent, SCHEMA_VERSION, millis};
 use crate::plan::{NodeIdx, Plan};
 use crate::runner::process::group::stop_group;
 use crate::runner::{
-    CancelReason, Progress, ProgressItem, ProgressSink, RunContext, SubagentRunner, TaskSpec, Usage,
+    CancelReason, LineBudget, Progress, ProgressItem, ProgressSink, RunContext, SubagentRunner,
+    TaskSpec, Usage,
 };
 use crate::store;
 use crate::store::journal::{AttemptOutcome, Journal, JournalRecord};
@@ -109,6 +113,8 @@ pub(super) struct Dispatcher {
     pub(super) options: RunOptions,
     pub(super) runner: Arc<dyn SubagentRunner>,
     pub(super) on_event: Option<EventCallback>,
+    /// The callback panicked with this message (handled at the next turn).
+    pub(super) callback_panic: Option<String>,
     pub(super) user_cancel: CancellationToken,
     pub(super) hard_kill: CancellationToken,
     pub(super) handle_signals: bool,
@@ -131,8 +137,10 @@ pub(super) struct Dispatcher {
     pub(super) _lock: RunLock,
     pub(super) attempts: FuturesUnordered<AttemptFuture>,
     pub(super) timers: FuturesUnordered<TimerFuture>,
-    pub(super) progress_tx: mpsc::Sender<ProgressItem>,
-    pub(super) progress_rx: mpsc::Receiver<ProgressItem>,
+    pub(super) progress_tx: mpsc::UnboundedSender<ProgressItem>,
+    pub(super) progress_rx: mpsc::UnboundedReceiver<ProgressItem>,
+    /// The budget of queued output lines shared by every attempt's sink.
+    pub(super) progress_lines: Arc<LineBudget>,
     pub(super) pending_writes: Vec<NodeIdx>,
     pub(super) started: Instant,
     pub(super) finished: bool,
@@ -155,8 +163,30 @@ impl Dispatcher {
             event,
         };
         self.seq += 1;
-        if let Some(cb) = self.on_event.as_mut() {
-            cb(&env);
+        // Never call the host's code while a panic unwinds through us: a
+        // second panic there would abort the process.
+        if std::thread::panicking() {
+            return;
+        }
+        if let Some(cb) = self.on_event.as_mut()
+            && let Err(p) = catch_unwind(AssertUnwindSafe(|| cb(&env)))
+        {
+            // A callback that panicked once (a closed stdout, a bug) is not
+            // called again; the run is interrupted at the next turn.
+            self.on_event = None;
+            self.callback_panic = Some(panic_message(&*p));
+        }
+    }
+
+    /// Interrupts the run if the event callback panicked.
+    fn check_callback(&mut self) {
+        if let Some(msg) = self.callback_panic.take() {
+            self.emit(RunEvent::Warning {
+                message: format!(
+                    "the event callback panicked: {msg}; it is no longer called and the run is interrupted"
+                ),
+            });
+            self.interrupt();
         }
     }
 
@@ -214,6 +244,11 @@ impl Dispatcher {
             self.emit(RunEvent::Warning { message: msg });
         }
         let far = Instant::now() + Duration::from_secs(86400 * 365 * 10);
+        // A token cancelled before the run launches nothing.
+        if self.user_cancel.is_cancelled() {
+            self.interrupt();
+        }
+        self.check_callback();
         self.fill();
         loop {
             if self.attempts.is_empty()
@@ -256,6 +291,7 @@ impl Dispatcher {
                 }
             }
             self.flush_writes();
+            self.check_callback();
             self.fill();
         }
         self.drain_progress();
@@ -269,6 +305,9 @@ impl Dispatcher {
     }
 
     pub(super) fn on_progress(&mut self, item: ProgressItem) {
+        if matches!(item.progress, Progress::Output { .. }) {
+            self.progress_lines.release();
+        }
         let Some(&i) = self.id_to_node.get(&item.task_id) else {
             return;
         };
@@ -360,7 +399,12 @@ impl Dispatcher {
         let token = CancellationToken::new();
         let mut ctx = RunContext::new(
             attempt,
-            ProgressSink::new(spec.id.clone(), attempt, self.progress_tx.clone()),
+            ProgressSink::for_run(
+                spec.id.clone(),
+                attempt,
+                self.progress_tx.clone(),
+                self.progress_lines.clone(),
+            ),
             token,
         );
         ctx.previous_error = r.last_error.clone();
@@ -405,13 +449,7 @@ impl Dispatcher {
             Ok(r) => r,
             Err(e) => {
                 let what = if e.is_panic() {
-                    let p = e.into_panic();
-                    let msg = p
-                        .downcast_ref::<&str>()
-                        .map(|s| (*s).to_string())
-                        .or_else(|| p.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "unknown panic".into());
-                    format!("the runner panicked: {msg}")
+                    format!("the runner panicked: {}", panic_message(&*e.into_panic()))
                 } else {
                     "the attempt was aborted".to_string()
                 };
