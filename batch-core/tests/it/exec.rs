@@ -1188,3 +1188,51 @@ async fn a_runner_that_ignores_its_timeout_keeps_its_slot_until_it_returns() {
     )));
     assert_eq!(outcome(&report, "a"), Outcome::Succeeded);
 }
+
+/// The handler installed for `signal` now (`SIG_DFL` is 0).
+fn disposition(signal: libc::c_int) -> libc::sighandler_t {
+    // SAFETY: sigaction(2) with no new action only reads the current one.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signal, std::ptr::null(), &mut old);
+        old.sa_sigaction
+    }
+}
+
+/// Records the SIGINT disposition while it runs, raises SIGINT, then waits
+/// to be cancelled.
+struct RaisesSigint(Mutex<Option<libc::sighandler_t>>);
+
+#[async_trait::async_trait]
+impl SubagentRunner for RaisesSigint {
+    async fn run(&self, _task: &TaskSpec, ctx: RunContext) -> Result<TaskOutput, RunError> {
+        *self.0.lock().unwrap() = Some(disposition(libc::SIGINT));
+        // SAFETY: raise(3) on our own process; mdbatch's handler is installed.
+        unsafe { libc::raise(libc::SIGINT) };
+        ctx.cancel.cancelled().await;
+        Err(RunError::new(ErrorKind::Cancelled, "stopped"))
+    }
+}
+
+#[tokio::test]
+async fn handled_signals_interrupt_the_run_and_the_previous_handlers_are_back_after_it() {
+    let run = Run::file("- [ ] <!-- id: a --> task\n");
+    let before = [disposition(libc::SIGINT), disposition(libc::SIGTERM)];
+    let runner = Arc::new(RaisesSigint(Mutex::new(None)));
+    let report = ExecutorBuilder::new(&run.path)
+        .runner(runner.clone())
+        .handle_signals(true)
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert!(report.summary.cancelled, "SIGINT did not interrupt the run");
+    let during = runner.0.lock().unwrap().expect("the runner ran");
+    assert_ne!(during, before[0], "no handler was installed during the run");
+    assert_eq!(
+        [disposition(libc::SIGINT), disposition(libc::SIGTERM)],
+        before,
+        "the run left its signal handlers installed"
+    );
+}
