@@ -60,6 +60,14 @@ pub(super) async fn run_attempt(
     ctx: RunContext,
     hard: CancellationToken,
 ) -> AttemptResult {
+    if let Some(log) = ctx.log_path.clone() {
+        // A log of the same attempt number left by an earlier run.
+        let _ = tokio::task::spawn_blocking(move || {
+            let _ = std::fs::remove_file(&log);
+            let _ = std::fs::remove_file(log.with_extension("progress"));
+        })
+        .await;
+    }
     let out = guarded(runner.run(&spec, ctx.clone()), &ctx, &hard).await?;
     if let Some(verify) = &spec.verify {
         guarded(run_verify(verify, &spec, &ctx), &ctx, &hard).await?;

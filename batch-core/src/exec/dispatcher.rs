@@ -45,7 +45,7 @@ use super::retry::{self, Decision};
 use super::schedule::{NodeState, Scheduler};
 use super::signals::Signals;
 use crate::doc::{Document, ParseOptions};
-use crate::error::{ErrorKind, RunError};
+use crate::error::{ErrorKind, RunError, StoreError};
 use crate::events::{Envelope, Outcome, RunEvent, SCHEMA_VERSION, millis};
 use crate::plan::{NodeIdx, Plan};
 use crate::runner::process::group::stop_group;
@@ -54,7 +54,7 @@ use crate::runner::{
     TaskSpec, Usage,
 };
 use crate::store;
-use crate::store::journal::{AttemptOutcome, Journal, JournalRecord};
+use crate::store::journal::{AttemptOutcome, JournalRecord, JournalWriter};
 use crate::store::lock::RunLock;
 
 /// Why the run stopped launching.
@@ -132,7 +132,7 @@ pub(super) struct Dispatcher {
     pub(super) last_limit: Option<Instant>,
     pub(super) stop: Option<Stop>,
     pub(super) seq: u64,
-    pub(super) journal: Option<Journal>,
+    pub(super) journal: Option<JournalWriter>,
     pub(super) journal_warned: bool,
     pub(super) _lock: RunLock,
     pub(super) attempts: FuturesUnordered<AttemptFuture>,
@@ -144,6 +144,8 @@ pub(super) struct Dispatcher {
     pub(super) pending_writes: Vec<NodeIdx>,
     pub(super) started: Instant,
     pub(super) finished: bool,
+    /// `run` was called (a dispatcher dropped before it emits nothing).
+    pub(super) begun: bool,
     pub(super) unfinished_ids: Vec<String>,
     /// `(task id, process group)` of subagents a previous run left running.
     pub(super) orphans: Vec<(String, u32)>,
@@ -190,13 +192,25 @@ impl Dispatcher {
         }
     }
 
+    /// Queues a journal record (written by the journal's own thread).
     pub(super) fn journal(&mut self, record: JournalRecord) {
-        let Some(j) = self.journal.as_mut() else {
-            return;
+        if let Some(j) = self.journal.as_ref() {
+            j.append(record);
+        }
+        self.check_journal();
+    }
+
+    /// Reports the journal's first write error, once.
+    fn check_journal(&mut self) {
+        let e = match self.journal.as_ref().and_then(|j| j.take_error()) {
+            Some(e) => e,
+            None => return,
         };
-        if let Err(e) = j.append(record)
-            && !self.journal_warned
-        {
+        self.journal_error(e);
+    }
+
+    fn journal_error(&mut self, e: StoreError) {
+        if !self.journal_warned {
             self.journal_warned = true;
             self.emit(RunEvent::Warning {
                 message: format!("{e}; the run goes on without a journal"),
@@ -205,6 +219,7 @@ impl Dispatcher {
     }
 
     pub(super) async fn run(&mut self) {
+        self.begun = true;
         self.started = Instant::now();
         self.emit(RunEvent::RunStarted {
             file: self.task_file.display().to_string(),
@@ -249,7 +264,7 @@ impl Dispatcher {
             self.interrupt();
         }
         self.check_callback();
-        self.fill();
+        self.fill().await;
         loop {
             if self.attempts.is_empty()
                 && self.timers.is_empty()
@@ -290,12 +305,13 @@ impl Dispatcher {
                     self.gate_until = None;
                 }
             }
-            self.flush_writes();
+            self.flush_writes().await;
+            self.check_journal();
             self.check_callback();
-            self.fill();
+            self.fill().await;
         }
         self.drain_progress();
-        self.finish();
+        self.finish().await;
     }
 
     pub(super) fn drain_progress(&mut self) {
@@ -349,7 +365,14 @@ impl Dispatcher {
         self.gate_until.is_none_or(|g| Instant::now() >= g)
     }
 
-    pub(super) fn fill(&mut self) {
+    pub(super) async fn fill(&mut self) {
+        if self.stop.is_none()
+            && self.gate_open()
+            && (self.sched.running() as u32) < self.effective
+            && self.sched.has_ready()
+        {
+            self.refresh_checked().await;
+        }
         while self.stop.is_none()
             && self.gate_open()
             && (self.sched.running() as u32) < self.effective
@@ -367,22 +390,38 @@ impl Dispatcher {
         }
     }
 
-    /// Whether task `i`'s box is now checked in the file (re-parsed only when
-    /// its modification time or length changed since the last look).
-    pub(super) fn checked_by_hand(&mut self, i: NodeIdx) -> bool {
-        let stamp = file_stamp(&self.task_file);
-        if stamp.is_some() && stamp != self.file_stamp {
-            self.file_stamp = stamp;
+    /// Re-reads which boxes are checked in the file, off the runtime, when
+    /// its modification time or length changed since the last look.
+    async fn refresh_checked(&mut self) {
+        let path = self.task_file.clone();
+        let options = self.parse_options.clone();
+        let last = self.file_stamp;
+        let read = tokio::task::spawn_blocking(move || {
+            let stamp = file_stamp(&path);
+            if stamp.is_none() || stamp == last {
+                return None;
+            }
             // A file that no longer parses is reported when boxes are written.
-            if let Ok(doc) = Document::read(&self.task_file, &self.parse_options) {
-                self.checked_in_file = doc
-                    .tasks
+            let checked = Document::read(&path, &options).ok().map(|doc| {
+                doc.tasks
                     .iter()
                     .filter(|t| t.checked)
                     .map(|t| t.id.clone())
-                    .collect();
+                    .collect()
+            });
+            Some((stamp, checked))
+        })
+        .await;
+        if let Ok(Some((stamp, checked))) = read {
+            self.file_stamp = stamp;
+            if let Some(checked) = checked {
+                self.checked_in_file = checked;
             }
         }
+    }
+
+    /// Whether task `i`'s box was checked in the file at the last look.
+    pub(super) fn checked_by_hand(&self, i: NodeIdx) -> bool {
         self.checked_in_file.contains(&self.nodes[i].spec.id)
     }
 
@@ -410,10 +449,8 @@ impl Dispatcher {
         ctx.previous_error = r.last_error.clone();
         ctx.deadline = cfg.timeout.map(|t| now + t);
         ctx.grace = self.options.grace;
-        let log = store::log_path(&self.state_dir, &spec.id, attempt);
-        let _ = std::fs::remove_file(&log);
-        let _ = std::fs::remove_file(log.with_extension("progress"));
-        ctx.log_path = Some(log);
+        // The attempt removes a stale log of the same number before it runs.
+        ctx.log_path = Some(store::log_path(&self.state_dir, &spec.id, attempt));
         if r.attempts == 1 {
             ctx.resume_session = r.resume_session.clone();
         }
@@ -736,7 +773,7 @@ impl Dispatcher {
         }
     }
 
-    pub(super) fn finish(&mut self) {
+    pub(super) async fn finish(&mut self) {
         let reason = match &self.stop {
             Some(Stop::Interrupted) => "interrupted".to_string(),
             Some(Stop::FailFast(id)) => format!("--fail-fast: `{id}` failed"),
@@ -751,8 +788,11 @@ impl Dispatcher {
         self.journal(JournalRecord::RunEnd {
             summary: summary.clone(),
         });
-        if let Some(j) = self.journal.as_mut() {
-            let _ = j.sync();
+        if let Some(j) = self.journal.take() {
+            // Everything queued is written and synced before the run returns.
+            if let Ok(Some(e)) = tokio::task::spawn_blocking(move || j.close()).await {
+                self.journal_error(e);
+            }
         }
         self.finished = true;
         self.emit(RunEvent::RunFinished { summary });
@@ -761,7 +801,7 @@ impl Dispatcher {
 
 impl Drop for Dispatcher {
     fn drop(&mut self) {
-        if self.finished {
+        if self.finished || !self.begun {
             return;
         }
         // The run future was dropped mid-run: attempts are aborted with the

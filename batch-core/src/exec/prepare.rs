@@ -22,7 +22,7 @@ use crate::error::{ErrorKind, RunError, RunSetupError, StoreError};
 use crate::plan::{Plan, PlanOptions};
 use crate::runner::LineBudget;
 use crate::runner::process::group::{group_alive, group_runs_task};
-use crate::store::journal::{AttemptOutcome, Journal, JournalSummary, text_hash};
+use crate::store::journal::{AttemptOutcome, Journal, JournalSummary, JournalWriter, text_hash};
 use crate::store::lock::RunLock;
 use crate::store::{self, taskfile};
 
@@ -190,7 +190,7 @@ impl Dispatcher {
             last_limit: None,
             stop: None,
             seq: 0,
-            journal: Some(journal),
+            journal: Some(JournalWriter::spawn(journal).map_err(store_setup_error)?),
             journal_warned: false,
             _lock: lock,
             attempts: FuturesUnordered::new(),
@@ -201,6 +201,7 @@ impl Dispatcher {
             pending_writes: Vec::new(),
             started: Instant::now(),
             finished: false,
+            begun: false,
             unfinished_ids,
             orphans,
             id_to_node,

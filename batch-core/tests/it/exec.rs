@@ -1236,3 +1236,58 @@ async fn handled_signals_interrupt_the_run_and_the_previous_handlers_are_back_af
         "the run left its signal handlers installed"
     );
 }
+
+#[test]
+fn the_task_file_is_read_off_the_runtimes_threads() {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    // The task file is a FIFO: reading it blocks until a writer comes. On a
+    // runtime with one thread, the writer task below only ever runs if the
+    // executor reads the file somewhere else.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("task.md");
+    let c_path = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let total = rt.block_on(async {
+            let writer = async {
+                loop {
+                    // Non-blocking: fails until the executor opened it to read.
+                    let opened = std::fs::OpenOptions::new()
+                        .write(true)
+                        .custom_flags(libc::O_NONBLOCK)
+                        .open(&path);
+                    match opened {
+                        Ok(mut f) => {
+                            f.write_all(
+                                b"- [x] <!-- id: a --> done\n- [x] <!-- id: b --> done too\n",
+                            )
+                            .unwrap();
+                            break;
+                        }
+                        Err(_) => tokio::task::yield_now().await,
+                    }
+                }
+            };
+            let run = ExecutorBuilder::new(&path)
+                .runner(Arc::new(Fake::new(Step::Ok(0))))
+                .build()
+                .unwrap()
+                .run();
+            let (report, ()) = tokio::join!(run, writer);
+            report.map(|r| r.summary.total)
+        });
+        let _ = tx.send(total.ok());
+    });
+    let total = rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("reading the task file blocked the runtime's only thread");
+    // Parsed and planned: both tasks are done, so nothing is left to write back.
+    assert_eq!(total, Some(0));
+}
