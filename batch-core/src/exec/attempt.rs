@@ -24,7 +24,7 @@ use crate::runner::{
 use super::isolate::{Isolation, Landing, task_message};
 
 /// How long after the grace period a runner that ignores its cancellation is
-/// still awaited before its future is dropped (which kills its process group).
+/// awaited before the attempt says so (it is still awaited after that).
 const STOP_MARGIN: Duration = Duration::from_secs(2);
 
 /// A spawned attempt, aborted if dropped before it finished.
@@ -58,6 +58,14 @@ pub(super) struct AttemptEnv {
     pub(super) isolation: Option<(Arc<Isolation>, Arc<PromptTemplate>, String)>,
 }
 
+/// The message of a panic payload.
+pub(super) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
 /// One attempt: the runner under its deadline and the run's cancellation,
 /// then the verify command; with isolation, in a worktree of its own, and
 /// landed through the merge queue (verify then runs on the merged result).
@@ -71,6 +79,14 @@ pub(super) async fn run_attempt(
         hard,
         isolation,
     } = env;
+    if let Some(log) = ctx.log_path.clone() {
+        // A log of the same attempt number left by an earlier run.
+        let _ = tokio::task::spawn_blocking(move || {
+            let _ = std::fs::remove_file(&log);
+            let _ = std::fs::remove_file(log.with_extension("progress"));
+        })
+        .await;
+    }
     let Some((iso, template, run_id)) = isolation else {
         let out = guarded(runner.run(&spec, ctx.clone()), &ctx, &hard).await?;
         if let Some(verify) = &spec.verify {
@@ -161,7 +177,8 @@ pub(super) async fn run_attempt(
 }
 
 /// Awaits `fut`; at the deadline or on cancellation fires the runner's token
-/// and gives it the grace period (plus a margin) to stop, then drops it.
+/// and keeps awaiting it: the attempt ends only when the runner returns (or
+/// on a hard kill, which drops it), so a retry never runs beside it.
 async fn guarded<F>(fut: F, ctx: &RunContext, hard: &CancellationToken) -> RunnerResult
 where
     F: Future<Output = RunnerResult>,
@@ -182,22 +199,34 @@ where
         CancelReason::Timeout => RunError::new(ErrorKind::Timeout, message),
         _ => RunError::new(ErrorKind::Cancelled, message),
     };
+    let late = |r: RunnerResult| match r {
+        Ok(out) => Ok(out),
+        Err(e) if matches!(e.kind, ErrorKind::Timeout | ErrorKind::Cancelled) => Err(e),
+        Err(e) => {
+            let mut s = stopped(e.message.clone());
+            s.output_tail = e.output_tail;
+            s.session_id = e.session_id;
+            Err(s)
+        }
+    };
+    let killed = || RunError::new(ErrorKind::Cancelled, "killed: interrupted twice");
     tokio::select! {
         biased;
-        r = &mut fut => match r {
-            Ok(out) => Ok(out),
-            Err(e) if matches!(e.kind, ErrorKind::Timeout | ErrorKind::Cancelled) => Err(e),
-            Err(e) => {
-                let mut s = stopped(e.message.clone());
-                s.output_tail = e.output_tail;
-                s.session_id = e.session_id;
-                Err(s)
-            }
-        },
-        _ = hard.cancelled() => Err(RunError::new(ErrorKind::Cancelled, "killed: interrupted twice")),
-        _ = tokio::time::sleep(ctx.grace + STOP_MARGIN) => Err(stopped(match reason {
-            CancelReason::Timeout => "timed out; the runner did not stop within the grace period".into(),
-            _ => "interrupted; the runner did not stop within the grace period".into(),
-        })),
+        r = &mut fut => return late(r),
+        _ = hard.cancelled() => return Err(killed()),
+        _ = tokio::time::sleep(ctx.grace + STOP_MARGIN) => {}
+    }
+    // The runner ignores its cancellation. Its slot stays taken until it
+    // returns: dropping its future would not stop work it handed to a thread
+    // or another task, and a retry would then run beside it. Only a second
+    // interrupt (or dropping the run) gives up on it.
+    ctx.progress.line(match reason {
+        CancelReason::Timeout => "timed out, but the runner did not stop within the grace period; waiting for it to return",
+        _ => "interrupted, but the runner did not stop within the grace period; waiting for it to return (interrupt again to give up on it)",
+    });
+    tokio::select! {
+        biased;
+        r = &mut fut => late(r),
+        _ = hard.cancelled() => Err(killed()),
     }
 }

@@ -23,6 +23,7 @@
 //! terminal event is still emitted for each, then `run_finished`.
 
 use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +36,7 @@ use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use super::attempt::{
-    AbortOnDrop, AttemptEnv, AttemptFuture, AttemptResult, TimerFuture, run_attempt,
+    AbortOnDrop, AttemptEnv, AttemptFuture, AttemptResult, TimerFuture, panic_message, run_attempt,
 };
 use super::executor::EventCallback;
 use super::isolate::Isolation;
@@ -45,16 +46,17 @@ use super::retry::{self, Decision};
 use super::schedule::{NodeState, Scheduler};
 use super::signals::Signals;
 use crate::doc::{Document, ParseOptions};
-use crate::error::{ErrorKind, RunError};
+use crate::error::{ErrorKind, RunError, StoreError};
 use crate::events::{Envelope, Outcome, RunEvent, SCHEMA_VERSION, millis};
 use crate::plan::{NodeIdx, Plan};
 use crate::runner::PromptTemplate;
 use crate::runner::process::group::stop_group;
 use crate::runner::{
-    CancelReason, Progress, ProgressItem, ProgressSink, RunContext, SubagentRunner, TaskSpec, Usage,
+    CancelReason, LineBudget, Progress, ProgressItem, ProgressSink, RunContext, SubagentRunner,
+    TaskSpec, Usage,
 };
 use crate::store;
-use crate::store::journal::{AttemptOutcome, Journal, JournalRecord};
+use crate::store::journal::{AttemptOutcome, JournalRecord, JournalWriter};
 use crate::store::lock::RunLock;
 
 /// Why the run stopped launching.
@@ -113,6 +115,8 @@ pub(super) struct Dispatcher {
     pub(super) options: RunOptions,
     pub(super) runner: Arc<dyn SubagentRunner>,
     pub(super) on_event: Option<EventCallback>,
+    /// The callback panicked with this message (handled at the next turn).
+    pub(super) callback_panic: Option<String>,
     pub(super) user_cancel: CancellationToken,
     pub(super) hard_kill: CancellationToken,
     pub(super) handle_signals: bool,
@@ -130,16 +134,20 @@ pub(super) struct Dispatcher {
     pub(super) last_limit: Option<Instant>,
     pub(super) stop: Option<Stop>,
     pub(super) seq: u64,
-    pub(super) journal: Option<Journal>,
+    pub(super) journal: Option<JournalWriter>,
     pub(super) journal_warned: bool,
     pub(super) _lock: RunLock,
     pub(super) attempts: FuturesUnordered<AttemptFuture>,
     pub(super) timers: FuturesUnordered<TimerFuture>,
-    pub(super) progress_tx: mpsc::Sender<ProgressItem>,
-    pub(super) progress_rx: mpsc::Receiver<ProgressItem>,
+    pub(super) progress_tx: mpsc::UnboundedSender<ProgressItem>,
+    pub(super) progress_rx: mpsc::UnboundedReceiver<ProgressItem>,
+    /// The budget of queued output lines shared by every attempt's sink.
+    pub(super) progress_lines: Arc<LineBudget>,
     pub(super) pending_writes: Vec<NodeIdx>,
     pub(super) started: Instant,
     pub(super) finished: bool,
+    /// `run` was called (a dispatcher dropped before it emits nothing).
+    pub(super) begun: bool,
     pub(super) unfinished_ids: Vec<String>,
     /// `(task id, process group)` of subagents a previous run left running.
     pub(super) orphans: Vec<(String, u32)>,
@@ -165,18 +173,52 @@ impl Dispatcher {
             event,
         };
         self.seq += 1;
-        if let Some(cb) = self.on_event.as_mut() {
-            cb(&env);
+        // Never call the host's code while a panic unwinds through us: a
+        // second panic there would abort the process.
+        if std::thread::panicking() {
+            return;
+        }
+        if let Some(cb) = self.on_event.as_mut()
+            && let Err(p) = catch_unwind(AssertUnwindSafe(|| cb(&env)))
+        {
+            // A callback that panicked once (a closed stdout, a bug) is not
+            // called again; the run is interrupted at the next turn.
+            self.on_event = None;
+            self.callback_panic = Some(panic_message(&*p));
         }
     }
 
+    /// Interrupts the run if the event callback panicked.
+    fn check_callback(&mut self) {
+        if let Some(msg) = self.callback_panic.take() {
+            self.emit(RunEvent::Warning {
+                message: format!(
+                    "the event callback panicked: {msg}; it is no longer called and the run is interrupted"
+                ),
+            });
+            self.interrupt();
+        }
+    }
+
+    /// Queues a journal record (written by the journal's own thread).
     pub(super) fn journal(&mut self, record: JournalRecord) {
-        let Some(j) = self.journal.as_mut() else {
-            return;
+        if let Some(j) = self.journal.as_ref() {
+            j.append(record);
+        }
+        self.check_journal();
+    }
+
+    /// Reports the journal's first write error, once.
+    fn check_journal(&mut self) {
+        let e = match self.journal.as_ref().and_then(|j| j.take_error()) {
+            Some(e) => e,
+            None => return,
         };
-        if let Err(e) = j.append(record)
-            && !self.journal_warned
-        {
+        self.journal_error(e);
+    }
+
+    fn journal_error(&mut self, e: StoreError) {
+        if !self.journal_warned {
             self.journal_warned = true;
             self.emit(RunEvent::Warning {
                 message: format!("{e}; the run goes on without a journal"),
@@ -185,6 +227,7 @@ impl Dispatcher {
     }
 
     pub(super) async fn run(&mut self) {
+        self.begun = true;
         self.started = Instant::now();
         self.emit(RunEvent::RunStarted {
             file: self.task_file.display().to_string(),
@@ -227,7 +270,12 @@ impl Dispatcher {
             self.emit(RunEvent::Warning { message: msg });
         }
         let far = Instant::now() + Duration::from_secs(86400 * 365 * 10);
-        self.fill();
+        // A token cancelled before the run launches nothing.
+        if self.user_cancel.is_cancelled() {
+            self.interrupt();
+        }
+        self.check_callback();
+        self.fill().await;
         loop {
             if self.attempts.is_empty()
                 && self.timers.is_empty()
@@ -268,8 +316,10 @@ impl Dispatcher {
                     self.gate_until = None;
                 }
             }
-            self.flush_writes();
-            self.fill();
+            self.flush_writes().await;
+            self.check_journal();
+            self.check_callback();
+            self.fill().await;
         }
         self.drain_progress();
         if let Some(iso) = self.isolation.clone() {
@@ -283,7 +333,7 @@ impl Dispatcher {
                 }),
             }
         }
-        self.finish();
+        self.finish().await;
     }
 
     pub(super) fn drain_progress(&mut self) {
@@ -293,6 +343,9 @@ impl Dispatcher {
     }
 
     pub(super) fn on_progress(&mut self, item: ProgressItem) {
+        if matches!(item.progress, Progress::Output { .. }) {
+            self.progress_lines.release();
+        }
         let Some(&i) = self.id_to_node.get(&item.task_id) else {
             return;
         };
@@ -334,7 +387,14 @@ impl Dispatcher {
         self.gate_until.is_none_or(|g| Instant::now() >= g)
     }
 
-    pub(super) fn fill(&mut self) {
+    pub(super) async fn fill(&mut self) {
+        if self.stop.is_none()
+            && self.gate_open()
+            && (self.sched.running() as u32) < self.effective
+            && self.sched.has_ready()
+        {
+            self.refresh_checked().await;
+        }
         while self.stop.is_none()
             && self.gate_open()
             && (self.sched.running() as u32) < self.effective
@@ -352,22 +412,38 @@ impl Dispatcher {
         }
     }
 
-    /// Whether task `i`'s box is now checked in the file (re-parsed only when
-    /// its modification time or length changed since the last look).
-    pub(super) fn checked_by_hand(&mut self, i: NodeIdx) -> bool {
-        let stamp = file_stamp(&self.task_file);
-        if stamp.is_some() && stamp != self.file_stamp {
-            self.file_stamp = stamp;
+    /// Re-reads which boxes are checked in the file, off the runtime, when
+    /// its modification time or length changed since the last look.
+    async fn refresh_checked(&mut self) {
+        let path = self.task_file.clone();
+        let options = self.parse_options.clone();
+        let last = self.file_stamp;
+        let read = tokio::task::spawn_blocking(move || {
+            let stamp = file_stamp(&path);
+            if stamp.is_none() || stamp == last {
+                return None;
+            }
             // A file that no longer parses is reported when boxes are written.
-            if let Ok(doc) = Document::read(&self.task_file, &self.parse_options) {
-                self.checked_in_file = doc
-                    .tasks
+            let checked = Document::read(&path, &options).ok().map(|doc| {
+                doc.tasks
                     .iter()
                     .filter(|t| t.checked)
                     .map(|t| t.id.clone())
-                    .collect();
+                    .collect()
+            });
+            Some((stamp, checked))
+        })
+        .await;
+        if let Ok(Some((stamp, checked))) = read {
+            self.file_stamp = stamp;
+            if let Some(checked) = checked {
+                self.checked_in_file = checked;
             }
         }
+    }
+
+    /// Whether task `i`'s box was checked in the file at the last look.
+    pub(super) fn checked_by_hand(&self, i: NodeIdx) -> bool {
         self.checked_in_file.contains(&self.nodes[i].spec.id)
     }
 
@@ -384,16 +460,19 @@ impl Dispatcher {
         let token = CancellationToken::new();
         let mut ctx = RunContext::new(
             attempt,
-            ProgressSink::new(spec.id.clone(), attempt, self.progress_tx.clone()),
+            ProgressSink::for_run(
+                spec.id.clone(),
+                attempt,
+                self.progress_tx.clone(),
+                self.progress_lines.clone(),
+            ),
             token,
         );
         ctx.previous_error = r.last_error.clone();
         ctx.deadline = cfg.timeout.map(|t| now + t);
         ctx.grace = self.options.grace;
-        let log = store::log_path(&self.state_dir, &spec.id, attempt);
-        let _ = std::fs::remove_file(&log);
-        let _ = std::fs::remove_file(log.with_extension("progress"));
-        ctx.log_path = Some(log);
+        // The attempt removes a stale log of the same number before it runs.
+        ctx.log_path = Some(store::log_path(&self.state_dir, &spec.id, attempt));
         if r.attempts == 1 {
             ctx.resume_session = r.resume_session.clone();
         }
@@ -435,13 +514,7 @@ impl Dispatcher {
             Ok(r) => r,
             Err(e) => {
                 let what = if e.is_panic() {
-                    let p = e.into_panic();
-                    let msg = p
-                        .downcast_ref::<&str>()
-                        .map(|s| (*s).to_string())
-                        .or_else(|| p.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "unknown panic".into());
-                    format!("the runner panicked: {msg}")
+                    format!("the runner panicked: {}", panic_message(&*e.into_panic()))
                 } else {
                     "the attempt was aborted".to_string()
                 };
@@ -748,7 +821,7 @@ impl Dispatcher {
         }
     }
 
-    pub(super) fn finish(&mut self) {
+    pub(super) async fn finish(&mut self) {
         let reason = match &self.stop {
             Some(Stop::Interrupted) => "interrupted".to_string(),
             Some(Stop::FailFast(id)) => format!("--fail-fast: `{id}` failed"),
@@ -763,8 +836,11 @@ impl Dispatcher {
         self.journal(JournalRecord::RunEnd {
             summary: summary.clone(),
         });
-        if let Some(j) = self.journal.as_mut() {
-            let _ = j.sync();
+        if let Some(j) = self.journal.take() {
+            // Everything queued is written and synced before the run returns.
+            if let Ok(Some(e)) = tokio::task::spawn_blocking(move || j.close()).await {
+                self.journal_error(e);
+            }
         }
         self.finished = true;
         self.emit(RunEvent::RunFinished { summary });
@@ -773,7 +849,7 @@ impl Dispatcher {
 
 impl Drop for Dispatcher {
     fn drop(&mut self) {
-        if self.finished {
+        if self.finished || !self.begun {
             return;
         }
         // The run future was dropped mid-run: attempts are aborted with the

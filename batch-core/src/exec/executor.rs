@@ -154,7 +154,12 @@ impl Executor {
     /// cannot be written, or is locked by another run); everything that
     /// happens to tasks is in the [`RunReport`] and the events.
     pub async fn run(self) -> Result<RunReport, RunSetupError> {
-        let mut d = Dispatcher::prepare(self)?;
+        // Reading, parsing and planning the file, the lock and the journal
+        // are blocking work: off the runtime's workers.
+        let mut d = match tokio::task::spawn_blocking(move || Dispatcher::prepare(self)).await {
+            Ok(d) => d?,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        };
         d.run().await;
         Ok(d.report())
     }

@@ -21,13 +21,15 @@ use super::spec::{SpecPlace, task_spec};
 use crate::doc::{Document, ParseOptions};
 use crate::error::{ErrorKind, RunError, RunSetupError, StoreError};
 use crate::plan::{Plan, PlanOptions};
+use crate::runner::LineBudget;
 use crate::runner::process::group::{group_alive, group_runs_task};
-use crate::store::journal::{AttemptOutcome, Journal, JournalSummary, text_hash};
+use crate::store::journal::{AttemptOutcome, Journal, JournalSummary, JournalWriter, text_hash};
 use crate::store::lock::RunLock;
 use crate::store::{self, taskfile};
 
-/// Capacity of the progress channel; output lines beyond it are dropped.
-const PROGRESS_CAPACITY: usize = 1024;
+/// How many output lines may wait for the dispatcher; more are dropped
+/// (counted). Other progress items are never dropped.
+const PROGRESS_LINES: usize = 1024;
 
 fn store_setup_error(e: StoreError) -> RunSetupError {
     match e {
@@ -201,7 +203,7 @@ impl Dispatcher {
             .unwrap_or(DEFAULT_JOBS)
             .max(1);
         let sched = Scheduler::new(&plan);
-        let (progress_tx, progress_rx) = mpsc::channel(PROGRESS_CAPACITY);
+        let (progress_tx, progress_rx) = mpsc::unbounded_channel();
         Ok(Dispatcher {
             run_id,
             task_file,
@@ -209,6 +211,7 @@ impl Dispatcher {
             state_dir,
             runner: ex.runner,
             on_event: ex.on_event,
+            callback_panic: None,
             user_cancel: ex.cancel,
             hard_kill: CancellationToken::new(),
             handle_signals: ex.handle_signals,
@@ -225,16 +228,18 @@ impl Dispatcher {
             last_limit: None,
             stop: None,
             seq: 0,
-            journal: Some(journal),
+            journal: Some(JournalWriter::spawn(journal).map_err(store_setup_error)?),
             journal_warned: false,
             _lock: lock,
             attempts: FuturesUnordered::new(),
             timers: FuturesUnordered::new(),
             progress_tx,
             progress_rx,
+            progress_lines: LineBudget::new(PROGRESS_LINES),
             pending_writes: Vec::new(),
             started: Instant::now(),
             finished: false,
+            begun: false,
             unfinished_ids,
             orphans,
             id_to_node,

@@ -11,7 +11,9 @@ use crate::store::journal::{AttemptOutcome, JournalRecord};
 use crate::store::taskfile;
 
 impl Dispatcher {
-    pub(super) fn flush_writes(&mut self) {
+    /// Checks the boxes of the tasks that succeeded since the last call, in
+    /// one write off the runtime's workers, then announces them.
+    pub(super) async fn flush_writes(&mut self) {
         if self.pending_writes.is_empty() {
             return;
         }
@@ -23,7 +25,21 @@ impl Dispatcher {
         let mut parents_of: HashMap<NodeIdx, Vec<String>> = HashMap::new();
         // Tasks whose box could not be checked, with why.
         let mut unchecked: HashMap<String, String> = HashMap::new();
-        match taskfile::check(&self.task_file, &self.parse_options, &ids) {
+        let (path, options, asked) = (
+            self.task_file.clone(),
+            self.parse_options.clone(),
+            ids.clone(),
+        );
+        let written = tokio::task::spawn_blocking(move || taskfile::check(&path, &options, &asked))
+            .await
+            .unwrap_or_else(|e| {
+                Err(StoreError::io(
+                    &self.task_file,
+                    "the write-back did not finish",
+                    std::io::Error::other(e.to_string()),
+                ))
+            });
+        match written {
             Ok(out) => {
                 for p in &out.problems {
                     if let StoreError::TaskGone { id, .. } | StoreError::MarkerMismatch { id, .. } =
