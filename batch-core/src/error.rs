@@ -188,6 +188,10 @@ pub enum ErrorKind {
     Fatal,
     /// The run was cancelled (Ctrl-C) while the attempt ran.
     Cancelled,
+    /// The task's change no longer applies on top of the work landed
+    /// meanwhile, or fails verify only once merged with it (worktree
+    /// isolation): retried from the new head with the collision in the prompt.
+    Conflict,
 }
 
 impl ErrorKind {
@@ -201,6 +205,7 @@ impl ErrorKind {
             ErrorKind::Failed => "failed",
             ErrorKind::Fatal => "fatal",
             ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Conflict => "conflict",
         }
     }
 }
@@ -335,6 +340,10 @@ pub enum RunSetupError {
     /// The state could not be used (the journal, the write-back).
     #[error(transparent)]
     Store(StoreError),
+    /// Worktree isolation cannot start (not a git repository, detached HEAD, git too old).
+    #[cfg(feature = "exec")]
+    #[error(transparent)]
+    Isolate(#[from] crate::exec::IsolateError),
 }
 
 impl RunSetupError {

@@ -68,7 +68,8 @@
 //! ## Stability
 //!
 //! Everything an embedder needs is reachable from the crate root and from
-//! the documented modules ([`doc`], [`plan`], [`runner`], [`exec`]). Until
+//! the documented modules ([`doc`], [`plan`], [`events`], [`runner`],
+//! [`exec`], [`land`]). Until
 //! 1.0, a minor version (0.x → 0.x+1) may change this API; a patch version
 //! does not. Enums and structs marked `#[non_exhaustive]` grow without a
 //! breaking change: match them with a wildcard arm and build them with their
@@ -86,8 +87,12 @@ compile_error!(
 
 pub mod doc;
 mod error;
+pub mod events;
+#[cfg(feature = "exec")]
 pub mod exec;
 mod find;
+#[cfg(feature = "exec")]
+pub mod land;
 pub mod plan;
 pub mod runner;
 #[cfg(feature = "exec")]
@@ -100,9 +105,12 @@ mod util;
 
 pub use doc::{Dialect, Document, ParseOptions, Task};
 pub use error::*;
-pub use exec::{Envelope, Outcome, RunEvent, RunSummary, SCHEMA_VERSION};
+pub use events::{Envelope, Outcome, RunEvent, RunSummary, SCHEMA_VERSION};
 #[cfg(feature = "exec")]
-pub use exec::{Executor, ExecutorBuilder, RunOptions, RunReport, TaskReport};
+pub use exec::{
+    EventCallback, Executor, ExecutorBuilder, Isolate, IsolateError, RunOptions, RunReport,
+    TaskReport,
+};
 pub use find::{TASK_FILE_NAMES, find_task_file};
 pub use plan::{Plan, PlanFormat, PlanOptions, render as render_plan};
 #[cfg(feature = "exec")]

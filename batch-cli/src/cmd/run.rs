@@ -104,6 +104,18 @@ fn run_options(args: &RunArgs, popts: &batch_core::ParseOptions) -> anyhow::Resu
     if let Some(cmd) = &args.cmd {
         o = o.with_cmd(cmd);
     }
+    if let Some(mode) = &args.isolate {
+        o = o.with_isolate(
+            mode.parse()
+                .map_err(|e: String| anyhow::anyhow!("--isolate: {e}"))?,
+        );
+    }
+    if let Some(dir) = &args.worktree_dir {
+        o = o.with_worktree_dir(dir);
+    }
+    if let Some(into) = &args.into {
+        o = o.with_into(into);
+    }
     Ok(o)
 }
 
@@ -124,7 +136,10 @@ fn build_runner(args: &RunArgs) -> anyhow::Result<Arc<dyn SubagentRunner>> {
         let runner = CommandRunnerBuilder::new(cmd.clone())
             .build()
             .map_err(|e| anyhow::anyhow!(output::error::command_template(&e)))?;
-        if let Some(warning) = runner.shell_warning() {
+        for warning in [runner.shell_warning(), runner.option_warning()]
+            .into_iter()
+            .flatten()
+        {
             eprintln!("warning: {warning}");
         }
         return Ok(Arc::new(runner));

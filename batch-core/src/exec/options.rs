@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::doc::Dialect;
 
+use super::isolate::Isolate;
+
 /// Settings of a run. `Default` (or [`RunOptions::new`]) gives the
 /// documented defaults; set fields with the `with_*` methods.
 ///
@@ -71,6 +73,15 @@ pub struct RunOptions {
     /// The command template of the command runner, used when no runner is
     /// given (`my-agent --prompt {prompt}`).
     pub cmd: Option<String>,
+    /// How subagents are kept apart: a git worktree per attempt with each
+    /// task landed as one commit (the default inside a git repository), or
+    /// one shared folder.
+    pub isolate: Isolate,
+    /// Where task worktrees are created (default: a folder beside the
+    /// checkout, `<repo>.mdbatch-worktrees/`).
+    pub worktree_dir: Option<PathBuf>,
+    /// The branch tasks land on (default: the branch checked out).
+    pub into: Option<String>,
 }
 
 impl Default for RunOptions {
@@ -93,6 +104,9 @@ impl Default for RunOptions {
             workdir: None,
             resume_sessions: false,
             cmd: None,
+            isolate: Isolate::Auto,
+            worktree_dir: None,
+            into: None,
         }
     }
 }
@@ -210,6 +224,26 @@ impl RunOptions {
     /// Sets [`RunOptions::cmd`]: the command runner's template.
     pub fn with_cmd(mut self, cmd: impl Into<String>) -> Self {
         self.cmd = Some(cmd.into());
+        self
+    }
+}
+
+impl RunOptions {
+    /// Sets [`RunOptions::isolate`]: how subagents are kept apart.
+    pub fn with_isolate(mut self, isolate: Isolate) -> Self {
+        self.isolate = isolate;
+        self
+    }
+
+    /// Sets [`RunOptions::worktree_dir`]: where task worktrees are created.
+    pub fn with_worktree_dir(mut self, worktree_dir: impl Into<PathBuf>) -> Self {
+        self.worktree_dir = Some(worktree_dir.into());
+        self
+    }
+
+    /// Sets [`RunOptions::into`]: the branch tasks land on.
+    pub fn with_into(mut self, into: impl Into<String>) -> Self {
+        self.into = Some(into.into());
         self
     }
 }

@@ -19,9 +19,13 @@ pub mod presets;
 pub(crate) mod process;
 mod prompt;
 mod spec;
+#[cfg(feature = "exec")]
+pub(crate) mod verify;
 
 #[cfg(feature = "exec")]
 pub use command::{CMD_PLACEHOLDERS, CommandRunner, CommandRunnerBuilder};
+#[cfg(feature = "exec")]
+pub(crate) use context::LineBudget;
 #[cfg(feature = "exec")]
 pub use context::*;
 pub use prompt::{DEFAULT_TEMPLATE, PLACEHOLDERS, PromptTemplate, TemplateError};
