@@ -109,7 +109,7 @@ pub use events::{Envelope, Outcome, RunEvent, RunSummary, SCHEMA_VERSION};
 #[cfg(feature = "exec")]
 pub use exec::{
     EventCallback, Executor, ExecutorBuilder, Isolate, IsolateError, RunOptions, RunReport,
-    TaskReport,
+    SpecPlace, TaskReport, task_spec,
 };
 pub use find::{TASK_FILE_NAMES, find_task_file};
 pub use plan::{Plan, PlanFormat, PlanOptions, render as render_plan};

@@ -3,9 +3,9 @@
 //! in progress (its pid, its running attempts), failed tasks with their error
 //! kind and message, flaky tasks, attempts, durations, tokens and cost.
 //!
-//! [`Status::read`] reads the state beside a parsed file; [`build`] is the
-//! pure function under it (the file, the journal summary, the lock holder and
-//! a liveness check in, the report out). The report serialises to the JSON
+//! [`Status::read`] reads the state beside a parsed file; under it is a pure
+//! function (the file, the journal summary, the lock holder and a liveness
+//! check in, the report out) that the tests drive directly. The report serialises to the JSON
 //! of `mdbatch status --json` (schema version [`STATUS_VERSION`]); front
 //! ends render it as they like.
 
@@ -130,6 +130,7 @@ pub struct InterruptedTask {
 pub type InterruptedAttempt = (String, u32);
 
 /// The attempts the last run in `entries` ended as interrupted, in journal order.
+#[doc(hidden)] // over journal internals; [`Status::read`] is the API
 pub fn interrupted_in_last_run(entries: &[JournalEntry]) -> Vec<InterruptedAttempt> {
     let Some(last) = entries.iter().rev().find_map(|e| match &e.record {
         JournalRecord::RunStart { .. } => Some(e.run_id.as_str()),
@@ -229,6 +230,7 @@ pub struct Status {
 /// Builds the report. `interrupted` are the attempts the last run
 /// interrupted ([`interrupted_in_last_run`]); `holder` is the pid holding the
 /// run lock (if any); `alive` says whether a pid is alive.
+#[doc(hidden)] // over journal internals; [`Status::read`] is the API
 pub fn build(
     doc: &Document,
     journal: &JournalSummary,
