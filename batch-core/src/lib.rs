@@ -94,6 +94,8 @@ mod find;
 #[cfg(feature = "exec")]
 pub mod land;
 pub mod plan;
+#[cfg(feature = "exec")]
+pub mod reset;
 pub mod runner;
 #[cfg(feature = "exec")]
 pub mod status;
@@ -113,6 +115,8 @@ pub use exec::{
 };
 pub use find::{TASK_FILE_NAMES, find_task_file};
 pub use plan::{Plan, PlanFormat, PlanOptions, render as render_plan};
+#[cfg(feature = "exec")]
+pub use reset::{ResetOutcome, ResetPlan, ResetScope};
 #[cfg(feature = "exec")]
 pub use runner::presets::{self, PresetKind, PresetOptions};
 #[cfg(feature = "exec")]
