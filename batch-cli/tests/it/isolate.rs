@@ -363,3 +363,119 @@ fn outside_git_worktree_isolation_is_a_clear_error_and_the_default_runs_in_place
         here
     );
 }
+
+#[test]
+fn kill_9_between_commit_and_landing_lands_the_commit_on_the_rerun_without_running_the_agent() {
+    // verify runs on the merged result before the ref moves: the task's
+    // commit exists, nothing has landed. It blocks until released.
+    let agent = "echo \"$MDBATCH_TASK_ID\" >> \"$MEET/ran.log\"\necho made > made.txt\n";
+    let verify = "#!/bin/sh\n: > \"$MEET/verifying\"\nwhile [ ! -f \"$MEET/release\" ]; do sleep 0.02; done\n";
+    let r = Repo::new(
+        "# Kill\n\n## Wave 1\n- [ ] Make it <!-- id: make -->\n",
+        agent,
+        &[("verify.sh", verify)],
+    );
+    std::fs::set_permissions(
+        r.f.file("verify.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    r.git(&["add", "-A"]);
+    r.git(&["commit", "-q", "-m", "verify script"]);
+    r.git(&["tag", "-f", "start"]);
+    let mut child =
+        r.f.command(&[
+            "run",
+            "--cmd",
+            "./agent.sh",
+            "--verify",
+            "./verify.sh",
+            "--color",
+            "never",
+        ])
+        .env("MEET", r.meet.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    super::wait_for(
+        "verify to start",
+        std::time::Duration::from_secs(30),
+        || r.meet.path().join("verifying").exists(),
+    );
+    // SAFETY: kill(2) on the pid of the child this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.wait();
+    std::fs::write(r.meet.path().join("release"), "").unwrap();
+    assert_eq!(
+        r.git(&["log", "--format=%s", "start..main"]),
+        "",
+        "nothing landed yet"
+    );
+
+    let out = r.run(&["--verify", "./verify.sh", "--verbose"]);
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(all.contains("did not land it: landing it now"), "{all}");
+    // The agent ran once, the task landed once, its box is checked, and the
+    // killed run's worktree and branches are gone.
+    let ran = std::fs::read_to_string(r.meet.path().join("ran.log")).unwrap();
+    assert_eq!(ran.lines().count(), 1, "{ran}");
+    assert_eq!(
+        r.git(&["log", "--format=%s", "start..main"])
+            .lines()
+            .count(),
+        1
+    );
+    assert_eq!(r.read("made.txt"), "made\n");
+    assert!(r.read("task.md").contains("- [x] Make it"));
+    assert_eq!(r.git(&["worktree", "list"]).lines().count(), 1);
+    assert_eq!(r.git(&["branch", "--list", "mdbatch/*"]), "");
+}
+
+#[test]
+fn a_crash_after_landing_and_before_the_box_is_checked_checks_it_on_the_rerun() {
+    let agent = "echo \"$MDBATCH_TASK_ID\" >> \"$MEET/ran.log\"\necho \"$MDBATCH_TASK_ID\" > \"$MDBATCH_TASK_ID.txt\"\n";
+    let r = Repo::new(
+        "# Crash\n\n## Wave 1\n- [ ] One <!-- id: one -->\n- [ ] Two <!-- id: two -->\n",
+        agent,
+        &[],
+    );
+    let out = r.run(&[]);
+    assert!(out.status.success(), "{}", text(&out));
+    // The state a kill -9 right after landing leaves: commits landed, the
+    // journal has no end of run, the boxes are open. (Landed before its box,
+    // one task with its journal lines, the other with only its start.)
+    let journal_path = walk(&r.f.file(".mdbatch"))
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .unwrap();
+    let journal = std::fs::read_to_string(&journal_path).unwrap();
+    let kept: String = journal
+        .lines()
+        .filter(|l| {
+            !l.contains("\"type\":\"run_end\"")
+                && !(l.contains("\"id\":\"two\"") && !l.contains("attempt_start"))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&journal_path, kept).unwrap();
+    std::fs::write(
+        r.f.file("task.md"),
+        "# Crash\n\n## Wave 1\n- [ ] One <!-- id: one -->\n- [ ] Two <!-- id: two -->\n",
+    )
+    .unwrap();
+
+    let out = r.run(&[]);
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    let ran = std::fs::read_to_string(r.meet.path().join("ran.log")).unwrap();
+    assert_eq!(ran.lines().count(), 2, "no landed task runs again: {ran}");
+    assert_eq!(r.read("task.md").matches("- [x]").count(), 2);
+    assert_eq!(
+        r.git(&["log", "--format=%s", "start..main"])
+            .lines()
+            .count(),
+        2
+    );
+}
