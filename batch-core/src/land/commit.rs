@@ -261,33 +261,6 @@ pub fn task_land_state(
     Ok(TaskLandState::NotCommitted)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn message_has_subject_body_and_trailer() {
-        let m = TaskMessage {
-            subject: "Add the\n  parser ".into(),
-            body: vec![
-                "Task: T001 (task.md)".into(),
-                "Attempt: 2, agent: claude".into(),
-            ],
-            task_id: "T001".into(),
-        };
-        assert_eq!(
-            m.render(),
-            "Add the parser\n\nTask: T001 (task.md)\nAttempt: 2, agent: claude\n\nMdbatch-Task: T001\n"
-        );
-        let bare = TaskMessage {
-            subject: " ".into(),
-            body: vec![],
-            task_id: "x".into(),
-        };
-        assert_eq!(bare.render(), "mdbatch task x\n\nMdbatch-Task: x\n");
-    }
-}
-
 /// The task commits of run `run_id` reachable from any of `refs` (that
 /// exist), newest first, as `(commit, task id)`: the commits whose message
 /// carries `Mdbatch-Run: <run_id>` and a [`TASK_TRAILER`]. A resumed run uses
@@ -330,4 +303,31 @@ pub fn run_task_commits(
         }
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_has_subject_body_and_trailer() {
+        let m = TaskMessage {
+            subject: "Add the\n  parser ".into(),
+            body: vec![
+                "Task: T001 (task.md)".into(),
+                "Attempt: 2, agent: claude".into(),
+            ],
+            task_id: "T001".into(),
+        };
+        assert_eq!(
+            m.render(),
+            "Add the parser\n\nTask: T001 (task.md)\nAttempt: 2, agent: claude\n\nMdbatch-Task: T001\n"
+        );
+        let bare = TaskMessage {
+            subject: " ".into(),
+            body: vec![],
+            task_id: "x".into(),
+        };
+        assert_eq!(bare.render(), "mdbatch task x\n\nMdbatch-Task: x\n");
+    }
 }
