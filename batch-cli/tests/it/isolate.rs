@@ -342,6 +342,18 @@ fn a_task_that_cannot_land_keeps_its_worktree_and_branch_for_inspection() {
             .count(),
         1
     );
+
+    // `mdbatch clean` removes what was kept and says how much it freed.
+    let out = r.f.mdbatch(&["clean", "--dry-run"]);
+    assert!(text(&out).contains("would remove"), "{}", text(&out));
+    assert_eq!(r.git(&["worktree", "list"]).lines().count(), 2);
+    let out = r.f.mdbatch(&["clean"]);
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(all.contains("removed 1 worktree and 1 branch"), "{all}");
+    assert!(all.contains("freed"), "{all}");
+    assert_eq!(r.git(&["worktree", "list"]).lines().count(), 1);
+    assert_eq!(r.git(&["branch", "--list", "mdbatch/*"]), "");
 }
 
 #[test]
