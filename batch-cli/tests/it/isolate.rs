@@ -491,3 +491,25 @@ fn a_crash_after_landing_and_before_the_box_is_checked_checks_it_on_the_rerun() 
         2
     );
 }
+
+#[test]
+fn into_lands_on_another_branch_and_leaves_the_checked_out_one_alone() {
+    let agent = "echo \"$MDBATCH_TASK_ID\" > \"$MDBATCH_TASK_ID.txt\"\n";
+    let r = Repo::new(
+        "# Into\n\n## Wave 1\n- [ ] One <!-- id: one -->\n- [ ] Two <!-- id: two -->\n",
+        agent,
+        &[],
+    );
+    r.git(&["branch", "release"]);
+    let out = r.run(&["--into", "release"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        r.git(&["log", "--format=%s", "start..release"])
+            .lines()
+            .count(),
+        2
+    );
+    assert_eq!(r.git(&["log", "--format=%s", "start..main"]), "");
+    assert!(!r.f.file("one.txt").exists());
+    assert_eq!(r.git(&["branch", "--list", "mdbatch/*"]), "");
+}

@@ -576,17 +576,37 @@ impl Isolation {
                     })
             }
             None => {
-                // The target is checked out nowhere: move it directly.
-                land::land(&self.repo, &self.target, &tip, &LandOptions::new(self.identity.clone()))
-                    .map(|_| None)
-                    .or_else(|_| {
-                        Ok(Some(format!(
-                            "the tasks' commits are on branch `{}`; bring them into `{}` with: {}",
-                            self.integration,
-                            self.target,
-                            land::bring_in_command(&self.integration, true)
-                        )))
-                    })
+                // The target is checked out nowhere: fast-forward it directly
+                // (compare-and-swap), unless it moved meanwhile.
+                let target_ref = format!("refs/heads/{}", self.target);
+                let moved = |reason: String| {
+                    Some(format!(
+                        "the tasks' commits are on branch `{}` ({reason}); bring them into `{}` with: git checkout {} && {}",
+                        self.integration,
+                        self.target,
+                        self.target,
+                        land::bring_in_command(&self.integration, false)
+                    ))
+                };
+                match self.repo.commit_id(&target_ref) {
+                    Ok(old) if old == tip => Ok(None),
+                    Ok(old) => match self.repo.is_ancestor(&old, &tip) {
+                        Ok(true) => {
+                            let candidate = land::Candidate {
+                                old_tip: old,
+                                commit: tip.clone(),
+                            };
+                            match land::publish(&self.repo, &target_ref, &candidate, "mdbatch: bring in the run") {
+                                Ok(true) => Ok(None),
+                                Ok(false) => Ok(moved(format!("`{}` moved meanwhile", self.target))),
+                                Err(e) => Err(e),
+                            }
+                        }
+                        Ok(false) => Ok(moved(format!("`{}` moved meanwhile", self.target))),
+                        Err(e) => Err(e),
+                    },
+                    Err(e) => Err(e),
+                }
             }
         };
         // The run's folder of worktrees goes when empty (failed tasks' kept
