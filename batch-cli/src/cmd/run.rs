@@ -113,6 +113,7 @@ fn run_options(args: &RunArgs, popts: &batch_core::ParseOptions) -> anyhow::Resu
     }
     o.worktree_dir = args.worktree_dir.clone();
     o.into = args.into.clone();
+    o.commit = args.commit;
     if o.jobs == Some(0) {
         anyhow::bail!("--jobs must be at least 1");
     }

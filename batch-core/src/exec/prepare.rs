@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::dispatcher::{Dispatcher, NodeConfig, NodeRun};
 use super::executor::Executor;
-use super::isolate::{Isolation, RecoverCandidate};
+use super::isolate::{CommitOnly, Isolation, RecoverCandidate};
 use super::options::DEFAULT_JOBS;
 use super::schedule::Scheduler;
 use super::spec::{SpecPlace, task_spec};
@@ -241,6 +241,15 @@ impl Dispatcher {
             .or(doc.hints.jobs)
             .unwrap_or(DEFAULT_JOBS)
             .max(1);
+        let commit_only = match (&isolation, ex.options.commit) {
+            (None, true) => Some(Arc::new(CommitOnly::setup(
+                &workdir,
+                &std::path::absolute(&task_file).unwrap_or_else(|_| task_file.clone()),
+                &std::path::absolute(&state_dir).unwrap_or_else(|_| state_dir.clone()),
+                jobs,
+            )?)),
+            _ => None,
+        };
         let sched = Scheduler::new(&plan);
         let (progress_tx, progress_rx) = mpsc::unbounded_channel();
         Ok(Dispatcher {
@@ -285,6 +294,7 @@ impl Dispatcher {
             file_stamp: stamp,
             checked_in_file,
             isolation,
+            commit_only,
             prompt: Arc::new(ex.prompt),
             setup_warnings,
         })
