@@ -83,6 +83,7 @@ mod dialect;
 mod hints;
 mod ids;
 mod model;
+mod prose;
 mod scan;
 mod source;
 
@@ -121,6 +122,32 @@ impl Document {
                         .with_path(options.path.clone()),
                 ]))
             }
+        }
+    }
+
+    /// Parses raw bytes and keeps going past errors: the document (with
+    /// whatever is in error left out: a bad hint ignored, a duplicate id
+    /// renamed) and every error and warning, so `mdbatch check` can plan and
+    /// lint the file too and list all its problems at once. The document is
+    /// `None` only when the bytes are not UTF-8. A document that comes with
+    /// errors is for reporting, never for running.
+    pub fn parse_bytes_keep_going(
+        bytes: &[u8],
+        options: &ParseOptions,
+    ) -> (Option<Document>, Vec<Diagnostic>) {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => {
+                let (doc, mut diags) = scan::parse_keep_going(text, options);
+                diags.extend(doc.warnings.iter().cloned());
+                (Some(doc), diags)
+            }
+            Err(_) => match Self::parse_bytes(bytes, options) {
+                Ok(doc) => {
+                    let warnings = doc.warnings.clone();
+                    (Some(doc), warnings)
+                }
+                Err(e) => (None, e.0),
+            },
         }
     }
 

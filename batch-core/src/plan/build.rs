@@ -18,8 +18,10 @@ use std::cell::OnceCell;
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
 
-use super::model::{Barrier, Edge, EdgeReason, Excluded, Plan, PlanGroup, PlanNode, PlanOptions};
-use crate::doc::{Dialect, Document, Parallelism, SectionIdx, TaskIdx};
+use super::model::{
+    Barrier, Edge, EdgeReason, Excluded, Plan, PlanGroup, PlanNode, PlanOptions, ProseUse,
+};
+use crate::doc::{Dialect, Document, Parallelism, ProseWaiter, SectionIdx, TaskIdx};
 use crate::error::{Diagnostic, Diagnostics};
 
 /// Sets up to this size are waited for with direct edges; larger ones get a barrier.
@@ -30,6 +32,7 @@ pub(crate) fn build(doc: &Document, options: &PlanOptions) -> Result<Plan, Diagn
     b.order_edges();
     b.wave_edges();
     b.reference_edges();
+    b.prose_edges();
     let selected = b.resolve_only();
     if !b.errors.is_empty() {
         return Err(Diagnostics(b.errors));
@@ -62,6 +65,8 @@ enum SetKey {
     Unit(usize),
     Section(SectionIdx),
     Task(TaskIdx),
+    Prose(usize),
+    Seq(usize),
 }
 
 struct Builder<'a> {
@@ -87,6 +92,8 @@ struct Builder<'a> {
     /// Case-folded id → task, built on the first reference that needs it.
     ids_folded: OnceCell<HashMap<String, TaskIdx>>,
     errors: Vec<Diagnostic>,
+    /// The dependencies read from prose, and what became of each.
+    prose: Vec<ProseUse>,
     /// Scratch marks for set membership.
     stamp: Vec<u32>,
     stamp_now: u32,
@@ -113,6 +120,8 @@ impl<'a> Builder<'a> {
                 Some("done")
             } else if skip || parent_reason == Some("skip") {
                 Some("skip")
+            } else if not_work(doc, i) {
+                Some("not work")
             } else if (optional || parent_reason == Some("optional")) && !options.include_optional {
                 Some("optional")
             } else if t.wave.is_none() || t.group.and_then(|g| doc.groups.get(g)).is_none() {
@@ -146,6 +155,7 @@ impl<'a> Builder<'a> {
             ids: OnceCell::new(),
             ids_folded: OnceCell::new(),
             errors: Vec::new(),
+            prose: Vec::new(),
             stamp: vec![0; c],
             stamp_now: 0,
         }
@@ -261,8 +271,11 @@ impl<'a> Builder<'a> {
         let mut members: Vec<Vec<TaskIdx>> = vec![Vec::new(); doc.groups.len()];
         for t in &doc.tasks {
             if let Some(g) = t.group.filter(|&g| g < doc.groups.len()) {
+                // Parents are transparent too: their children are the work,
+                // and an unmarked grouping parent does not break a run of
+                // `(P)` tasks around it.
                 match self.excluded[t.index] {
-                    Some("skip") | Some("optional") | Some("outside any wave") => {}
+                    Some("skip" | "optional" | "outside any wave" | "not work" | "parent") => {}
                     _ => members[g].push(t.index),
                 }
             }
@@ -278,6 +291,9 @@ impl<'a> Builder<'a> {
                     prev.clear();
                 }
                 let mode = self.group_mode(g);
+                if mode == Mode::Together && !doc.groups[g].parallel_from_hint {
+                    self.numbered_sequences(&members[g]);
+                }
                 let mut step: Vec<usize> = Vec::new();
                 let mut step_first = usize::MAX;
                 let mut in_run = false;
@@ -314,6 +330,42 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// Side-by-side groups still honour the author's numbering and nesting:
+    /// the tasks of one numbered list run in the order of their numbers
+    /// (tasks under one numbered item side by side), and the subtasks of
+    /// one parent task run one after another, in document order.
+    fn numbered_sequences(&mut self, members: &[TaskIdx]) {
+        let doc = self.doc;
+        // Sequence → (current number, its step, the step before).
+        let mut seqs: HashMap<(u8, usize), (usize, Vec<usize>, Vec<usize>)> = HashMap::new();
+        for (n, &t) in members.iter().enumerate() {
+            let task = &doc.tasks[t];
+            let Some(c) = self.cand_of[t] else {
+                continue;
+            };
+            let key = match (top_parent(doc, t), task.list_step) {
+                (Some(p), _) => ((0u8, p), n),
+                (None, Some((list, number))) => ((1u8, list), number),
+                (None, None) => continue,
+            };
+            let state = seqs
+                .entry(key.0)
+                .or_insert_with(|| (usize::MAX, Vec::new(), Vec::new()));
+            if state.0 != key.1 {
+                if !state.1.is_empty() {
+                    state.2 = std::mem::take(&mut state.1);
+                }
+                state.0 = key.1;
+            }
+            state.1.push(c);
+            let prev = state.2.clone();
+            if let Some(&first) = prev.first() {
+                let label = format!("tasks before {}", task.id);
+                self.wait_on_set(c, SetKey::Seq(first), &prev, EdgeReason::Order, || label);
+            }
+        }
+    }
+
     /// Strict waves, or cross-wave by module / user story.
     fn wave_edges(&mut self) {
         let doc = self.doc;
@@ -326,6 +378,15 @@ impl<'a> Builder<'a> {
                 }
             }
             wave_cands[wave.index].sort_unstable();
+        }
+        // Waves are numbered as `plan` shows them: those with work to run.
+        let mut wave_no = vec![0usize; doc.waves.len()];
+        let mut k = 0;
+        for (w, cs) in wave_cands.iter().enumerate() {
+            if !cs.is_empty() {
+                k += 1;
+            }
+            wave_no[w] = k;
         }
         if !self.cross_wave {
             let mut prev: Option<usize> = None;
@@ -340,7 +401,7 @@ impl<'a> Builder<'a> {
                         SetKey::Wave(p),
                         &prev_set,
                         EdgeReason::Wave,
-                        format!("wave {}", p + 1),
+                        format!("wave {}", wave_no[p]),
                     );
                     if let Some(b) = b {
                         for &c in &set {
@@ -400,7 +461,7 @@ impl<'a> Builder<'a> {
                     SetKey::Wave(p),
                     &set,
                     EdgeReason::Wave,
-                    format!("wave {}", p + 1),
+                    format!("wave {}", wave_no[p]),
                 )
             });
             let mut new_join = None;
@@ -408,10 +469,10 @@ impl<'a> Builder<'a> {
             for (u, (_, key, set)) in units.iter().enumerate().take(j).skip(i) {
                 let set = set.clone();
                 let label = match key {
-                    None if story_mode => format!("wave {}", w + 1),
-                    None => format!("lead of wave {}", w + 1),
-                    Some(k) if story_mode => format!("{k} (wave {})", w + 1),
-                    Some(k) => format!("module {k} (wave {})", w + 1),
+                    None if story_mode => format!("wave {}", wave_no[w]),
+                    None => format!("lead of wave {}", wave_no[w]),
+                    Some(k) if story_mode => format!("{k} (wave {})", wave_no[w]),
+                    Some(k) => format!("module {k} (wave {})", wave_no[w]),
                 };
                 let mine = self.barrier(SetKey::Unit(u), &set, EdgeReason::Module, label);
                 let mut waits: Vec<usize> = Vec::new();
@@ -523,6 +584,13 @@ impl<'a> Builder<'a> {
         if let Some(ts) = self.resolve_range(r) {
             return Some(Target::Tasks(ts));
         }
+        // `Task 11`: a task numbered 11, else a heading "Task 11: …".
+        if r.len() > 5 && r.is_char_boundary(5) && r[..5].eq_ignore_ascii_case("task ") {
+            let num = r[5..].trim();
+            if let Some(&t) = ids.get(num) {
+                return Some(Target::Tasks(vec![t]));
+            }
+        }
         let mut name = r;
         for prefix in ["all of ", "group ", "section "] {
             if name.len() > prefix.len()
@@ -556,6 +624,17 @@ impl<'a> Builder<'a> {
             .collect();
         if !before_colon.is_empty() {
             return Some(Target::Sections(before_colon));
+        }
+        // `Phase 2` for "Phase 2 – Core", `Task 11` for "Task 11 (API)".
+        let prefixed: Vec<SectionIdx> = self
+            .doc
+            .sections
+            .iter()
+            .filter(|s| title_starts_with(&s.title, &folded))
+            .map(|s| s.index)
+            .collect();
+        if !prefixed.is_empty() {
+            return Some(Target::Sections(prefixed));
         }
         let modules: Vec<SectionIdx> = self
             .doc
@@ -750,6 +829,142 @@ impl<'a> Builder<'a> {
                     }
                 }
             }
+        }
+    }
+
+    /// The candidates a prose reference names: `US3` (the phases of user
+    /// story 3, else headings naming it), or anything [`resolve`] knows.
+    fn prose_cands(&self, r: &str) -> Vec<usize> {
+        let doc = self.doc;
+        let upper = r.trim().to_uppercase();
+        if let Some(n) = upper
+            .strip_prefix("US")
+            .filter(|n| n.bytes().all(|c| c.is_ascii_digit()))
+        {
+            let mut out: Vec<usize> = Vec::new();
+            if doc.dialect == Dialect::SpecKit {
+                let mut by_wave: Vec<Vec<usize>> = vec![Vec::new(); doc.waves.len()];
+                for (c, &t) in self.cands.iter().enumerate() {
+                    if let Some(w) = doc.tasks[t].wave.filter(|&w| w < by_wave.len()) {
+                        by_wave[w].push(c);
+                    }
+                }
+                for (w, cs) in by_wave.iter().enumerate() {
+                    if !cs.is_empty()
+                        && story_of_wave(doc, w, cs, &self.cands).as_deref() == Some(upper.as_str())
+                    {
+                        out.extend_from_slice(cs);
+                    }
+                }
+            }
+            if out.is_empty() {
+                let name = format!("user story {n}");
+                for sec in &doc.sections {
+                    let t = sec.title.to_lowercase();
+                    if let Some(at) = t.find(&name)
+                        && !t[at + name.len()..].starts_with(|c: char| c.is_ascii_digit())
+                    {
+                        out.extend(self.section_cands(sec.index));
+                    }
+                }
+            }
+            out.sort_unstable();
+            out.dedup();
+            return out;
+        }
+        let mut out = match self.resolve(r) {
+            None => Vec::new(),
+            Some(Target::Tasks(ts)) => ts
+                .into_iter()
+                .flat_map(|t| self.leaves_of(t))
+                .filter_map(|l| self.cand_of[l])
+                .collect(),
+            Some(Target::Sections(ss)) => {
+                ss.into_iter().flat_map(|s| self.section_cands(s)).collect()
+            }
+        };
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Whether some node of `from` waits, directly or not, for a node of `to`.
+    fn reaches(&self, from: &[usize], to: &[usize]) -> bool {
+        let target: HashSet<usize> = to.iter().copied().collect();
+        let mut seen = vec![false; self.cands.len()];
+        let mut seen_barrier = vec![false; self.drafts.len()];
+        let mut stack: Vec<usize> = from.to_vec();
+        while let Some(v) = stack.pop() {
+            if target.contains(&v) {
+                return true;
+            }
+            if std::mem::replace(&mut seen[v], true) {
+                continue;
+            }
+            stack.extend(self.deps[v].iter().map(|e| e.on));
+            for &b in &self.node_barriers[v] {
+                if !std::mem::replace(&mut seen_barrier[b], true) {
+                    stack.extend_from_slice(&self.drafts[b].members);
+                }
+            }
+        }
+        false
+    }
+
+    /// Dependencies read from prose: each waiter waits for what it names,
+    /// unless that would turn the document's own order around (then the
+    /// prose is reported as not followed rather than made a cycle).
+    fn prose_edges(&mut self) {
+        let doc = self.doc;
+        for (i, dep) in doc.prose_deps.iter().enumerate() {
+            let (waiter_label, waiters) = match &dep.waiter {
+                ProseWaiter::Section(s) => match doc.sections.get(*s) {
+                    Some(sec) => (sec.title.clone(), self.section_cands(*s)),
+                    None => continue,
+                },
+                ProseWaiter::Named(r) => (r.clone(), self.prose_cands(r)),
+            };
+            let mut on: Vec<usize> = dep.on.iter().flat_map(|r| self.prose_cands(r)).collect();
+            on.sort_unstable();
+            on.dedup();
+            let waiter_set: HashSet<usize> = waiters.iter().copied().collect();
+            on.retain(|c| !waiter_set.contains(c));
+            let mut use_ = ProseUse {
+                line: dep.line,
+                source: dep.source.clone(),
+                waiter: waiter_label,
+                on: dep.on.clone(),
+                followed: false,
+                note: None,
+            };
+            if waiters.is_empty() || on.is_empty() {
+                // Prose that names nothing open here (all done, or no such
+                // task): nothing to follow, nothing to say.
+                if waiters.is_empty() && on.is_empty() {
+                    continue;
+                }
+                use_.note = Some(if waiters.is_empty() {
+                    "nothing left to run waits".to_string()
+                } else {
+                    "what it waits for is done or not found".to_string()
+                });
+                self.prose.push(use_);
+                continue;
+            }
+            if self.reaches(&on, &waiters) {
+                use_.note = Some(
+                    "not followed: the document's order already runs it the other way".to_string(),
+                );
+                self.prose.push(use_);
+                continue;
+            }
+            let label = format!("{} (line {})", dep.on.join(", "), dep.line);
+            for &c in &waiters {
+                let label = label.clone();
+                self.wait_on_set(c, SetKey::Prose(i), &on, EdgeReason::Prose, || label);
+            }
+            use_.followed = true;
+            self.prose.push(use_);
         }
     }
 
@@ -983,6 +1198,7 @@ impl<'a> Builder<'a> {
                         match self.deps[a].iter().find(|e| e.on == b).map(|e| &e.reason) {
                             Some(EdgeReason::After) => "an `after:` hint",
                             Some(EdgeReason::DependsOn) => "its dependency text",
+                            Some(EdgeReason::Prose) => "a dependency written in prose",
                             Some(EdgeReason::Order) => "the group's order",
                             _ => "the wave order",
                         }
@@ -1072,11 +1288,25 @@ impl<'a> Builder<'a> {
             }
             members.sort_unstable();
             barrier_of[b] = barriers.len();
+            // "tasks before T128" does not say which: name them.
+            let label = if d.reason == EdgeReason::Order {
+                let ids: Vec<&str> = members
+                    .iter()
+                    .map(|&m| doc.tasks[self.cands[order[m]]].id.as_str())
+                    .collect();
+                if ids.len() <= 4 {
+                    ids.join(", ")
+                } else {
+                    format!("{} … {} ({} tasks)", ids[0], ids[ids.len() - 1], ids.len())
+                }
+            } else {
+                d.label.clone()
+            };
             barriers.push(Barrier {
                 index: barriers.len(),
                 members,
                 reason: d.reason.clone(),
-                label: d.label.clone(),
+                label,
             });
         }
         let mut nodes: Vec<PlanNode> = Vec::with_capacity(order.len());
@@ -1151,6 +1381,7 @@ impl<'a> Builder<'a> {
             dialect_reason: doc.dialect_reason.clone(),
             cross_wave: self.cross_wave,
             barriers,
+            prose: self.prose,
         }
     }
 }
@@ -1169,6 +1400,51 @@ enum Mode {
 enum Origin {
     Task(TaskIdx),
     Section(SectionIdx),
+}
+
+/// The outermost parent task of `t`, if it has one.
+fn top_parent(doc: &Document, t: TaskIdx) -> Option<TaskIdx> {
+    let mut cur = doc.tasks[t].parent?;
+    let mut guard = 0;
+    while let Some(p) = doc.tasks.get(cur).and_then(|x| x.parent) {
+        cur = p;
+        guard += 1;
+        if guard > 1000 {
+            break;
+        }
+    }
+    Some(cur)
+}
+
+/// The section that makes task `t` no work item ("Success criteria", …),
+/// unless a `skip: false` hint on the task or on a section between says
+/// it is work.
+pub(crate) fn not_work_section(doc: &Document, t: TaskIdx) -> Option<SectionIdx> {
+    let task = doc.tasks.get(t)?;
+    if task.hints.skip == Some(false) {
+        return None;
+    }
+    let mut s = task.section;
+    let mut guard = 0;
+    while let Some(i) = s {
+        let sec = doc.sections.get(i)?;
+        if sec.hints.skip == Some(false) {
+            return None;
+        }
+        if sec.not_work {
+            return Some(i);
+        }
+        s = sec.parent;
+        guard += 1;
+        if guard > 64 {
+            return None;
+        }
+    }
+    None
+}
+
+fn not_work(doc: &Document, t: TaskIdx) -> bool {
+    not_work_section(doc, t).is_some()
 }
 
 /// Per section: whether it or an enclosing section has the flag hint set.
@@ -1287,6 +1563,22 @@ fn compute_chains(nodes: &mut [PlanNode], barriers: &[Barrier]) {
         for &b in &nodes[i].barriers {
             bval[b] = bval[b].max(chain);
         }
+    }
+}
+
+/// Whether `title` starts with `prefix` (already lowercase) and the next
+/// character ends the name: `Phase 2` is in "Phase 2: Core" but not in
+/// "Phase 20" or "Phase 2.1".
+fn title_starts_with(title: &str, prefix: &str) -> bool {
+    let t = title.trim().to_lowercase();
+    let Some(rest) = t.strip_prefix(prefix) else {
+        return false;
+    };
+    let mut chars = rest.chars();
+    match chars.next() {
+        None => true,
+        Some('.') => !chars.next().is_some_and(|c| c.is_ascii_digit()),
+        Some(c) => !c.is_alphanumeric(),
     }
 }
 
@@ -1640,8 +1932,11 @@ mod tests {
         let p = plan(&b);
         assert_eq!(ids(&p), ["1.1", "1.2", "2.1", "2.2"]);
         assert!(waits(&p, "1.2").is_empty(), "(P) run");
-        assert_eq!(waits(&p, "2.1"), ["1.1", "1.2"], "a parent ends a (P) run");
-        assert_eq!(waits(&p, "2.2"), ["2.1"]);
+        assert!(
+            waits(&p, "2.1").is_empty(),
+            "an unmarked grouping parent does not end a (P) run"
+        );
+        assert_eq!(waits(&p, "2.2"), ["1.1", "1.2", "2.1"]);
         let parents: Vec<_> = p
             .excluded
             .iter()
