@@ -247,7 +247,9 @@ pub enum ProseWaiter {
 pub struct ProseDep {
     /// What waits.
     pub waiter: ProseWaiter,
-    /// What it waits for, as written (`Task 11`, `T004-T006`, `US1`, `Phase 2`).
+    /// What it waits for, as written (`Task 11`, `T004-T006`, `US1`,
+    /// `Phase 2`); empty for a section whose author wrote
+    /// `**Dependencies:** None`.
     pub on: Vec<String>,
     /// Where it was read (1-based line).
     pub line: usize,

@@ -241,10 +241,7 @@ pub(crate) fn story_line(line: &str) -> Option<(String, Vec<String>)> {
         .filter_map(|s| tail.find(s))
         .min()
         .unwrap_or(tail.len());
-    let on: Vec<String> = refs_in(&tail[..clause_end], false)
-        .into_iter()
-        .map(|r| r.to_uppercase().replace("USER STORY ", "US"))
-        .collect();
+    let on: Vec<String> = refs_in(&tail[..clause_end], false);
     (!on.is_empty()).then(|| (format!("US{digits}"), on))
 }
 
@@ -454,7 +451,7 @@ mod tests {
             story_line(
                 "- **User Story 2 (P2)**: Can start after Foundational (Phase 2) - May integrate with US1"
             ),
-            Some(("US2".into(), vec!["PHASE 2".into()]))
+            Some(("US2".into(), vec!["Phase 2".into()]))
         );
         assert_eq!(story_line("- **User Story 1 (P1)**: No dependencies"), None);
         assert_eq!(story_line("Stories are independent"), None);

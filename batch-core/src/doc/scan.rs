@@ -374,9 +374,13 @@ impl Scanner<'_, '_> {
     fn top_paragraph(&mut self, range: Range<usize>) {
         let text = &self.src.body[range.clone()];
         if let Some(title) = prose::bold_phase(text) {
+            // One level below the nearest `#` heading: bold phases in a row
+            // are siblings.
             let level = self
                 .heading_stack
-                .last()
+                .iter()
+                .rev()
+                .find(|&&s| !self.sections[s].bold)
                 .map_or(1, |&s| self.sections[s].level + 1);
             if level <= 6 {
                 while let Some(&top) = self.heading_stack.last() {
@@ -1174,7 +1178,9 @@ impl Scanner<'_, '_> {
                 source: source.clone(),
             };
             if let Some(on) = prose::dependencies_line(text) {
-                if let (Some(s), false) = (p.section, on.is_empty()) {
+                // `**Dependencies:** None` is kept too: the author said what
+                // the section waits for (nothing).
+                if let Some(s) = p.section {
                     out.push(dep(ProseWaiter::Section(s), on));
                 }
                 continue;

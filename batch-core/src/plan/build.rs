@@ -29,17 +29,19 @@ const DIRECT_LIMIT: usize = 4;
 
 pub(crate) fn build(doc: &Document, options: &PlanOptions) -> Result<Plan, Diagnostics> {
     let mut b = Builder::new(doc, options);
+    b.prose_waiters = b.prose_waiters();
     b.order_edges();
     b.wave_edges();
     b.reference_edges();
     b.prose_edges();
     let selected = b.resolve_only();
-    if !b.errors.is_empty() {
-        return Err(Diagnostics(b.errors));
-    }
+    // Cycles are looked for even when other references are in error, so
+    // `check` lists every problem of the file at once.
     let order = b.topo_order();
     if order.len() < b.cands.len() {
         b.report_cycles();
+    }
+    if !b.errors.is_empty() {
         return Err(Diagnostics(b.errors));
     }
     Ok(b.finish(order, selected))
@@ -94,6 +96,9 @@ struct Builder<'a> {
     errors: Vec<Diagnostic>,
     /// The dependencies read from prose, and what became of each.
     prose: Vec<ProseUse>,
+    /// Candidates whose section says in prose what it waits for: the
+    /// author's dependencies replace the strict wave order for them.
+    prose_waiters: HashSet<usize>,
     /// Scratch marks for set membership.
     stamp: Vec<u32>,
     stamp_now: u32,
@@ -156,6 +161,7 @@ impl<'a> Builder<'a> {
             ids_folded: OnceCell::new(),
             errors: Vec::new(),
             prose: Vec::new(),
+            prose_waiters: HashSet::new(),
             stamp: vec![0; c],
             stamp_now: 0,
         }
@@ -405,7 +411,10 @@ impl<'a> Builder<'a> {
                     );
                     if let Some(b) = b {
                         for &c in &set {
-                            if self.deps[c].is_empty() && self.node_barriers[c].is_empty() {
+                            if self.deps[c].is_empty()
+                                && self.node_barriers[c].is_empty()
+                                && !self.prose_waiters.contains(&c)
+                            {
                                 self.add_barrier(c, b);
                             }
                         }
@@ -888,6 +897,34 @@ impl<'a> Builder<'a> {
         out
     }
 
+    /// The candidates of sections (and named tasks) whose author wrote what
+    /// they wait for: `**Dependencies:** Task 9` (or `None`) under a
+    /// heading, an item of an "Implementation order" list. User stories are
+    /// left out: their phases keep the strict order unless `--cross-wave`.
+    fn prose_waiters(&self) -> HashSet<usize> {
+        let mut out = HashSet::new();
+        for dep in &self.doc.prose_deps {
+            let waiters = match &dep.waiter {
+                ProseWaiter::Section(s) => self.section_cands(*s),
+                ProseWaiter::Named(r) if !is_story_ref(r) => {
+                    if dep.on.iter().all(|o| self.prose_cands(o).is_empty()) {
+                        continue;
+                    }
+                    self.prose_cands(r)
+                }
+                ProseWaiter::Named(_) => continue,
+            };
+            if let ProseWaiter::Section(_) = dep.waiter
+                && !dep.on.is_empty()
+                && dep.on.iter().all(|o| self.prose_cands(o).is_empty())
+            {
+                continue;
+            }
+            out.extend(waiters);
+        }
+        out
+    }
+
     /// Whether some node of `from` waits, directly or not, for a node of `to`.
     fn reaches(&self, from: &[usize], to: &[usize]) -> bool {
         let target: HashSet<usize> = to.iter().copied().collect();
@@ -924,6 +961,9 @@ impl<'a> Builder<'a> {
                 },
                 ProseWaiter::Named(r) => (r.clone(), self.prose_cands(r)),
             };
+            if dep.on.is_empty() {
+                continue;
+            }
             let mut on: Vec<usize> = dep.on.iter().flat_map(|r| self.prose_cands(r)).collect();
             on.sort_unstable();
             on.dedup();
@@ -1180,6 +1220,7 @@ impl<'a> Builder<'a> {
             path.push(start);
             found.push((comp, path));
         }
+        let found_none = found.is_empty();
         for (comp, path) in found {
             let name = |v: usize| -> String {
                 if v < n {
@@ -1246,7 +1287,7 @@ impl<'a> Builder<'a> {
                 .with_help(help);
             self.errors.push(d);
         }
-        if self.errors.is_empty() {
+        if found_none {
             // Kahn stalled but no component was found: cannot happen, say so plainly.
             self.errors.push(
                 Diagnostic::error(1, 1, "the tasks' dependencies form a cycle")
@@ -1400,6 +1441,13 @@ enum Mode {
 enum Origin {
     Task(TaskIdx),
     Section(SectionIdx),
+}
+
+/// `US3`: a user story.
+fn is_story_ref(r: &str) -> bool {
+    let u = r.trim().to_uppercase();
+    u.strip_prefix("US")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()))
 }
 
 /// The outermost parent task of `t`, if it has one.

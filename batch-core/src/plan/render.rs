@@ -373,7 +373,7 @@ fn why_nothing(doc: &Document, plan: &Plan, w: usize) -> String {
     counts
         .iter()
         .map(|(r, n)| match *r {
-            "not work" => format!("{} not work", plural(*n, "check", "checks")),
+            "not work" => format!("{}, not work", plural(*n, "check", "checks")),
             "done" => format!("{n} done"),
             other => format!("{n} {other}"),
         })
