@@ -23,6 +23,8 @@ const NOT_WORK: &[&str] = &[
     "done criteria",
     "completion criteria",
     "review criteria",
+    "completion checklist",
+    "final checklist",
     "quality gates",
     "quality gate",
     "verification checklist",
@@ -202,47 +204,82 @@ pub(crate) fn dependencies_line(line: &str) -> Option<Vec<String>> {
     Some(refs_in(rest, true))
 }
 
-/// A spec-kit story line: `**User Story 6 (P3)**: Can start after US1, US4,
-/// US5 - …`: the waiting story (`US6`) and what it waits for, read up to the
-/// end of the first clause (` - `, `;`, `.`), so "May integrate with US1"
-/// after the dash adds nothing.
-pub(crate) fn story_line(line: &str) -> Option<(String, Vec<String>)> {
+/// A dependency line that names what waits first: spec-kit's `**User
+/// Story 6 (P3)**: Can start after US1, US4, US5 - …`, `Phase 8 (Video):
+/// Can start after US1`, `- **Task 2.1** depends on **Task 1.3**`,
+/// `US1 (Parser) must complete before US2, US3`. Returns pairs of (what
+/// waits, what it waits for). What it waits for is read up to the end of the
+/// first clause (` - `, `;`, `. `), so "May integrate with US1" after the
+/// dash adds nothing; the line must start with the one thing that waits.
+pub(crate) fn waiter_line(line: &str) -> Vec<(String, Vec<String>)> {
     let l = strip_bullet(line).replace("**", "");
     let lower = l.to_lowercase();
-    let lower = lower.trim_start();
-    let rest = lower
-        .strip_prefix("user story")
-        .or_else(|| lower.strip_prefix("story"))
-        .or_else(|| lower.strip_prefix("us"))?;
-    let digits: String = rest
-        .trim_start()
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    if digits.is_empty() {
-        return None;
-    }
-    let phrases = [
-        "can start after",
-        "starts after",
-        "start after",
-        "depends on",
-        "blocked by",
-        "requires",
-        "after",
+    // (phrase, whether the named thing is what others wait for)
+    let phrases: [(&str, bool); 9] = [
+        ("can start after", false),
+        ("starts after", false),
+        ("start after", false),
+        ("depends on", false),
+        ("blocked by", false),
+        ("requires", false),
+        ("must complete before", true),
+        ("must finish before", true),
+        ("blocks", true),
     ];
-    let (at, len) = phrases
+    let Some((at, len, before)) = phrases
         .iter()
-        .filter_map(|p| lower.find(p).map(|i| (i, p.len())))
-        .min_by_key(|(i, _)| *i)?;
+        .filter_map(|(p, rev)| lower.find(p).map(|i| (i, p.len(), *rev)))
+        .min_by_key(|(i, _, _)| *i)
+    else {
+        return Vec::new();
+    };
+    let head = refs_in(&lower[..at], false);
+    let [named] = head.as_slice() else {
+        return Vec::new();
+    };
+    // The named thing opens the line (`User Story 6 (P3): …`).
+    let first_word = lower.split_whitespace().next().unwrap_or("");
+    let opens = ["user", "story", "us", "task", "phase", "t"]
+        .iter()
+        .any(|w| first_word.starts_with(w));
+    if !opens {
+        return Vec::new();
+    }
     let tail = &lower[at + len..];
     let clause_end = [" - ", " – ", " — ", ";", ". ", "(but", ", but"]
         .iter()
         .filter_map(|s| tail.find(s))
         .min()
         .unwrap_or(tail.len());
-    let on: Vec<String> = refs_in(&tail[..clause_end], false);
-    (!on.is_empty()).then(|| (format!("US{digits}"), on))
+    let others = refs_in(&tail[..clause_end], false);
+    if others.is_empty() {
+        return Vec::new();
+    }
+    let named = canonical_ref(named);
+    let others: Vec<String> = others.iter().map(|r| canonical_ref(r)).collect();
+    if before {
+        others
+            .into_iter()
+            .map(|o| (o, vec![named.clone()]))
+            .collect()
+    } else {
+        vec![(named, others)]
+    }
+}
+
+/// `t012` → `T012` (refs read from lowercased text).
+fn canonical_ref(r: &str) -> String {
+    let b = r.as_bytes();
+    if b.len() >= 2 && b[0] == b't' && b[1].is_ascii_digit() {
+        return r.to_uppercase();
+    }
+    if let Some((a, z)) = r.split_once('-')
+        && a.starts_with('t')
+        && z.starts_with('t')
+    {
+        return r.to_uppercase();
+    }
+    r.to_string()
 }
 
 /// `A → B → C` (also `->`, `=>`, `⟶`): the references of each step, when
@@ -354,7 +391,7 @@ pub(crate) fn refs_in(text: &str, bare_numbers: bool) -> Vec<String> {
 
 fn is_speckit_id(w: &str) -> bool {
     let b = w.as_bytes();
-    b.len() >= 2 && b[0] == b'T' && b[1..].iter().all(u8::is_ascii_digit)
+    b.len() >= 2 && matches!(b[0], b'T' | b't') && b[1..].iter().all(u8::is_ascii_digit)
 }
 
 fn is_number(w: &str) -> bool {
@@ -442,19 +479,43 @@ mod tests {
     }
 
     #[test]
-    fn story_lines_read_the_first_clause_only() {
+    fn waiter_lines_read_the_first_clause_only() {
         assert_eq!(
-            story_line("- **User Story 6 (P3)**: Can start after US1, US4, US5 - needs their data"),
-            Some(("US6".into(), vec!["US1".into(), "US4".into(), "US5".into()]))
+            waiter_line(
+                "- **User Story 6 (P3)**: Can start after US1, US4, US5 - needs their data"
+            ),
+            [(
+                "US6".to_string(),
+                vec!["US1".to_string(), "US4".into(), "US5".into()]
+            )]
         );
         assert_eq!(
-            story_line(
+            waiter_line(
                 "- **User Story 2 (P2)**: Can start after Foundational (Phase 2) - May integrate with US1"
             ),
-            Some(("US2".into(), vec!["Phase 2".into()]))
+            [("US2".to_string(), vec!["Phase 2".to_string()])]
         );
-        assert_eq!(story_line("- **User Story 1 (P1)**: No dependencies"), None);
-        assert_eq!(story_line("Stories are independent"), None);
+        assert_eq!(
+            waiter_line("- **Task 2.1** depends on **Task 1.3** (needs the schema)"),
+            [("Task 2.1".to_string(), vec!["Task 1.3".to_string()])]
+        );
+        assert_eq!(
+            waiter_line("- T005 depends on T003"),
+            [("T005".to_string(), vec!["T003".to_string()])]
+        );
+        assert_eq!(
+            waiter_line("  - US1 (Parser) must complete before US2, US3"),
+            [
+                ("US2".to_string(), vec!["US1".to_string()]),
+                ("US3".to_string(), vec!["US1".to_string()])
+            ]
+        );
+        assert!(waiter_line("- **User Story 1 (P1)**: No dependencies").is_empty());
+        assert!(waiter_line("Stories are independent").is_empty());
+        assert!(
+            waiter_line("- **User Stories (Phase 3+)**: All depend on Foundational").is_empty()
+        );
+        assert!(waiter_line("This depends on US1 and US2").is_empty());
     }
 
     #[test]

@@ -1185,8 +1185,11 @@ impl Scanner<'_, '_> {
                 }
                 continue;
             }
-            if let Some((story, on)) = prose::story_line(text) {
-                out.push(dep(ProseWaiter::Named(story), on));
+            let named = prose::waiter_line(text);
+            if !named.is_empty() {
+                for (waiter, on) in named {
+                    out.push(dep(ProseWaiter::Named(waiter), on));
+                }
                 continue;
             }
             if !in_order_section(p.section) {
