@@ -201,7 +201,27 @@ pub(crate) fn dependencies_line(line: &str) -> Option<Vec<String>> {
     ];
     let label = labels.iter().find(|w| lower.starts_with(*w))?;
     let rest = &plain[label.len()..];
-    Some(refs_in(rest, true))
+    let refs = refs_in(rest, true);
+    if !refs.is_empty() {
+        return Some(refs);
+    }
+    // `None`: the author says it waits for nothing. Anything else without a
+    // reference (`Prerequisites: plan.md, spec.md`) is no dependency on tasks.
+    let none = rest
+        .trim()
+        .trim_matches(|c: char| c.is_ascii_punctuation() || c.is_whitespace())
+        .to_lowercase();
+    let none_words = [
+        "none",
+        "n/a",
+        "na",
+        "nothing",
+        "no dependencies",
+        "无",
+        "なし",
+        "없음",
+    ];
+    (none.is_empty() || none_words.iter().any(|w| none.starts_with(w))).then(Vec::new)
 }
 
 /// A dependency line that names what waits first: spec-kit's `**User
@@ -475,6 +495,10 @@ mod tests {
                 .is_empty()
         );
         assert_eq!(dependencies_line("Dependencies matter a lot"), None);
+        assert_eq!(
+            dependencies_line("**Prerequisites**: plan.md, spec.md"),
+            None
+        );
         assert_eq!(dependencies_line("依赖: Task 2").unwrap(), ["Task 2"]);
     }
 

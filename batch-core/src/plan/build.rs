@@ -905,6 +905,17 @@ impl<'a> Builder<'a> {
         let mut out = HashSet::new();
         for dep in &self.doc.prose_deps {
             let waiters = match &dep.waiter {
+                // A line under the title speaks of the whole file, not of
+                // one section's place in the order.
+                ProseWaiter::Section(s)
+                    if self
+                        .doc
+                        .sections
+                        .get(*s)
+                        .is_none_or(|sec| sec.level < self.doc.wave_level) =>
+                {
+                    continue;
+                }
                 ProseWaiter::Section(s) => self.section_cands(*s),
                 ProseWaiter::Named(r) if !is_story_ref(r) => {
                     if dep.on.iter().all(|o| self.prose_cands(o).is_empty()) {
