@@ -112,6 +112,8 @@ struct Scanner<'s, 'a> {
     items: Vec<ItemFrame>,
     lists: Vec<ListFrame>,
     lists_seen: usize,
+    /// How many open list items are tasks.
+    task_frames: usize,
     prose: Vec<ProseLine>,
     heading_stack: Vec<SectionIdx>,
     /// The heading whose title is being read.
@@ -134,6 +136,9 @@ struct Scanner<'s, 'a> {
     /// Warnings beyond [`MAX_DIAGNOSTICS`], counted.
     warnings_dropped: usize,
 }
+
+/// Lines of prose longer than this (in bytes) are not read for dependencies.
+const MAX_PROSE_LINE: usize = 2000;
 
 /// At most this many errors (and as many warnings) are kept: a generated
 /// file with a mistake on every line stays fast and its report readable.
@@ -167,6 +172,7 @@ pub(crate) fn parse_keep_going(text: &str, options: &ParseOptions) -> (Document,
         items: Vec::new(),
         lists: Vec::new(),
         lists_seen: 0,
+        task_frames: 0,
         prose: Vec::new(),
         heading_stack: Vec::new(),
         open_heading: None,
@@ -320,15 +326,23 @@ impl Scanner<'_, '_> {
                     l.items += 1;
                     l.ordered.then_some((l.id, l.items))
                 });
-                if self.items.iter().all(|f| f.task.is_none()) {
-                    let first_line = self.body()[range.clone()]
-                        .find('\n')
-                        .map_or(range.end, |e| range.start + e);
-                    self.prose.push(ProseLine {
-                        range: range.start..first_line,
-                        section: self.heading_stack.last().copied(),
-                        list_pos,
-                    });
+                // Prose outside tasks: the item's first line, when it is a
+                // short one (a 400 KB line of `- - - …` is no dependency line,
+                // and scanning it for every item would be quadratic).
+                if self.task_frames == 0 {
+                    let end = range.end.min(range.start + MAX_PROSE_LINE);
+                    let whole = range.end - range.start <= MAX_PROSE_LINE;
+                    if let Some(nl) = self.body().as_bytes()[range.start..end]
+                        .iter()
+                        .position(|&b| b == b'\n')
+                        .or(whole.then_some(end - range.start))
+                    {
+                        self.prose.push(ProseLine {
+                            range: range.start..range.start + nl,
+                            section: self.heading_stack.last().copied(),
+                            list_pos,
+                        });
+                    }
                 }
                 self.items.push(ItemFrame {
                     range,
@@ -445,6 +459,9 @@ impl Scanner<'_, '_> {
                 let Some(frame) = self.items.pop() else {
                     return;
                 };
+                if frame.task.is_some() {
+                    self.task_frames -= 1;
+                }
                 if let Some(t) = frame.task {
                     self.tasks[t].item = range.clone();
                     let ancestor = self.items.iter().rev().find_map(|f| f.task);
@@ -580,6 +597,7 @@ impl Scanner<'_, '_> {
             list_step,
         });
         self.items[depth].task = Some(idx);
+        self.task_frames += 1;
     }
 
     /// Reads every `<!-- … -->` comment starting inside `range`.
@@ -612,12 +630,17 @@ impl Scanner<'_, '_> {
         } else if !self.items.is_empty() {
             return self.misplaced(whole.start, "inside a list item that is not a task");
         } else {
-            let rest = &self.src.body[whole.end..];
-            let line_end = rest.find('\n').map_or(rest.len(), |e| e + 1);
-            let end = if rest[..line_end].trim().is_empty() {
-                whole.end + line_end
-            } else {
-                whole.end
+            // With the rest of its line when that is blank. Only the blank
+            // run is looked at: a line of 100,000 comments stays linear.
+            let rest = &self.src.body.as_bytes()[whole.end..];
+            let blank = rest
+                .iter()
+                .take_while(|&&b| matches!(b, b' ' | b'\t' | b'\r'))
+                .count();
+            let end = match rest.get(blank) {
+                None => whole.end + blank,
+                Some(b'\n') => whole.end + blank + 1,
+                Some(_) => whole.end,
             };
             self.hint_comments.push(whole.start..end);
             if self.sections.is_empty() {

@@ -2,9 +2,14 @@
 //!
 //! Architecture: every task is first classified (a node, or excluded with a
 //! reason). Nodes are then linked in four passes, all in "candidate" indices
-//! (document order): the dialect's order inside groups (`order_edges`), the
-//! wave rule, strict or cross-wave (`wave_edges`), `after:` hints and
-//! dependency text (`reference_edges`). Sets of nodes ("the whole previous
+//! (document order): the dialect's order inside groups (`order_edges`, with
+//! numbered lists and a task's subtasks in order in side-by-side groups),
+//! the wave rule, strict or cross-wave (`wave_edges`; a section whose author
+//! wrote its dependencies in prose waits for those instead of the whole
+//! previous wave), `after:` hints and dependency text (`reference_edges`),
+//! and dependencies read from prose (`prose_edges`, each recorded in
+//! [`Plan::prose`]). Tasks under headings that are not work ("Success
+//! criteria") are excluded as `not work`. Sets of nodes ("the whole previous
 //! wave", "all of section Setup") are joined through barriers so that wide
 //! waves cost a linear number of edges. Then cycles are looked for (Kahn's
 //! algorithm, and Tarjan's on what is left, both iterative), `--only` keeps

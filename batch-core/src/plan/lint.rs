@@ -11,8 +11,10 @@ use crate::doc::{Document, Parallelism, SectionIdx, TaskIdx};
 use crate::error::Diagnostic;
 
 /// Every warning `mdbatch check` reports beyond parse and plan errors:
-/// [`check_document`]'s, plus tasks that may run side by side but name the
-/// same file, and groups marked parallel whose tasks wait for each other.
+/// [`check_document`]'s, plus tasks that may run side by side but both edit
+/// the same file (a file a task only reads — `see data-model.md`, a
+/// `Details:` line, a `(Lines 10-25)` range — is no conflict), and groups
+/// marked parallel whose tasks wait for each other.
 pub fn check(doc: &Document, plan: &Plan) -> Vec<Diagnostic> {
     let mut out = check_document(doc);
     out.extend(same_file_side_by_side(doc, plan));
@@ -22,8 +24,8 @@ pub fn check(doc: &Document, plan: &Plan) -> Vec<Diagnostic> {
 }
 
 /// The lints that need no plan (so `check` can still report them when the
-/// plan has errors): empty tasks, and checkboxes that are not work items
-/// (outside any wave, or in a checklist-like section).
+/// plan has errors): empty tasks, checkboxes outside any wave (not run),
+/// and a file without a single checkbox.
 pub fn check_document(doc: &Document) -> Vec<Diagnostic> {
     let mut out = empty_tasks(doc);
     out.extend(not_work_items(doc));
