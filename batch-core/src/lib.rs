@@ -56,7 +56,9 @@
 
 pub mod doc;
 mod error;
+pub mod events;
 pub mod exec;
+pub mod land;
 pub mod plan;
 pub mod runner;
 pub mod store;
@@ -64,7 +66,8 @@ pub mod util;
 
 pub use doc::{Dialect, Document, ParseOptions, Task};
 pub use error::*;
-pub use exec::{Envelope, Executor, ExecutorBuilder, RunEvent, RunOptions, RunReport};
+pub use events::{Envelope, RunEvent};
+pub use exec::{Executor, ExecutorBuilder, RunOptions, RunReport};
 pub use plan::{Plan, PlanOptions};
 pub use runner::{
     CommandRunner, Progress, ProgressSink, PromptTemplate, RunContext, SubagentRunner, TaskOutput,

@@ -2,8 +2,9 @@
 
 use std::path::Path;
 
+use batch_core::exec::{SpecPlace, task_spec};
 use batch_core::plan::{PlanFormat, render};
-use batch_core::{Document, Plan, PromptTemplate, TaskSpec};
+use batch_core::{Document, Plan, PromptTemplate};
 
 use super::check::{print_diagnostics, read_task_file, stderr_color};
 use crate::args::{ColorChoice, PlanArgs, PlanFormatArg};
@@ -84,17 +85,9 @@ fn show_prompt(doc: &Document, path: &Path, id: &str, template: Option<&Path>) -
             }
         }
     };
-    let mut spec = TaskSpec::new(task.id.clone(), task.text.clone());
-    spec.details = task.details.clone();
-    spec.section_path = doc.section_path(task.index);
-    spec.preamble = doc.preamble.clone();
-    spec.task_file = path.to_path_buf();
-    spec.workdir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => ".".into(),
-    };
-    spec.verify = task.hints.verify.clone();
-    let prompt = template.render(&spec);
+    // The same spec `run` builds, so this is the prompt the agent gets.
+    let spec = task_spec(doc, task, &SpecPlace::new(path), &template);
+    let prompt = spec.prompt;
     print!("{prompt}");
     if !prompt.ends_with('\n') {
         println!();

@@ -78,7 +78,7 @@ use serde::Serialize;
 
 use super::model::{EdgeReason, Plan};
 use crate::doc::{Dialect, Document, IdSource, Parallelism};
-use crate::exec::SCHEMA_VERSION;
+use crate::events::SCHEMA_VERSION;
 
 /// An output format of `mdbatch plan`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -169,23 +169,82 @@ pub struct ProgressItem {
 
 /// Where a runner reports live progress; bound to one task attempt.
 ///
-/// Output lines go through a bounded channel and are dropped (and counted)
-/// when the consumer falls behind; other progress items wait for room.
+/// Sending never blocks the runner. In a run, output lines
+/// ([`Progress::Output`]) share a bounded budget of queued lines and are
+/// dropped (and counted, see [`dropped`](Self::dropped)) when the consumer
+/// falls behind; every other item is queued without bound and always arrives,
+/// in order. A sink made with [`new`](Self::new) over a caller's bounded
+/// channel drops whatever does not fit, output line or not, and counts it.
 #[derive(Debug, Clone)]
 pub struct ProgressSink {
     task_id: Arc<str>,
     attempt: u32,
-    tx: Option<mpsc::Sender<ProgressItem>>,
+    tx: Option<Tx>,
     dropped: Arc<AtomicU64>,
 }
 
+#[derive(Debug, Clone)]
+enum Tx {
+    Bounded(mpsc::Sender<ProgressItem>),
+    Run(mpsc::UnboundedSender<ProgressItem>, Arc<LineBudget>),
+}
+
+/// How many output lines may wait in a run's progress queue; the receiver
+/// gives a line back with [`LineBudget::release`] when it takes one out.
+#[derive(Debug)]
+pub(crate) struct LineBudget {
+    queued: AtomicUsize,
+    limit: usize,
+}
+
+impl LineBudget {
+    pub(crate) fn new(limit: usize) -> Arc<Self> {
+        Arc::new(Self {
+            queued: AtomicUsize::new(0),
+            limit,
+        })
+    }
+
+    fn take(&self) -> bool {
+        self.queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                (q < self.limit).then_some(q + 1)
+            })
+            .is_ok()
+    }
+
+    /// Called by the receiver for every output line it takes out.
+    pub(crate) fn release(&self) {
+        let _ = self
+            .queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| q.checked_sub(1));
+    }
+}
+
 impl ProgressSink {
-    /// A sink sending to `tx`.
+    /// A sink sending to `tx`, a channel the caller reads (tests, a runner
+    /// driven outside the executor). Items that do not fit are dropped and
+    /// counted.
     pub fn new(task_id: impl Into<Arc<str>>, attempt: u32, tx: mpsc::Sender<ProgressItem>) -> Self {
         Self {
             task_id: task_id.into(),
             attempt,
-            tx: Some(tx),
+            tx: Some(Tx::Bounded(tx)),
+            dropped: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// The executor's sink: unbounded for everything but output lines.
+    pub(crate) fn for_run(
+        task_id: impl Into<Arc<str>>,
+        attempt: u32,
+        tx: mpsc::UnboundedSender<ProgressItem>,
+        lines: Arc<LineBudget>,
+    ) -> Self {
+        Self {
+            task_id: task_id.into(),
+            attempt,
+            tx: Some(Tx::Run(tx, lines)),
             dropped: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -200,16 +259,33 @@ impl ProgressSink {
         }
     }
 
-    /// Reports a progress item. Output lines never block: when the channel is
-    /// full they are dropped and counted.
+    /// Reports a progress item; never blocks (see the type's docs for what
+    /// may be dropped).
     pub fn send(&self, progress: Progress) {
         let Some(tx) = &self.tx else { return };
+        let is_line = matches!(progress, Progress::Output { .. });
         let item = ProgressItem {
             task_id: self.task_id.to_string(),
             attempt: self.attempt,
             progress,
         };
-        if tx.try_send(item).is_err() {
+        let sent = match tx {
+            Tx::Bounded(tx) => tx.try_send(item).is_ok(),
+            Tx::Run(tx, lines) => {
+                if is_line && !lines.take() {
+                    false
+                } else if tx.send(item).is_err() {
+                    // The run is over: nobody reads any more.
+                    if is_line {
+                        lines.release();
+                    }
+                    false
+                } else {
+                    true
+                }
+            }
+        };
+        if !sent {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }

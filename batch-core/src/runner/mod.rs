@@ -9,8 +9,10 @@ mod context;
 pub mod presets;
 pub(crate) mod process;
 mod prompt;
+pub(crate) mod verify;
 
 pub use command::{CMD_PLACEHOLDERS, CommandRunner, CommandRunnerBuilder};
+pub(crate) use context::LineBudget;
 pub use context::*;
 pub use prompt::{DEFAULT_TEMPLATE, PLACEHOLDERS, PromptTemplate, TemplateError};
 

@@ -27,6 +27,8 @@
 //! other members keep the id alive, which the kernel guarantees for a
 //! non-empty group.
 
+pub(crate) mod group;
+
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};

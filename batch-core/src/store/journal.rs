@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorKind, StoreError};
-use crate::exec::RunSummary;
+use crate::events::RunSummary;
 use crate::runner::Usage;
 
 /// The journal's file name inside the state folder.
@@ -141,6 +141,16 @@ pub enum JournalRecord {
         /// Task id.
         id: String,
     },
+    /// With worktree isolation: the task's commit landed (before its box is
+    /// checked).
+    Landed {
+        /// Task id.
+        id: String,
+        /// The attempt whose change landed.
+        attempt: u32,
+        /// The commit on the integration branch.
+        commit: String,
+    },
     /// A run ended.
     RunEnd {
         /// Its totals.
@@ -218,6 +228,76 @@ impl Journal {
         self.file
             .sync_data()
             .map_err(|e| StoreError::io(&self.path, "cannot sync the journal", e))
+    }
+}
+
+/// The journal written by a thread of its own, so that appends (and the
+/// final fsync) never run on the async runtime's workers. Records are
+/// written in the order they were appended; the first error is kept for the
+/// caller to report.
+#[derive(Debug)]
+pub(crate) struct JournalWriter {
+    tx: Option<std::sync::mpsc::Sender<JournalRecord>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    error: std::sync::Arc<std::sync::Mutex<Option<StoreError>>>,
+}
+
+impl JournalWriter {
+    /// Starts the writer thread over an open journal.
+    pub(crate) fn spawn(mut journal: Journal) -> Result<Self, StoreError> {
+        let (tx, rx) = std::sync::mpsc::channel::<JournalRecord>();
+        let error = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let slot = error.clone();
+        let path = journal.path.clone();
+        let thread = std::thread::Builder::new()
+            .name("mdbatch-journal".into())
+            .spawn(move || {
+                let mut failed = false;
+                let keep = |e: StoreError| {
+                    let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+                    slot.get_or_insert(e);
+                };
+                for record in rx {
+                    if failed {
+                        continue;
+                    }
+                    if let Err(e) = journal.append(record) {
+                        failed = true;
+                        keep(e);
+                    }
+                }
+                if !failed && let Err(e) = journal.sync() {
+                    keep(e);
+                }
+            })
+            .map_err(|e| StoreError::io(&path, "cannot start the journal writer", e))?;
+        Ok(Self {
+            tx: Some(tx),
+            thread: Some(thread),
+            error,
+        })
+    }
+
+    /// Queues a record; never blocks.
+    pub(crate) fn append(&self, record: JournalRecord) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(record);
+        }
+    }
+
+    /// The first write error, once.
+    pub(crate) fn take_error(&self) -> Option<StoreError> {
+        self.error.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Writes what is queued, syncs and ends the thread (blocks: call it
+    /// off the runtime). Returns the first error not yet taken.
+    pub(crate) fn close(mut self) -> Option<StoreError> {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.take_error()
     }
 }
 
@@ -303,6 +383,8 @@ pub struct TaskHistory {
     pub duration_ms: u64,
     /// Summed usage.
     pub usage: Option<Usage>,
+    /// With worktree isolation: the commit its change last landed as.
+    pub landed_commit: Option<String>,
 }
 
 /// An attempt that started and never ended.
@@ -355,6 +437,9 @@ impl JournalSummary {
                         r.ended = Some(e.ts.clone());
                         r.summary = Some(summary.clone());
                     }
+                }
+                JournalRecord::Landed { id, commit, .. } => {
+                    s.tasks.entry(id.clone()).or_default().landed_commit = Some(commit.clone());
                 }
                 JournalRecord::AttemptStart {
                     id,

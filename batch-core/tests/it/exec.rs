@@ -32,6 +32,11 @@ enum Step {
     Panic,
     /// Works until cancelled.
     Hang,
+    /// Hands this many seconds of work to another task and awaits it,
+    /// ignoring cancellation (as a runner over a C callback or a thread does).
+    Detached(u64),
+    /// Sends this many usage items and as many output lines at once, then succeeds.
+    Flood(usize),
 }
 
 #[derive(Debug, Clone)]
@@ -121,6 +126,20 @@ impl SubagentRunner for Fake {
                     .with_retry_after(Some(Duration::from_secs(after))))
             }
             Step::Panic => panic!("fake runner exploded"),
+            Step::Detached(s) => {
+                let work = tokio::spawn(tokio::time::sleep(Duration::from_secs(s)));
+                let _ = work.await;
+                Err(RunError::new(ErrorKind::Failed, "came back late"))
+            }
+            Step::Flood(n) => {
+                for i in 0..n {
+                    ctx.progress.send(batch_core::Progress::Usage {
+                        usage: batch_core::Usage::default(),
+                    });
+                    ctx.progress.line(format!("line {i}"));
+                }
+                Ok(TaskOutput::default())
+            }
             Step::Hang => {
                 work(1_000_000).await;
                 let kind = match ctx.cancel_reason() {
@@ -1043,4 +1062,232 @@ async fn a_task_edited_during_its_run_is_not_a_plain_success_when_its_box_cannot
         .rfind(|l| l.contains(r#""type":"attempt_end""#) && l.contains(r#""id":"c""#))
         .unwrap();
     assert!(last_c.contains(r#""outcome":"failed""#), "{last_c}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_event_callback_interrupts_the_run_and_is_not_called_again() {
+    let run = Run::file("- [ ] <!-- id: a --> task\n- [ ] <!-- id: b; after: a --> later\n");
+    let fake = Arc::new(Fake::new(Step::Hang));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = calls.clone();
+    let report = ExecutorBuilder::new(&run.path)
+        .runner(fake.clone())
+        .on_event(move |e: &Envelope| {
+            seen.fetch_add(1, Ordering::SeqCst);
+            // As `println!` does when stdout is a closed pipe.
+            if matches!(e.event, RunEvent::TaskStarted { .. }) {
+                panic!("failed printing to stdout: Broken pipe (os error 32)");
+            }
+        })
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .expect("the run ends normally");
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "called after it panicked");
+    assert!(report.summary.cancelled);
+    assert_eq!(outcome(&report, "a"), Outcome::Interrupted);
+    assert_eq!(outcome(&report, "b"), Outcome::Skipped);
+    assert_eq!(
+        run.text(),
+        "- [ ] <!-- id: a --> task\n- [ ] <!-- id: b; after: a --> later\n"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_token_cancelled_before_the_run_launches_nothing() {
+    let run = Run::file(TWO_WAVES);
+    let fake = Arc::new(Fake::new(Step::Ok(1)));
+    let cancel = CancellationToken::new();
+    cancel.cancel();
+    let (report, events) = run.go(&fake, opts(), Some(cancel)).await;
+    assert_eq!(fake.recs().len(), 0);
+    assert_eq!(
+        fake.max_running.load(Ordering::SeqCst),
+        0,
+        "the runner was called"
+    );
+    assert!(report.summary.cancelled);
+    assert_eq!(report.summary.skipped, 4);
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e.event, RunEvent::TaskStarted { .. }))
+    );
+    let journal =
+        batch_core::store::journal::read(&batch_core::store::state_dir(&run.path)).unwrap();
+    assert!(
+        !journal.entries.iter().any(|e| matches!(
+            e.record,
+            batch_core::store::journal::JournalRecord::AttemptStart { .. }
+        )),
+        "the journal records an attempt"
+    );
+    assert_eq!(run.text(), TWO_WAVES);
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_output_lines_are_dropped_when_the_consumer_falls_behind_and_they_are_counted() {
+    let run = Run::file("- [ ] <!-- id: a --> task\n");
+    let fake = Arc::new(Fake::new(Step::Flood(15_000)));
+    let (report, events) = run.go(&fake, opts(), None).await;
+    assert_eq!(outcome(&report, "a"), Outcome::Succeeded);
+    let count = |want_line: bool| {
+        events
+            .iter()
+            .filter(|e| match &e.event {
+                RunEvent::TaskProgress { progress, .. } => {
+                    matches!(progress, batch_core::Progress::Output { .. }) == want_line
+                }
+                _ => false,
+            })
+            .count()
+    };
+    assert_eq!(count(false), 15_000, "usage items were dropped");
+    let shown = count(true);
+    let dropped: usize = events
+        .iter()
+        .find_map(|e| match &e.event {
+            RunEvent::Warning { message } if message.contains("output lines were not shown") => {
+                message.split(": ").nth(1)?.split(' ').next()?.parse().ok()
+            }
+            _ => None,
+        })
+        .expect("a warning counts the dropped lines");
+    assert!(shown < 15_000 && dropped > 0);
+    assert_eq!(shown + dropped, 15_000);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_runner_that_ignores_its_timeout_keeps_its_slot_until_it_returns() {
+    let run = Run::file("- [ ] <!-- id: a; timeout: 1s --> task\n- [ ] <!-- id: b --> other\n");
+    let fake = Arc::new(Fake::new(Step::Ok(1)).with("a", vec![Step::Detached(100), Step::Ok(1)]));
+    let mut o = opts();
+    o.jobs = Some(1);
+    o.grace = secs(1);
+    o.retries = 1;
+    let (report, events) = run.go(&fake, o, None).await;
+    assert_eq!(
+        fake.max_running.load(Ordering::SeqCst),
+        1,
+        "--jobs 1 was exceeded"
+    );
+    let a = fake.of("a");
+    assert_eq!(a.len(), 2);
+    assert_eq!(a[0].end, secs(100));
+    assert!(
+        a[1].start >= a[0].end,
+        "a retry ran beside the late attempt"
+    );
+    assert!(events.iter().any(|e| matches!(
+        e.event,
+        RunEvent::TaskRetrying {
+            kind: ErrorKind::Timeout,
+            ..
+        }
+    )));
+    assert_eq!(outcome(&report, "a"), Outcome::Succeeded);
+}
+
+/// The handler installed for `signal` now (`SIG_DFL` is 0).
+fn disposition(signal: libc::c_int) -> libc::sighandler_t {
+    // SAFETY: sigaction(2) with no new action only reads the current one.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signal, std::ptr::null(), &mut old);
+        old.sa_sigaction
+    }
+}
+
+/// Records the SIGINT disposition while it runs, raises SIGINT, then waits
+/// to be cancelled.
+struct RaisesSigint(Mutex<Option<libc::sighandler_t>>);
+
+#[async_trait::async_trait]
+impl SubagentRunner for RaisesSigint {
+    async fn run(&self, _task: &TaskSpec, ctx: RunContext) -> Result<TaskOutput, RunError> {
+        *self.0.lock().unwrap() = Some(disposition(libc::SIGINT));
+        // SAFETY: raise(3) on our own process; mdbatch's handler is installed.
+        unsafe { libc::raise(libc::SIGINT) };
+        ctx.cancel.cancelled().await;
+        Err(RunError::new(ErrorKind::Cancelled, "stopped"))
+    }
+}
+
+#[tokio::test]
+async fn handled_signals_interrupt_the_run_and_the_previous_handlers_are_back_after_it() {
+    let run = Run::file("- [ ] <!-- id: a --> task\n");
+    let before = [disposition(libc::SIGINT), disposition(libc::SIGTERM)];
+    let runner = Arc::new(RaisesSigint(Mutex::new(None)));
+    let report = ExecutorBuilder::new(&run.path)
+        .runner(runner.clone())
+        .handle_signals(true)
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert!(report.summary.cancelled, "SIGINT did not interrupt the run");
+    let during = runner.0.lock().unwrap().expect("the runner ran");
+    assert_ne!(during, before[0], "no handler was installed during the run");
+    assert_eq!(
+        [disposition(libc::SIGINT), disposition(libc::SIGTERM)],
+        before,
+        "the run left its signal handlers installed"
+    );
+}
+
+#[test]
+fn the_task_file_is_read_off_the_runtimes_threads() {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    // The task file is a FIFO: reading it blocks until a writer comes. On a
+    // runtime with one thread, the writer task below only ever runs if the
+    // executor reads the file somewhere else.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("task.md");
+    let c_path = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let total = rt.block_on(async {
+            let writer = async {
+                loop {
+                    // Non-blocking: fails until the executor opened it to read.
+                    let opened = std::fs::OpenOptions::new()
+                        .write(true)
+                        .custom_flags(libc::O_NONBLOCK)
+                        .open(&path);
+                    match opened {
+                        Ok(mut f) => {
+                            f.write_all(
+                                b"- [x] <!-- id: a --> done\n- [x] <!-- id: b --> done too\n",
+                            )
+                            .unwrap();
+                            break;
+                        }
+                        Err(_) => tokio::task::yield_now().await,
+                    }
+                }
+            };
+            let run = ExecutorBuilder::new(&path)
+                .runner(Arc::new(Fake::new(Step::Ok(0))))
+                .build()
+                .unwrap()
+                .run();
+            let (report, ()) = tokio::join!(run, writer);
+            report.map(|r| r.summary.total)
+        });
+        let _ = tx.send(total.ok());
+    });
+    let total = rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("reading the task file blocked the runtime's only thread");
+    // Parsed and planned: both tasks are done, so nothing is left to write back.
+    assert_eq!(total, Some(0));
 }

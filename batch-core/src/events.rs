@@ -22,7 +22,7 @@
 //! it depends on T002), one event per line:
 //!
 //! ```
-//! # use batch_core::exec::{Envelope, RunEvent};
+//! # use batch_core::events::{Envelope, RunEvent};
 //! let lines = r#"
 //! {"v":1,"seq":0,"ts":"2026-11-25T09:00:00.120Z","run_id":"6f1c2a9e","type":"run_started","data":{"file":"task.md","total":3,"waves":2,"jobs":2,"runner":"command","unfinished":[]}}
 //! {"v":1,"seq":1,"ts":"2026-11-25T09:00:00.131Z","run_id":"6f1c2a9e","type":"task_started","data":{"id":"T001","title":"Create the model","attempt":1,"wave":0,"group":"Setup"}}
@@ -202,6 +202,20 @@ pub enum RunEvent {
         /// The task whose error triggered it.
         id: String,
     },
+    /// With worktree isolation: the task's change landed on the run's
+    /// integration branch as one commit (its box is checked next).
+    TaskLanded {
+        /// Task id.
+        id: String,
+        /// The attempt whose change landed.
+        attempt: u32,
+        /// The landed commit (`None`: the task changed no file).
+        commit: Option<String>,
+        /// The branch it landed on (`mdbatch/<run>/integration`).
+        branch: String,
+        /// Whether the user's checkout was fast-forwarded to it.
+        checkout_updated: bool,
+    },
     /// A non-fatal problem (write-back, journal) worth showing.
     Warning {
         /// The message.
@@ -226,6 +240,7 @@ impl RunEvent {
             RunEvent::TaskFailed { .. } => "task_failed",
             RunEvent::TaskSkipped { .. } => "task_skipped",
             RunEvent::RateLimited { .. } => "rate_limited",
+            RunEvent::TaskLanded { .. } => "task_landed",
             RunEvent::Warning { .. } => "warning",
             RunEvent::RunFinished { .. } => "run_finished",
         }

@@ -1,0 +1,232 @@
+//! One attempt of one task: the runner under its deadline and the run's
+//! cancellation, then the verify step.
+//!
+//! Each attempt runs as its own tokio task ([`run_attempt`]); the dispatcher
+//! holds it as an [`AbortOnDrop`] so that dropping the run aborts it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::task::{JoinError, JoinHandle};
+use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{ErrorKind, RunError};
+use crate::plan::NodeIdx;
+use crate::runner::verify::run_verify;
+use crate::runner::{
+    CancelReason, PromptTemplate, RunContext, SubagentRunner, TaskOutput, TaskSpec,
+};
+
+use super::isolate::{Isolation, Landing, task_message};
+
+/// How long after the grace period a runner that ignores its cancellation is
+/// awaited before the attempt says so (it is still awaited after that).
+const STOP_MARGIN: Duration = Duration::from_secs(2);
+
+/// A spawned attempt, aborted if dropped before it finished.
+pub(super) struct AbortOnDrop<T>(pub(super) JoinHandle<T>);
+
+impl<T> Future for AbortOnDrop<T> {
+    type Output = Result<T, JoinError>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+pub(super) type AttemptResult = Result<(TaskOutput, Option<Landing>), RunError>;
+type RunnerResult = Result<TaskOutput, RunError>;
+pub(super) type AttemptFuture =
+    Pin<Box<dyn Future<Output = (NodeIdx, Result<AttemptResult, JoinError>)> + Send>>;
+pub(super) type TimerFuture = Pin<Box<dyn Future<Output = NodeIdx> + Send>>;
+
+/// What an attempt needs beyond its runner, spec and context.
+pub(super) struct AttemptEnv {
+    pub(super) runner: Arc<dyn SubagentRunner>,
+    pub(super) hard: CancellationToken,
+    /// Worktree isolation, when on, with the prompt template (the prompt is
+    /// rendered again for the worktree's folder) and the run id.
+    pub(super) isolation: Option<(Arc<Isolation>, Arc<PromptTemplate>, String)>,
+}
+
+/// The message of a panic payload.
+pub(super) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// One attempt: the runner under its deadline and the run's cancellation,
+/// then the verify command; with isolation, in a worktree of its own, and
+/// landed through the merge queue (verify then runs on the merged result).
+pub(super) async fn run_attempt(
+    env: AttemptEnv,
+    spec: Arc<TaskSpec>,
+    ctx: RunContext,
+) -> AttemptResult {
+    let AttemptEnv {
+        runner,
+        hard,
+        isolation,
+    } = env;
+    if let Some(log) = ctx.log_path.clone() {
+        // A log of the same attempt number left by an earlier run.
+        let _ = tokio::task::spawn_blocking(move || {
+            let _ = std::fs::remove_file(&log);
+            let _ = std::fs::remove_file(log.with_extension("progress"));
+        })
+        .await;
+    }
+    let Some((iso, template, run_id)) = isolation else {
+        let out = guarded(runner.run(&spec, ctx.clone()), &ctx, &hard).await?;
+        if let Some(verify) = &spec.verify {
+            guarded(run_verify(verify, &spec, &ctx), &ctx, &hard).await?;
+        }
+        return Ok((out, None));
+    };
+
+    let (id, attempt) = (spec.id.clone(), ctx.attempt);
+    let opened = {
+        let iso = iso.clone();
+        let id = id.clone();
+        tokio::task::spawn_blocking(move || iso.open_worktree(&id, attempt)).await
+    };
+    let (wt, workdir) = match opened {
+        Ok(r) => r?,
+        Err(e) => return Err(RunError::new(ErrorKind::Fatal, format!("git: {e}"))),
+    };
+    ctx.progress.line(format!(
+        "worktree {} (branch {})",
+        wt.path.display(),
+        wt.branch
+    ));
+    let mut isolated = (*spec).clone();
+    isolated.workdir = workdir;
+    isolated.prompt = template.render(&isolated);
+    if let Some(note) = ctx
+        .previous_error
+        .as_ref()
+        .and_then(Isolation::conflict_note)
+    {
+        isolated.prompt = format!("{}\n\n{note}", isolated.prompt);
+    }
+    let isolated = Arc::new(isolated);
+    let out = match guarded(runner.run(&isolated, ctx.clone()), &ctx, &hard).await {
+        Ok(out) => out,
+        Err(e) => {
+            // Kept for inspection when this was the last attempt; a retry
+            // starts from a fresh worktree and the dispatcher removes this one.
+            return Err(e);
+        }
+    };
+    ctx.progress
+        .line("committing the change; queued to land".to_string());
+    let message = task_message(
+        &id,
+        &spec.text,
+        iso.task_file_rel(),
+        attempt,
+        runner.name(),
+        &run_id,
+    );
+    let handle = tokio::runtime::Handle::current();
+    let verify_ctx = ctx.clone();
+    let verify_spec = isolated.clone();
+    let verify_hard = hard.clone();
+    let landed = tokio::task::spawn_blocking(move || {
+        let id = message.task_id.clone();
+        let mut verify = |dir: &std::path::Path| -> Result<(), RunError> {
+            let Some(cmd) = &verify_spec.verify else {
+                return Ok(());
+            };
+            verify_ctx
+                .progress
+                .line(format!("verifying the merged result: {cmd}"));
+            let mut merged = (*verify_spec).clone();
+            merged.workdir = dir.to_path_buf();
+            handle
+                .block_on(guarded(
+                    run_verify(cmd, &merged, &verify_ctx),
+                    &verify_ctx,
+                    &verify_hard,
+                ))
+                .map(|_| ())
+        };
+        let r = iso.land_blocking(&wt, &message, &mut verify);
+        if r.is_ok() {
+            iso.landed(&id);
+        }
+        r
+    })
+    .await;
+    let landing = match landed {
+        Ok(r) => r?,
+        Err(e) => return Err(RunError::new(ErrorKind::Failed, format!("landing: {e}"))),
+    };
+    Ok((out, Some(landing)))
+}
+
+/// Awaits `fut`; at the deadline or on cancellation fires the runner's token
+/// and keeps awaiting it: the attempt ends only when the runner returns (or
+/// on a hard kill, which drops it), so a retry never runs beside it.
+async fn guarded<F>(fut: F, ctx: &RunContext, hard: &CancellationToken) -> RunnerResult
+where
+    F: Future<Output = RunnerResult>,
+{
+    tokio::pin!(fut);
+    let far = Instant::now() + Duration::from_secs(86400 * 365 * 10);
+    tokio::select! {
+        biased;
+        r = &mut fut => return r,
+        _ = hard.cancelled() => return Err(RunError::new(ErrorKind::Cancelled, "killed: interrupted twice")),
+        _ = ctx.cancel.cancelled() => {}
+        _ = sleep_until(ctx.deadline.unwrap_or(far)), if ctx.deadline.is_some() => {
+            ctx.cancel_with(CancelReason::Timeout);
+        }
+    }
+    let reason = ctx.cancel_reason().unwrap_or(CancelReason::Interrupted);
+    let stopped = |message: String| match reason {
+        CancelReason::Timeout => RunError::new(ErrorKind::Timeout, message),
+        _ => RunError::new(ErrorKind::Cancelled, message),
+    };
+    let late = |r: RunnerResult| match r {
+        Ok(out) => Ok(out),
+        Err(e) if matches!(e.kind, ErrorKind::Timeout | ErrorKind::Cancelled) => Err(e),
+        Err(e) => {
+            let mut s = stopped(e.message.clone());
+            s.output_tail = e.output_tail;
+            s.session_id = e.session_id;
+            Err(s)
+        }
+    };
+    let killed = || RunError::new(ErrorKind::Cancelled, "killed: interrupted twice");
+    tokio::select! {
+        biased;
+        r = &mut fut => return late(r),
+        _ = hard.cancelled() => return Err(killed()),
+        _ = tokio::time::sleep(ctx.grace + STOP_MARGIN) => {}
+    }
+    // The runner ignores its cancellation. Its slot stays taken until it
+    // returns: dropping its future would not stop work it handed to a thread
+    // or another task, and a retry would then run beside it. Only a second
+    // interrupt (or dropping the run) gives up on it.
+    ctx.progress.line(match reason {
+        CancelReason::Timeout => "timed out, but the runner did not stop within the grace period; waiting for it to return",
+        _ => "interrupted, but the runner did not stop within the grace period; waiting for it to return (interrupt again to give up on it)",
+    });
+    tokio::select! {
+        biased;
+        r = &mut fut => late(r),
+        _ = hard.cancelled() => Err(killed()),
+    }
+}

@@ -1,0 +1,875 @@
+//! The dispatcher loop.
+//!
+//! [`Executor::run`] parses the task file, plans it, checks that the file can
+//! be written, takes the lock and opens the journal; only then does anything
+//! run. One dispatcher (this module's `Dispatcher`) owns all run state: the
+//! [`Scheduler`](super::schedule::Scheduler), the journal, the event callback
+//! and the task-file writer. Each attempt runs as its own tokio task and
+//! reports back to the dispatcher; runner progress arrives over a bounded
+//! channel (lossy for output lines); lifecycle events are emitted by the
+//! dispatcher alone, so they are never lost or reordered.
+//!
+//! Lifecycle of an attempt: launched when a slot (`--jobs`, lowered by the
+//! rate-limit gate), its group limit and its resources allow, highest
+//! critical path first; guarded by its deadline and the run's cancellation
+//! (cooperative first: the runner's token fires and it has the grace period
+//! to stop its processes; then its future is dropped, which kills its process
+//! group); then `verify` runs if configured; then the dispatcher journals the
+//! end, and on success checks the box (completions that arrive together in
+//! one write) before emitting `task_succeeded`.
+//!
+//! A runner that panics is a failed attempt. If the whole `run` future is
+//! dropped, running attempts are aborted (their process groups killed) and a
+//! terminal event is still emitted for each, then `run_finished`.
+
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::mpsc;
+use tokio::task::JoinError;
+use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+
+use super::attempt::{
+    AbortOnDrop, AttemptEnv, AttemptFuture, AttemptResult, TimerFuture, panic_message, run_attempt,
+};
+use super::executor::EventCallback;
+use super::isolate::Isolation;
+use super::options::RunOptions;
+use super::prepare::{FileStamp, file_stamp};
+use super::retry::{self, Decision};
+use super::schedule::{NodeState, Scheduler};
+use super::signals::Signals;
+use crate::doc::{Document, ParseOptions};
+use crate::error::{ErrorKind, RunError, StoreError};
+use crate::events::{Envelope, Outcome, RunEvent, SCHEMA_VERSION, millis};
+use crate::plan::{NodeIdx, Plan};
+use crate::runner::PromptTemplate;
+use crate::runner::process::group::stop_group;
+use crate::runner::{
+    CancelReason, LineBudget, Progress, ProgressItem, ProgressSink, RunContext, SubagentRunner,
+    TaskSpec, Usage,
+};
+use crate::store;
+use crate::store::journal::{AttemptOutcome, JournalRecord, JournalWriter};
+use crate::store::lock::RunLock;
+
+/// Why the run stopped launching.
+#[derive(Debug, Clone)]
+pub(super) enum Stop {
+    Interrupted,
+    FailFast(String),
+    Fatal(String),
+}
+
+pub(super) struct Running {
+    pub(super) ctx: RunContext,
+    pub(super) started: Instant,
+    pub(super) pid: Option<u32>,
+    pub(super) session: Option<String>,
+}
+
+#[derive(Default)]
+pub(super) struct NodeRun {
+    /// Last attempt number used (continues a journal's unfinished attempt).
+    pub(super) attempt: u32,
+    /// Attempts started in this run.
+    pub(super) attempts: u32,
+    /// Failed attempts that spent the retry budget.
+    pub(super) counted_failures: u32,
+    /// Any failed attempt in this run (for flakiness).
+    pub(super) had_failure: bool,
+    /// Time spent waiting on rate limits.
+    pub(super) rate_wait: Duration,
+    pub(super) first_start: Option<Instant>,
+    pub(super) end: Option<Instant>,
+    pub(super) last_error: Option<RunError>,
+    pub(super) usage: Option<Usage>,
+    pub(super) outcome: Option<Outcome>,
+    pub(super) message: Option<String>,
+    pub(super) resume_session: Option<String>,
+    pub(super) running: Option<Running>,
+    /// Skipped because its box was checked by hand during the run.
+    pub(super) checked_by_hand: bool,
+}
+
+pub(super) struct NodeConfig {
+    pub(super) spec: Arc<TaskSpec>,
+    pub(super) retries: u32,
+    pub(super) timeout: Option<Duration>,
+    pub(super) wave: usize,
+    pub(super) group: String,
+    pub(super) hash: String,
+}
+
+pub(super) struct Dispatcher {
+    pub(super) run_id: String,
+    pub(super) task_file: PathBuf,
+    pub(super) parse_options: ParseOptions,
+    pub(super) state_dir: PathBuf,
+    pub(super) options: RunOptions,
+    pub(super) runner: Arc<dyn SubagentRunner>,
+    pub(super) on_event: Option<EventCallback>,
+    /// The callback panicked with this message (handled at the next turn).
+    pub(super) callback_panic: Option<String>,
+    pub(super) user_cancel: CancellationToken,
+    pub(super) hard_kill: CancellationToken,
+    pub(super) handle_signals: bool,
+    pub(super) doc: Document,
+    pub(super) plan: Plan,
+    pub(super) nodes: Vec<NodeConfig>,
+    pub(super) runs: Vec<NodeRun>,
+    pub(super) sched: Scheduler,
+    pub(super) jobs: u32,
+    pub(super) effective: u32,
+    pub(super) rate_hits: u32,
+    pub(super) gate_until: Option<Instant>,
+    /// When the account was last found rate limited: only successes of
+    /// attempts launched after it raise the concurrency again.
+    pub(super) last_limit: Option<Instant>,
+    pub(super) stop: Option<Stop>,
+    pub(super) seq: u64,
+    pub(super) journal: Option<JournalWriter>,
+    pub(super) journal_warned: bool,
+    pub(super) _lock: RunLock,
+    pub(super) attempts: FuturesUnordered<AttemptFuture>,
+    pub(super) timers: FuturesUnordered<TimerFuture>,
+    pub(super) progress_tx: mpsc::UnboundedSender<ProgressItem>,
+    pub(super) progress_rx: mpsc::UnboundedReceiver<ProgressItem>,
+    /// The budget of queued output lines shared by every attempt's sink.
+    pub(super) progress_lines: Arc<LineBudget>,
+    pub(super) pending_writes: Vec<NodeIdx>,
+    pub(super) started: Instant,
+    pub(super) finished: bool,
+    /// `run` was called (a dispatcher dropped before it emits nothing).
+    pub(super) begun: bool,
+    pub(super) unfinished_ids: Vec<String>,
+    /// `(task id, process group)` of subagents a previous run left running.
+    pub(super) orphans: Vec<(String, u32)>,
+    pub(super) id_to_node: HashMap<String, NodeIdx>,
+    /// Modification time and length of the task file when last parsed.
+    pub(super) file_stamp: Option<FileStamp>,
+    /// Ids checked in the task file when last parsed.
+    pub(super) checked_in_file: std::collections::HashSet<String>,
+    /// Worktree isolation and the merge queue, when on.
+    pub(super) isolation: Option<Arc<Isolation>>,
+    /// The prompt template (rendered again for each worktree).
+    pub(super) prompt: Arc<PromptTemplate>,
+    /// Said once the run has started (uncommitted changes the tasks don't see).
+    pub(super) setup_warnings: Vec<String>,
+}
+impl Dispatcher {
+    pub(super) fn emit(&mut self, event: RunEvent) {
+        let env = Envelope {
+            v: SCHEMA_VERSION,
+            seq: self.seq,
+            ts: crate::util::now_rfc3339(),
+            run_id: self.run_id.clone(),
+            event,
+        };
+        self.seq += 1;
+        // Never call the host's code while a panic unwinds through us: a
+        // second panic there would abort the process.
+        if std::thread::panicking() {
+            return;
+        }
+        if let Some(cb) = self.on_event.as_mut()
+            && let Err(p) = catch_unwind(AssertUnwindSafe(|| cb(&env)))
+        {
+            // A callback that panicked once (a closed stdout, a bug) is not
+            // called again; the run is interrupted at the next turn.
+            self.on_event = None;
+            self.callback_panic = Some(panic_message(&*p));
+        }
+    }
+
+    /// Interrupts the run if the event callback panicked.
+    fn check_callback(&mut self) {
+        if let Some(msg) = self.callback_panic.take() {
+            self.emit(RunEvent::Warning {
+                message: format!(
+                    "the event callback panicked: {msg}; it is no longer called and the run is interrupted"
+                ),
+            });
+            self.interrupt();
+        }
+    }
+
+    /// Queues a journal record (written by the journal's own thread).
+    pub(super) fn journal(&mut self, record: JournalRecord) {
+        if let Some(j) = self.journal.as_ref() {
+            j.append(record);
+        }
+        self.check_journal();
+    }
+
+    /// Reports the journal's first write error, once.
+    fn check_journal(&mut self) {
+        let e = match self.journal.as_ref().and_then(|j| j.take_error()) {
+            Some(e) => e,
+            None => return,
+        };
+        self.journal_error(e);
+    }
+
+    fn journal_error(&mut self, e: StoreError) {
+        if !self.journal_warned {
+            self.journal_warned = true;
+            self.emit(RunEvent::Warning {
+                message: format!("{e}; the run goes on without a journal"),
+            });
+        }
+    }
+
+    pub(super) async fn run(&mut self) {
+        self.begun = true;
+        self.started = Instant::now();
+        self.emit(RunEvent::RunStarted {
+            file: self.task_file.display().to_string(),
+            total: self.plan.nodes.len(),
+            waves: self.doc.waves.len(),
+            jobs: self.jobs,
+            runner: self.runner.name().to_string(),
+            unfinished: self.unfinished_ids.clone(),
+        });
+        for message in std::mem::take(&mut self.setup_warnings) {
+            self.emit(RunEvent::Warning { message });
+        }
+        // Subagents of a killed run still working on a task are stopped
+        // before the task is launched again, so two never edit the same files.
+        for (id, pgid) in std::mem::take(&mut self.orphans) {
+            let gone = stop_group(pgid, self.options.grace).await;
+            self.emit(RunEvent::Warning {
+                message: if gone {
+                    format!(
+                        "task `{id}`: a subagent of a previous run (process group {pgid}) \
+                         was still running; stopped it before running the task again"
+                    )
+                } else {
+                    format!(
+                        "task `{id}`: a subagent of a previous run (process group {pgid}) \
+                         is still running and could not be stopped"
+                    )
+                },
+            });
+        }
+        self.journal(JournalRecord::RunStart {
+            file: self.task_file.display().to_string(),
+            pid: std::process::id(),
+            runner: self.runner.name().to_string(),
+            total: self.plan.nodes.len(),
+        });
+
+        let mut signals = Signals::new(self.handle_signals);
+        if let Some(msg) = signals.error.take() {
+            self.emit(RunEvent::Warning { message: msg });
+        }
+        let far = Instant::now() + Duration::from_secs(86400 * 365 * 10);
+        // A token cancelled before the run launches nothing.
+        if self.user_cancel.is_cancelled() {
+            self.interrupt();
+        }
+        self.check_callback();
+        self.fill().await;
+        loop {
+            if self.attempts.is_empty()
+                && self.timers.is_empty()
+                && (self.stop.is_some() || !self.sched.has_ready())
+            {
+                break;
+            }
+            let gate = self.gate_until;
+            let interrupted = matches!(self.stop, Some(Stop::Interrupted));
+            tokio::select! {
+                biased;
+                _ = signals.recv() => {
+                    // The second Ctrl-C kills at once; the first one stops
+                    // gracefully, even when fail-fast already stopped launching.
+                    if interrupted {
+                        self.hard_kill.cancel();
+                    } else {
+                        self.interrupt();
+                    }
+                }
+                _ = self.user_cancel.cancelled(), if !matches!(self.stop, Some(Stop::Interrupted)) => {
+                    self.interrupt();
+                }
+                Some(item) = self.progress_rx.recv() => self.on_progress(item),
+                Some((i, res)) = self.attempts.next(), if !self.attempts.is_empty() => {
+                    self.drain_progress();
+                    self.on_attempt_done(i, res);
+                    // Completions that arrived together are written in one go.
+                    while let Some(Some((i, res))) = self.attempts.next().now_or_never() {
+                        self.drain_progress();
+                        self.on_attempt_done(i, res);
+                    }
+                }
+                Some(i) = self.timers.next(), if !self.timers.is_empty() => {
+                    self.sched.retry_due(i);
+                }
+                _ = sleep_until(gate.unwrap_or(far)), if gate.is_some() => {
+                    self.gate_until = None;
+                }
+            }
+            self.flush_writes().await;
+            self.check_journal();
+            self.check_callback();
+            self.fill().await;
+        }
+        self.drain_progress();
+        if let Some(iso) = self.isolation.clone() {
+            // The last fast-forward of the user's checkout (or the command
+            // that brings the work in), then the run ends.
+            match tokio::task::spawn_blocking(move || iso.finish()).await {
+                Ok(Some(message)) => self.emit(RunEvent::Warning { message }),
+                Ok(None) => {}
+                Err(e) => self.emit(RunEvent::Warning {
+                    message: format!("landing the run's work: {e}"),
+                }),
+            }
+        }
+        self.finish().await;
+    }
+
+    pub(super) fn drain_progress(&mut self) {
+        while let Ok(item) = self.progress_rx.try_recv() {
+            self.on_progress(item);
+        }
+    }
+
+    pub(super) fn on_progress(&mut self, item: ProgressItem) {
+        if matches!(item.progress, Progress::Output { .. }) {
+            self.progress_lines.release();
+        }
+        let Some(&i) = self.id_to_node.get(&item.task_id) else {
+            return;
+        };
+        let mut info = None;
+        let current = self.runs[i].attempt;
+        if let Some(r) = self.runs[i].running.as_mut()
+            && item.attempt == current
+        {
+            match &item.progress {
+                Progress::Spawned { pid } => {
+                    r.pid = Some(*pid);
+                    info = Some((Some(*pid), None, None));
+                }
+                Progress::Session { id } => {
+                    r.session = Some(id.clone());
+                    info = Some((None, Some(id.clone()), None));
+                }
+                Progress::Adjusted { what } => info = Some((None, None, Some(what.clone()))),
+                _ => {}
+            }
+        }
+        if let Some((pid, session_id, adjusted)) = info {
+            self.journal(JournalRecord::AttemptInfo {
+                id: item.task_id.clone(),
+                attempt: item.attempt,
+                pid,
+                session_id,
+                adjusted,
+            });
+        }
+        self.emit(RunEvent::TaskProgress {
+            id: item.task_id,
+            attempt: item.attempt,
+            progress: item.progress,
+        });
+    }
+
+    pub(super) fn gate_open(&self) -> bool {
+        self.gate_until.is_none_or(|g| Instant::now() >= g)
+    }
+
+    pub(super) async fn fill(&mut self) {
+        if self.stop.is_none()
+            && self.gate_open()
+            && (self.sched.running() as u32) < self.effective
+            && self.sched.has_ready()
+        {
+            self.refresh_checked().await;
+        }
+        while self.stop.is_none()
+            && self.gate_open()
+            && (self.sched.running() as u32) < self.effective
+        {
+            let Some(i) = self.sched.pick() else { break };
+            if self.runs[i].attempts == 0 && self.checked_by_hand(i) {
+                // Done by the user: dependants go on as after a success.
+                self.sched.start(i);
+                self.runs[i].checked_by_hand = true;
+                self.skip(i, "checked by hand during the run".into());
+                self.sched.succeed(i);
+                continue;
+            }
+            self.launch(i);
+        }
+    }
+
+    /// Re-reads which boxes are checked in the file, off the runtime, when
+    /// its modification time or length changed since the last look.
+    async fn refresh_checked(&mut self) {
+        let path = self.task_file.clone();
+        let options = self.parse_options.clone();
+        let last = self.file_stamp;
+        let read = tokio::task::spawn_blocking(move || {
+            let stamp = file_stamp(&path);
+            if stamp.is_none() || stamp == last {
+                return None;
+            }
+            // A file that no longer parses is reported when boxes are written.
+            let checked = Document::read(&path, &options).ok().map(|doc| {
+                doc.tasks
+                    .iter()
+                    .filter(|t| t.checked)
+                    .map(|t| t.id.clone())
+                    .collect()
+            });
+            Some((stamp, checked))
+        })
+        .await;
+        if let Ok(Some((stamp, checked))) = read {
+            self.file_stamp = stamp;
+            if let Some(checked) = checked {
+                self.checked_in_file = checked;
+            }
+        }
+    }
+
+    /// Whether task `i`'s box was checked in the file at the last look.
+    pub(super) fn checked_by_hand(&self, i: NodeIdx) -> bool {
+        self.checked_in_file.contains(&self.nodes[i].spec.id)
+    }
+
+    pub(super) fn launch(&mut self, i: NodeIdx) {
+        self.sched.start(i);
+        let now = Instant::now();
+        let cfg = &self.nodes[i];
+        let spec = cfg.spec.clone();
+        let r = &mut self.runs[i];
+        r.attempt += 1;
+        r.attempts += 1;
+        r.first_start.get_or_insert(now);
+        let attempt = r.attempt;
+        let token = CancellationToken::new();
+        let mut ctx = RunContext::new(
+            attempt,
+            ProgressSink::for_run(
+                spec.id.clone(),
+                attempt,
+                self.progress_tx.clone(),
+                self.progress_lines.clone(),
+            ),
+            token,
+        );
+        ctx.previous_error = r.last_error.clone();
+        ctx.deadline = cfg.timeout.map(|t| now + t);
+        ctx.grace = self.options.grace;
+        // The attempt removes a stale log of the same number before it runs.
+        ctx.log_path = Some(store::log_path(&self.state_dir, &spec.id, attempt));
+        if r.attempts == 1 {
+            ctx.resume_session = r.resume_session.clone();
+        }
+        r.running = Some(Running {
+            ctx: ctx.clone(),
+            started: now,
+            pid: None,
+            session: None,
+        });
+        let hash = cfg.hash.clone();
+        let (wave, group) = (cfg.wave, cfg.group.clone());
+        self.journal(JournalRecord::AttemptStart {
+            id: spec.id.clone(),
+            attempt,
+            text_hash: hash,
+        });
+        self.emit(RunEvent::TaskStarted {
+            id: spec.id.clone(),
+            title: spec.text.clone(),
+            attempt,
+            wave,
+            group,
+        });
+        let env = AttemptEnv {
+            runner: self.runner.clone(),
+            hard: self.hard_kill.clone(),
+            isolation: self
+                .isolation
+                .clone()
+                .map(|iso| (iso, self.prompt.clone(), self.run_id.clone())),
+        };
+        let handle = tokio::spawn(run_attempt(env, spec, ctx));
+        let fut = AbortOnDrop(handle);
+        self.attempts.push(Box::pin(async move { (i, fut.await) }));
+    }
+
+    pub(super) fn on_attempt_done(&mut self, i: NodeIdx, res: Result<AttemptResult, JoinError>) {
+        let result = match res {
+            Ok(r) => r,
+            Err(e) => {
+                let what = if e.is_panic() {
+                    format!("the runner panicked: {}", panic_message(&*e.into_panic()))
+                } else {
+                    "the attempt was aborted".to_string()
+                };
+                Err(RunError::new(ErrorKind::Failed, what))
+            }
+        };
+        let now = Instant::now();
+        let id = self.nodes[i].spec.id.clone();
+        let hash = self.nodes[i].hash.clone();
+        let r = &mut self.runs[i];
+        let running = r.running.take();
+        let dropped = running.as_ref().map_or(0, |x| x.ctx.progress.dropped());
+        let log = running.as_ref().and_then(|x| x.ctx.log_path.clone());
+        let (started, pid, session) = running
+            .map(|x| (x.started, x.pid, x.session))
+            .unwrap_or((now, None, None));
+        let attempt = r.attempt;
+        let (outcome, kind, message, usage, session_id) = match &result {
+            Ok((out, _)) => (
+                AttemptOutcome::Succeeded,
+                None,
+                None,
+                out.usage,
+                out.session_id.clone().or(session),
+            ),
+            Err(e) => (
+                if e.kind == ErrorKind::Cancelled {
+                    AttemptOutcome::Interrupted
+                } else {
+                    AttemptOutcome::Failed
+                },
+                Some(e.kind),
+                Some(e.message.clone()),
+                e.usage.as_deref().copied(),
+                e.session_id.clone().or(session),
+            ),
+        };
+        self.journal(JournalRecord::AttemptEnd {
+            id: id.clone(),
+            attempt,
+            outcome,
+            kind,
+            message,
+            duration_ms: millis(now - started),
+            pid,
+            session_id,
+            usage,
+            text_hash: hash,
+        });
+
+        if dropped > 0 {
+            let whole = log.map(|l| format!("; the whole output is in {}", l.display()));
+            self.emit(RunEvent::Warning {
+                message: format!(
+                    "`{id}` attempt {attempt}: {dropped} output lines were not shown (the display fell behind){}",
+                    whole.unwrap_or_default()
+                ),
+            });
+        }
+        match result {
+            Ok((out, landing)) => {
+                if let Some(landing) = landing {
+                    if let Some(commit) = &landing.commit {
+                        self.journal(JournalRecord::Landed {
+                            id: id.clone(),
+                            attempt,
+                            commit: commit.clone(),
+                        });
+                    }
+                    self.emit(RunEvent::TaskLanded {
+                        id: id.clone(),
+                        attempt,
+                        commit: landing.commit.clone(),
+                        branch: self
+                            .isolation
+                            .as_ref()
+                            .map(|iso| iso.integration.clone())
+                            .unwrap_or_default(),
+                        checkout_updated: landing.checkout_updated,
+                    });
+                }
+                let r = &mut self.runs[i];
+                if let Some(u) = &out.usage {
+                    r.usage.get_or_insert_with(Usage::default).add(u);
+                }
+                self.rate_hits = 0;
+                if self.last_limit.is_none_or(|at| started >= at) {
+                    self.effective = (self.effective + 1).min(self.jobs);
+                }
+                self.pending_writes.push(i);
+            }
+            Err(e) => self.on_failure(i, e),
+        }
+    }
+
+    pub(super) fn on_failure(&mut self, i: NodeIdx, mut e: RunError) {
+        let id = self.nodes[i].spec.id.clone();
+        let now = Instant::now();
+        self.runs[i].had_failure = true;
+        // A failed attempt's tokens were spent too: they count in the task's
+        // and the run's totals.
+        if let Some(u) = e.usage.as_deref() {
+            self.runs[i].usage.get_or_insert_with(Usage::default).add(u);
+        }
+        let r = &self.runs[i];
+        let budget = retry::Budget {
+            retries: self.nodes[i].retries,
+            spent: r.counted_failures,
+            rate_wait: r.rate_wait,
+            max_wait: self.options.max_wait,
+            base: self.options.backoff_base,
+            cap: self.options.backoff_cap,
+            jitter: retry::jitter(),
+        };
+        let gate = retry::Gate {
+            hits: self.rate_hits,
+        };
+        let stopping = match self.stop {
+            None => retry::Stopping::No,
+            Some(Stop::Interrupted) => retry::Stopping::Interrupted,
+            Some(_) => retry::Stopping::NoNewWork,
+        };
+        match retry::decide(&e, &budget, &gate, stopping) {
+            Decision::Interrupted => {
+                self.end_task(i, Outcome::Interrupted, Some(e.kind), e.message.clone());
+                self.emit(RunEvent::TaskFailed {
+                    id,
+                    attempt: self.runs[i].attempt,
+                    kind: ErrorKind::Cancelled,
+                    message: e.message.clone(),
+                    duration_ms: self.task_ms(i),
+                });
+                self.runs[i].last_error = Some(e);
+                self.fail_node(i, "interrupted".into());
+            }
+            Decision::FailAndStop => {
+                let message = e.message.clone();
+                self.final_failure(i, e);
+                self.stop_run(Stop::Fatal(format!("`{id}` hit a fatal error: {message}")));
+            }
+            Decision::Fail => self.final_failure(i, e),
+            Decision::FailMaxWait => {
+                // The rate limit counts as hit even though the task gives up.
+                self.rate_hits += 1;
+                e.message = format!(
+                    "rate limited for longer than --max-wait ({}): {}",
+                    crate::util::format_duration(self.options.max_wait),
+                    e.message
+                );
+                self.final_failure(i, e);
+            }
+            Decision::RateLimited { pause } => {
+                self.rate_hits += 1;
+                self.runs[i].rate_wait += pause;
+                self.last_limit = Some(now);
+                let until = now + pause;
+                let gate_was_open = self.gate_open();
+                self.gate_until = Some(self.gate_until.map_or(until, |g| g.max(until)));
+                if gate_was_open {
+                    self.effective = (self.effective / 2).max(1);
+                }
+                self.emit(RunEvent::RateLimited {
+                    pause_ms: millis(pause),
+                    concurrency: self.effective,
+                    id: id.clone(),
+                });
+                self.schedule_retry(i, e, pause, false);
+            }
+            Decision::Retry { delay } => {
+                self.runs[i].counted_failures += 1;
+                self.schedule_retry(i, e, delay, true);
+            }
+        }
+    }
+
+    pub(super) fn schedule_retry(
+        &mut self,
+        i: NodeIdx,
+        e: RunError,
+        delay: Duration,
+        counts: bool,
+    ) {
+        self.emit(RunEvent::TaskRetrying {
+            id: self.nodes[i].spec.id.clone(),
+            attempt: self.runs[i].attempt,
+            kind: e.kind,
+            message: e.message.clone(),
+            delay_ms: millis(delay),
+            counts,
+        });
+        self.runs[i].last_error = Some(e);
+        self.sched.backoff(i);
+        let at = Instant::now() + delay;
+        self.timers.push(Box::pin(async move {
+            sleep_until(at).await;
+            i
+        }));
+    }
+
+    pub(super) fn final_failure(&mut self, i: NodeIdx, e: RunError) {
+        let id = self.nodes[i].spec.id.clone();
+        self.end_task(i, Outcome::Failed, Some(e.kind), e.message.clone());
+        self.emit(RunEvent::TaskFailed {
+            id: id.clone(),
+            attempt: self.runs[i].attempt,
+            kind: e.kind,
+            message: e.message.clone(),
+            duration_ms: self.task_ms(i),
+        });
+        self.runs[i].last_error = Some(e);
+        self.fail_node(i, format!("dependency `{id}` failed"));
+        if self.options.fail_fast && self.stop.is_none() {
+            self.stop_run(Stop::FailFast(id));
+        }
+    }
+
+    /// Ends a node that did not succeed and skips everything waiting for it.
+    pub(super) fn fail_node(&mut self, i: NodeIdx, reason: String) {
+        for d in self.sched.fail(i) {
+            self.skip(d, reason.clone());
+        }
+    }
+
+    pub(super) fn skip(&mut self, i: NodeIdx, reason: String) {
+        self.end_task(i, Outcome::Skipped, None, reason.clone());
+        self.journal(JournalRecord::TaskSkipped {
+            id: self.nodes[i].spec.id.clone(),
+            reason: reason.clone(),
+        });
+        self.emit(RunEvent::TaskSkipped {
+            id: self.nodes[i].spec.id.clone(),
+            reason,
+        });
+    }
+
+    pub(super) fn end_task(
+        &mut self,
+        i: NodeIdx,
+        outcome: Outcome,
+        _kind: Option<ErrorKind>,
+        message: String,
+    ) {
+        let r = &mut self.runs[i];
+        r.outcome = Some(outcome);
+        r.message = Some(message);
+        r.end = Some(Instant::now());
+    }
+
+    pub(super) fn task_ms(&self, i: NodeIdx) -> u64 {
+        let r = &self.runs[i];
+        match (r.first_start, r.end) {
+            (Some(s), Some(e)) => millis(e - s),
+            (Some(s), None) => millis(Instant::now() - s),
+            _ => 0,
+        }
+    }
+
+    pub(super) fn interrupt(&mut self) {
+        if matches!(self.stop, Some(Stop::Interrupted)) {
+            return;
+        }
+        self.stop_run(Stop::Interrupted);
+    }
+
+    /// Stops launching; cancels running attempts unless only fail-fast; ends
+    /// tasks waiting for a retry.
+    pub(super) fn stop_run(&mut self, stop: Stop) {
+        let cancel_running = !matches!(stop, Stop::FailFast(_));
+        self.stop = Some(stop);
+        if cancel_running {
+            for r in &self.runs {
+                if let Some(x) = &r.running {
+                    x.ctx.cancel_with(CancelReason::Interrupted);
+                }
+            }
+        }
+        self.timers.clear();
+        for i in 0..self.runs.len() {
+            if self.sched.state(i) == NodeState::Backoff {
+                let e = self.runs[i]
+                    .last_error
+                    .clone()
+                    .unwrap_or_else(|| RunError::new(ErrorKind::Failed, "stopped"));
+                if matches!(self.stop, Some(Stop::Interrupted)) {
+                    let id = self.nodes[i].spec.id.clone();
+                    self.end_task(
+                        i,
+                        Outcome::Interrupted,
+                        Some(ErrorKind::Cancelled),
+                        "interrupted before its retry".into(),
+                    );
+                    self.emit(RunEvent::TaskFailed {
+                        id,
+                        attempt: self.runs[i].attempt,
+                        kind: ErrorKind::Cancelled,
+                        message: "interrupted before its retry".into(),
+                        duration_ms: self.task_ms(i),
+                    });
+                    self.fail_node(i, "interrupted".into());
+                } else {
+                    self.final_failure(i, e);
+                }
+            }
+        }
+    }
+
+    pub(super) async fn finish(&mut self) {
+        let reason = match &self.stop {
+            Some(Stop::Interrupted) => "interrupted".to_string(),
+            Some(Stop::FailFast(id)) => format!("--fail-fast: `{id}` failed"),
+            Some(Stop::Fatal(msg)) => format!("run stopped: {msg}"),
+            None => "not run".to_string(),
+        };
+        for i in self.sched.unfinished() {
+            self.sched.finish(i);
+            self.skip(i, reason.clone());
+        }
+        let summary = self.summary();
+        self.journal(JournalRecord::RunEnd {
+            summary: summary.clone(),
+        });
+        if let Some(j) = self.journal.take() {
+            // Everything queued is written and synced before the run returns.
+            if let Ok(Some(e)) = tokio::task::spawn_blocking(move || j.close()).await {
+                self.journal_error(e);
+            }
+        }
+        self.finished = true;
+        self.emit(RunEvent::RunFinished { summary });
+    }
+}
+
+impl Drop for Dispatcher {
+    fn drop(&mut self) {
+        if self.finished || !self.begun {
+            return;
+        }
+        // The run future was dropped mid-run: attempts are aborted with the
+        // FuturesUnordered (killing their process groups); still end every
+        // started task and the run with a terminal event.
+        self.hard_kill.cancel();
+        for i in 0..self.runs.len() {
+            if self.runs[i].running.take().is_some() {
+                let id = self.nodes[i].spec.id.clone();
+                self.emit(RunEvent::TaskFailed {
+                    id,
+                    attempt: self.runs[i].attempt,
+                    kind: ErrorKind::Cancelled,
+                    message: "the run was abandoned".into(),
+                    duration_ms: self.task_ms(i),
+                });
+            }
+        }
+        self.stop = Some(Stop::Interrupted);
+        let summary = self.summary();
+        self.emit(RunEvent::RunFinished { summary });
+    }
+}

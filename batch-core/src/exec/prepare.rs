@@ -1,0 +1,253 @@
+//! Before anything runs: read, parse and plan the task file, check that it can
+//! be written, take the lock, open the journal, build each task's spec, and
+//! read what previous runs left (unfinished attempts, orphaned subagents,
+//! sessions to resume).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures::stream::FuturesUnordered;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::dispatcher::{Dispatcher, NodeConfig, NodeRun};
+use super::executor::Executor;
+use super::isolate::Isolation;
+use super::options::DEFAULT_JOBS;
+use super::schedule::Scheduler;
+use super::spec::{SpecPlace, task_spec};
+use crate::doc::{Document, ParseOptions};
+use crate::error::{ErrorKind, RunError, RunSetupError, StoreError};
+use crate::plan::{Plan, PlanOptions};
+use crate::runner::LineBudget;
+use crate::runner::process::group::{group_alive, group_runs_task};
+use crate::store::journal::{AttemptOutcome, Journal, JournalSummary, JournalWriter, text_hash};
+use crate::store::lock::RunLock;
+use crate::store::{self, taskfile};
+
+/// How many output lines may wait for the dispatcher; more are dropped
+/// (counted). Other progress items are never dropped.
+const PROGRESS_LINES: usize = 1024;
+
+fn store_setup_error(e: StoreError) -> RunSetupError {
+    match e {
+        StoreError::Io {
+            path,
+            message,
+            source,
+        } => RunSetupError::Io {
+            path,
+            message,
+            source,
+        },
+        other => RunSetupError::Config(other.to_string()),
+    }
+}
+
+/// Modification time and length: cheap evidence that a file changed.
+pub(super) type FileStamp = (std::time::SystemTime, u64);
+
+pub(super) fn file_stamp(path: &Path) -> Option<FileStamp> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+impl Dispatcher {
+    pub(super) fn prepare(ex: Executor) -> Result<Dispatcher, RunSetupError> {
+        let task_file = ex.task_file.clone();
+        let mut parse_options = ParseOptions::with_path(&task_file);
+        parse_options.dialect = ex.options.dialect;
+        parse_options.wave_level = ex.options.wave_level;
+        let stamp = file_stamp(&task_file);
+        let doc = Document::read(&task_file, &parse_options)?;
+        let checked_in_file = doc
+            .tasks
+            .iter()
+            .filter(|t| t.checked)
+            .map(|t| t.id.clone())
+            .collect();
+        let plan_options = PlanOptions {
+            cross_wave: ex.options.cross_wave,
+            only: ex.options.only.clone(),
+            include_optional: ex.options.include_optional,
+        };
+        let plan = Plan::build(&doc, &plan_options)?;
+
+        let state_dir = store::state_dir(&task_file);
+        let lock = RunLock::acquire(&state_dir, &task_file)?;
+        taskfile::ensure_writable(&task_file).map_err(store_setup_error)?;
+        let run_id = uuid::Uuid::new_v4().to_string();
+        let history = JournalSummary::load(&state_dir).unwrap_or_default();
+        let journal = Journal::open(&state_dir, run_id.clone()).map_err(store_setup_error)?;
+
+        let workdir = std::path::absolute(
+            ex.options
+                .workdir
+                .clone()
+                .or_else(|| task_file.parent().map(Path::to_path_buf))
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or_else(|| PathBuf::from(".")),
+        )
+        .unwrap_or_else(|_| PathBuf::from("."));
+        let mut setup_warnings = Vec::new();
+        let isolation = match Isolation::setup(
+            ex.options.isolate,
+            &workdir,
+            &std::path::absolute(&task_file).unwrap_or_else(|_| task_file.clone()),
+            &std::path::absolute(&state_dir).unwrap_or_else(|_| state_dir.clone()),
+            &run_id,
+            ex.options.worktree_dir.as_deref(),
+            ex.options.into.as_deref(),
+        )? {
+            Some((iso, notes)) => {
+                if !notes.dirty.is_empty() {
+                    let shown: Vec<&str> = notes.dirty.iter().take(5).map(String::as_str).collect();
+                    setup_warnings.push(format!(
+                        "{} uncommitted change{} ({}{}) stay{} as {}: each task starts from the last commit in a worktree of its own and does not see {}; your checkout is only fast-forwarded where that touches none of them",
+                        notes.dirty.len(),
+                        if notes.dirty.len() == 1 { "" } else { "s" },
+                        shown.join(", "),
+                        if notes.dirty.len() > 5 { ", …" } else { "" },
+                        if notes.dirty.len() == 1 { "s" } else { "" },
+                        if notes.dirty.len() == 1 { "it is" } else { "they are" },
+                        if notes.dirty.len() == 1 { "it" } else { "them" },
+                    ));
+                }
+                Some(Arc::new(iso))
+            }
+            None => None,
+        };
+        let mut place = SpecPlace::new(&task_file);
+        place.workdir = ex.options.workdir.as_deref();
+        place.verify = ex.options.verify.as_deref();
+        let mut nodes = Vec::with_capacity(plan.nodes.len());
+        let mut id_to_node = HashMap::new();
+        for node in &plan.nodes {
+            let task = &doc.tasks[node.task];
+            let spec = task_spec(&doc, task, &place, &ex.prompt);
+            id_to_node.insert(task.id.clone(), node.index);
+            nodes.push(NodeConfig {
+                hash: text_hash(&task.text),
+                spec: Arc::new(spec),
+                retries: task.hints.retries.unwrap_or(ex.options.retries),
+                timeout: task.hints.timeout.or(ex.options.timeout),
+                wave: node.wave,
+                group: doc
+                    .groups
+                    .get(node.group)
+                    .map(|g| g.title.clone())
+                    .unwrap_or_default(),
+            });
+        }
+
+        let mut runs: Vec<NodeRun> = plan.nodes.iter().map(|_| NodeRun::default()).collect();
+        let mut unfinished_ids = Vec::new();
+        let mut orphans = Vec::new();
+        for u in &history.unfinished {
+            let Some(&i) = id_to_node.get(&u.id) else {
+                continue;
+            };
+            unfinished_ids.push(u.id.clone());
+            let r = &mut runs[i];
+            r.attempt = u.attempt;
+            r.last_error = Some(RunError::new(
+                ErrorKind::Cancelled,
+                format!("the previous run stopped during attempt {}", u.attempt),
+            ));
+            // A session is only continued for the same task text.
+            let same_text = history
+                .tasks
+                .get(&u.id)
+                .and_then(|h| h.text_hash.as_deref())
+                .is_none_or(|h| h == nodes[i].hash);
+            if ex.options.resume_sessions && same_text {
+                r.resume_session = u.session_id.clone();
+            }
+            if let Some(pid) = u.pid
+                && group_alive(pid)
+                && group_runs_task(pid, &u.id)
+            {
+                orphans.push((u.id.clone(), pid));
+            }
+        }
+        // A task a previous run interrupted (Ctrl-C, a fatal stop) ended its
+        // attempt, so it is not in `unfinished`; it is left unfinished all the
+        // same, and the run start names it.
+        for n in &nodes {
+            let id = &n.spec.id;
+            if history.tasks.get(id).is_some_and(|h| {
+                h.last_outcome == Some(AttemptOutcome::Interrupted) && !h.unfinished
+            }) && !unfinished_ids.contains(id)
+            {
+                unfinished_ids.push(id.clone());
+            }
+        }
+        if ex.options.resume_sessions {
+            for (id, h) in &history.tasks {
+                if let Some(&i) = id_to_node.get(id)
+                    && runs[i].resume_session.is_none()
+                    && h.last_outcome != Some(AttemptOutcome::Succeeded)
+                    && h.text_hash.as_deref().is_none_or(|t| t == nodes[i].hash)
+                {
+                    runs[i].resume_session = h.last_session.clone();
+                }
+            }
+        }
+
+        let jobs = ex
+            .options
+            .jobs
+            .or(doc.hints.jobs)
+            .unwrap_or(DEFAULT_JOBS)
+            .max(1);
+        let sched = Scheduler::new(&plan);
+        let (progress_tx, progress_rx) = mpsc::unbounded_channel();
+        Ok(Dispatcher {
+            run_id,
+            task_file,
+            parse_options,
+            state_dir,
+            runner: ex.runner,
+            on_event: ex.on_event,
+            callback_panic: None,
+            user_cancel: ex.cancel,
+            hard_kill: CancellationToken::new(),
+            handle_signals: ex.handle_signals,
+            options: ex.options,
+            doc,
+            plan,
+            nodes,
+            runs,
+            sched,
+            jobs,
+            effective: jobs,
+            rate_hits: 0,
+            gate_until: None,
+            last_limit: None,
+            stop: None,
+            seq: 0,
+            journal: Some(JournalWriter::spawn(journal).map_err(store_setup_error)?),
+            journal_warned: false,
+            _lock: lock,
+            attempts: FuturesUnordered::new(),
+            timers: FuturesUnordered::new(),
+            progress_tx,
+            progress_rx,
+            progress_lines: LineBudget::new(PROGRESS_LINES),
+            pending_writes: Vec::new(),
+            started: Instant::now(),
+            finished: false,
+            begun: false,
+            unfinished_ids,
+            orphans,
+            id_to_node,
+            file_stamp: stamp,
+            checked_in_file,
+            isolation,
+            prompt: Arc::new(ex.prompt),
+            setup_warnings,
+        })
+    }
+}
