@@ -348,7 +348,7 @@ impl<'a> Builder<'a> {
     fn numbered_sequences(&mut self, members: &[TaskIdx]) {
         let doc = self.doc;
         // Sequence → (current number, its step, the step before).
-        let mut seqs: HashMap<(u8, usize), (usize, Vec<usize>, Vec<usize>)> = HashMap::new();
+        let mut seqs: HashMap<(u8, usize), Sequence> = HashMap::new();
         for (n, &t) in members.iter().enumerate() {
             let task = &doc.tasks[t];
             let Some(c) = self.cand_of[t] else {
@@ -1458,6 +1458,10 @@ enum Origin {
     Task(TaskIdx),
     Section(SectionIdx),
 }
+
+/// A numbered sequence being laid out: its current number, the tasks of
+/// that number, and the tasks of the number before.
+type Sequence = (usize, Vec<usize>, Vec<usize>);
 
 /// `US3`: a user story.
 fn is_story_ref(r: &str) -> bool {
