@@ -393,6 +393,20 @@ pub(crate) fn refs_in(text: &str, bare_numbers: bool) -> Vec<String> {
             noun = None;
             continue;
         }
+        // `Phases 9-13`, `Tasks 3–5`: each of them.
+        if let (Some(n), Some((a, b))) = (noun, w.split_once(['-', '–']))
+            && let (Ok(a), Ok(b)) = (a.parse::<u32>(), b.parse::<u32>())
+            && a <= b
+            && b - a <= 50
+        {
+            for k in a..=b {
+                push(match n {
+                    "US" => format!("US{k}"),
+                    n => format!("{n} {k}"),
+                });
+            }
+            continue;
+        }
         if is_number(w) {
             match noun {
                 Some("US") => push(format!("US{w}")),
@@ -560,5 +574,9 @@ mod tests {
             ["T001", "T002", "2.1"]
         );
         assert_eq!(refs_in("see section 3", false), Vec::<String>::new());
+        assert_eq!(
+            refs_in("Phases 9-11 can proceed in any order", false),
+            ["Phase 9", "Phase 10", "Phase 11"]
+        );
     }
 }

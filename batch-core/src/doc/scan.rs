@@ -1240,6 +1240,9 @@ impl Scanner<'_, '_> {
             if let Some((list, _)) = p.list_pos {
                 let refs = prose::refs_in(prose::strip_bullet(text), false);
                 if refs.is_empty() {
+                    // A step that names nothing we know: what follows cannot
+                    // be tied to what came before it.
+                    prev_item = None;
                     continue;
                 }
                 if let Some((plist, prev)) = &prev_item

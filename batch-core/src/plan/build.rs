@@ -1016,6 +1016,18 @@ impl<'a> Builder<'a> {
             }
             let label = format!("{} (line {})", dep.on.join(", "), dep.line);
             for &c in &waiters {
+                // A task that already waits for another of the waiters (its
+                // group's order) gets the dependency through it.
+                let inside = self.deps[c].iter().any(|e| waiter_set.contains(&e.on))
+                    || self.node_barriers[c].iter().any(|&b| {
+                        self.drafts[b]
+                            .members
+                            .iter()
+                            .any(|m| waiter_set.contains(m))
+                    });
+                if inside {
+                    continue;
+                }
                 let label = label.clone();
                 self.wait_on_set(c, SetKey::Prose(i), &on, EdgeReason::Prose, || label);
             }
