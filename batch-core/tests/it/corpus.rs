@@ -482,6 +482,25 @@ mod shapes {
     }
 
     #[test]
+    fn a_critical_path_list_lets_phases_in_any_order_run_side_by_side() {
+        let p = load("spec-kit-critical-path.md", false);
+        assert_eq!(p.doc.dialect, Dialect::SpecKit);
+        assert_eq!(p.run().len(), 5);
+        assert!(p.after("T002", "T001"));
+        // "Phases 3-4 can proceed in any order": side by side, after the path…
+        assert!(p.side_by_side("T003", "T004"));
+        assert!(p.after("T003", "T002") && p.after("T004", "T002"));
+        // …and "Phase 5 finalizes" after both.
+        assert!(p.after("T005", "T003") && p.after("T005", "T004"));
+        assert!(
+            p.text()
+                .contains("line 29: Phase 5 waits for Phase 3, Phase 4"),
+            "{}",
+            p.text()
+        );
+    }
+
+    #[test]
     fn a_file_without_checkboxes_has_nothing_to_run() {
         let p = load("no-checkboxes.md", false);
         assert!(p.run().is_empty());
