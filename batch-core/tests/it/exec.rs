@@ -707,7 +707,7 @@ async fn a_rerun_runs_only_unchecked_tasks_and_retries_unfinished_attempts() {
     let run = Run::file(TWO_WAVES);
     // A previous run was killed during `b`'s first attempt, after `a` succeeded.
     std::fs::write(&run.path, TWO_WAVES.replacen("[ ]", "[x]", 1)).unwrap();
-    let state = run.path.parent().unwrap().join(".mdbatch");
+    let state = batch_core::store::state_dir(&run.path);
     std::fs::create_dir_all(&state).unwrap();
     let doc =
         batch_core::Document::read(&run.path, &batch_core::ParseOptions::with_path(&run.path))
@@ -755,7 +755,7 @@ async fn a_rerun_runs_only_unchecked_tasks_and_retries_unfinished_attempts() {
 #[tokio::test(start_paused = true)]
 async fn a_second_run_on_a_locked_file_is_refused_before_anything_runs() {
     let run = Run::file("- [ ] <!-- id: a --> task\n");
-    let state = run.path.parent().unwrap().join(".mdbatch");
+    let state = batch_core::store::state_dir(&run.path);
     let _held = batch_core::store::lock::RunLock::acquire(&state, &run.path).unwrap();
     let fake = Arc::new(Fake::new(Step::Ok(1)));
     let err = ExecutorBuilder::new(&run.path)
@@ -804,7 +804,7 @@ async fn the_journal_records_every_attempt_with_its_outcome() {
         Fake::new(Step::Ok(1)).with("a", vec![Step::Fail(1, ErrorKind::Failed), Step::Ok(2)]),
     );
     run.go(&fake, opts(), None).await;
-    let state = run.path.parent().unwrap().join(".mdbatch");
+    let state = batch_core::store::state_dir(&run.path);
     let summary = batch_core::store::journal::JournalSummary::load(&state).unwrap();
     let a = &summary.tasks["a"];
     assert_eq!(a.attempts, 2);
@@ -909,7 +909,7 @@ async fn a_subagent_left_running_by_a_killed_run_is_stopped_and_reported() {
     };
     let mut orphan = spawn(Some("a"));
     let mut stranger = spawn(None);
-    let state = run.path.parent().unwrap().join(".mdbatch");
+    let state = batch_core::store::state_dir(&run.path);
     std::fs::create_dir_all(&state).unwrap();
     let mut journal = String::new();
     for (id, pid) in [("a", orphan.id()), ("b", stranger.id())] {
@@ -1055,7 +1055,7 @@ async fn a_task_edited_during_its_run_is_not_a_plain_success_when_its_box_cannot
     assert!(events.iter().any(|e| matches!(&e.event,
         RunEvent::TaskFailed { id, message, .. } if id == "c" && message.starts_with("succeeded, but"))));
     assert_eq!(outcome(&report, "d"), Outcome::Succeeded);
-    let state = run.path.parent().unwrap().join(".mdbatch");
+    let state = batch_core::store::state_dir(&run.path);
     let journal = std::fs::read_to_string(state.join("journal.jsonl")).unwrap();
     let last_c = journal
         .lines()
@@ -1290,4 +1290,61 @@ fn the_task_file_is_read_off_the_runtimes_threads() {
         .expect("reading the task file blocked the runtime's only thread");
     // Parsed and planned: both tasks are done, so nothing is left to write back.
     assert_eq!(total, Some(0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_task_files_of_one_folder_run_at_once_with_separate_histories() {
+    let run = Run::file("- [ ] <!-- id: a --> task a\n");
+    let other = run.path.with_file_name("tasks.md");
+    std::fs::write(&other, "- [ ] <!-- id: b --> task b\n").unwrap();
+    let fake = Arc::new(Fake::new(Step::Ok(10)));
+    let go = |path: PathBuf| {
+        ExecutorBuilder::new(path)
+            .runner(fake.clone())
+            .build()
+            .unwrap()
+            .run()
+    };
+    let (one, two) = tokio::join!(go(run.path.clone()), go(other.clone()));
+    let (one, two) = (one.unwrap(), two.unwrap());
+    assert_eq!((one.summary.succeeded, two.summary.succeeded), (1, 1));
+    // Side by side, not one after the other.
+    assert_eq!(fake.of("a")[0].start, fake.of("b")[0].start);
+    assert_eq!(
+        std::fs::read_to_string(&other).unwrap(),
+        "- [x] <!-- id: b --> task b\n"
+    );
+    let ids = |path: &std::path::Path| {
+        let state = batch_core::store::state_dir(path);
+        batch_core::store::journal::JournalSummary::load(&state)
+            .unwrap()
+            .tasks
+            .into_keys()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&run.path), ["a"]);
+    assert_eq!(ids(&other), ["b"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_symlink_to_a_running_task_file_shares_its_lock() {
+    let run = Run::file("- [ ] <!-- id: a --> task\n");
+    let sub = run.path.parent().unwrap().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let link = sub.join("task.md");
+    std::os::unix::fs::symlink("../task.md", &link).unwrap();
+    assert_eq!(
+        batch_core::store::state_dir(&link),
+        batch_core::store::state_dir(&run.path)
+    );
+    let state = batch_core::store::state_dir(&run.path);
+    let _held = batch_core::store::lock::RunLock::acquire(&state, &run.path).unwrap();
+    let err = ExecutorBuilder::new(&link)
+        .runner(Arc::new(Fake::new(Step::Ok(1))))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RunSetupError::Locked { .. }), "{err}");
 }
