@@ -44,6 +44,7 @@ use super::prepare::{FileStamp, file_stamp};
 use super::retry::{self, Decision};
 use super::schedule::{NodeState, Scheduler};
 use super::signals::Signals;
+use super::stream::EventSender;
 use crate::doc::{Document, ParseOptions};
 use crate::error::{ErrorKind, RunError, StoreError};
 use crate::events::{Envelope, Outcome, RunEvent, SCHEMA_VERSION, millis};
@@ -113,6 +114,8 @@ pub(super) struct Dispatcher {
     pub(super) options: RunOptions,
     pub(super) runner: Arc<dyn SubagentRunner>,
     pub(super) on_event: Option<EventCallback>,
+    /// Streams from [`Executor::events`](super::Executor::events).
+    pub(super) streams: Vec<EventSender>,
     /// The callback panicked with this message (handled at the next turn).
     pub(super) callback_panic: Option<String>,
     pub(super) user_cancel: CancellationToken,
@@ -165,6 +168,9 @@ impl Dispatcher {
             event,
         };
         self.seq += 1;
+        for stream in &self.streams {
+            stream.send(&env);
+        }
         // Never call the host's code while a panic unwinds through us: a
         // second panic there would abort the process.
         if std::thread::panicking() {

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use super::dispatcher::Dispatcher;
 use super::options::RunOptions;
 use super::report::RunReport;
+use super::stream::{EventSender, EventStream};
 use crate::error::RunSetupError;
 use crate::events::Envelope;
 use crate::runner::{CommandRunnerBuilder, PromptTemplate, SubagentRunner};
@@ -122,6 +123,7 @@ impl ExecutorBuilder {
             cancel: self.cancel,
             prompt: self.prompt,
             handle_signals: self.handle_signals,
+            streams: Vec::new(),
         })
     }
 }
@@ -135,6 +137,7 @@ pub struct Executor {
     pub(super) cancel: CancellationToken,
     pub(super) prompt: PromptTemplate,
     pub(super) handle_signals: bool,
+    pub(super) streams: Vec<EventSender>,
 }
 
 impl std::fmt::Debug for Executor {
@@ -148,6 +151,30 @@ impl std::fmt::Debug for Executor {
 }
 
 impl Executor {
+    /// The run's events as a stream, in addition to the callback (call it
+    /// as many times as you want streams). A slow consumer never stalls the
+    /// run: see [`EventStream`] for what it may lose.
+    ///
+    /// ```no_run
+    /// use futures::StreamExt;
+    /// # async fn demo(runner: std::sync::Arc<dyn batch_core::SubagentRunner>) -> Result<(), batch_core::RunSetupError> {
+    /// let mut executor = batch_core::ExecutorBuilder::new("task.md").runner(runner).build()?;
+    /// let mut events = executor.events();
+    /// let shown = tokio::spawn(async move {
+    ///     while let Some(e) = events.next().await {
+    ///         println!("{}", e.to_json());
+    ///     }
+    /// });
+    /// let report = executor.run().await?;
+    /// shown.await.ok();
+    /// # Ok(()) }
+    /// ```
+    pub fn events(&mut self) -> EventStream {
+        let (tx, rx) = super::stream::channel();
+        self.streams.push(tx);
+        rx
+    }
+
     /// Runs inside an existing tokio runtime.
     ///
     /// Errors only when the run cannot start (the file does not parse or plan,

@@ -10,6 +10,7 @@
 //! - `retry`: what follows a failed attempt, a pure function (`decide`);
 //! - `schedule`: the ready set plus the `--jobs`, group and resource limits;
 //! - `signals`: SIGINT/SIGTERM when the caller asks for them;
+//! - `stream`: the events as a stream ([`EventStream`]);
 //! - `report`: [`RunReport`] and [`TaskReport`];
 //! - `spec`: the [`TaskSpec`](crate::TaskSpec) of a task ([`task_spec`]).
 //!
@@ -25,6 +26,7 @@ mod retry;
 mod schedule;
 mod signals;
 mod spec;
+mod stream;
 mod writeback;
 
 pub use crate::events::*;
@@ -32,3 +34,4 @@ pub use executor::{EventCallback, Executor, ExecutorBuilder};
 pub use options::RunOptions;
 pub use report::{RunReport, TaskReport};
 pub use spec::{SpecPlace, task_spec};
+pub use stream::EventStream;

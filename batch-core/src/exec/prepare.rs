@@ -174,6 +174,7 @@ impl Dispatcher {
             runner: ex.runner,
             on_event: ex.on_event,
             callback_panic: None,
+            streams: ex.streams,
             user_cancel: ex.cancel,
             hard_kill: CancellationToken::new(),
             handle_signals: ex.handle_signals,

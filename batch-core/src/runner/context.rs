@@ -205,7 +205,7 @@ impl LineBudget {
         })
     }
 
-    fn take(&self) -> bool {
+    pub(crate) fn take(&self) -> bool {
         self.queued
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
                 (q < self.limit).then_some(q + 1)

@@ -1348,3 +1348,59 @@ async fn a_symlink_to_a_running_task_file_shares_its_lock() {
         .unwrap_err();
     assert!(matches!(err, RunSetupError::Locked { .. }), "{err}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_consumer_that_reads_nothing_until_the_end_never_stalls_the_run() {
+    use futures::StreamExt;
+    let run = Run::file(TWO_WAVES);
+    let fake = Arc::new(
+        Fake::new(Step::Ok(5))
+            .with("a", vec![Step::Flood(10_000)])
+            .with("c", vec![Step::Flood(10_000)]),
+    );
+    let mut exec = ExecutorBuilder::new(&run.path)
+        .runner(fake.clone())
+        .build()
+        .unwrap();
+    let mut stream = exec.events();
+    let t0 = Instant::now();
+    let report = exec.run().await.unwrap();
+    // The same timing as with nobody listening: 5 s per wave (`b`, `d`).
+    assert_eq!(t0.elapsed(), secs(10));
+    assert_eq!(report.summary.succeeded, 4);
+    let dropped = stream.dropped() as usize;
+    let events: Vec<Envelope> = (&mut stream).collect().await;
+    assert!(matches!(events[0].event, RunEvent::RunStarted { .. }));
+    assert!(matches!(
+        events.last().unwrap().event,
+        RunEvent::RunFinished { .. }
+    ));
+    let progress = |line: bool| {
+        events
+            .iter()
+            .filter(|e| {
+                matches!(&e.event, RunEvent::TaskProgress { progress, .. }
+                if matches!(progress, batch_core::Progress::Output { .. }) == line)
+            })
+            .count()
+    };
+    assert_eq!(progress(false), 20_000, "a usage item was lost");
+    // Lines are lost in two places, each counted: the run's progress queue
+    // (a warning per attempt) and this stream.
+    let warned: usize = events
+        .iter()
+        .filter_map(|e| match &e.event {
+            RunEvent::Warning { message } if message.contains("output lines were not shown") => {
+                message.split(": ").nth(1)?.split(' ').next()?.parse::<usize>().ok()
+            }
+            _ => None,
+        })
+        .sum();
+    assert!(dropped > 0);
+    assert_eq!(progress(true) + warned + dropped, 20_000);
+    let succeeded = events
+        .iter()
+        .filter(|e| matches!(e.event, RunEvent::TaskSucceeded { .. }))
+        .count();
+    assert_eq!(succeeded, 4);
+}
