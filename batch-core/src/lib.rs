@@ -66,7 +66,7 @@ pub mod util;
 pub use doc::{Dialect, Document, ParseOptions, Task};
 pub use error::*;
 pub use events::{Envelope, RunEvent};
-pub use exec::{Executor, ExecutorBuilder, RunOptions, RunReport};
+pub use exec::{EventStream, Executor, ExecutorBuilder, RunOptions, RunReport, StateDir};
 pub use plan::{Plan, PlanOptions};
 pub use runner::{
     CommandRunner, Progress, ProgressSink, PromptTemplate, RunContext, SubagentRunner, TaskOutput,

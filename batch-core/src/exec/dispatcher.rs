@@ -110,7 +110,10 @@ pub(super) struct Dispatcher {
     pub(super) run_id: String,
     pub(super) task_file: PathBuf,
     pub(super) parse_options: ParseOptions,
-    pub(super) state_dir: PathBuf,
+    /// The state folder (`None`: no journal, lock or logs).
+    pub(super) state_dir: Option<PathBuf>,
+    /// Check boxes in the task file.
+    pub(super) write_back: bool,
     pub(super) options: RunOptions,
     pub(super) runner: Arc<dyn SubagentRunner>,
     pub(super) on_event: Option<EventCallback>,
@@ -137,7 +140,7 @@ pub(super) struct Dispatcher {
     pub(super) seq: u64,
     pub(super) journal: Option<JournalWriter>,
     pub(super) journal_warned: bool,
-    pub(super) _lock: RunLock,
+    pub(super) _lock: Option<RunLock>,
     pub(super) attempts: FuturesUnordered<AttemptFuture>,
     pub(super) timers: FuturesUnordered<TimerFuture>,
     pub(super) progress_tx: mpsc::UnboundedSender<ProgressItem>,
@@ -399,6 +402,9 @@ impl Dispatcher {
     /// Re-reads which boxes are checked in the file, off the runtime, when
     /// its modification time or length changed since the last look.
     async fn refresh_checked(&mut self) {
+        if !self.write_back {
+            return;
+        }
         let path = self.task_file.clone();
         let options = self.parse_options.clone();
         let last = self.file_stamp;
@@ -456,7 +462,10 @@ impl Dispatcher {
         ctx.deadline = cfg.timeout.map(|t| now + t);
         ctx.grace = self.options.grace;
         // The attempt removes a stale log of the same number before it runs.
-        ctx.log_path = Some(store::log_path(&self.state_dir, &spec.id, attempt));
+        ctx.log_path = self
+            .state_dir
+            .as_ref()
+            .map(|d| store::log_path(d, &spec.id, attempt));
         if r.attempts == 1 {
             ctx.resume_session = r.resume_session.clone();
         }

@@ -30,7 +30,7 @@ mod stream;
 mod writeback;
 
 pub use crate::events::*;
-pub use executor::{EventCallback, Executor, ExecutorBuilder};
+pub use executor::{EventCallback, Executor, ExecutorBuilder, StateDir};
 pub use options::RunOptions;
 pub use report::{RunReport, TaskReport};
 pub use spec::{SpecPlace, task_spec};

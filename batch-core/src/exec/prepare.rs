@@ -4,7 +4,7 @@
 //! sessions to resume).
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures::stream::FuturesUnordered;
@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::dispatcher::{Dispatcher, NodeConfig, NodeRun};
-use super::executor::Executor;
+use super::executor::{Executor, Source, StateDir};
 use super::options::DEFAULT_JOBS;
 use super::schedule::Scheduler;
 use super::spec::{SpecPlace, task_spec};
@@ -55,31 +55,64 @@ pub(super) fn file_stamp(path: &Path) -> Option<FileStamp> {
 
 impl Dispatcher {
     pub(super) fn prepare(ex: Executor) -> Result<Dispatcher, RunSetupError> {
-        let task_file = ex.task_file.clone();
+        let mut ex = ex;
+        let task_file = ex.task_file.clone().unwrap_or_default();
         let mut parse_options = ParseOptions::with_path(&task_file);
         parse_options.dialect = ex.options.dialect;
         parse_options.wave_level = ex.options.wave_level;
-        let stamp = file_stamp(&task_file);
-        let doc = Document::read(&task_file, &parse_options)?;
+        let stamp = if ex.write_back {
+            file_stamp(&task_file)
+        } else {
+            None
+        };
+        let source = std::mem::replace(&mut ex.source, Source::File(PathBuf::new()));
+        let (doc, given_plan) = match source {
+            Source::File(path) => (Document::read(&path, &parse_options)?, None),
+            Source::Document(doc, plan) => (*doc, plan),
+        };
         let checked_in_file = doc
             .tasks
             .iter()
             .filter(|t| t.checked)
             .map(|t| t.id.clone())
             .collect();
-        let plan_options = PlanOptions {
-            cross_wave: ex.options.cross_wave,
-            only: ex.options.only.clone(),
-            include_optional: ex.options.include_optional,
+        let plan = match given_plan {
+            Some(plan) => *plan,
+            None => {
+                let plan_options = PlanOptions {
+                    cross_wave: ex.options.cross_wave,
+                    only: ex.options.only.clone(),
+                    include_optional: ex.options.include_optional,
+                };
+                Plan::build(&doc, &plan_options)?
+            }
         };
-        let plan = Plan::build(&doc, &plan_options)?;
 
-        let state_dir = store::state_dir(&task_file);
-        let lock = RunLock::acquire(&state_dir, &task_file)?;
-        taskfile::ensure_writable(&task_file).map_err(store_setup_error)?;
+        let state_dir = match &ex.state {
+            StateDir::BesideFile => Some(store::state_dir(&task_file)),
+            StateDir::At(dir) => Some(dir.clone()),
+            StateDir::Off => None,
+        };
+        let lock = match &state_dir {
+            Some(dir) => Some(RunLock::acquire(dir, &task_file)?),
+            None => None,
+        };
+        if ex.write_back {
+            taskfile::ensure_writable(&task_file).map_err(store_setup_error)?;
+        }
         let run_id = uuid::Uuid::new_v4().to_string();
-        let history = JournalSummary::load(&state_dir).unwrap_or_default();
-        let journal = Journal::open(&state_dir, run_id.clone()).map_err(store_setup_error)?;
+        let (history, journal) = match &state_dir {
+            Some(dir) => (
+                JournalSummary::load(dir).unwrap_or_default(),
+                Some(
+                    JournalWriter::spawn(
+                        Journal::open(dir, run_id.clone()).map_err(store_setup_error)?,
+                    )
+                    .map_err(store_setup_error)?,
+                ),
+            ),
+            None => (JournalSummary::default(), None),
+        };
 
         let mut place = SpecPlace::new(&task_file);
         place.workdir = ex.options.workdir.as_deref();
@@ -171,6 +204,7 @@ impl Dispatcher {
             task_file,
             parse_options,
             state_dir,
+            write_back: ex.write_back,
             runner: ex.runner,
             on_event: ex.on_event,
             callback_panic: None,
@@ -191,7 +225,7 @@ impl Dispatcher {
             last_limit: None,
             stop: None,
             seq: 0,
-            journal: Some(JournalWriter::spawn(journal).map_err(store_setup_error)?),
+            journal,
             journal_warned: false,
             _lock: lock,
             attempts: FuturesUnordered::new(),

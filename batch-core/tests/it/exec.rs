@@ -1391,7 +1391,13 @@ async fn a_stream_consumer_that_reads_nothing_until_the_end_never_stalls_the_run
         .iter()
         .filter_map(|e| match &e.event {
             RunEvent::Warning { message } if message.contains("output lines were not shown") => {
-                message.split(": ").nth(1)?.split(' ').next()?.parse::<usize>().ok()
+                message
+                    .split(": ")
+                    .nth(1)?
+                    .split(' ')
+                    .next()?
+                    .parse::<usize>()
+                    .ok()
             }
             _ => None,
         })
@@ -1403,4 +1409,73 @@ async fn a_stream_consumer_that_reads_nothing_until_the_end_never_stalls_the_run
         .filter(|e| matches!(e.event, RunEvent::TaskSucceeded { .. }))
         .count();
     assert_eq!(succeeded, 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_document_in_memory_runs_without_touching_any_file_when_write_back_and_state_are_off() {
+    use batch_core::exec::StateDir;
+    use batch_core::{Document, ParseOptions, Plan, PlanOptions};
+    let doc = Document::parse(TWO_WAVES, &ParseOptions::default()).unwrap();
+    // Without a path there is nothing to write back to or keep state beside.
+    let err = ExecutorBuilder::from_document(doc.clone())
+        .runner(Arc::new(Fake::new(Step::Ok(1))))
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("write-back off"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Arc::new(Fake::new(Step::Ok(1)));
+    let mut only = PlanOptions::default();
+    only.only = vec!["c".into()];
+    let plan = Plan::build(&doc, &only).unwrap();
+    let mut exec = ExecutorBuilder::from_plan(doc, plan)
+        .runner(fake.clone())
+        .write_back(false)
+        .state_dir(StateDir::Off)
+        .build()
+        .unwrap();
+    let events = exec.events();
+    let report = exec.run().await.unwrap();
+    // The plan given: `c` and what it needs (wave 1).
+    assert_eq!(report.summary.succeeded, 3);
+    assert!(fake.of("d").is_empty());
+    let events: Vec<Envelope> = futures::StreamExt::collect(events).await;
+    assert!(events.iter().any(|e| matches!(&e.event,
+        RunEvent::TaskSucceeded { id, parents_checked, .. } if id == "c" && parents_checked.is_empty())));
+    // Nothing was written anywhere: not in the current folder, not in a temp one.
+    assert!(!std::path::Path::new(".mdbatch").exists());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_parsed_document_with_a_path_keeps_its_state_where_the_caller_says() {
+    use batch_core::exec::StateDir;
+    use batch_core::{Document, ParseOptions};
+    let run = Run::file(TWO_WAVES);
+    let doc = Document::read(&run.path, &ParseOptions::with_path(&run.path)).unwrap();
+    let state = run.path.with_file_name("elsewhere");
+    let report = ExecutorBuilder::from_document(doc)
+        .runner(Arc::new(Fake::new(Step::Ok(1))))
+        .state_dir(StateDir::At(state.clone()))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(report.summary.succeeded, 4);
+    assert_eq!(run.text(), TWO_WAVES.replace("[ ]", "[x]"));
+    assert!(state.join("journal.jsonl").exists());
+    assert!(!batch_core::store::state_dir(&run.path).exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn run_blocking_inside_a_runtime_runs_on_a_thread_of_its_own() {
+    let run = Run::file("- [ ] <!-- id: a --> task\n");
+    let report = ExecutorBuilder::new(&run.path)
+        .runner(Arc::new(Fake::new(Step::Ok(0))))
+        .build()
+        .unwrap()
+        .run_blocking()
+        .unwrap();
+    assert_eq!(report.summary.succeeded, 1);
 }
