@@ -213,6 +213,18 @@ pub struct RunArgs {
     /// Folder subagents run in (default: the task file's folder).
     #[arg(long)]
     pub workdir: Option<PathBuf>,
+    /// Isolation: `worktree` runs each task in its own git worktree and lands
+    /// it as one commit through a merge queue (the default inside a git
+    /// repository); `none` runs every task in the same folder (the default
+    /// outside git).
+    #[arg(long, value_name = "MODE", value_parser = ["worktree", "none", "auto"])]
+    pub isolate: Option<String>,
+    /// Where task worktrees go (default: `<repo>.mdbatch-worktrees/` beside the checkout).
+    #[arg(long, value_name = "DIR")]
+    pub worktree_dir: Option<PathBuf>,
+    /// Land the tasks' commits on this branch instead of the one checked out.
+    #[arg(long, value_name = "BRANCH")]
+    pub into: Option<String>,
     /// Show what would run, in order, and run nothing.
     #[arg(long)]
     pub dry_run: bool,

@@ -188,6 +188,10 @@ pub enum ErrorKind {
     Fatal,
     /// The run was cancelled (Ctrl-C) while the attempt ran.
     Cancelled,
+    /// The task's change no longer applies on top of the work landed
+    /// meanwhile, or fails verify only once merged with it (worktree
+    /// isolation): retried from the new head with the collision in the prompt.
+    Conflict,
 }
 
 impl ErrorKind {
@@ -201,6 +205,7 @@ impl ErrorKind {
             ErrorKind::Failed => "failed",
             ErrorKind::Fatal => "fatal",
             ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Conflict => "conflict",
         }
     }
 }
@@ -327,6 +332,9 @@ pub enum RunSetupError {
     /// The options are inconsistent (bad template, unknown preset, …).
     #[error("{0}")]
     Config(String),
+    /// Worktree isolation cannot start (not a git repository, detached HEAD, git too old).
+    #[error(transparent)]
+    Isolate(#[from] crate::exec::IsolateError),
 }
 
 /// A problem reading or writing mdbatch's state (task file write-back, journal, lock).

@@ -202,6 +202,20 @@ pub enum RunEvent {
         /// The task whose error triggered it.
         id: String,
     },
+    /// With worktree isolation: the task's change landed on the run's
+    /// integration branch as one commit (its box is checked next).
+    TaskLanded {
+        /// Task id.
+        id: String,
+        /// The attempt whose change landed.
+        attempt: u32,
+        /// The landed commit (`None`: the task changed no file).
+        commit: Option<String>,
+        /// The branch it landed on (`mdbatch/<run>/integration`).
+        branch: String,
+        /// Whether the user's checkout was fast-forwarded to it.
+        checkout_updated: bool,
+    },
     /// A non-fatal problem (write-back, journal) worth showing.
     Warning {
         /// The message.
@@ -226,6 +240,7 @@ impl RunEvent {
             RunEvent::TaskFailed { .. } => "task_failed",
             RunEvent::TaskSkipped { .. } => "task_skipped",
             RunEvent::RateLimited { .. } => "rate_limited",
+            RunEvent::TaskLanded { .. } => "task_landed",
             RunEvent::Warning { .. } => "warning",
             RunEvent::RunFinished { .. } => "run_finished",
         }

@@ -58,6 +58,7 @@ pub mod doc;
 mod error;
 pub mod events;
 pub mod exec;
+pub mod land;
 pub mod plan;
 pub mod runner;
 pub mod store;

@@ -106,6 +106,13 @@ fn run_options(args: &RunArgs, popts: &batch_core::ParseOptions) -> anyhow::Resu
     o.workdir = args.workdir.clone();
     o.resume_sessions = args.resume_sessions;
     o.cmd = args.cmd.clone();
+    if let Some(mode) = &args.isolate {
+        o.isolate = mode
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("--isolate: {e}"))?;
+    }
+    o.worktree_dir = args.worktree_dir.clone();
+    o.into = args.into.clone();
     if o.jobs == Some(0) {
         anyhow::bail!("--jobs must be at least 1");
     }
@@ -129,7 +136,10 @@ fn build_runner(args: &RunArgs) -> anyhow::Result<Arc<dyn SubagentRunner>> {
         let runner = CommandRunnerBuilder::new(cmd.clone())
             .build()
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        if let Some(warning) = runner.shell_warning() {
+        for warning in [runner.shell_warning(), runner.option_warning()]
+            .into_iter()
+            .flatten()
+        {
             eprintln!("warning: {warning}");
         }
         return Ok(Arc::new(runner));

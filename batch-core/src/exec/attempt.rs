@@ -17,7 +17,11 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{ErrorKind, RunError};
 use crate::plan::NodeIdx;
 use crate::runner::verify::run_verify;
-use crate::runner::{CancelReason, RunContext, SubagentRunner, TaskOutput, TaskSpec};
+use crate::runner::{
+    CancelReason, PromptTemplate, RunContext, SubagentRunner, TaskOutput, TaskSpec,
+};
+
+use super::isolate::{Isolation, Landing, task_message};
 
 /// How long after the grace period a runner that ignores its cancellation is
 /// awaited before the attempt says so (it is still awaited after that).
@@ -39,10 +43,20 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
-pub(super) type AttemptResult = Result<TaskOutput, RunError>;
+pub(super) type AttemptResult = Result<(TaskOutput, Option<Landing>), RunError>;
+type RunnerResult = Result<TaskOutput, RunError>;
 pub(super) type AttemptFuture =
     Pin<Box<dyn Future<Output = (NodeIdx, Result<AttemptResult, JoinError>)> + Send>>;
 pub(super) type TimerFuture = Pin<Box<dyn Future<Output = NodeIdx> + Send>>;
+
+/// What an attempt needs beyond its runner, spec and context.
+pub(super) struct AttemptEnv {
+    pub(super) runner: Arc<dyn SubagentRunner>,
+    pub(super) hard: CancellationToken,
+    /// Worktree isolation, when on, with the prompt template (the prompt is
+    /// rendered again for the worktree's folder) and the run id.
+    pub(super) isolation: Option<(Arc<Isolation>, Arc<PromptTemplate>, String)>,
+}
 
 /// The message of a panic payload.
 pub(super) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
@@ -53,13 +67,18 @@ pub(super) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// One attempt: the runner under its deadline and the run's cancellation,
-/// then the verify command.
+/// then the verify command; with isolation, in a worktree of its own, and
+/// landed through the merge queue (verify then runs on the merged result).
 pub(super) async fn run_attempt(
-    runner: Arc<dyn SubagentRunner>,
+    env: AttemptEnv,
     spec: Arc<TaskSpec>,
     ctx: RunContext,
-    hard: CancellationToken,
 ) -> AttemptResult {
+    let AttemptEnv {
+        runner,
+        hard,
+        isolation,
+    } = env;
     if let Some(log) = ctx.log_path.clone() {
         // A log of the same attempt number left by an earlier run.
         let _ = tokio::task::spawn_blocking(move || {
@@ -68,19 +87,101 @@ pub(super) async fn run_attempt(
         })
         .await;
     }
-    let out = guarded(runner.run(&spec, ctx.clone()), &ctx, &hard).await?;
-    if let Some(verify) = &spec.verify {
-        guarded(run_verify(verify, &spec, &ctx), &ctx, &hard).await?;
+    let Some((iso, template, run_id)) = isolation else {
+        let out = guarded(runner.run(&spec, ctx.clone()), &ctx, &hard).await?;
+        if let Some(verify) = &spec.verify {
+            guarded(run_verify(verify, &spec, &ctx), &ctx, &hard).await?;
+        }
+        return Ok((out, None));
+    };
+
+    let (id, attempt) = (spec.id.clone(), ctx.attempt);
+    let opened = {
+        let iso = iso.clone();
+        let id = id.clone();
+        tokio::task::spawn_blocking(move || iso.open_worktree(&id, attempt)).await
+    };
+    let (wt, workdir) = match opened {
+        Ok(r) => r?,
+        Err(e) => return Err(RunError::new(ErrorKind::Fatal, format!("git: {e}"))),
+    };
+    ctx.progress.line(format!(
+        "worktree {} (branch {})",
+        wt.path.display(),
+        wt.branch
+    ));
+    let mut isolated = (*spec).clone();
+    isolated.workdir = workdir;
+    isolated.prompt = template.render(&isolated);
+    if let Some(note) = ctx
+        .previous_error
+        .as_ref()
+        .and_then(Isolation::conflict_note)
+    {
+        isolated.prompt = format!("{}\n\n{note}", isolated.prompt);
     }
-    Ok(out)
+    let isolated = Arc::new(isolated);
+    let out = match guarded(runner.run(&isolated, ctx.clone()), &ctx, &hard).await {
+        Ok(out) => out,
+        Err(e) => {
+            // Kept for inspection when this was the last attempt; a retry
+            // starts from a fresh worktree and the dispatcher removes this one.
+            return Err(e);
+        }
+    };
+    ctx.progress
+        .line("committing the change; queued to land".to_string());
+    let message = task_message(
+        &id,
+        &spec.text,
+        iso.task_file_rel(),
+        attempt,
+        runner.name(),
+        &run_id,
+    );
+    let handle = tokio::runtime::Handle::current();
+    let verify_ctx = ctx.clone();
+    let verify_spec = isolated.clone();
+    let verify_hard = hard.clone();
+    let landed = tokio::task::spawn_blocking(move || {
+        let id = message.task_id.clone();
+        let mut verify = |dir: &std::path::Path| -> Result<(), RunError> {
+            let Some(cmd) = &verify_spec.verify else {
+                return Ok(());
+            };
+            verify_ctx
+                .progress
+                .line(format!("verifying the merged result: {cmd}"));
+            let mut merged = (*verify_spec).clone();
+            merged.workdir = dir.to_path_buf();
+            handle
+                .block_on(guarded(
+                    run_verify(cmd, &merged, &verify_ctx),
+                    &verify_ctx,
+                    &verify_hard,
+                ))
+                .map(|_| ())
+        };
+        let r = iso.land_blocking(&wt, &message, &mut verify);
+        if r.is_ok() {
+            iso.landed(&id);
+        }
+        r
+    })
+    .await;
+    let landing = match landed {
+        Ok(r) => r?,
+        Err(e) => return Err(RunError::new(ErrorKind::Failed, format!("landing: {e}"))),
+    };
+    Ok((out, Some(landing)))
 }
 
 /// Awaits `fut`; at the deadline or on cancellation fires the runner's token
 /// and keeps awaiting it: the attempt ends only when the runner returns (or
 /// on a hard kill, which drops it), so a retry never runs beside it.
-async fn guarded<F>(fut: F, ctx: &RunContext, hard: &CancellationToken) -> AttemptResult
+async fn guarded<F>(fut: F, ctx: &RunContext, hard: &CancellationToken) -> RunnerResult
 where
-    F: Future<Output = AttemptResult>,
+    F: Future<Output = RunnerResult>,
 {
     tokio::pin!(fut);
     let far = Instant::now() + Duration::from_secs(86400 * 365 * 10);
@@ -98,7 +199,7 @@ where
         CancelReason::Timeout => RunError::new(ErrorKind::Timeout, message),
         _ => RunError::new(ErrorKind::Cancelled, message),
     };
-    let late = |r: AttemptResult| match r {
+    let late = |r: RunnerResult| match r {
         Ok(out) => Ok(out),
         Err(e) if matches!(e.kind, ErrorKind::Timeout | ErrorKind::Cancelled) => Err(e),
         Err(e) => {

@@ -36,9 +36,10 @@ use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use super::attempt::{
-    AbortOnDrop, AttemptFuture, AttemptResult, TimerFuture, panic_message, run_attempt,
+    AbortOnDrop, AttemptEnv, AttemptFuture, AttemptResult, TimerFuture, panic_message, run_attempt,
 };
 use super::executor::EventCallback;
+use super::isolate::Isolation;
 use super::options::RunOptions;
 use super::prepare::{FileStamp, file_stamp};
 use super::retry::{self, Decision};
@@ -49,6 +50,7 @@ use crate::doc::{Document, ParseOptions};
 use crate::error::{ErrorKind, RunError, StoreError};
 use crate::events::{Envelope, Outcome, RunEvent, SCHEMA_VERSION, millis};
 use crate::plan::{NodeIdx, Plan};
+use crate::runner::PromptTemplate;
 use crate::runner::process::group::stop_group;
 use crate::runner::{
     CancelReason, LineBudget, Progress, ProgressItem, ProgressSink, RunContext, SubagentRunner,
@@ -160,6 +162,12 @@ pub(super) struct Dispatcher {
     pub(super) file_stamp: Option<FileStamp>,
     /// Ids checked in the task file when last parsed.
     pub(super) checked_in_file: std::collections::HashSet<String>,
+    /// Worktree isolation and the merge queue, when on.
+    pub(super) isolation: Option<Arc<Isolation>>,
+    /// The prompt template (rendered again for each worktree).
+    pub(super) prompt: Arc<PromptTemplate>,
+    /// Said once the run has started (uncommitted changes the tasks don't see).
+    pub(super) setup_warnings: Vec<String>,
 }
 impl Dispatcher {
     pub(super) fn emit(&mut self, event: RunEvent) {
@@ -238,6 +246,9 @@ impl Dispatcher {
             runner: self.runner.name().to_string(),
             unfinished: self.unfinished_ids.clone(),
         });
+        for message in std::mem::take(&mut self.setup_warnings) {
+            self.emit(RunEvent::Warning { message });
+        }
         // Subagents of a killed run still working on a task are stopped
         // before the task is launched again, so two never edit the same files.
         for (id, pgid) in std::mem::take(&mut self.orphans) {
@@ -320,6 +331,17 @@ impl Dispatcher {
             self.fill().await;
         }
         self.drain_progress();
+        if let Some(iso) = self.isolation.clone() {
+            // The last fast-forward of the user's checkout (or the command
+            // that brings the work in), then the run ends.
+            match tokio::task::spawn_blocking(move || iso.finish()).await {
+                Ok(Some(message)) => self.emit(RunEvent::Warning { message }),
+                Ok(None) => {}
+                Err(e) => self.emit(RunEvent::Warning {
+                    message: format!("landing the run's work: {e}"),
+                }),
+            }
+        }
         self.finish().await;
     }
 
@@ -489,9 +511,15 @@ impl Dispatcher {
             wave,
             group,
         });
-        let runner = self.runner.clone();
-        let hard = self.hard_kill.clone();
-        let handle = tokio::spawn(run_attempt(runner, spec, ctx, hard));
+        let env = AttemptEnv {
+            runner: self.runner.clone(),
+            hard: self.hard_kill.clone(),
+            isolation: self
+                .isolation
+                .clone()
+                .map(|iso| (iso, self.prompt.clone(), self.run_id.clone())),
+        };
+        let handle = tokio::spawn(run_attempt(env, spec, ctx));
         let fut = AbortOnDrop(handle);
         self.attempts.push(Box::pin(async move { (i, fut.await) }));
     }
@@ -520,7 +548,7 @@ impl Dispatcher {
             .unwrap_or((now, None, None));
         let attempt = r.attempt;
         let (outcome, kind, message, usage, session_id) = match &result {
-            Ok(out) => (
+            Ok((out, _)) => (
                 AttemptOutcome::Succeeded,
                 None,
                 None,
@@ -562,7 +590,27 @@ impl Dispatcher {
             });
         }
         match result {
-            Ok(out) => {
+            Ok((out, landing)) => {
+                if let Some(landing) = landing {
+                    if let Some(commit) = &landing.commit {
+                        self.journal(JournalRecord::Landed {
+                            id: id.clone(),
+                            attempt,
+                            commit: commit.clone(),
+                        });
+                    }
+                    self.emit(RunEvent::TaskLanded {
+                        id: id.clone(),
+                        attempt,
+                        commit: landing.commit.clone(),
+                        branch: self
+                            .isolation
+                            .as_ref()
+                            .map(|iso| iso.integration.clone())
+                            .unwrap_or_default(),
+                        checkout_updated: landing.checkout_updated,
+                    });
+                }
                 let r = &mut self.runs[i];
                 if let Some(u) = &out.usage {
                     r.usage.get_or_insert_with(Usage::default).add(u);

@@ -12,6 +12,8 @@
 //! - `signals`: SIGINT/SIGTERM when the caller asks for them;
 //! - `stream`: the events as a stream ([`EventStream`]);
 //! - `report`: [`RunReport`] and [`TaskReport`];
+//! - `isolate`: worktree isolation and the merge queue ([`Isolate`]): a
+//!   worktree per attempt, one commit per task, landed in finishing order;
 //! - `spec`: the [`TaskSpec`](crate::TaskSpec) of a task ([`task_spec`]).
 //!
 //! The event schema is in [`crate::events`], re-exported here.
@@ -19,6 +21,7 @@
 mod attempt;
 mod dispatcher;
 mod executor;
+mod isolate;
 mod options;
 mod prepare;
 mod report;
@@ -31,6 +34,7 @@ mod writeback;
 
 pub use crate::events::*;
 pub use executor::{EventCallback, Executor, ExecutorBuilder, StateDir};
+pub use isolate::{Isolate, IsolateError};
 pub use options::RunOptions;
 pub use report::{RunReport, TaskReport};
 pub use spec::{SpecPlace, task_spec};

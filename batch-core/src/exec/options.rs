@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::doc::Dialect;
 
+use super::isolate::Isolate;
+
 /// Settings of a run. `Default` gives the CLI's defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -51,6 +53,15 @@ pub struct RunOptions {
     pub resume_sessions: bool,
     /// The command template for the command runner (`--cmd`).
     pub cmd: Option<String>,
+    /// How subagents are kept apart: a git worktree per attempt with each
+    /// task landed as one commit (the default inside a git repository), or
+    /// one shared folder.
+    pub isolate: Isolate,
+    /// Where task worktrees are created (default: a folder beside the
+    /// checkout, `<repo>.mdbatch-worktrees/`).
+    pub worktree_dir: Option<PathBuf>,
+    /// The branch tasks land on (default: the branch checked out).
+    pub into: Option<String>,
 }
 
 impl Default for RunOptions {
@@ -73,6 +84,9 @@ impl Default for RunOptions {
             workdir: None,
             resume_sessions: false,
             cmd: None,
+            isolate: Isolate::Auto,
+            worktree_dir: None,
+            into: None,
         }
     }
 }

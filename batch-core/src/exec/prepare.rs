@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::dispatcher::{Dispatcher, NodeConfig, NodeRun};
 use super::executor::{Executor, Source, StateDir};
+use super::isolate::{Isolate, Isolation};
 use super::options::DEFAULT_JOBS;
 use super::schedule::Scheduler;
 use super::spec::{SpecPlace, task_spec};
@@ -114,6 +115,55 @@ impl Dispatcher {
             None => (JournalSummary::default(), None),
         };
 
+        let workdir = std::path::absolute(
+            ex.options
+                .workdir
+                .clone()
+                .or_else(|| task_file.parent().map(Path::to_path_buf))
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or_else(|| PathBuf::from(".")),
+        )
+        .unwrap_or_else(|_| PathBuf::from("."));
+        let mut setup_warnings = Vec::new();
+        // A document with no file behind it has nothing to land beside: no
+        // isolation unless asked for outright.
+        let isolate = match (ex.options.isolate, &ex.task_file) {
+            (Isolate::Auto, None) => Isolate::None,
+            (mode, _) => mode,
+        };
+        let isolation = match Isolation::setup(
+            isolate,
+            &workdir,
+            &std::path::absolute(&task_file).unwrap_or_else(|_| task_file.clone()),
+            &{
+                // Without a state folder, git still must not see one.
+                let dir = state_dir
+                    .clone()
+                    .unwrap_or_else(|| store::state_dir(&task_file));
+                std::path::absolute(&dir).unwrap_or(dir)
+            },
+            &run_id,
+            ex.options.worktree_dir.as_deref(),
+            ex.options.into.as_deref(),
+        )? {
+            Some((iso, notes)) => {
+                if !notes.dirty.is_empty() {
+                    let shown: Vec<&str> = notes.dirty.iter().take(5).map(String::as_str).collect();
+                    setup_warnings.push(format!(
+                        "{} uncommitted change{} ({}{}) stay{} as {}: each task starts from the last commit in a worktree of its own and does not see {}; your checkout is only fast-forwarded where that touches none of them",
+                        notes.dirty.len(),
+                        if notes.dirty.len() == 1 { "" } else { "s" },
+                        shown.join(", "),
+                        if notes.dirty.len() > 5 { ", …" } else { "" },
+                        if notes.dirty.len() == 1 { "s" } else { "" },
+                        if notes.dirty.len() == 1 { "it is" } else { "they are" },
+                        if notes.dirty.len() == 1 { "it" } else { "them" },
+                    ));
+                }
+                Some(Arc::new(iso))
+            }
+            None => None,
+        };
         let mut place = SpecPlace::new(&task_file);
         place.workdir = ex.options.workdir.as_deref();
         place.verify = ex.options.verify.as_deref();
@@ -242,6 +292,9 @@ impl Dispatcher {
             id_to_node,
             file_stamp: stamp,
             checked_in_file,
+            isolation,
+            prompt: Arc::new(ex.prompt),
+            setup_warnings,
         })
     }
 }

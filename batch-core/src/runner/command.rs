@@ -10,7 +10,8 @@
 //! and `}}` for literal braces; any other `{word}` is an error at build time.
 //!
 //! The task's data is also in the environment: `MDBATCH_TASK_ID`,
-//! `MDBATCH_TASK`, `MDBATCH_PROMPT`, `MDBATCH_ATTEMPT`, `MDBATCH_FILE` and
+//! `MDBATCH_TASK`, `MDBATCH_PROMPT`, `MDBATCH_ATTEMPT`, `MDBATCH_FILE`,
+//! `MDBATCH_WORKDIR` (where the subagent runs: its worktree when isolated) and
 //! `MDBATCH_PROGRESS_FILE` (lines appended to that file stream as progress).
 //!
 //! Exit status to kind: 0 success; 75 (`EX_TEMPFAIL`) `Transient`, rate
@@ -27,7 +28,7 @@ use super::{Progress, RunContext, SubagentRunner, TaskOutput, TaskSpec};
 use crate::error::{ErrorKind, RunError};
 
 /// Placeholders a `--cmd` template may use.
-pub const CMD_PLACEHOLDERS: &[&str] = &["prompt", "task", "id", "file", "attempt"];
+pub const CMD_PLACEHOLDERS: &[&str] = &["prompt", "task", "id", "file", "attempt", "workdir"];
 
 /// Runs each task as a command built from a template.
 ///
@@ -58,6 +59,7 @@ enum Piece {
     Task,
     Id,
     File,
+    Workdir,
     Attempt,
 }
 
@@ -116,6 +118,7 @@ fn parse_arg(arg: &str) -> Result<Vec<Piece>, String> {
                         "task" => Piece::Task,
                         "id" => Piece::Id,
                         "file" => Piece::File,
+                        "workdir" => Piece::Workdir,
                         "attempt" => Piece::Attempt,
                         other => {
                             return Err(format!(
@@ -174,6 +177,43 @@ impl CommandRunner {
         ))
     }
 
+    /// A warning when task text is a positional argument of its own with no
+    /// `--` before it (`sort {task} out.txt`): a task whose text starts with
+    /// `-` (`-o/tmp/x`) would then be read by the program as an option.
+    /// Text given as the value of an option (`--task {prompt}`, `-p {prompt}`)
+    /// or after `--` is safe; so are the presets.
+    pub fn option_warning(&self) -> Option<String> {
+        let raw = self.template_argv();
+        let mut after_dashes = false;
+        for (i, arg) in raw.iter().enumerate() {
+            if arg == "--" {
+                after_dashes = true;
+                continue;
+            }
+            let Some(text) = ["{prompt}", "{task}"]
+                .into_iter()
+                .find(|p| arg.starts_with(p))
+            else {
+                continue;
+            };
+            let prev = if i == 0 { "" } else { raw[i - 1].as_str() };
+            if after_dashes || i == 0 || prev.starts_with('-') {
+                continue;
+            }
+            let mut safe: Vec<String> = raw[..i].to_vec();
+            safe.push("--".into());
+            safe.extend(raw[i..].iter().cloned());
+            return Some(format!(
+                "--cmd passes {text} to `{program}` as an argument of its own: a task whose text \
+                 starts with `-` would be read as an option; put `--` before it if `{program}` \
+                 accepts one: --cmd '{safe}'",
+                program = raw[0],
+                safe = safe.join(" "),
+            ));
+        }
+        None
+    }
+
     /// The template's arguments as split (placeholders not yet substituted).
     pub fn template_argv(&self) -> &[String] {
         &self.raw
@@ -193,6 +233,7 @@ impl CommandRunner {
                         Piece::Task => s.push_str(&task.text),
                         Piece::Id => s.push_str(&task.id),
                         Piece::File => s.push_str(&file),
+                        Piece::Workdir => s.push_str(&task.workdir.display().to_string()),
                         Piece::Attempt => s.push_str(&attempt.to_string()),
                     }
                 }
@@ -249,6 +290,7 @@ pub(crate) fn task_env(
         ("MDBATCH_PROMPT", task.prompt.clone()),
         ("MDBATCH_ATTEMPT", attempt.to_string()),
         ("MDBATCH_FILE", task.task_file.display().to_string()),
+        ("MDBATCH_WORKDIR", task.workdir.display().to_string()),
     ];
     let mut env: Vec<(OsString, OsString)> = pairs
         .into_iter()
@@ -343,6 +385,23 @@ impl SubagentRunner for CommandRunner {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn task_text_as_a_bare_positional_argument_is_warned_about() {
+        let warn = |t: &str| {
+            CommandRunnerBuilder::new(t)
+                .build()
+                .unwrap()
+                .option_warning()
+        };
+        let w = warn("sort {task} /etc/hostname").expect("positional task text");
+        assert!(w.contains("sort -- {task} /etc/hostname"), "{w}");
+        // After `--`, or as an option's value, the text cannot become an option.
+        assert!(warn("sort -- {task} /etc/hostname").is_none());
+        assert!(warn("my-agent --task {prompt}").is_none());
+        assert!(warn("claude -p {prompt}").is_none());
+        assert!(warn("my-agent {id}").is_none());
+    }
 
     #[test]
     fn a_placeholder_inside_a_shell_script_is_warned_about() {

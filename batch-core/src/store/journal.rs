@@ -141,6 +141,16 @@ pub enum JournalRecord {
         /// Task id.
         id: String,
     },
+    /// With worktree isolation: the task's commit landed (before its box is
+    /// checked).
+    Landed {
+        /// Task id.
+        id: String,
+        /// The attempt whose change landed.
+        attempt: u32,
+        /// The commit on the integration branch.
+        commit: String,
+    },
     /// A run ended.
     RunEnd {
         /// Its totals.
@@ -373,6 +383,8 @@ pub struct TaskHistory {
     pub duration_ms: u64,
     /// Summed usage.
     pub usage: Option<Usage>,
+    /// With worktree isolation: the commit its change last landed as.
+    pub landed_commit: Option<String>,
 }
 
 /// An attempt that started and never ended.
@@ -425,6 +437,9 @@ impl JournalSummary {
                         r.ended = Some(e.ts.clone());
                         r.summary = Some(summary.clone());
                     }
+                }
+                JournalRecord::Landed { id, commit, .. } => {
+                    s.tasks.entry(id.clone()).or_default().landed_commit = Some(commit.clone());
                 }
                 JournalRecord::AttemptStart {
                     id,

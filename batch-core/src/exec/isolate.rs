@@ -1,0 +1,523 @@
+//! Worktree isolation and the merge queue: each attempt in a git worktree of
+//! its own, each finished task landed as one commit.
+//!
+//! Lifecycle of a run with isolation on ([`Isolation::setup`]):
+//! 1. The run lands on an integration branch `mdbatch/<run>/integration`,
+//!    created at the tip of the target (the user's branch, or `--into`). It
+//!    is never checked out, so the compare-and-swap that moves it can never
+//!    leave a checkout's index stale.
+//! 2. Each attempt gets a fresh worktree from the integration tip
+//!    ([`Isolation::open_worktree`]): it sees everything landed so far.
+//! 3. When the runner succeeds, the worktree's change becomes one commit
+//!    ([`Isolation::land`]): squashed over the attempt's base, the task file
+//!    and `.mdbatch/` left out, then landed through the queue (one landing at
+//!    a time, in the order tasks finish) with `git merge-tree`, `commit-tree`
+//!    and a compare-and-swap `update-ref`. The verify command runs on the
+//!    merged result in a throwaway worktree before the ref moves.
+//! 4. A change that no longer applies, or that fails verify only once
+//!    merged, is an error of kind [`ErrorKind::Conflict`]: the next attempt
+//!    starts from the new tip with the collision in its prompt.
+//! 5. After each landing the user's checkout is fast-forwarded when that
+//!    cannot touch a local change ([`Isolation::finish`] does it a last time
+//!    and deletes the integration branch, or keeps it and names the command
+//!    that brings it in).
+//!
+//! Every git call blocks: the executor calls these from `spawn_blocking`.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ErrorKind, RunError};
+use crate::land::{
+    self, CheckoutUpdate, GitError, Identity, IncludeMode, LandOptions, LandOutcome, Repo,
+    ScratchWorktree, SquashSpec, TaskMessage, TaskWorktree, TaskWorktreeSpec,
+};
+
+/// How subagents are isolated from each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Isolate {
+    /// A worktree per attempt inside a git repository, none outside one.
+    #[default]
+    Auto,
+    /// A git worktree per attempt, each task landed as one commit through a
+    /// merge queue; an error outside a git repository.
+    Worktree,
+    /// Every subagent works in the same folder.
+    None,
+}
+
+impl std::str::FromStr for Isolate {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(Isolate::Auto),
+            "worktree" => Ok(Isolate::Worktree),
+            "none" => Ok(Isolate::None),
+            other => Err(format!(
+                "unknown isolation `{other}`: use worktree, none or auto"
+            )),
+        }
+    }
+}
+
+/// Why worktree isolation cannot start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IsolateError {
+    /// `worktree` was asked for outside a git repository.
+    #[error(
+        "{}: not inside a git repository (or ignored by git), so tasks cannot run in worktrees; run `git init` and commit, or run without isolation (--isolate none)",
+        .folder.display()
+    )]
+    NotARepository {
+        /// The folder the subagents would run in.
+        folder: PathBuf,
+    },
+    /// HEAD is detached and no branch to land on was given.
+    #[error(
+        "{}: HEAD is detached, so there is no branch to land the tasks' commits on; check out a branch or pass --into BRANCH",
+        .root.display()
+    )]
+    DetachedHead {
+        /// The repository.
+        root: PathBuf,
+    },
+    /// The branch to land on does not exist.
+    #[error("branch `{branch}` does not exist; create it first (git branch {branch})")]
+    NoSuchBranch {
+        /// The branch.
+        branch: String,
+    },
+    /// A git command failed.
+    #[error(transparent)]
+    Git(#[from] GitError),
+}
+
+/// What a landed task left behind, for events and the journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Landing {
+    /// The commit now on the integration branch (`None`: the task changed nothing).
+    pub(crate) commit: Option<String>,
+    /// Whether the user's checkout shows it.
+    pub(crate) checkout_updated: bool,
+}
+
+/// A run's isolation: the repository, the integration branch, the queue.
+#[derive(Debug)]
+pub(crate) struct Isolation {
+    repo: Repo,
+    run: String,
+    pub(crate) integration: String,
+    /// The branch the run lands on at the end.
+    pub(crate) target: String,
+    /// The user's checkout to keep up to date, when it has `target` checked out.
+    checkout: Option<PathBuf>,
+    worktree_dir: PathBuf,
+    /// The subagents' folder relative to the repository root.
+    rel_workdir: PathBuf,
+    exclude: Vec<String>,
+    identity: Identity,
+    task_file_rel: String,
+    /// One landing at a time, in the order tasks finish (tokio's mutex is fair).
+    queue: tokio::sync::Mutex<()>,
+    /// Each task's latest worktree: removed when the task lands or its next
+    /// attempt starts; a failed task's last one is kept for inspection.
+    latest: std::sync::Mutex<std::collections::HashMap<String, TaskWorktree>>,
+}
+
+/// What [`Isolation::setup`] found that the user should hear before the run.
+#[derive(Debug, Default)]
+pub(crate) struct SetupNotes {
+    /// Uncommitted changes of the user's, which the tasks do not see.
+    pub(crate) dirty: Vec<String>,
+}
+
+impl Isolation {
+    /// Sets isolation up for a run, or returns `None` when it is off.
+    pub(crate) fn setup(
+        mode: Isolate,
+        workdir: &Path,
+        task_file: &Path,
+        state_dir: &Path,
+        run_id: &str,
+        worktree_dir: Option<&Path>,
+        into: Option<&str>,
+    ) -> Result<Option<(Isolation, SetupNotes)>, IsolateError> {
+        let in_repo = land::is_git_repo(workdir).unwrap_or(false);
+        match (mode, in_repo) {
+            (Isolate::None, _) | (Isolate::Auto, false) => return Ok(None),
+            (Isolate::Worktree, false) => {
+                return Err(IsolateError::NotARepository {
+                    folder: workdir.to_path_buf(),
+                });
+            }
+            _ => {}
+        }
+        land::check_git_version()?;
+        let repo = Repo::open(workdir)?;
+        if repo.is_ignored(workdir)? {
+            // A folder git ignores is as good as outside git.
+            if mode == Isolate::Auto {
+                return Ok(None);
+            }
+            return Err(IsolateError::NotARepository {
+                folder: workdir.to_path_buf(),
+            });
+        }
+        let user_branch = repo.head().branch().map(str::to_string);
+        let target = match (into, &user_branch) {
+            (Some(b), _) => b.to_string(),
+            (None, Some(b)) => b.clone(),
+            (None, None) => {
+                return Err(IsolateError::DetachedHead {
+                    root: repo.root().to_path_buf(),
+                });
+            }
+        };
+        let Some(tip) = repo.resolve_commit(&format!("refs/heads/{target}"))? else {
+            return Err(IsolateError::NoSuchBranch { branch: target });
+        };
+        let checkout = repo.checked_out_in(&format!("refs/heads/{target}"))?;
+        let run: String = run_id.chars().filter(|c| *c != '-').take(8).collect();
+        let integration = format!("mdbatch/{run}/integration");
+        land::create_branch(&repo, &integration, &tip)?;
+
+        let task_file_rel = repo.relative_path(task_file)?;
+        let state_rel = repo.relative_path(state_dir)?;
+        let exclude = vec![task_file_rel.clone(), state_rel];
+        // mdbatch's state never shows in the user's `git status`.
+        let ignore = state_dir.join(".gitignore");
+        if !ignore.exists() {
+            let _ = std::fs::create_dir_all(state_dir);
+            let _ = std::fs::write(&ignore, "*\n");
+        }
+        let excluded: Vec<&str> = exclude.iter().map(String::as_str).collect();
+        let dirty = repo
+            .uncommitted_changes(&excluded)?
+            .into_iter()
+            .map(|e| e.path)
+            .collect();
+        let rel_workdir = PathBuf::from(repo.relative_path(workdir)?);
+        let identity = repo.identity()?;
+        let worktree_dir = worktree_dir
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| land::default_worktree_dir(&repo));
+        Ok(Some((
+            Isolation {
+                repo,
+                run,
+                integration,
+                target,
+                checkout,
+                worktree_dir,
+                rel_workdir,
+                exclude,
+                identity,
+                task_file_rel,
+                queue: tokio::sync::Mutex::new(()),
+                latest: Default::default(),
+            },
+            SetupNotes { dirty },
+        )))
+    }
+
+    /// The integration tip.
+    fn tip(&self) -> Result<String, GitError> {
+        self.repo
+            .commit_id(&format!("refs/heads/{}", self.integration))
+    }
+
+    /// A fresh worktree for `attempt` of task `id`, from the integration tip.
+    /// Returns it and the folder the subagent runs in (the same place inside
+    /// the worktree as the workdir inside the checkout).
+    pub(crate) fn open_worktree(
+        &self,
+        id: &str,
+        attempt: u32,
+    ) -> Result<(TaskWorktree, PathBuf), RunError> {
+        let previous = self.latest_of(id);
+        if let Some(old) = previous {
+            self.discard(&old);
+        }
+        let tip = self.tip().map_err(git_failed)?;
+        let spec = TaskWorktreeSpec {
+            worktree_dir: &self.worktree_dir,
+            run: &self.run,
+            task: id,
+            attempt,
+            base: &tip,
+            include: IncludeMode::Copy,
+        };
+        let wt = land::create_task_worktree(&self.repo, &spec).map_err(git_failed)?;
+        let workdir = if self.rel_workdir.as_os_str().is_empty() {
+            wt.path.clone()
+        } else {
+            wt.path.join(&self.rel_workdir)
+        };
+        if let Ok(mut latest) = self.latest.lock() {
+            latest.insert(id.to_string(), wt.clone());
+        }
+        Ok((wt, workdir))
+    }
+
+    fn latest_of(&self, id: &str) -> Option<TaskWorktree> {
+        self.latest.lock().ok().and_then(|mut l| l.remove(id))
+    }
+
+    /// Removes task `id`'s worktree and branch once its change has landed.
+    pub(crate) fn landed(&self, id: &str) {
+        if let Some(wt) = self.latest_of(id) {
+            self.discard(&wt);
+        }
+    }
+
+    /// Removes a worktree and its branch (a landed task, or a retried attempt).
+    pub(crate) fn discard(&self, wt: &TaskWorktree) {
+        let _ = land::remove_worktree(&self.repo, &wt.path);
+        let _ = land::delete_branch(&self.repo, &wt.branch);
+    }
+
+    /// The retry prompt's account of a collision: what landed in the way and
+    /// the attempt's own previous diff.
+    pub(crate) fn conflict_note(previous: &RunError) -> Option<String> {
+        if previous.kind != ErrorKind::Conflict {
+            return None;
+        }
+        let mut note = format!(
+            "Your previous attempt at this task finished, but its change could not land: {}.\n\
+             Start again from the current state of the repository in this folder (it now \
+             includes the other tasks' work) and make the change so that it fits with theirs.",
+            previous.message
+        );
+        if let Some(diff) = &previous.output_tail {
+            note.push_str("\n\nYour previous change was:\n\n```diff\n");
+            note.push_str(diff);
+            note.push_str("\n```");
+        }
+        Some(note)
+    }
+
+    /// Squashes the worktree's change into one commit and lands it through
+    /// the queue, verifying the merged result first when `verify` is given.
+    /// Blocking; holds the queue for the whole landing.
+    pub(crate) fn land_blocking(
+        &self,
+        wt: &TaskWorktree,
+        message: &TaskMessage,
+        verify: &mut dyn FnMut(&Path) -> Result<(), RunError>,
+    ) -> Result<Landing, RunError> {
+        let excluded: Vec<&str> = self.exclude.iter().map(String::as_str).collect();
+        let commit = land::squash(&SquashSpec {
+            worktree: &wt.path,
+            base: &wt.base,
+            exclude: &excluded,
+            message,
+            identity: &self.identity,
+        })
+        .map_err(git_failed)?;
+        let Some(commit) = commit else {
+            return Ok(Landing {
+                commit: None,
+                checkout_updated: false,
+            });
+        };
+        let _queue = self.queue.blocking_lock();
+        let mut opts = LandOptions::new(self.identity.clone());
+        opts.reflog_message = format!("mdbatch: land {}", message.task_id);
+        let outcome = land::land_verified(
+            &self.repo,
+            &self.integration,
+            &commit,
+            &opts,
+            |candidate| -> Result<(), RunError> {
+                let dir = self.worktree_dir.join(&self.run).join(format!(
+                    "verify-{}",
+                    &candidate.commit[..12.min(candidate.commit.len())]
+                ));
+                let scratch =
+                    ScratchWorktree::create(&self.repo, &candidate.commit, &dir, IncludeMode::Copy)
+                        .map_err(git_failed)?;
+                let dir = if self.rel_workdir.as_os_str().is_empty() {
+                    scratch.path().to_path_buf()
+                } else {
+                    scratch.path().join(&self.rel_workdir)
+                };
+                let r = verify(&dir);
+                let _ = scratch.remove();
+                r
+            },
+        )
+        .map_err(git_failed)?;
+        match outcome {
+            LandOutcome::Landed { commit, .. } => {
+                let updated = self.update_checkout(&commit);
+                Ok(Landing {
+                    commit: Some(commit),
+                    checkout_updated: updated,
+                })
+            }
+            LandOutcome::NoChange { .. } => Ok(Landing {
+                commit: None,
+                checkout_updated: false,
+            }),
+            LandOutcome::Conflict(c) => {
+                let with: Vec<String> = c
+                    .collided
+                    .iter()
+                    .map(|t| match &t.task_id {
+                        Some(id) => format!("`{id}` ({})", t.subject),
+                        None => format!("commit {} ({})", short(&t.commit), t.subject),
+                    })
+                    .collect();
+                let diff = land::commit_diff(&self.repo, &commit).unwrap_or_default();
+                let msg = format!(
+                    "conflict in {} with {}",
+                    c.files.join(", "),
+                    if with.is_empty() {
+                        "work landed meanwhile".to_string()
+                    } else {
+                        with.join(", ")
+                    }
+                );
+                // The retry prompt shows the attempt's own previous diff.
+                let tail = (!diff.is_empty()).then(|| truncate(&diff, 8000));
+                Err(RunError::new(ErrorKind::Conflict, msg).with_output_tail(tail))
+            }
+            LandOutcome::MarkersInChange { files } => Err(RunError::new(
+                ErrorKind::Failed,
+                format!(
+                    "the change adds conflict markers in {}; they never land",
+                    files.join(", ")
+                ),
+            )),
+            LandOutcome::VerifyFailed { failure, .. } => {
+                let mut e = RunError::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "verify failed on the merged result (this task's change on top of the work landed meanwhile): {}",
+                        failure.message
+                    ),
+                );
+                e.output_tail = failure.output_tail;
+                Err(e)
+            }
+        }
+    }
+
+    /// Fast-forwards the user's checkout to `commit` when that cannot touch a
+    /// local change. Returns whether it did.
+    fn update_checkout(&self, commit: &str) -> bool {
+        let Some(checkout) = &self.checkout else {
+            return false;
+        };
+        matches!(
+            land::fast_forward_checkout(checkout, &self.target, commit, &self.integration),
+            Ok(CheckoutUpdate::Updated { .. } | CheckoutUpdate::UpToDate)
+        )
+    }
+
+    /// The end of the run: brings the target and the user's checkout up to
+    /// the integration tip. Returns a message for the user when the work was
+    /// left on the integration branch, with the command that brings it in.
+    pub(crate) fn finish(&self) -> Option<String> {
+        let tip = match self.tip() {
+            Ok(t) => t,
+            Err(e) => return Some(format!("cannot read `{}`: {e}", self.integration)),
+        };
+        let result = match &self.checkout {
+            Some(checkout) => {
+                land::fast_forward_checkout(checkout, &self.target, &tip, &self.integration)
+                    .map(|u| match u {
+                        CheckoutUpdate::Updated { .. } | CheckoutUpdate::UpToDate => None,
+                        CheckoutUpdate::Refused { files, command } => Some(format!(
+                            "the tasks' commits are on branch `{}`: bringing them into your checkout would overwrite your local changes to {}; when ready: {command}",
+                            self.integration,
+                            files.join(", ")
+                        )),
+                        other => Some(format!(
+                            "the tasks' commits are on branch `{}` ({other:?}); bring them in with: {}",
+                            self.integration,
+                            land::bring_in_command(&self.integration, false)
+                        )),
+                    })
+            }
+            None => {
+                // The target is checked out nowhere: move it directly.
+                land::land(&self.repo, &self.target, &tip, &LandOptions::new(self.identity.clone()))
+                    .map(|_| None)
+                    .or_else(|_| {
+                        Ok(Some(format!(
+                            "the tasks' commits are on branch `{}`; bring them into `{}` with: {}",
+                            self.integration,
+                            self.target,
+                            land::bring_in_command(&self.integration, true)
+                        )))
+                    })
+            }
+        };
+        // The run's folder of worktrees goes when empty (failed tasks' kept
+        // worktrees keep it).
+        let run_dir = self.worktree_dir.join(&self.run);
+        let _ = std::fs::remove_dir(&run_dir);
+        let _ = std::fs::remove_dir(&self.worktree_dir);
+        match result {
+            Ok(None) => {
+                let _ = land::delete_branch(&self.repo, &self.integration);
+                None
+            }
+            Ok(Some(msg)) => Some(msg),
+            Err(e) => Some(format!(
+                "the tasks' commits are on branch `{}` ({e}); bring them in with: {}",
+                self.integration,
+                land::bring_in_command(&self.integration, false)
+            )),
+        }
+    }
+
+    /// The task file's path in the repository (left out of every commit).
+    pub(crate) fn task_file_rel(&self) -> &str {
+        &self.task_file_rel
+    }
+}
+
+/// A task's commit message.
+pub(crate) fn task_message(
+    id: &str,
+    text: &str,
+    task_file: &str,
+    attempt: u32,
+    agent: &str,
+    run_id: &str,
+) -> TaskMessage {
+    let subject: String = text.lines().next().unwrap_or(id).chars().take(72).collect();
+    TaskMessage {
+        subject,
+        body: vec![
+            format!("Task {id} of {task_file}, attempt {attempt}, by {agent}."),
+            format!("Mdbatch-Run: {run_id}"),
+        ],
+        task_id: id.to_string(),
+    }
+}
+
+fn git_failed(e: GitError) -> RunError {
+    RunError::new(ErrorKind::Fatal, format!("git: {e}"))
+}
+
+fn short(commit: &str) -> &str {
+    &commit[..commit.len().min(10)]
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}\n… ({} more bytes)", &s[..end], s.len() - end)
+}
