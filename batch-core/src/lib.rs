@@ -20,7 +20,8 @@
 //!    [`SubagentRunner`] — the built-in [`CommandRunner`], a preset for an
 //!    agent CLI ([`runner::presets`]), or your own — with limits, retries,
 //!    the rate-limit gate and live [`RunEvent`]s, and checks each box as its
-//!    task succeeds ([`store`]). State lives in `.mdbatch/` beside the file.
+//!    task succeeds ([`store`]). State lives in
+//!    `.mdbatch/<file name>/` beside the file (or where the caller says).
 //!
 //! ## Example
 //!

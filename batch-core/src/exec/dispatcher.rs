@@ -1,24 +1,31 @@
 //! The dispatcher loop.
 //!
-//! [`Executor::run`] parses the task file, plans it, checks that the file can
-//! be written, takes the lock and opens the journal; only then does anything
-//! run. One dispatcher (this module's `Dispatcher`) owns all run state: the
-//! [`Scheduler`](super::schedule::Scheduler), the journal, the event callback
-//! and the task-file writer. Each attempt runs as its own tokio task and
-//! reports back to the dispatcher; runner progress arrives over a bounded
-//! channel (lossy for output lines); lifecycle events are emitted by the
-//! dispatcher alone, so they are never lost or reordered.
+//! [`Executor::run`](super::Executor::run) prepares the run off the runtime
+//! (`prepare`: read, parse and plan the file or take the caller's document,
+//! check that it can be written, take the lock, open the journal); only then
+//! does anything run. One dispatcher (this module's `Dispatcher`) owns all
+//! run state: the [`Scheduler`](super::schedule::Scheduler), the journal
+//! (written by its own thread), the event callback and streams, and the
+//! task-file writer (`writeback`, in `spawn_blocking`). Each attempt runs as
+//! its own tokio task and reports back to the dispatcher; runner progress
+//! arrives over an unbounded channel where only output lines have a budget
+//! (beyond it they are dropped and counted), so the runner never blocks and
+//! nothing else is lost; lifecycle events are emitted by the dispatcher
+//! alone, so they are never lost or reordered.
 //!
 //! Lifecycle of an attempt: launched when a slot (`--jobs`, lowered by the
 //! rate-limit gate), its group limit and its resources allow, highest
 //! critical path first; guarded by its deadline and the run's cancellation
-//! (cooperative first: the runner's token fires and it has the grace period
-//! to stop its processes; then its future is dropped, which kills its process
-//! group); then `verify` runs if configured; then the dispatcher journals the
-//! end, and on success checks the box (completions that arrive together in
-//! one write) before emitting `task_succeeded`.
+//! (cooperative: the runner's token fires and it has the grace period to
+//! stop its processes; a runner that ignores it keeps its slot until it
+//! returns, so a retry never runs beside it; a second interrupt drops it,
+//! which kills its process group); then `verify` runs if configured; then
+//! the dispatcher journals the end, asks `retry::decide` what follows a
+//! failure, and on success checks the box (completions that arrive together
+//! in one write) before emitting `task_succeeded`.
 //!
-//! A runner that panics is a failed attempt. If the whole `run` future is
+//! A runner that panics is a failed attempt; an event callback that panics
+//! is not called again and interrupts the run. If the whole `run` future is
 //! dropped, running attempts are aborted (their process groups killed) and a
 //! terminal event is still emitted for each, then `run_finished`.
 

@@ -115,7 +115,13 @@ impl ExecutorBuilder {
         self
     }
 
-    /// Receives every event, in order, from one thread at a time.
+    /// Receives every event, in order, from one thread at a time (the
+    /// dispatcher's).
+    ///
+    /// The run waits while the callback runs: keep it quick, or consume
+    /// [`Executor::events`] instead, which never stalls the run. A callback
+    /// that panics (a `println!` on a closed pipe) is caught, never called
+    /// again, and interrupts the run as a cancellation would; the host goes on.
     pub fn on_event(mut self, f: impl FnMut(&Envelope) + Send + 'static) -> Self {
         self.on_event = Some(Box::new(f));
         self
