@@ -20,7 +20,8 @@
 //!    [`SubagentRunner`] — the built-in [`CommandRunner`], a preset for an
 //!    agent CLI ([`runner::presets`]), or your own — with limits, retries,
 //!    the rate-limit gate and live [`RunEvent`]s, and checks each box as its
-//!    task succeeds ([`store`]). State lives in `.mdbatch/` beside the file.
+//!    task succeeds ([`store`]). State lives in
+//!    `.mdbatch/<file name>/` beside the file (or where the caller says).
 //!
 //! ## Example
 //!
@@ -67,7 +68,7 @@ pub mod util;
 pub use doc::{Dialect, Document, ParseOptions, Task};
 pub use error::*;
 pub use events::{Envelope, RunEvent};
-pub use exec::{Executor, ExecutorBuilder, RunOptions, RunReport};
+pub use exec::{EventStream, Executor, ExecutorBuilder, RunOptions, RunReport, StateDir};
 pub use plan::{Plan, PlanOptions};
 pub use runner::{
     CommandRunner, Progress, ProgressSink, PromptTemplate, RunContext, SubagentRunner, TaskOutput,

@@ -1,4 +1,4 @@
-//! The journal: `.mdbatch/journal.jsonl`, an append-only, versioned JSON-lines
+//! The journal: `.mdbatch/<file name>/journal.jsonl`, an append-only, versioned JSON-lines
 //! record of every run and attempt.
 //!
 //! Only the executor's dispatcher writes it ([`Journal::append`]); anyone may
