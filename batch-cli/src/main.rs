@@ -10,11 +10,12 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = args::Cli::parse();
+    let color = cli.color;
     let code = match cmd::dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
             // The one place errors are printed (as ripgrep does).
-            eprintln!("{}", output::error::render(&e));
+            cmd::report_error(&e, color);
             exit::USAGE
         }
     };

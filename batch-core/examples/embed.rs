@@ -1,5 +1,7 @@
-//! Embedding batch-core in a Rust program: a custom subagent, live events,
-//! and the report at the end.
+//! Embedding batch-core in a Rust program: a custom subagent, live events
+//! consumed as a stream on a thread of their own, and the report at the end.
+//! Piped into `head`, the event printer stops when stdout closes; the run
+//! goes on to its report.
 //!
 //! ```sh
 //! cargo run -p batch-core --example embed -- path/to/tasks.md
@@ -8,6 +10,7 @@
 //! The runner here pretends to work for a moment and succeeds; a real one
 //! would call an agent, an API or a cluster scheduler.
 
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,12 +45,29 @@ fn main() -> std::process::ExitCode {
         return std::process::ExitCode::from(2);
     };
     let options = RunOptions::new().with_jobs(2);
-    let result = ExecutorBuilder::new(path)
+    let mut executor = match ExecutorBuilder::new(path)
         .options(options)
         .runner(Arc::new(Pretend))
-        .on_event(|event| println!("{}", event.to_json()))
         .build()
-        .and_then(|executor| executor.run_blocking());
+    {
+        Ok(executor) => executor,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    // The stream never stalls the run, however slow this thread is.
+    let mut events = executor.events();
+    let printer = std::thread::spawn(move || {
+        let mut out = std::io::stdout().lock();
+        while let Some(event) = events.blocking_next() {
+            if writeln!(out, "{}", event.to_json()).is_err() {
+                break; // stdout closed (`| head`): stop printing, not the run
+            }
+        }
+    });
+    let result = executor.run_blocking();
+    let _ = printer.join();
     match result {
         Ok(report) => {
             eprintln!(

@@ -403,6 +403,18 @@ pub enum OptionsError {
     /// Neither a runner nor a command template was given.
     #[error("no runner: give a command template or a runner")]
     NoRunner,
+    /// A document parsed from memory (no path) is to have its boxes written back.
+    #[error(
+        "the document has no path to write its boxes back to: give it one \
+         (ParseOptions::with_path) or turn write-back off"
+    )]
+    WriteBackWithoutPath,
+    /// A document parsed from memory (no path) is to keep its state beside its file.
+    #[error(
+        "the document has no path to keep its state beside: choose a state \
+         folder (StateDir::At) or none (StateDir::Off)"
+    )]
+    StateBesideWithoutPath,
 }
 
 /// Why a built-in runner could not be set up.

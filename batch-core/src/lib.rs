@@ -20,7 +20,8 @@
 //!    [`SubagentRunner`] — the built-in [`CommandRunner`], a preset for an
 //!    agent CLI ([`runner::presets`]), or your own — with limits, retries,
 //!    the rate-limit gate and live [`RunEvent`]s, and checks each box as its
-//!    task succeeds ([`store`]). State lives in `.mdbatch/` beside the file.
+//!    task succeeds ([`store`]). State lives in
+//!    `.mdbatch/<file name>/` beside the file (or where the caller says).
 //!
 //! ## Example
 //!
@@ -110,8 +111,8 @@ pub use error::*;
 pub use events::{Envelope, Outcome, RunEvent, RunSummary, SCHEMA_VERSION};
 #[cfg(feature = "exec")]
 pub use exec::{
-    EventCallback, Executor, ExecutorBuilder, Isolate, IsolateError, RunOptions, RunReport,
-    SpecPlace, TaskReport, task_spec,
+    EventCallback, EventStream, Executor, ExecutorBuilder, Isolate, IsolateError, RunOptions,
+    RunReport, SpecPlace, StateDir, TaskReport, task_spec,
 };
 pub use find::{TASK_FILE_NAMES, find_task_file};
 pub use plan::{Plan, PlanFormat, PlanOptions, render as render_plan};

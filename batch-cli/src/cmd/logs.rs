@@ -1,5 +1,5 @@
 //! `mdbatch logs ID [--attempt N] [--follow]`: print a task's attempt log
-//! (`.mdbatch/logs/<id>/<attempt>.log`, written by the runner line by line).
+//! (`.mdbatch/<file name>/logs/<id>/<attempt>.log`, written by the runner line by line).
 //!
 //! Which attempt: `--attempt N`, else the task's latest attempt in the journal.
 //! Attempt numbers restart with each run, so a log always belongs to the

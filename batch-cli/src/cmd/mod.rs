@@ -2,6 +2,7 @@
 //! error that `main` prints (in one place).
 
 mod check;
+mod clean;
 mod completions;
 mod demo;
 mod doctor;
@@ -12,7 +13,15 @@ mod reset;
 mod run;
 mod status;
 
-use crate::args::{Cli, Command};
+use crate::args::{Cli, ColorChoice, Command};
+
+/// Prints the error that ended a command: the one place errors are printed.
+pub fn report_error(e: &anyhow::Error, color: ColorChoice) {
+    let text = crate::output::error::render(e, check::stderr_color(color), |d, color| {
+        check::format_diagnostic(d, color)
+    });
+    eprintln!("{text}");
+}
 
 /// Runs the chosen subcommand and returns its exit code; an error is for
 /// `main` to print.
@@ -27,6 +36,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Status(a) => status::run(&a, color),
         Command::Logs(a) => logs::run(&a, color),
         Command::Reset(a) => reset::run(&a, color),
+        Command::Clean(a) => Ok(clean::run(&a, color)),
         Command::Init(a) => init::run(&a, color),
         Command::Doctor(a) => Ok(doctor::run(&a, color)),
         Command::Demo(a) => demo::run(&a, color),

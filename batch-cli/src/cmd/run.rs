@@ -116,7 +116,7 @@ fn run_options(args: &RunArgs, popts: &batch_core::ParseOptions) -> anyhow::Resu
     if let Some(into) = &args.into {
         o = o.with_into(into);
     }
-    Ok(o)
+    Ok(o.with_commit(args.commit))
 }
 
 fn prompt_template(args: &RunArgs) -> anyhow::Result<PromptTemplate> {

@@ -2,14 +2,32 @@
 //! compiler-style, everything else as `error: …` with its causes. The
 //! library's errors name settings; here they get the flags that set them.
 
+use batch_core::plan::attach_source_lines;
 use batch_core::{
-    CommandTemplateError, Diagnostics, OptionsError, ReadError, RunSetupError, RunnerSetupError,
+    CommandTemplateError, Diagnostic, Diagnostics, OptionsError, ReadError, RunSetupError,
+    RunnerSetupError,
 };
 
-/// The text `main` prints for `e` (no trailing newline).
-pub fn render(e: &anyhow::Error) -> String {
+/// The text `main` prints for `e` (no trailing newline). Task-file
+/// diagnostics get their source lines (read from the file they name) and,
+/// when `color`, a coloured label, through `format`.
+pub fn render(
+    e: &anyhow::Error,
+    color: bool,
+    format: impl Fn(&Diagnostic, bool) -> String,
+) -> String {
     if let Some(d) = diagnostics(e) {
-        return d.to_string();
+        let mut diags = d.0.clone();
+        if let Some(path) = diags.iter().find_map(|d| d.path.clone())
+            && let Ok(bytes) = std::fs::read(&path)
+        {
+            attach_source_lines(&mut diags, &String::from_utf8_lossy(&bytes));
+        }
+        return diags
+            .iter()
+            .map(|d| format(d, color))
+            .collect::<Vec<_>>()
+            .join("\n");
     }
     if let Some(text) = e.downcast_ref::<RunSetupError>().and_then(in_flags) {
         return format!("error: {text}");
@@ -58,17 +76,21 @@ pub fn command_template(e: &CommandTemplateError) -> String {
 mod tests {
     use super::*;
 
+    fn plain(d: &Diagnostic, _color: bool) -> String {
+        d.to_string()
+    }
+
     #[test]
     fn option_errors_are_worded_with_the_flags_that_set_them() {
         let e = anyhow::Error::from(RunSetupError::from(OptionsError::ZeroJobs));
-        assert_eq!(render(&e), "error: --jobs must be at least 1");
+        assert_eq!(render(&e, false, plain), "error: --jobs must be at least 1");
         let e = anyhow::Error::from(RunSetupError::from(RunnerSetupError::from(
             CommandTemplateError::Empty,
         )));
         assert!(
-            render(&e).starts_with("error: --cmd is empty"),
+            render(&e, false, plain).starts_with("error: --cmd is empty"),
             "{}",
-            render(&e)
+            render(&e, false, plain)
         );
     }
 
@@ -79,8 +101,9 @@ mod tests {
             &batch_core::ParseOptions::default(),
         )
         .unwrap_err();
-        let text = render(&anyhow::Error::from(ReadError::from(d)));
+        let text = render(&anyhow::Error::from(ReadError::from(d)), false, plain);
         assert!(text.starts_with("error: "), "{text}");
         assert!(!text.starts_with("error: error"), "{text}");
+        assert!(text.contains("did you mean `parallel`"), "{text}");
     }
 }

@@ -27,7 +27,7 @@ fn demo_runs_three_waves_retries_the_flaky_task_and_checks_every_box_in_under_20
     assert_eq!(tasks.matches("## Wave").count(), 3);
 
     // The journal shows the marked task failing once, then succeeding.
-    let journal = std::fs::read_to_string(demo.join(".mdbatch/journal.jsonl")).unwrap();
+    let journal = std::fs::read_to_string(demo.join(".mdbatch/tasks.md/journal.jsonl")).unwrap();
     let ends: Vec<serde_json::Value> = journal
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())

@@ -100,9 +100,10 @@ fn run_runner_claude_retries_a_turn_limit_by_resuming_with_more_turns_and_journa
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let journal = std::fs::read_to_string(dir.join(".mdbatch/journal.jsonl")).unwrap_or_default();
+    let journal =
+        std::fs::read_to_string(dir.join(".mdbatch/tasks.md/journal.jsonl")).unwrap_or_default();
     println!(
-        "$ mdbatch run --runner claude --max-turns 2 --verbose\n{stderr}\n$ cat .mdbatch/journal.jsonl\n{journal}"
+        "$ mdbatch run --runner claude --max-turns 2 --verbose\n{stderr}\n$ cat .mdbatch/tasks.md/journal.jsonl\n{journal}"
     );
     assert_eq!(out.status.code(), Some(0), "{stderr}");
 

@@ -221,7 +221,7 @@ fn ctrl_c_terms_the_subagents_records_the_run_and_exits_130() {
         d.read("ran.log").lines().all(|l| l == "t1" || l == "t2"),
         "a task started after Ctrl-C"
     );
-    let journal = d.read(".mdbatch/journal.jsonl");
+    let journal = d.read(".mdbatch/tasks.md/journal.jsonl");
     assert!(
         journal
             .lines()

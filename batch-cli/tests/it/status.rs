@@ -120,7 +120,7 @@ fn logs_follow_streams_a_running_attempt_until_it_ends() {
         .spawn()
         .unwrap();
     // The log appears once the attempt has printed its first line.
-    let log = f.file(".mdbatch/logs/slow/1.log");
+    let log = f.file(".mdbatch/task.md/logs/slow/1.log");
     wait_for("the first log line", Duration::from_secs(20), || {
         std::fs::read_to_string(&log).is_ok_and(|t| t.contains("first line"))
     });
@@ -221,7 +221,7 @@ fn status_during_a_run_names_its_pid_and_the_running_attempts() {
         "the attempt's pid in the journal",
         Duration::from_secs(20),
         || {
-            std::fs::read_to_string(f.file(".mdbatch/journal.jsonl")).is_ok_and(|j| {
+            std::fs::read_to_string(f.file(".mdbatch/task.md/journal.jsonl")).is_ok_and(|j| {
                 j.lines()
                     .any(|l| l.contains("attempt_info") && l.contains("\"slow\""))
             })

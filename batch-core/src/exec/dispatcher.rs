@@ -1,24 +1,31 @@
 //! The dispatcher loop.
 //!
-//! [`Executor::run`] parses the task file, plans it, checks that the file can
-//! be written, takes the lock and opens the journal; only then does anything
-//! run. One dispatcher (this module's `Dispatcher`) owns all run state: the
-//! [`Scheduler`](super::schedule::Scheduler), the journal, the event callback
-//! and the task-file writer. Each attempt runs as its own tokio task and
-//! reports back to the dispatcher; runner progress arrives over a bounded
-//! channel (lossy for output lines); lifecycle events are emitted by the
-//! dispatcher alone, so they are never lost or reordered.
+//! [`Executor::run`](super::Executor::run) prepares the run off the runtime
+//! (`prepare`: read, parse and plan the file or take the caller's document,
+//! check that it can be written, take the lock, open the journal); only then
+//! does anything run. One dispatcher (this module's `Dispatcher`) owns all
+//! run state: the [`Scheduler`](super::schedule::Scheduler), the journal
+//! (written by its own thread), the event callback and streams, and the
+//! task-file writer (`writeback`, in `spawn_blocking`). Each attempt runs as
+//! its own tokio task and reports back to the dispatcher; runner progress
+//! arrives over an unbounded channel where only output lines have a budget
+//! (beyond it they are dropped and counted), so the runner never blocks and
+//! nothing else is lost; lifecycle events are emitted by the dispatcher
+//! alone, so they are never lost or reordered.
 //!
 //! Lifecycle of an attempt: launched when a slot (`--jobs`, lowered by the
 //! rate-limit gate), its group limit and its resources allow, highest
 //! critical path first; guarded by its deadline and the run's cancellation
-//! (cooperative first: the runner's token fires and it has the grace period
-//! to stop its processes; then its future is dropped, which kills its process
-//! group); then `verify` runs if configured; then the dispatcher journals the
-//! end, and on success checks the box (completions that arrive together in
-//! one write) before emitting `task_succeeded`.
+//! (cooperative: the runner's token fires and it has the grace period to
+//! stop its processes; a runner that ignores it keeps its slot until it
+//! returns, so a retry never runs beside it; a second interrupt drops it,
+//! which kills its process group); then `verify` runs if configured; then
+//! the dispatcher journals the end, asks `retry::decide` what follows a
+//! failure, and on success checks the box (completions that arrive together
+//! in one write) before emitting `task_succeeded`.
 //!
-//! A runner that panics is a failed attempt. If the whole `run` future is
+//! A runner that panics is a failed attempt; an event callback that panics
+//! is not called again and interrupts the run. If the whole `run` future is
 //! dropped, running attempts are aborted (their process groups killed) and a
 //! terminal event is still emitted for each, then `run_finished`.
 
@@ -39,12 +46,13 @@ use super::attempt::{
     AbortOnDrop, AttemptEnv, AttemptFuture, AttemptResult, TimerFuture, panic_message, run_attempt,
 };
 use super::executor::EventCallback;
-use super::isolate::Isolation;
+use super::isolate::{CommitOnly, Isolation};
 use super::options::RunOptions;
 use super::prepare::{FileStamp, file_stamp};
 use super::retry::{self, Decision};
 use super::schedule::{NodeState, Scheduler};
 use super::signals::Signals;
+use super::stream::EventSender;
 use crate::doc::{Document, ParseOptions};
 use crate::error::{ErrorKind, RunError, StoreError};
 use crate::events::{Envelope, Outcome, RunEvent, SCHEMA_VERSION, millis};
@@ -111,10 +119,15 @@ pub(super) struct Dispatcher {
     pub(super) run_id: String,
     pub(super) task_file: PathBuf,
     pub(super) parse_options: ParseOptions,
-    pub(super) state_dir: PathBuf,
+    /// The state folder (`None`: no journal, lock or logs).
+    pub(super) state_dir: Option<PathBuf>,
+    /// Check boxes in the task file.
+    pub(super) write_back: bool,
     pub(super) options: RunOptions,
     pub(super) runner: Arc<dyn SubagentRunner>,
     pub(super) on_event: Option<EventCallback>,
+    /// Streams from [`Executor::events`](super::Executor::events).
+    pub(super) streams: Vec<EventSender>,
     /// The callback panicked with this message (handled at the next turn).
     pub(super) callback_panic: Option<String>,
     pub(super) user_cancel: CancellationToken,
@@ -136,7 +149,7 @@ pub(super) struct Dispatcher {
     pub(super) seq: u64,
     pub(super) journal: Option<JournalWriter>,
     pub(super) journal_warned: bool,
-    pub(super) _lock: RunLock,
+    pub(super) _lock: Option<RunLock>,
     pub(super) attempts: FuturesUnordered<AttemptFuture>,
     pub(super) timers: FuturesUnordered<TimerFuture>,
     pub(super) progress_tx: mpsc::UnboundedSender<ProgressItem>,
@@ -158,6 +171,8 @@ pub(super) struct Dispatcher {
     pub(super) checked_in_file: std::collections::HashSet<String>,
     /// Worktree isolation and the merge queue, when on.
     pub(super) isolation: Option<Arc<Isolation>>,
+    /// `--commit` without isolation.
+    pub(super) commit_only: Option<Arc<CommitOnly>>,
     /// The prompt template (rendered again for each worktree).
     pub(super) prompt: Arc<PromptTemplate>,
     /// Said once the run has started (uncommitted changes the tasks don't see).
@@ -173,6 +188,9 @@ impl Dispatcher {
             event,
         };
         self.seq += 1;
+        for stream in &self.streams {
+            stream.send(&env);
+        }
         // Never call the host's code while a panic unwinds through us: a
         // second panic there would abort the process.
         if std::thread::panicking() {
@@ -415,6 +433,9 @@ impl Dispatcher {
     /// Re-reads which boxes are checked in the file, off the runtime, when
     /// its modification time or length changed since the last look.
     async fn refresh_checked(&mut self) {
+        if !self.write_back {
+            return;
+        }
         let path = self.task_file.clone();
         let options = self.parse_options.clone();
         let last = self.file_stamp;
@@ -472,7 +493,10 @@ impl Dispatcher {
         ctx.deadline = cfg.timeout.map(|t| now + t);
         ctx.grace = self.options.grace;
         // The attempt removes a stale log of the same number before it runs.
-        ctx.log_path = Some(store::log_path(&self.state_dir, &spec.id, attempt));
+        ctx.log_path = self
+            .state_dir
+            .as_ref()
+            .map(|d| store::log_path(d, &spec.id, attempt));
         if r.attempts == 1 {
             ctx.resume_session = r.resume_session.clone();
         }
@@ -503,6 +527,7 @@ impl Dispatcher {
                 .isolation
                 .clone()
                 .map(|iso| (iso, self.prompt.clone(), self.run_id.clone())),
+            commit: self.commit_only.clone().map(|c| (c, self.run_id.clone())),
         };
         let handle = tokio::spawn(run_attempt(env, spec, ctx));
         let fut = AbortOnDrop(handle);
@@ -532,6 +557,17 @@ impl Dispatcher {
             .map(|x| (x.started, x.pid, x.session))
             .unwrap_or((now, None, None));
         let attempt = r.attempt;
+        if let Ok((_, Some(landing))) = &result
+            && let Some(commit) = &landing.commit
+        {
+            // Before the attempt's end: a crash between the two still finds
+            // the landing on the next run, which then checks the box.
+            self.journal(JournalRecord::Landed {
+                id: id.clone(),
+                attempt,
+                commit: commit.clone(),
+            });
+        }
         let (outcome, kind, message, usage, session_id) = match &result {
             Ok((out, _)) => (
                 AttemptOutcome::Succeeded,
@@ -577,22 +613,15 @@ impl Dispatcher {
         match result {
             Ok((out, landing)) => {
                 if let Some(landing) = landing {
-                    if let Some(commit) = &landing.commit {
-                        self.journal(JournalRecord::Landed {
-                            id: id.clone(),
-                            attempt,
-                            commit: commit.clone(),
-                        });
-                    }
                     self.emit(RunEvent::TaskLanded {
                         id: id.clone(),
                         attempt,
                         commit: landing.commit.clone(),
-                        branch: self
-                            .isolation
-                            .as_ref()
-                            .map(|iso| iso.integration.clone())
-                            .unwrap_or_default(),
+                        branch: match (&self.isolation, &self.commit_only) {
+                            (Some(iso), _) => iso.integration.clone(),
+                            (None, Some(c)) => c.branch().to_string(),
+                            (None, None) => String::new(),
+                        },
                         checkout_updated: landing.checkout_updated,
                     });
                 }

@@ -91,6 +91,23 @@ pub enum IsolateError {
         /// The branch.
         branch: String,
     },
+    /// `--commit` with several tasks at once.
+    #[error(
+        "--commit commits in the shared folder, one task at a time, but {jobs} may run at once; add -j 1, or let each task run in its own worktree (--isolate worktree)"
+    )]
+    CommitNeedsOneJob {
+        /// The concurrency asked for.
+        jobs: u32,
+    },
+    /// `--commit` in a checkout with the user's uncommitted work.
+    #[error(
+        "--commit would sweep your uncommitted changes ({}) into a task's commit; commit or stash them first (git stash -u)",
+        .files.join(", ")
+    )]
+    DirtyForCommit {
+        /// The changed files.
+        files: Vec<String>,
+    },
     /// A git command failed.
     #[error(transparent)]
     Git(#[from] GitError),
@@ -126,6 +143,34 @@ pub(crate) struct Isolation {
     /// Each task's latest worktree: removed when the task lands or its next
     /// attempt starts; a failed task's last one is kept for inspection.
     latest: std::sync::Mutex<std::collections::HashMap<String, TaskWorktree>>,
+    /// What killed runs left, by task id ([`Isolation::recover`]).
+    recovered: std::sync::Mutex<std::collections::HashMap<String, Recovery>>,
+}
+
+/// What a killed run left of a task's change, found when the next run starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Recovery {
+    /// Its commit had landed: check its box without running it again.
+    Landed(String),
+    /// Its commit was made but had not landed: land it without running the
+    /// agent again (on a conflict, the task runs again from the new head).
+    Committed {
+        /// The task commit.
+        commit: String,
+        /// The attempt's branch (removed once landed).
+        branch: String,
+    },
+}
+
+/// A task a killed run may have left half-landed.
+#[derive(Debug, Clone)]
+pub(crate) struct RecoverCandidate {
+    /// Task id.
+    pub(crate) id: String,
+    /// The killed run.
+    pub(crate) run_id: String,
+    /// Its last attempt in that run, when it never ended.
+    pub(crate) attempt: Option<u32>,
 }
 
 /// What [`Isolation::setup`] found that the user should hear before the run.
@@ -183,7 +228,10 @@ impl Isolation {
         let checkout = repo.checked_out_in(&format!("refs/heads/{target}"))?;
         let run: String = run_id.chars().filter(|c| *c != '-').take(8).collect();
         let integration = format!("mdbatch/{run}/integration");
-        land::create_branch(&repo, &integration, &tip)?;
+        // A killed run's integration branch that is ahead of the target holds
+        // landed work not yet brought in: this run continues from it.
+        let base = adoptable_integration(&repo, &tip)?.unwrap_or(tip);
+        land::create_branch(&repo, &integration, &base)?;
 
         let task_file_rel = repo.relative_path(task_file)?;
         let state_rel = repo.relative_path(state_dir)?;
@@ -219,9 +267,98 @@ impl Isolation {
                 task_file_rel,
                 queue: tokio::sync::Mutex::new(()),
                 latest: Default::default(),
+                recovered: Default::default(),
             },
             SetupNotes { dirty },
         )))
+    }
+
+    /// Finds what killed runs left of `candidates`' changes, removes their
+    /// stale worktrees, and keeps the result for [`Isolation::take_recovery`].
+    pub(crate) fn recover(&self, candidates: &[RecoverCandidate]) {
+        let mut by_run: std::collections::BTreeMap<&str, Vec<&RecoverCandidate>> =
+            Default::default();
+        for c in candidates {
+            by_run.entry(c.run_id.as_str()).or_default().push(c);
+        }
+        let mut found = std::collections::HashMap::new();
+        for (run_id, cands) in by_run {
+            let run8: String = run_id.chars().filter(|c| *c != '-').take(8).collect();
+            let refs = vec![
+                format!("refs/heads/{}", self.integration),
+                format!("refs/heads/mdbatch/{run8}/integration"),
+                format!("refs/heads/{}", self.target),
+            ];
+            let landed = land::run_task_commits(&self.repo, &refs, run_id).unwrap_or_default();
+            for c in cands {
+                if let Some((commit, _)) = landed.iter().find(|(_, id)| id == &c.id) {
+                    found.insert(c.id.clone(), Recovery::Landed(commit.clone()));
+                } else if let Some(attempt) = c.attempt
+                    && let Ok(branch) = land::task_branch_name(&run8, &c.id, attempt)
+                {
+                    let committed = land::run_task_commits(
+                        &self.repo,
+                        &[format!("refs/heads/{branch}")],
+                        run_id,
+                    )
+                    .unwrap_or_default();
+                    if let Some((commit, _)) = committed.into_iter().find(|(_, id)| id == &c.id) {
+                        found.insert(c.id.clone(), Recovery::Committed { commit, branch });
+                        continue;
+                    }
+                    // Nothing worth keeping: the killed attempt's worktree goes.
+                    self.remove_branch_worktree(&branch);
+                }
+            }
+            if let Ok(rd) = std::fs::read_dir(self.worktree_dir.join(&run8)) {
+                // The killed run's verify worktrees are never worth keeping.
+                for e in rd.flatten() {
+                    if e.file_name().to_string_lossy().starts_with("verify-") {
+                        let _ = land::remove_worktree(&self.repo, &e.path());
+                    }
+                }
+            }
+            let old = format!("mdbatch/{run8}/integration");
+            if old != self.integration {
+                let _ = land::delete_branch(&self.repo, &old);
+            }
+            let _ = std::fs::remove_dir(self.worktree_dir.join(&run8));
+        }
+        if let Ok(mut r) = self.recovered.lock() {
+            r.extend(found);
+        }
+    }
+
+    /// What a killed run left of task `id`'s change (taken once).
+    pub(crate) fn take_recovery(&self, id: &str) -> Option<Recovery> {
+        self.recovered.lock().ok().and_then(|mut r| r.remove(id))
+    }
+
+    fn remove_branch_worktree(&self, branch: &str) {
+        if let Ok(wts) = self.repo.worktrees() {
+            for wt in wts {
+                if wt.branch.as_deref() == Some(&format!("refs/heads/{branch}")) {
+                    let _ = land::remove_worktree(&self.repo, &wt.path);
+                }
+            }
+        }
+        let _ = land::delete_branch(&self.repo, branch);
+    }
+
+    /// Lands a commit a killed run made but did not land (the agent does not
+    /// run again). Blocking.
+    pub(crate) fn land_recovered(
+        &self,
+        id: &str,
+        commit: &str,
+        branch: &str,
+        verify: &mut dyn FnMut(&Path) -> Result<(), RunError>,
+    ) -> Result<Landing, RunError> {
+        let r = self.land_commit(id, commit, verify);
+        if r.is_ok() {
+            self.remove_branch_worktree(branch);
+        }
+        r
     }
 
     /// The integration tip.
@@ -324,9 +461,20 @@ impl Isolation {
                 checkout_updated: false,
             });
         };
+        self.land_commit(&message.task_id, &commit, verify)
+    }
+
+    /// Lands `commit` (a task commit over its base) through the queue.
+    fn land_commit(
+        &self,
+        id: &str,
+        commit: &str,
+        verify: &mut dyn FnMut(&Path) -> Result<(), RunError>,
+    ) -> Result<Landing, RunError> {
+        let commit = commit.to_string();
         let _queue = self.queue.blocking_lock();
         let mut opts = LandOptions::new(self.identity.clone());
-        opts.reflog_message = format!("mdbatch: land {}", message.task_id);
+        opts.reflog_message = format!("mdbatch: land {id}");
         let outcome = land::land_verified(
             &self.repo,
             &self.integration,
@@ -445,17 +593,37 @@ impl Isolation {
                     })
             }
             None => {
-                // The target is checked out nowhere: move it directly.
-                land::land(&self.repo, &self.target, &tip, &LandOptions::new(self.identity.clone()))
-                    .map(|_| None)
-                    .or_else(|_| {
-                        Ok(Some(format!(
-                            "the tasks' commits are on branch `{}`; bring them into `{}` with: {}",
-                            self.integration,
-                            self.target,
-                            land::bring_in_command(&self.integration, true)
-                        )))
-                    })
+                // The target is checked out nowhere: fast-forward it directly
+                // (compare-and-swap), unless it moved meanwhile.
+                let target_ref = format!("refs/heads/{}", self.target);
+                let moved = |reason: String| {
+                    Some(format!(
+                        "the tasks' commits are on branch `{}` ({reason}); bring them into `{}` with: git checkout {} && {}",
+                        self.integration,
+                        self.target,
+                        self.target,
+                        land::bring_in_command(&self.integration, false)
+                    ))
+                };
+                match self.repo.commit_id(&target_ref) {
+                    Ok(old) if old == tip => Ok(None),
+                    Ok(old) => match self.repo.is_ancestor(&old, &tip) {
+                        Ok(true) => {
+                            let candidate = land::Candidate {
+                                old_tip: old,
+                                commit: tip.clone(),
+                            };
+                            match land::publish(&self.repo, &target_ref, &candidate, "mdbatch: bring in the run") {
+                                Ok(true) => Ok(None),
+                                Ok(false) => Ok(moved(format!("`{}` moved meanwhile", self.target))),
+                                Err(e) => Err(e),
+                            }
+                        }
+                        Ok(false) => Ok(moved(format!("`{}` moved meanwhile", self.target))),
+                        Err(e) => Err(e),
+                    },
+                    Err(e) => Err(e),
+                }
             }
         };
         // The run's folder of worktrees goes when empty (failed tasks' kept
@@ -480,6 +648,114 @@ impl Isolation {
     /// The task file's path in the repository (left out of every commit).
     pub(crate) fn task_file_rel(&self) -> &str {
         &self.task_file_rel
+    }
+}
+
+/// The newest integration branch of a killed run that is ahead of `tip`
+/// (so the run can continue from it), if any.
+fn adoptable_integration(repo: &Repo, tip: &str) -> Result<Option<String>, GitError> {
+    let mut best: Option<(i64, String)> = None;
+    for (name, commit) in repo.branches_matching("refs/heads/mdbatch/*/integration")? {
+        let _ = name;
+        if commit == tip || !repo.is_ancestor(tip, &commit)? {
+            continue;
+        }
+        let when = repo.commit_time(&commit)?;
+        if best.as_ref().is_none_or(|(t, _)| when > *t) {
+            best = Some((when, commit));
+        }
+    }
+    Ok(best.map(|(_, c)| c))
+}
+
+/// `--commit` without isolation: each finished task becomes one commit in
+/// the shared folder, on the branch checked out there. Only for one task at
+/// a time (`-j 1`), in a checkout with no uncommitted work of the user's (it
+/// would be swept into a task's commit).
+#[derive(Debug)]
+pub(crate) struct CommitOnly {
+    repo: Repo,
+    exclude: Vec<String>,
+    identity: Identity,
+    task_file_rel: String,
+    branch: String,
+}
+
+impl CommitOnly {
+    /// Checks the folder and the checkout.
+    pub(crate) fn setup(
+        workdir: &Path,
+        task_file: &Path,
+        state_dir: &Path,
+        jobs: u32,
+    ) -> Result<CommitOnly, IsolateError> {
+        if jobs > 1 {
+            return Err(IsolateError::CommitNeedsOneJob { jobs });
+        }
+        if !land::is_git_repo(workdir).unwrap_or(false) {
+            return Err(IsolateError::NotARepository {
+                folder: workdir.to_path_buf(),
+            });
+        }
+        land::check_git_version()?;
+        let repo = Repo::open(workdir)?;
+        let Some(branch) = repo.head().branch().map(str::to_string) else {
+            return Err(IsolateError::DetachedHead {
+                root: repo.root().to_path_buf(),
+            });
+        };
+        let task_file_rel = repo.relative_path(task_file)?;
+        let exclude = vec![task_file_rel.clone(), repo.relative_path(state_dir)?];
+        let excluded: Vec<&str> = exclude.iter().map(String::as_str).collect();
+        let dirty: Vec<String> = repo
+            .uncommitted_changes(&excluded)?
+            .into_iter()
+            .map(|e| e.path)
+            .collect();
+        if !dirty.is_empty() {
+            return Err(IsolateError::DirtyForCommit { files: dirty });
+        }
+        let ignore = state_dir.join(".gitignore");
+        if !ignore.exists() {
+            let _ = std::fs::create_dir_all(state_dir);
+            let _ = std::fs::write(&ignore, "*\n");
+        }
+        let identity = repo.identity()?;
+        Ok(CommitOnly {
+            repo,
+            exclude,
+            identity,
+            task_file_rel,
+            branch,
+        })
+    }
+
+    /// Commits what the task changed in the shared folder. Blocking.
+    pub(crate) fn commit(&self, message: &TaskMessage) -> Result<Landing, RunError> {
+        let head = self.repo.commit_id("HEAD").map_err(git_failed)?;
+        let excluded: Vec<&str> = self.exclude.iter().map(String::as_str).collect();
+        let commit = land::squash(&SquashSpec {
+            worktree: self.repo.root(),
+            base: &head,
+            exclude: &excluded,
+            message,
+            identity: &self.identity,
+        })
+        .map_err(git_failed)?;
+        Ok(Landing {
+            commit,
+            checkout_updated: true,
+        })
+    }
+
+    /// The task file's path in the repository.
+    pub(crate) fn task_file_rel(&self) -> &str {
+        &self.task_file_rel
+    }
+
+    /// The branch the commits go on.
+    pub(crate) fn branch(&self) -> &str {
+        &self.branch
     }
 }
 

@@ -10,6 +10,7 @@
 //! - `retry`: what follows a failed attempt, a pure function (`decide`);
 //! - `schedule`: the ready set plus the `--jobs`, group and resource limits;
 //! - `signals`: SIGINT/SIGTERM when the caller asks for them;
+//! - `stream`: the events as a stream ([`EventStream`]);
 //! - `report`: [`RunReport`] and [`TaskReport`];
 //! - `isolate`: worktree isolation and the merge queue ([`Isolate`]): a
 //!   worktree per attempt, one commit per task, landed in finishing order;
@@ -28,11 +29,13 @@ mod retry;
 mod schedule;
 mod signals;
 mod spec;
+mod stream;
 mod writeback;
 
 pub use crate::events::*;
-pub use executor::{EventCallback, Executor, ExecutorBuilder};
+pub use executor::{EventCallback, Executor, ExecutorBuilder, StateDir};
 pub use isolate::{Isolate, IsolateError};
 pub use options::RunOptions;
 pub use report::{RunReport, TaskReport};
 pub use spec::{SpecPlace, task_spec};
+pub use stream::EventStream;

@@ -82,6 +82,9 @@ pub struct RunOptions {
     pub worktree_dir: Option<PathBuf>,
     /// The branch tasks land on (default: the branch checked out).
     pub into: Option<String>,
+    /// Without isolation: commit each finished task's change in the shared
+    /// folder (one task at a time).
+    pub commit: bool,
 }
 
 impl Default for RunOptions {
@@ -107,6 +110,7 @@ impl Default for RunOptions {
             isolate: Isolate::Auto,
             worktree_dir: None,
             into: None,
+            commit: false,
         }
     }
 }
@@ -244,6 +248,14 @@ impl RunOptions {
     /// Sets [`RunOptions::into`]: the branch tasks land on.
     pub fn with_into(mut self, into: impl Into<String>) -> Self {
         self.into = Some(into.into());
+        self
+    }
+}
+
+impl RunOptions {
+    /// Sets [`RunOptions::commit`]: commit each finished task in the shared folder.
+    pub fn with_commit(mut self, commit: bool) -> Self {
+        self.commit = commit;
         self
     }
 }

@@ -13,8 +13,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::dispatcher::{Dispatcher, NodeConfig, NodeRun};
-use super::executor::Executor;
-use super::isolate::Isolation;
+use super::executor::{Executor, Source, StateDir};
+use super::isolate::{CommitOnly, Isolate, Isolation, RecoverCandidate};
 use super::options::DEFAULT_JOBS;
 use super::schedule::Scheduler;
 use super::spec::{SpecPlace, task_spec};
@@ -41,31 +41,59 @@ pub(super) fn file_stamp(path: &Path) -> Option<FileStamp> {
 
 impl Dispatcher {
     pub(super) fn prepare(ex: Executor) -> Result<Dispatcher, RunSetupError> {
-        let task_file = ex.task_file.clone();
+        let mut ex = ex;
+        let task_file = ex.task_file.clone().unwrap_or_default();
         let mut parse_options = ParseOptions::with_path(&task_file);
         parse_options.dialect = ex.options.dialect;
         parse_options.wave_level = ex.options.wave_level;
-        let stamp = file_stamp(&task_file);
-        let doc = Document::read(&task_file, &parse_options)?;
+        let stamp = if ex.write_back {
+            file_stamp(&task_file)
+        } else {
+            None
+        };
+        let source = std::mem::replace(&mut ex.source, Source::File(PathBuf::new()));
+        let (doc, given_plan) = match source {
+            Source::File(path) => (Document::read(&path, &parse_options)?, None),
+            Source::Document(doc, plan) => (*doc, plan),
+        };
         let checked_in_file = doc
             .tasks
             .iter()
             .filter(|t| t.checked)
             .map(|t| t.id.clone())
             .collect();
-        let plan_options = PlanOptions {
-            cross_wave: ex.options.cross_wave,
-            only: ex.options.only.clone(),
-            include_optional: ex.options.include_optional,
+        let plan = match given_plan {
+            Some(plan) => *plan,
+            None => {
+                let plan_options = PlanOptions {
+                    cross_wave: ex.options.cross_wave,
+                    only: ex.options.only.clone(),
+                    include_optional: ex.options.include_optional,
+                };
+                Plan::build(&doc, &plan_options)?
+            }
         };
-        let plan = Plan::build(&doc, &plan_options)?;
 
-        let state_dir = store::state_dir(&task_file);
-        let lock = RunLock::acquire(&state_dir, &task_file)?;
-        taskfile::ensure_writable(&task_file)?;
+        let state_dir = match &ex.state {
+            StateDir::BesideFile => Some(store::state_dir(&task_file)),
+            StateDir::At(dir) => Some(dir.clone()),
+            StateDir::Off => None,
+        };
+        let lock = match &state_dir {
+            Some(dir) => Some(RunLock::acquire(dir, &task_file)?),
+            None => None,
+        };
+        if ex.write_back {
+            taskfile::ensure_writable(&task_file)?;
+        }
         let run_id = uuid::Uuid::new_v4().to_string();
-        let history = JournalSummary::load(&state_dir).unwrap_or_default();
-        let journal = Journal::open(&state_dir, run_id.clone())?;
+        let (history, journal) = match &state_dir {
+            Some(dir) => (
+                JournalSummary::load(dir).unwrap_or_default(),
+                Some(JournalWriter::spawn(Journal::open(dir, run_id.clone())?)?),
+            ),
+            None => (JournalSummary::default(), None),
+        };
 
         let workdir = std::path::absolute(
             ex.options
@@ -77,11 +105,23 @@ impl Dispatcher {
         )
         .unwrap_or_else(|_| PathBuf::from("."));
         let mut setup_warnings = Vec::new();
+        // A document with no file behind it has nothing to land beside: no
+        // isolation unless asked for outright.
+        let isolate = match (ex.options.isolate, &ex.task_file) {
+            (Isolate::Auto, None) => Isolate::None,
+            (mode, _) => mode,
+        };
         let isolation = match Isolation::setup(
-            ex.options.isolate,
+            isolate,
             &workdir,
             &std::path::absolute(&task_file).unwrap_or_else(|_| task_file.clone()),
-            &std::path::absolute(&state_dir).unwrap_or_else(|_| state_dir.clone()),
+            &{
+                // Without a state folder, git still must not see one.
+                let dir = state_dir
+                    .clone()
+                    .unwrap_or_else(|| store::state_dir(&task_file));
+                std::path::absolute(&dir).unwrap_or(dir)
+            },
             &run_id,
             ex.options.worktree_dir.as_deref(),
             ex.options.into.as_deref(),
@@ -104,6 +144,45 @@ impl Dispatcher {
             }
             None => None,
         };
+        if let Some(iso) = &isolation {
+            // What a killed run left of the open tasks' changes: landed (check
+            // the box), committed (land it), or nothing (run again).
+            let open: std::collections::HashSet<&str> = plan
+                .nodes
+                .iter()
+                .map(|n| doc.tasks[n.task].id.as_str())
+                .collect();
+            let ended: std::collections::HashSet<&str> = history
+                .runs
+                .iter()
+                .filter(|r| r.ended.is_some())
+                .map(|r| r.run_id.as_str())
+                .collect();
+            let mut candidates: Vec<RecoverCandidate> = history
+                .unfinished
+                .iter()
+                .filter(|u| open.contains(u.id.as_str()))
+                .map(|u| RecoverCandidate {
+                    id: u.id.clone(),
+                    run_id: u.run_id.clone(),
+                    attempt: Some(u.attempt),
+                })
+                .collect();
+            for (id, h) in &history.tasks {
+                if let Some(run) = &h.landed_run
+                    && open.contains(id.as_str())
+                    && !ended.contains(run.as_str())
+                    && !candidates.iter().any(|c| &c.id == id)
+                {
+                    candidates.push(RecoverCandidate {
+                        id: id.clone(),
+                        run_id: run.clone(),
+                        attempt: None,
+                    });
+                }
+            }
+            iso.recover(&candidates);
+        }
         let mut place = SpecPlace::new(&task_file);
         place.workdir = ex.options.workdir.as_deref();
         place.verify = ex.options.verify.as_deref();
@@ -187,6 +266,20 @@ impl Dispatcher {
             .or(doc.hints.jobs)
             .unwrap_or(DEFAULT_JOBS)
             .max(1);
+        let commit_only = match (&isolation, ex.options.commit) {
+            (None, true) => Some(Arc::new(CommitOnly::setup(
+                &workdir,
+                &std::path::absolute(&task_file).unwrap_or_else(|_| task_file.clone()),
+                &{
+                    let dir = state_dir
+                        .clone()
+                        .unwrap_or_else(|| store::state_dir(&task_file));
+                    std::path::absolute(&dir).unwrap_or(dir)
+                },
+                jobs,
+            )?)),
+            _ => None,
+        };
         let sched = Scheduler::new(&plan);
         let (progress_tx, progress_rx) = mpsc::unbounded_channel();
         Ok(Dispatcher {
@@ -194,9 +287,11 @@ impl Dispatcher {
             task_file,
             parse_options,
             state_dir,
+            write_back: ex.write_back,
             runner: ex.runner,
             on_event: ex.on_event,
             callback_panic: None,
+            streams: ex.streams,
             user_cancel: ex.cancel,
             hard_kill: CancellationToken::new(),
             handle_signals: ex.handle_signals,
@@ -213,7 +308,7 @@ impl Dispatcher {
             last_limit: None,
             stop: None,
             seq: 0,
-            journal: Some(JournalWriter::spawn(journal)?),
+            journal,
             journal_warned: false,
             _lock: lock,
             attempts: FuturesUnordered::new(),
@@ -231,6 +326,7 @@ impl Dispatcher {
             file_stamp: stamp,
             checked_in_file,
             isolation,
+            commit_only,
             prompt: Arc::new(ex.prompt),
             setup_warnings,
         })

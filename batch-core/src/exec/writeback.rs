@@ -25,6 +25,13 @@ impl Dispatcher {
         let mut parents_of: HashMap<NodeIdx, Vec<String>> = HashMap::new();
         // Tasks whose box could not be checked, with why.
         let mut unchecked: HashMap<String, String> = HashMap::new();
+        if !self.write_back {
+            // The host keeps its own record: nothing to write.
+            for i in batch {
+                self.announce_success(i, Vec::new());
+            }
+            return;
+        }
         let (path, options, asked) = (
             self.task_file.clone(),
             self.parse_options.clone(),
@@ -76,20 +83,25 @@ impl Dispatcher {
                 self.succeeded_unchecked(i, why);
                 continue;
             }
-            self.end_task(i, Outcome::Succeeded, None, String::new());
-            self.runs[i].message = None;
-            let r = &self.runs[i];
-            let event = RunEvent::TaskSucceeded {
-                id: self.nodes[i].spec.id.clone(),
-                attempt: r.attempt,
-                duration_ms: self.task_ms(i),
-                flaky: r.had_failure,
-                usage: r.usage,
-                parents_checked: parents_of.remove(&i).unwrap_or_default(),
-            };
-            self.emit(event);
-            self.sched.succeed(i);
+            self.announce_success(i, parents_of.remove(&i).unwrap_or_default());
         }
+    }
+
+    /// Ends a task as succeeded and lets its dependants go.
+    fn announce_success(&mut self, i: NodeIdx, parents_checked: Vec<String>) {
+        self.end_task(i, Outcome::Succeeded, None, String::new());
+        self.runs[i].message = None;
+        let r = &self.runs[i];
+        let event = RunEvent::TaskSucceeded {
+            id: self.nodes[i].spec.id.clone(),
+            attempt: r.attempt,
+            duration_ms: self.task_ms(i),
+            flaky: r.had_failure,
+            usage: r.usage,
+            parents_checked,
+        };
+        self.emit(event);
+        self.sched.succeed(i);
     }
 
     /// The task's work succeeded but its box is not checked, so the file does

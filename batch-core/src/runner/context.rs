@@ -50,7 +50,7 @@ impl LineBudget {
         })
     }
 
-    fn take(&self) -> bool {
+    pub(crate) fn take(&self) -> bool {
         self.queued
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
                 (q < self.limit).then_some(q + 1)
@@ -175,7 +175,7 @@ pub struct RunContext {
     pub deadline: Option<tokio::time::Instant>,
     /// How long to wait after SIGTERM before SIGKILL.
     pub grace: Duration,
-    /// Where to write the attempt's full output log (`.mdbatch/logs/…`).
+    /// Where to write the attempt's full output log (`.mdbatch/<file name>/logs/…`).
     pub log_path: Option<PathBuf>,
     /// An agent session to resume (from the journal, with `--resume-sessions`).
     pub resume_session: Option<String>,

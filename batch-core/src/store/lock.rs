@@ -1,4 +1,4 @@
-//! The run lock: `.mdbatch/lock`, held with `flock(2)` for the whole run.
+//! The run lock: `.mdbatch/<file name>/lock`, held with `flock(2)` for the whole run.
 //!
 //! An advisory lock on an open file, not a pid file: the kernel releases it
 //! when the holder exits, however it exits, so a lock left by a killed run

@@ -707,7 +707,7 @@ async fn a_rerun_runs_only_unchecked_tasks_and_retries_unfinished_attempts() {
     let run = Run::file(TWO_WAVES);
     // A previous run was killed during `b`'s first attempt, after `a` succeeded.
     std::fs::write(&run.path, TWO_WAVES.replacen("[ ]", "[x]", 1)).unwrap();
-    let state = run.path.parent().unwrap().join(".mdbatch");
+    let state = batch_core::store::state_dir(&run.path);
     std::fs::create_dir_all(&state).unwrap();
     let doc =
         batch_core::Document::read(&run.path, &batch_core::ParseOptions::with_path(&run.path))
@@ -755,7 +755,7 @@ async fn a_rerun_runs_only_unchecked_tasks_and_retries_unfinished_attempts() {
 #[tokio::test(start_paused = true)]
 async fn a_second_run_on_a_locked_file_is_refused_before_anything_runs() {
     let run = Run::file("- [ ] <!-- id: a --> task\n");
-    let state = run.path.parent().unwrap().join(".mdbatch");
+    let state = batch_core::store::state_dir(&run.path);
     let _held = batch_core::store::lock::RunLock::acquire(&state, &run.path).unwrap();
     let fake = Arc::new(Fake::new(Step::Ok(1)));
     let err = ExecutorBuilder::new(&run.path)
@@ -807,7 +807,7 @@ async fn the_journal_records_every_attempt_with_its_outcome() {
         Fake::new(Step::Ok(1)).with("a", vec![Step::Fail(1, ErrorKind::Failed), Step::Ok(2)]),
     );
     run.go(&fake, opts(), None).await;
-    let state = run.path.parent().unwrap().join(".mdbatch");
+    let state = batch_core::store::state_dir(&run.path);
     let summary = batch_core::store::journal::JournalSummary::load(&state).unwrap();
     let a = &summary.tasks["a"];
     assert_eq!(a.attempts, 2);
@@ -912,7 +912,7 @@ async fn a_subagent_left_running_by_a_killed_run_is_stopped_and_reported() {
     };
     let mut orphan = spawn(Some("a"));
     let mut stranger = spawn(None);
-    let state = run.path.parent().unwrap().join(".mdbatch");
+    let state = batch_core::store::state_dir(&run.path);
     std::fs::create_dir_all(&state).unwrap();
     let mut journal = String::new();
     for (id, pid) in [("a", orphan.id()), ("b", stranger.id())] {
@@ -1058,7 +1058,7 @@ async fn a_task_edited_during_its_run_is_not_a_plain_success_when_its_box_cannot
     assert!(events.iter().any(|e| matches!(&e.event,
         RunEvent::TaskFailed { id, message, .. } if id == "c" && message.starts_with("succeeded, but"))));
     assert_eq!(outcome(&report, "d"), Outcome::Succeeded);
-    let state = run.path.parent().unwrap().join(".mdbatch");
+    let state = batch_core::store::state_dir(&run.path);
     let journal = std::fs::read_to_string(state.join("journal.jsonl")).unwrap();
     let last_c = journal
         .lines()
@@ -1293,4 +1293,192 @@ fn the_task_file_is_read_off_the_runtimes_threads() {
         .expect("reading the task file blocked the runtime's only thread");
     // Parsed and planned: both tasks are done, so nothing is left to write back.
     assert_eq!(total, Some(0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_task_files_of_one_folder_run_at_once_with_separate_histories() {
+    let run = Run::file("- [ ] <!-- id: a --> task a\n");
+    let other = run.path.with_file_name("tasks.md");
+    std::fs::write(&other, "- [ ] <!-- id: b --> task b\n").unwrap();
+    let fake = Arc::new(Fake::new(Step::Ok(10)));
+    let go = |path: PathBuf| {
+        ExecutorBuilder::new(path)
+            .runner(fake.clone())
+            .build()
+            .unwrap()
+            .run()
+    };
+    let (one, two) = tokio::join!(go(run.path.clone()), go(other.clone()));
+    let (one, two) = (one.unwrap(), two.unwrap());
+    assert_eq!((one.summary.succeeded, two.summary.succeeded), (1, 1));
+    // Side by side, not one after the other.
+    assert_eq!(fake.of("a")[0].start, fake.of("b")[0].start);
+    assert_eq!(
+        std::fs::read_to_string(&other).unwrap(),
+        "- [x] <!-- id: b --> task b\n"
+    );
+    let ids = |path: &std::path::Path| {
+        let state = batch_core::store::state_dir(path);
+        batch_core::store::journal::JournalSummary::load(&state)
+            .unwrap()
+            .tasks
+            .into_keys()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&run.path), ["a"]);
+    assert_eq!(ids(&other), ["b"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_symlink_to_a_running_task_file_shares_its_lock() {
+    let run = Run::file("- [ ] <!-- id: a --> task\n");
+    let sub = run.path.parent().unwrap().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let link = sub.join("task.md");
+    std::os::unix::fs::symlink("../task.md", &link).unwrap();
+    assert_eq!(
+        batch_core::store::state_dir(&link),
+        batch_core::store::state_dir(&run.path)
+    );
+    let state = batch_core::store::state_dir(&run.path);
+    let _held = batch_core::store::lock::RunLock::acquire(&state, &run.path).unwrap();
+    let err = ExecutorBuilder::new(&link)
+        .runner(Arc::new(Fake::new(Step::Ok(1))))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RunSetupError::Locked { .. }), "{err}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_consumer_that_reads_nothing_until_the_end_never_stalls_the_run() {
+    use futures::StreamExt;
+    let run = Run::file(TWO_WAVES);
+    let fake = Arc::new(
+        Fake::new(Step::Ok(5))
+            .with("a", vec![Step::Flood(10_000)])
+            .with("c", vec![Step::Flood(10_000)]),
+    );
+    let mut exec = ExecutorBuilder::new(&run.path)
+        .runner(fake.clone())
+        .build()
+        .unwrap();
+    let mut stream = exec.events();
+    let t0 = Instant::now();
+    let report = exec.run().await.unwrap();
+    // The same timing as with nobody listening: 5 s per wave (`b`, `d`).
+    assert_eq!(t0.elapsed(), secs(10));
+    assert_eq!(report.summary.succeeded, 4);
+    let dropped = stream.dropped() as usize;
+    let events: Vec<Envelope> = (&mut stream).collect().await;
+    assert!(matches!(events[0].event, RunEvent::RunStarted { .. }));
+    assert!(matches!(
+        events.last().unwrap().event,
+        RunEvent::RunFinished { .. }
+    ));
+    let progress = |line: bool| {
+        events
+            .iter()
+            .filter(|e| {
+                matches!(&e.event, RunEvent::TaskProgress { progress, .. }
+                if matches!(progress, batch_core::Progress::Output { .. }) == line)
+            })
+            .count()
+    };
+    assert_eq!(progress(false), 20_000, "a usage item was lost");
+    // Lines are lost in two places, each counted: the run's progress queue
+    // (a warning per attempt) and this stream.
+    let warned: usize = events
+        .iter()
+        .filter_map(|e| match &e.event {
+            RunEvent::Warning { message } if message.contains("output lines were not shown") => {
+                message
+                    .split(": ")
+                    .nth(1)?
+                    .split(' ')
+                    .next()?
+                    .parse::<usize>()
+                    .ok()
+            }
+            _ => None,
+        })
+        .sum();
+    assert!(dropped > 0);
+    assert_eq!(progress(true) + warned + dropped, 20_000);
+    let succeeded = events
+        .iter()
+        .filter(|e| matches!(e.event, RunEvent::TaskSucceeded { .. }))
+        .count();
+    assert_eq!(succeeded, 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_document_in_memory_runs_without_touching_any_file_when_write_back_and_state_are_off() {
+    use batch_core::exec::StateDir;
+    use batch_core::{Document, ParseOptions, Plan, PlanOptions};
+    let doc = Document::parse(TWO_WAVES, &ParseOptions::default()).unwrap();
+    // Without a path there is nothing to write back to or keep state beside.
+    let err = ExecutorBuilder::from_document(doc.clone())
+        .runner(Arc::new(Fake::new(Step::Ok(1))))
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("write-back off"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Arc::new(Fake::new(Step::Ok(1)));
+    let mut only = PlanOptions::default();
+    only.only = vec!["c".into()];
+    let plan = Plan::build(&doc, &only).unwrap();
+    let mut exec = ExecutorBuilder::from_plan(doc, plan)
+        .runner(fake.clone())
+        .write_back(false)
+        .state_dir(StateDir::Off)
+        .build()
+        .unwrap();
+    let events = exec.events();
+    let report = exec.run().await.unwrap();
+    // The plan given: `c` and what it needs (wave 1).
+    assert_eq!(report.summary.succeeded, 3);
+    assert!(fake.of("d").is_empty());
+    let events: Vec<Envelope> = futures::StreamExt::collect(events).await;
+    assert!(events.iter().any(|e| matches!(&e.event,
+        RunEvent::TaskSucceeded { id, parents_checked, .. } if id == "c" && parents_checked.is_empty())));
+    // Nothing was written anywhere: not in the current folder, not in a temp one.
+    assert!(!std::path::Path::new(".mdbatch").exists());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_parsed_document_with_a_path_keeps_its_state_where_the_caller_says() {
+    use batch_core::exec::StateDir;
+    use batch_core::{Document, ParseOptions};
+    let run = Run::file(TWO_WAVES);
+    let doc = Document::read(&run.path, &ParseOptions::with_path(&run.path)).unwrap();
+    let state = run.path.with_file_name("elsewhere");
+    let report = ExecutorBuilder::from_document(doc)
+        .runner(Arc::new(Fake::new(Step::Ok(1))))
+        .state_dir(StateDir::At(state.clone()))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(report.summary.succeeded, 4);
+    assert_eq!(run.text(), TWO_WAVES.replace("[ ]", "[x]"));
+    assert!(state.join("journal.jsonl").exists());
+    assert!(!batch_core::store::state_dir(&run.path).exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn run_blocking_inside_a_runtime_runs_on_a_thread_of_its_own() {
+    let run = Run::file("- [ ] <!-- id: a --> task\n");
+    let report = ExecutorBuilder::new(&run.path)
+        .runner(Arc::new(Fake::new(Step::Ok(0))))
+        .build()
+        .unwrap()
+        .run_blocking()
+        .unwrap();
+    assert_eq!(report.summary.succeeded, 1);
 }

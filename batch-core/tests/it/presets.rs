@@ -548,7 +548,8 @@ async fn a_batch_through_the_executor_pauses_on_a_rate_limit_resumes_the_session
     );
 
     // The journal has the session, the adjustment, the kinds and the usage.
-    let journal = std::fs::read_to_string(s.work.path().join(".mdbatch/journal.jsonl")).unwrap();
+    let journal =
+        std::fs::read_to_string(batch_core::store::state_dir(&file).join("journal.jsonl")).unwrap();
     let lines: Vec<serde_json::Value> = journal
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
