@@ -142,6 +142,11 @@ pub use util::{format_duration, parse_duration};
 #[cfg(feature = "exec")]
 pub use tokio_util::sync::CancellationToken;
 
+/// Re-exported: the trait [`EventStream`] implements, and its extension
+/// methods (`events.next().await`).
+#[cfg(feature = "exec")]
+pub use futures::stream::{Stream, StreamExt};
+
 /// Re-exported: the attribute that implements [`SubagentRunner`]
 /// (`#[batch_core::async_trait]`).
 #[cfg(feature = "exec")]
