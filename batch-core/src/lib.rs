@@ -142,10 +142,10 @@ pub use util::{format_duration, parse_duration};
 #[cfg(feature = "exec")]
 pub use tokio_util::sync::CancellationToken;
 
-/// Re-exported: the trait [`EventStream`] implements, and its extension
-/// methods (`events.next().await`).
+/// Re-exported: the extension methods of the `futures::Stream` that
+/// [`EventStream`] implements (`events.next().await`).
 #[cfg(feature = "exec")]
-pub use futures::stream::{Stream, StreamExt};
+pub use futures::stream::StreamExt;
 
 /// Re-exported: the attribute that implements [`SubagentRunner`]
 /// (`#[batch_core::async_trait]`).
