@@ -173,7 +173,7 @@ fn run_runner_claude_retries_a_turn_limit_by_resuming_with_more_turns_and_journa
 fn worktree_of(req: &Request) -> Option<String> {
     let body = req.raw_body.as_str();
     let at = body.find(".mdbatch-worktrees/")?;
-    let start = body[..at].rfind(|c: char| c == '"' || c == ' ' || c == '\n')? + 1;
+    let start = body[..at].rfind(['"', ' ', '\n'])? + 1;
     let end = at + body[at..].find(|c: char| c == '"' || c == '\\' || c.is_whitespace())?;
     Some(body[start..end].to_string())
 }
