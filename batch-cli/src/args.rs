@@ -66,6 +66,9 @@ pub enum Command {
         after_help = "Examples:\n  mdbatch reset --failed              # forget failures; the next run starts them at attempt 1\n  mdbatch reset tasks.md --all --yes  # uncheck every box, no question asked"
     )]
     Reset(ResetArgs),
+    /// Remove the git worktrees and branches runs left behind, and report the space freed.
+    #[command(after_help = "Examples:\n  mdbatch clean --dry-run\n  mdbatch clean")]
+    Clean(CleanArgs),
     /// Write a starter tasks.md (and a Claude Code slash command).
     #[command(after_help = "Examples:\n  mdbatch init\n  mdbatch init --claude-command")]
     Init(InitArgs),
@@ -270,6 +273,19 @@ pub struct LogsArgs {
     /// Keep printing as the log grows, until the attempt ends.
     #[arg(short, long)]
     pub follow: bool,
+}
+
+/// `mdbatch clean`.
+#[derive(Debug, Args)]
+pub struct CleanArgs {
+    /// The task file (default: task.md, then tasks.md).
+    pub file: Option<PathBuf>,
+    /// Where the worktrees were made, when not the default.
+    #[arg(long, value_name = "DIR")]
+    pub worktree_dir: Option<PathBuf>,
+    /// Show what would go, and remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `mdbatch reset`.

@@ -1,6 +1,7 @@
 //! One module per subcommand; each returns the process exit code.
 
 mod check;
+mod clean;
 mod completions;
 mod demo;
 mod doctor;
@@ -23,6 +24,7 @@ pub fn dispatch(cli: Cli) -> u8 {
         Command::Check(a) => check::run(&a, color),
         Command::Logs(a) => logs::run(&a, color),
         Command::Reset(a) => reset::run(&a, color),
+        Command::Clean(a) => clean::run(&a, color),
         Command::Init(a) => init::run(&a, color),
         Command::Doctor(a) => doctor::run(&a, color),
         Command::Demo(a) => demo::run(&a, color),

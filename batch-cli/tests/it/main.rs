@@ -5,6 +5,7 @@ mod demo;
 mod display;
 mod doctor;
 mod init;
+mod isolate;
 mod junit;
 mod plan_cli;
 mod pty;

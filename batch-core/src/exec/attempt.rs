@@ -21,7 +21,7 @@ use crate::runner::{
     CancelReason, PromptTemplate, RunContext, SubagentRunner, TaskOutput, TaskSpec,
 };
 
-use super::isolate::{Isolation, Landing, task_message};
+use super::isolate::{Isolation, Landing, Recovery, task_message};
 
 /// How long after the grace period a runner that ignores its cancellation is
 /// awaited before the attempt says so (it is still awaited after that).
@@ -96,6 +96,40 @@ pub(super) async fn run_attempt(
     };
 
     let (id, attempt) = (spec.id.clone(), ctx.attempt);
+    match iso.take_recovery(&id) {
+        Some(Recovery::Landed(commit)) => {
+            ctx.progress.line(format!(
+                "its change landed as {} in the interrupted run: checking its box without running it again",
+                &commit[..commit.len().min(10)]
+            ));
+            let landing = Landing {
+                commit: Some(commit),
+                checkout_updated: false,
+            };
+            return Ok((TaskOutput::default(), Some(landing)));
+        }
+        Some(Recovery::Committed { commit, branch }) => {
+            ctx.progress.line(format!(
+                "the interrupted run committed its change ({}) but did not land it: landing it now",
+                &commit[..commit.len().min(10)]
+            ));
+            let landed = in_queue(
+                iso.clone(),
+                spec.clone(),
+                &ctx,
+                &hard,
+                move |iso, verify| iso.land_recovered(&id, &commit, &branch, verify),
+            )
+            .await;
+            match landed {
+                Ok(landing) => return Ok((TaskOutput::default(), Some(landing))),
+                // It no longer applies: the task runs again, from the new head.
+                Err(e) => ctx.progress.line(format!("{e}; running the task again")),
+            }
+        }
+        None => {}
+    }
+    let id = spec.id.clone();
     let opened = {
         let iso = iso.clone();
         let id = id.clone();
@@ -121,14 +155,9 @@ pub(super) async fn run_attempt(
         isolated.prompt = format!("{}\n\n{note}", isolated.prompt);
     }
     let isolated = Arc::new(isolated);
-    let out = match guarded(runner.run(&isolated, ctx.clone()), &ctx, &hard).await {
-        Ok(out) => out,
-        Err(e) => {
-            // Kept for inspection when this was the last attempt; a retry
-            // starts from a fresh worktree and the dispatcher removes this one.
-            return Err(e);
-        }
-    };
+    // On failure the worktree stays: kept for inspection when this was the
+    // last attempt, removed when the next attempt starts.
+    let out = guarded(runner.run(&isolated, ctx.clone()), &ctx, &hard).await?;
     ctx.progress
         .line("committing the change; queued to land".to_string());
     let message = task_message(
@@ -139,41 +168,58 @@ pub(super) async fn run_attempt(
         runner.name(),
         &run_id,
     );
-    let handle = tokio::runtime::Handle::current();
-    let verify_ctx = ctx.clone();
-    let verify_spec = isolated.clone();
-    let verify_hard = hard.clone();
-    let landed = tokio::task::spawn_blocking(move || {
-        let id = message.task_id.clone();
-        let mut verify = |dir: &std::path::Path| -> Result<(), RunError> {
-            let Some(cmd) = &verify_spec.verify else {
-                return Ok(());
-            };
-            verify_ctx
-                .progress
-                .line(format!("verifying the merged result: {cmd}"));
-            let mut merged = (*verify_spec).clone();
-            merged.workdir = dir.to_path_buf();
-            handle
-                .block_on(guarded(
-                    run_verify(cmd, &merged, &verify_ctx),
-                    &verify_ctx,
-                    &verify_hard,
-                ))
-                .map(|_| ())
-        };
-        let r = iso.land_blocking(&wt, &message, &mut verify);
+    let landing = in_queue(iso, isolated, &ctx, &hard, move |iso, verify| {
+        let r = iso.land_blocking(&wt, &message, verify);
         if r.is_ok() {
-            iso.landed(&id);
+            iso.landed(&message.task_id);
         }
         r
     })
-    .await;
-    let landing = match landed {
-        Ok(r) => r?,
-        Err(e) => return Err(RunError::new(ErrorKind::Failed, format!("landing: {e}"))),
-    };
+    .await?;
     Ok((out, Some(landing)))
+}
+
+/// Runs `land` (a blocking landing through the queue) on a blocking thread,
+/// with a verify step that runs `spec`'s verify command in the folder of
+/// the merged result it is given, under the attempt's deadline and
+/// cancellation.
+async fn in_queue<F>(
+    iso: Arc<Isolation>,
+    spec: Arc<TaskSpec>,
+    ctx: &RunContext,
+    hard: &CancellationToken,
+    land: F,
+) -> Result<Landing, RunError>
+where
+    F: FnOnce(
+            &Isolation,
+            &mut dyn FnMut(&std::path::Path) -> Result<(), RunError>,
+        ) -> Result<Landing, RunError>
+        + Send
+        + 'static,
+{
+    let handle = tokio::runtime::Handle::current();
+    let (ctx, hard) = (ctx.clone(), hard.clone());
+    let landed = tokio::task::spawn_blocking(move || {
+        let mut verify = |dir: &std::path::Path| -> Result<(), RunError> {
+            let Some(cmd) = &spec.verify else {
+                return Ok(());
+            };
+            ctx.progress
+                .line(format!("verifying the merged result: {cmd}"));
+            let mut merged = (*spec).clone();
+            merged.workdir = dir.to_path_buf();
+            handle
+                .block_on(guarded(run_verify(cmd, &merged, &ctx), &ctx, &hard))
+                .map(|_| ())
+        };
+        land(&iso, &mut verify)
+    })
+    .await;
+    match landed {
+        Ok(r) => r,
+        Err(e) => Err(RunError::new(ErrorKind::Failed, format!("landing: {e}"))),
+    }
 }
 
 /// Awaits `fut`; at the deadline or on cancellation fires the runner's token

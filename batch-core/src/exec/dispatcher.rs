@@ -554,6 +554,17 @@ impl Dispatcher {
             .map(|x| (x.started, x.pid, x.session))
             .unwrap_or((now, None, None));
         let attempt = r.attempt;
+        if let Ok((_, Some(landing))) = &result
+            && let Some(commit) = &landing.commit
+        {
+            // Before the attempt's end: a crash between the two still finds
+            // the landing on the next run, which then checks the box.
+            self.journal(JournalRecord::Landed {
+                id: id.clone(),
+                attempt,
+                commit: commit.clone(),
+            });
+        }
         let (outcome, kind, message, usage, session_id) = match &result {
             Ok((out, _)) => (
                 AttemptOutcome::Succeeded,
@@ -599,13 +610,6 @@ impl Dispatcher {
         match result {
             Ok((out, landing)) => {
                 if let Some(landing) = landing {
-                    if let Some(commit) = &landing.commit {
-                        self.journal(JournalRecord::Landed {
-                            id: id.clone(),
-                            attempt,
-                            commit: commit.clone(),
-                        });
-                    }
                     self.emit(RunEvent::TaskLanded {
                         id: id.clone(),
                         attempt,

@@ -126,6 +126,34 @@ pub(crate) struct Isolation {
     /// Each task's latest worktree: removed when the task lands or its next
     /// attempt starts; a failed task's last one is kept for inspection.
     latest: std::sync::Mutex<std::collections::HashMap<String, TaskWorktree>>,
+    /// What killed runs left, by task id ([`Isolation::recover`]).
+    recovered: std::sync::Mutex<std::collections::HashMap<String, Recovery>>,
+}
+
+/// What a killed run left of a task's change, found when the next run starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Recovery {
+    /// Its commit had landed: check its box without running it again.
+    Landed(String),
+    /// Its commit was made but had not landed: land it without running the
+    /// agent again (on a conflict, the task runs again from the new head).
+    Committed {
+        /// The task commit.
+        commit: String,
+        /// The attempt's branch (removed once landed).
+        branch: String,
+    },
+}
+
+/// A task a killed run may have left half-landed.
+#[derive(Debug, Clone)]
+pub(crate) struct RecoverCandidate {
+    /// Task id.
+    pub(crate) id: String,
+    /// The killed run.
+    pub(crate) run_id: String,
+    /// Its last attempt in that run, when it never ended.
+    pub(crate) attempt: Option<u32>,
 }
 
 /// What [`Isolation::setup`] found that the user should hear before the run.
@@ -183,7 +211,10 @@ impl Isolation {
         let checkout = repo.checked_out_in(&format!("refs/heads/{target}"))?;
         let run: String = run_id.chars().filter(|c| *c != '-').take(8).collect();
         let integration = format!("mdbatch/{run}/integration");
-        land::create_branch(&repo, &integration, &tip)?;
+        // A killed run's integration branch that is ahead of the target holds
+        // landed work not yet brought in: this run continues from it.
+        let base = adoptable_integration(&repo, &tip)?.unwrap_or(tip);
+        land::create_branch(&repo, &integration, &base)?;
 
         let task_file_rel = repo.relative_path(task_file)?;
         let state_rel = repo.relative_path(state_dir)?;
@@ -219,9 +250,98 @@ impl Isolation {
                 task_file_rel,
                 queue: tokio::sync::Mutex::new(()),
                 latest: Default::default(),
+                recovered: Default::default(),
             },
             SetupNotes { dirty },
         )))
+    }
+
+    /// Finds what killed runs left of `candidates`' changes, removes their
+    /// stale worktrees, and keeps the result for [`Isolation::take_recovery`].
+    pub(crate) fn recover(&self, candidates: &[RecoverCandidate]) {
+        let mut by_run: std::collections::BTreeMap<&str, Vec<&RecoverCandidate>> =
+            Default::default();
+        for c in candidates {
+            by_run.entry(c.run_id.as_str()).or_default().push(c);
+        }
+        let mut found = std::collections::HashMap::new();
+        for (run_id, cands) in by_run {
+            let run8: String = run_id.chars().filter(|c| *c != '-').take(8).collect();
+            let refs = vec![
+                format!("refs/heads/{}", self.integration),
+                format!("refs/heads/mdbatch/{run8}/integration"),
+                format!("refs/heads/{}", self.target),
+            ];
+            let landed = land::run_task_commits(&self.repo, &refs, run_id).unwrap_or_default();
+            for c in cands {
+                if let Some((commit, _)) = landed.iter().find(|(_, id)| id == &c.id) {
+                    found.insert(c.id.clone(), Recovery::Landed(commit.clone()));
+                } else if let Some(attempt) = c.attempt
+                    && let Ok(branch) = land::task_branch_name(&run8, &c.id, attempt)
+                {
+                    let committed = land::run_task_commits(
+                        &self.repo,
+                        &[format!("refs/heads/{branch}")],
+                        run_id,
+                    )
+                    .unwrap_or_default();
+                    if let Some((commit, _)) = committed.into_iter().find(|(_, id)| id == &c.id) {
+                        found.insert(c.id.clone(), Recovery::Committed { commit, branch });
+                        continue;
+                    }
+                    // Nothing worth keeping: the killed attempt's worktree goes.
+                    self.remove_branch_worktree(&branch);
+                }
+            }
+            if let Ok(rd) = std::fs::read_dir(self.worktree_dir.join(&run8)) {
+                // The killed run's verify worktrees are never worth keeping.
+                for e in rd.flatten() {
+                    if e.file_name().to_string_lossy().starts_with("verify-") {
+                        let _ = land::remove_worktree(&self.repo, &e.path());
+                    }
+                }
+            }
+            let old = format!("mdbatch/{run8}/integration");
+            if old != self.integration {
+                let _ = land::delete_branch(&self.repo, &old);
+            }
+            let _ = std::fs::remove_dir(self.worktree_dir.join(&run8));
+        }
+        if let Ok(mut r) = self.recovered.lock() {
+            r.extend(found);
+        }
+    }
+
+    /// What a killed run left of task `id`'s change (taken once).
+    pub(crate) fn take_recovery(&self, id: &str) -> Option<Recovery> {
+        self.recovered.lock().ok().and_then(|mut r| r.remove(id))
+    }
+
+    fn remove_branch_worktree(&self, branch: &str) {
+        if let Ok(wts) = self.repo.worktrees() {
+            for wt in wts {
+                if wt.branch.as_deref() == Some(&format!("refs/heads/{branch}")) {
+                    let _ = land::remove_worktree(&self.repo, &wt.path);
+                }
+            }
+        }
+        let _ = land::delete_branch(&self.repo, branch);
+    }
+
+    /// Lands a commit a killed run made but did not land (the agent does not
+    /// run again). Blocking.
+    pub(crate) fn land_recovered(
+        &self,
+        id: &str,
+        commit: &str,
+        branch: &str,
+        verify: &mut dyn FnMut(&Path) -> Result<(), RunError>,
+    ) -> Result<Landing, RunError> {
+        let r = self.land_commit(id, commit, verify);
+        if r.is_ok() {
+            self.remove_branch_worktree(branch);
+        }
+        r
     }
 
     /// The integration tip.
@@ -324,9 +444,20 @@ impl Isolation {
                 checkout_updated: false,
             });
         };
+        self.land_commit(&message.task_id, &commit, verify)
+    }
+
+    /// Lands `commit` (a task commit over its base) through the queue.
+    fn land_commit(
+        &self,
+        id: &str,
+        commit: &str,
+        verify: &mut dyn FnMut(&Path) -> Result<(), RunError>,
+    ) -> Result<Landing, RunError> {
+        let commit = commit.to_string();
         let _queue = self.queue.blocking_lock();
         let mut opts = LandOptions::new(self.identity.clone());
-        opts.reflog_message = format!("mdbatch: land {}", message.task_id);
+        opts.reflog_message = format!("mdbatch: land {id}");
         let outcome = land::land_verified(
             &self.repo,
             &self.integration,
@@ -445,17 +576,37 @@ impl Isolation {
                     })
             }
             None => {
-                // The target is checked out nowhere: move it directly.
-                land::land(&self.repo, &self.target, &tip, &LandOptions::new(self.identity.clone()))
-                    .map(|_| None)
-                    .or_else(|_| {
-                        Ok(Some(format!(
-                            "the tasks' commits are on branch `{}`; bring them into `{}` with: {}",
-                            self.integration,
-                            self.target,
-                            land::bring_in_command(&self.integration, true)
-                        )))
-                    })
+                // The target is checked out nowhere: fast-forward it directly
+                // (compare-and-swap), unless it moved meanwhile.
+                let target_ref = format!("refs/heads/{}", self.target);
+                let moved = |reason: String| {
+                    Some(format!(
+                        "the tasks' commits are on branch `{}` ({reason}); bring them into `{}` with: git checkout {} && {}",
+                        self.integration,
+                        self.target,
+                        self.target,
+                        land::bring_in_command(&self.integration, false)
+                    ))
+                };
+                match self.repo.commit_id(&target_ref) {
+                    Ok(old) if old == tip => Ok(None),
+                    Ok(old) => match self.repo.is_ancestor(&old, &tip) {
+                        Ok(true) => {
+                            let candidate = land::Candidate {
+                                old_tip: old,
+                                commit: tip.clone(),
+                            };
+                            match land::publish(&self.repo, &target_ref, &candidate, "mdbatch: bring in the run") {
+                                Ok(true) => Ok(None),
+                                Ok(false) => Ok(moved(format!("`{}` moved meanwhile", self.target))),
+                                Err(e) => Err(e),
+                            }
+                        }
+                        Ok(false) => Ok(moved(format!("`{}` moved meanwhile", self.target))),
+                        Err(e) => Err(e),
+                    },
+                    Err(e) => Err(e),
+                }
             }
         };
         // The run's folder of worktrees goes when empty (failed tasks' kept
@@ -481,6 +632,23 @@ impl Isolation {
     pub(crate) fn task_file_rel(&self) -> &str {
         &self.task_file_rel
     }
+}
+
+/// The newest integration branch of a killed run that is ahead of `tip`
+/// (so the run can continue from it), if any.
+fn adoptable_integration(repo: &Repo, tip: &str) -> Result<Option<String>, GitError> {
+    let mut best: Option<(i64, String)> = None;
+    for (name, commit) in repo.branches_matching("refs/heads/mdbatch/*/integration")? {
+        let _ = name;
+        if commit == tip || !repo.is_ancestor(tip, &commit)? {
+            continue;
+        }
+        let when = repo.commit_time(&commit)?;
+        if best.as_ref().is_none_or(|(t, _)| when > *t) {
+            best = Some((when, commit));
+        }
+    }
+    Ok(best.map(|(_, c)| c))
 }
 
 /// A task's commit message.

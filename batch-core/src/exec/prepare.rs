@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::dispatcher::{Dispatcher, NodeConfig, NodeRun};
 use super::executor::{Executor, Source, StateDir};
-use super::isolate::{Isolate, Isolation};
+use super::isolate::{Isolate, Isolation, RecoverCandidate};
 use super::options::DEFAULT_JOBS;
 use super::schedule::Scheduler;
 use super::spec::{SpecPlace, task_spec};
@@ -164,6 +164,45 @@ impl Dispatcher {
             }
             None => None,
         };
+        if let Some(iso) = &isolation {
+            // What a killed run left of the open tasks' changes: landed (check
+            // the box), committed (land it), or nothing (run again).
+            let open: std::collections::HashSet<&str> = plan
+                .nodes
+                .iter()
+                .map(|n| doc.tasks[n.task].id.as_str())
+                .collect();
+            let ended: std::collections::HashSet<&str> = history
+                .runs
+                .iter()
+                .filter(|r| r.ended.is_some())
+                .map(|r| r.run_id.as_str())
+                .collect();
+            let mut candidates: Vec<RecoverCandidate> = history
+                .unfinished
+                .iter()
+                .filter(|u| open.contains(u.id.as_str()))
+                .map(|u| RecoverCandidate {
+                    id: u.id.clone(),
+                    run_id: u.run_id.clone(),
+                    attempt: Some(u.attempt),
+                })
+                .collect();
+            for (id, h) in &history.tasks {
+                if let Some(run) = &h.landed_run
+                    && open.contains(id.as_str())
+                    && !ended.contains(run.as_str())
+                    && !candidates.iter().any(|c| &c.id == id)
+                {
+                    candidates.push(RecoverCandidate {
+                        id: id.clone(),
+                        run_id: run.clone(),
+                        attempt: None,
+                    });
+                }
+            }
+            iso.recover(&candidates);
+        }
         let mut place = SpecPlace::new(&task_file);
         place.workdir = ex.options.workdir.as_deref();
         place.verify = ex.options.verify.as_deref();

@@ -261,6 +261,50 @@ pub fn task_land_state(
     Ok(TaskLandState::NotCommitted)
 }
 
+/// The task commits of run `run_id` reachable from any of `refs` (that
+/// exist), newest first, as `(commit, task id)`: the commits whose message
+/// carries `Mdbatch-Run: <run_id>` and a [`TASK_TRAILER`]. A resumed run uses
+/// it to tell which tasks of a killed run had landed.
+pub fn run_task_commits(
+    repo: &Repo,
+    refs: &[String],
+    run_id: &str,
+) -> Result<Vec<(String, String)>> {
+    let mut existing = Vec::new();
+    for r in refs {
+        if repo.resolve_commit(r)?.is_some() {
+            existing.push(r.clone());
+        }
+    }
+    if existing.is_empty() || run_id.is_empty() {
+        return Ok(Vec::new());
+    }
+    let out = Git::new(repo.root())
+        .args(["log", "-F", "--format=%H%x1f%B%x1e"])
+        .arg(format!("--grep=Mdbatch-Run: {run_id}"))
+        .args(&existing)
+        .arg("--")
+        .output_string()?;
+    let mut found = Vec::new();
+    for record in out.split('\u{1e}') {
+        let Some((commit, body)) = record.trim_start().split_once('\u{1f}') else {
+            continue;
+        };
+        let run_line = format!("Mdbatch-Run: {run_id}");
+        if !body.lines().any(|l| l.trim() == run_line) {
+            continue;
+        }
+        if let Some(id) = body
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix(&format!("{TASK_TRAILER}: ")))
+        {
+            found.push((commit.trim().to_string(), id.trim().to_string()));
+        }
+    }
+    Ok(found)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,7 +28,7 @@ mod tests;
 pub use checkout::{CheckoutUpdate, bring_in_command, fast_forward_checkout};
 pub use commit::{
     SquashSpec, TASK_TRAILER, TaskCommit, TaskLandState, TaskMessage, commit_diff,
-    find_task_commit, squash, task_commits, task_land_state,
+    find_task_commit, run_task_commits, squash, task_commits, task_land_state,
 };
 pub use error::{GitError, Result};
 pub use git::{GitVersion, check_git_version};

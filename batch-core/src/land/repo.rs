@@ -296,6 +296,35 @@ impl Repo {
         Ok(parts.join("/"))
     }
 
+    /// Branches whose full ref matches `pattern` (`refs/heads/mdbatch/*`),
+    /// as `(full ref, commit)`.
+    pub fn branches_matching(&self, pattern: &str) -> Result<Vec<(String, String)>> {
+        let out = Git::new(&self.root)
+            .args(["for-each-ref", "--format=%(refname) %(objectname)", pattern])
+            .output_string()?;
+        Ok(out
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(r, c)| (r.to_string(), c.to_string()))
+            .collect())
+    }
+
+    /// Whether `ancestor` is an ancestor of (or the same as) `descendant`.
+    pub fn is_ancestor(&self, ancestor: &str, descendant: &str) -> Result<bool> {
+        Git::new(&self.root)
+            .args(["merge-base", "--is-ancestor", ancestor, descendant])
+            .succeeds()
+    }
+
+    /// A commit's committer time (seconds since the epoch).
+    pub fn commit_time(&self, commit: &str) -> Result<i64> {
+        let git = Git::new(&self.root).args(["show", "-s", "--format=%ct", commit]);
+        let line = git.line()?;
+        line.trim()
+            .parse()
+            .map_err(|_| git.parse_error(format!("not a time: {line}")))
+    }
+
     /// Whether git ignores `path` (a file or folder inside the work tree):
     /// work done there is not tracked, so it is as good as outside git.
     pub fn is_ignored(&self, path: impl AsRef<Path>) -> Result<bool> {

@@ -385,6 +385,8 @@ pub struct TaskHistory {
     pub usage: Option<Usage>,
     /// With worktree isolation: the commit its change last landed as.
     pub landed_commit: Option<String>,
+    /// The run that landed it.
+    pub landed_run: Option<String>,
 }
 
 /// An attempt that started and never ended.
@@ -439,7 +441,9 @@ impl JournalSummary {
                     }
                 }
                 JournalRecord::Landed { id, commit, .. } => {
-                    s.tasks.entry(id.clone()).or_default().landed_commit = Some(commit.clone());
+                    let t = s.tasks.entry(id.clone()).or_default();
+                    t.landed_commit = Some(commit.clone());
+                    t.landed_run = Some(e.run_id.clone());
                 }
                 JournalRecord::AttemptStart {
                     id,
