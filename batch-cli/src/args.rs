@@ -228,6 +228,10 @@ pub struct RunArgs {
     /// Land the tasks' commits on this branch instead of the one checked out.
     #[arg(long, value_name = "BRANCH")]
     pub into: Option<String>,
+    /// Without worktrees (`--isolate none -j 1`): commit each finished task's
+    /// change in the shared folder, one commit per task.
+    #[arg(long)]
+    pub commit: bool,
     /// Show what would run, in order, and run nothing.
     #[arg(long)]
     pub dry_run: bool,

@@ -80,27 +80,49 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-/// Every problem `check` finds in a file: parse errors and warnings, plan
-/// errors, lints; with the counts of tasks and waves when it parsed.
-pub(crate) fn problems(
-    bytes: &[u8],
-    options: &ParseOptions,
-) -> (Vec<Diagnostic>, Option<(usize, usize)>) {
-    match Document::parse_bytes(bytes, options) {
-        Err(d) => (d.0, None),
-        Ok(doc) => {
-            let mut diags = doc.warnings.clone();
-            match Plan::build(&doc, &PlanOptions::default()) {
-                Ok(plan) => diags.extend(check(&doc, &plan)),
-                Err(e) => {
-                    diags.extend(e.0);
-                    diags.extend(check_document(&doc));
-                }
+/// What `check` counts, as `plan` does: tasks to run, the waves they fill,
+/// and what is not run.
+pub(crate) struct Counts {
+    pub(crate) to_run: usize,
+    pub(crate) waves: usize,
+    pub(crate) done: usize,
+    pub(crate) not_run: usize,
+}
+
+/// Every problem `check` finds in a file, all at once, as a compiler lists
+/// them: parse errors and warnings, plan errors (an unknown `after:`
+/// target, a cycle) even when hints have errors too, and lints; with the
+/// plan's counts when it could be made.
+pub(crate) fn problems(bytes: &[u8], options: &ParseOptions) -> (Vec<Diagnostic>, Option<Counts>) {
+    let (doc, mut diags) = Document::parse_bytes_keep_going(bytes, options);
+    let mut counts = None;
+    if let Some(doc) = doc {
+        match Plan::build(&doc, &PlanOptions::default()) {
+            Ok(plan) => {
+                diags.extend(check(&doc, &plan));
+                let waves: std::collections::BTreeSet<usize> =
+                    plan.nodes.iter().map(|n| n.wave).collect();
+                let done = plan.excluded.iter().filter(|e| e.reason == "done").count();
+                let parents = plan
+                    .excluded
+                    .iter()
+                    .filter(|e| e.reason == "parent")
+                    .count();
+                counts = Some(Counts {
+                    to_run: plan.nodes.len(),
+                    waves: waves.len(),
+                    done,
+                    not_run: plan.excluded.len() - done - parents,
+                });
             }
-            diags.sort_by_key(|d| (d.line, d.col));
-            (diags, Some((doc.tasks.len(), doc.waves.len())))
+            Err(e) => {
+                diags.extend(e.0);
+                diags.extend(check_document(&doc));
+            }
         }
     }
+    diags.sort_by_key(|d| (d.line, d.col));
+    (diags, counts)
 }
 
 /// Runs `mdbatch check`.
@@ -115,12 +137,19 @@ pub fn run(args: &CheckArgs, color: ColorChoice) -> u8 {
     let errors = diags.iter().filter(|d| d.is_error()).count();
     let warnings = diags.len() - errors;
     let mut summary = format!("{}: ", path.display());
-    if let Some((tasks, waves)) = counts {
+    if let Some(c) = counts {
         summary.push_str(&format!(
-            "{}, {}, ",
-            plural(tasks, "task", "tasks"),
-            plural(waves, "wave", "waves")
+            "{} to run in {}",
+            plural(c.to_run, "task", "tasks"),
+            plural(c.waves, "wave", "waves")
         ));
+        if c.done > 0 {
+            summary.push_str(&format!(", {} done", c.done));
+        }
+        if c.not_run > 0 {
+            summary.push_str(&format!(", {} not run (see `mdbatch plan`)", c.not_run));
+        }
+        summary.push_str("; ");
     }
     summary.push_str(&format!(
         "{}, {}",

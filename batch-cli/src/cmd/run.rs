@@ -78,7 +78,7 @@ pub fn run(args: &RunArgs, color: ColorChoice) -> u8 {
         }
         Err(e) => {
             drop(output);
-            setup_error(&e)
+            setup_error(&e, &path, color)
         }
     }
 }
@@ -113,6 +113,7 @@ fn run_options(args: &RunArgs, popts: &batch_core::ParseOptions) -> anyhow::Resu
     }
     o.worktree_dir = args.worktree_dir.clone();
     o.into = args.into.clone();
+    o.commit = args.commit;
     if o.jobs == Some(0) {
         anyhow::bail!("--jobs must be at least 1");
     }
@@ -181,11 +182,11 @@ fn preset_runner(kind: RunnerArg, args: &RunArgs) -> anyhow::Result<Arc<dyn Suba
 fn dry_run(path: &std::path::Path, popts: &batch_core::ParseOptions, args: &RunArgs) -> u8 {
     let doc = match Document::read(path, popts) {
         Ok(d) => d,
-        Err(d) => return diagnostics(&d),
+        Err(d) => return diagnostics(&d, Some(path)),
     };
     let plan = match Plan::build(&doc, &resolve::plan_options(&args.select)) {
         Ok(p) => p,
-        Err(d) => return diagnostics(&d),
+        Err(d) => return diagnostics(&d, Some(path)),
     };
     println!(
         "{}",
@@ -194,8 +195,19 @@ fn dry_run(path: &std::path::Path, popts: &batch_core::ParseOptions, args: &RunA
     exit::SUCCESS
 }
 
-fn diagnostics(d: &batch_core::Diagnostics) -> u8 {
-    eprintln!("{d}");
+/// Prints a file's errors as `plan` and `check` do: with the source line
+/// and a caret under the column.
+fn diagnostics(d: &batch_core::Diagnostics, path: Option<&std::path::Path>) -> u8 {
+    let mut diags = d.0.clone();
+    let text = path
+        .and_then(|p| std::fs::read(p).ok())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    super::check::print_diagnostics(
+        &mut diags,
+        &text,
+        super::check::stderr_color(ColorChoice::Auto),
+    );
     exit::USAGE
 }
 
@@ -204,9 +216,16 @@ fn usage(e: anyhow::Error) -> u8 {
     exit::USAGE
 }
 
-fn setup_error(e: &RunSetupError) -> u8 {
+fn setup_error(e: &RunSetupError, path: &std::path::Path, color: ColorChoice) -> u8 {
     match e {
-        RunSetupError::Invalid(d) => diagnostics(d),
+        RunSetupError::Invalid(d) => {
+            let mut diags = d.0.clone();
+            let text = std::fs::read(path)
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            super::check::print_diagnostics(&mut diags, &text, super::check::stderr_color(color));
+            exit::USAGE
+        }
         other => {
             eprintln!("error: {other}");
             exit::USAGE

@@ -513,3 +513,34 @@ fn into_lands_on_another_branch_and_leaves_the_checked_out_one_alone() {
     assert!(!r.f.file("one.txt").exists());
     assert_eq!(r.git(&["branch", "--list", "mdbatch/*"]), "");
 }
+
+#[test]
+fn commit_without_isolation_makes_one_commit_per_task_and_refuses_a_dirty_checkout() {
+    let agent = "echo \"$MDBATCH_TASK_ID\" > \"$MDBATCH_TASK_ID.txt\"\n";
+    let r = Repo::new(
+        "# Commit\n\n## Wave 1\n- [ ] One <!-- id: one -->\n- [ ] Two <!-- id: two -->\n",
+        agent,
+        &[("mine.txt", "mine\n")],
+    );
+    let out = r.run(&["--isolate", "none", "--commit"]);
+    let all = text(&out);
+    assert!(!out.status.success());
+    assert!(all.contains("-j 1"), "{all}");
+
+    std::fs::write(r.f.file("mine.txt"), "mine, changed\n").unwrap();
+    let out = r.run(&["--isolate", "none", "--commit", "-j", "1"]);
+    let all = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        all.contains("git stash -u") && all.contains("mine.txt"),
+        "{all}"
+    );
+    r.git(&["checkout", "mine.txt"]);
+
+    let out = r.run(&["--isolate", "none", "--commit", "-j", "1"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let log = r.git(&["log", "--format=%s", "start..main"]);
+    assert_eq!(log.lines().count(), 2, "{log}");
+    assert_eq!(r.git(&["status", "--porcelain"]).trim(), "M task.md");
+    assert_eq!(r.git(&["worktree", "list"]).lines().count(), 1);
+}

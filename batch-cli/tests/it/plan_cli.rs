@@ -150,12 +150,14 @@ fn check_reports_every_problem_at_once_and_exits_1() {
     let dir = folder(&[("tasks.md", text)]);
     let out = mdbatch(dir.path(), &["check", "--color", "never"]);
     let err = stderr(&out);
-    if err.contains("unknown hint key") {
-        // A hint error stops the parse: fix it and look again.
-        assert_eq!(out.status.code(), Some(1), "{err}");
-        assert!(err.contains("tasks.md:6:"), "{err}");
-        assert!(err.ends_with("tasks.md: 1 error, 0 warnings\n"), "{err}");
-    }
+    // A hint error does not hide the plan's errors or the lints: every
+    // problem of the file is listed at once, in line order.
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let hint = err.find("unknown hint key `paralel`").expect(&err);
+    let empty = err.find("task `T002` is empty").expect(&err);
+    let unknown = err.find("names `T099`").expect(&err);
+    assert!(hint < empty && empty < unknown, "{err}");
+    assert!(err.ends_with("tasks.md: 2 errors, 1 warning\n"), "{err}");
     let fixed = text.replace("<!-- paralel: false -->\n", "");
     std::fs::write(dir.path().join("tasks.md"), &fixed).expect("write");
     let out = mdbatch(dir.path(), &["check", "--color", "never"]);
@@ -171,7 +173,7 @@ fn check_of_a_clean_file_prints_a_one_line_summary_and_exits_0() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(
         stdout(&out),
-        "tasks.md: 19 tasks, 5 waves, 0 errors, 0 warnings\n"
+        "tasks.md: 18 tasks to run in 5 waves, 1 done; 0 errors, 0 warnings\n"
     );
     assert_eq!(stderr(&out), "");
 }
@@ -184,7 +186,7 @@ fn check_warnings_alone_exit_0() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(
         stdout(&out),
-        "tasks.md: 3 tasks, 2 waves, 0 errors, 1 warning\n"
+        "tasks.md: 3 tasks to run in 2 waves; 0 errors, 1 warning\n"
     );
     let err = stderr(&out);
     assert!(err.starts_with("warning: "), "{err}");
@@ -249,4 +251,69 @@ fn show_prompt_prints_the_prompt_a_subagent_would_get() {
     let out = mdbatch(dir.path(), &["plan", "--show-prompt", "T999"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("no task `T999`"));
+}
+
+#[test]
+fn check_lists_a_two_task_cycle_beside_other_errors_and_reads_misspelt_hints() {
+    let text = "# P\n\n## A\n\n- [ ] one <!-- id: a; after: b -->\n- [ ] two <!-- id: b; after: a -->\n- [ ] three <!-- retries=2 -->\n- [ ] four <!-- id: x; id: y -->\n- [ ] five <!-- after: nosuch -->\n\n## B\n\n- [ ] six\n";
+    let dir = folder(&[("tasks.md", text)]);
+    let out = mdbatch(dir.path(), &["check", "--color", "never"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    for want in [
+        "error: dependency cycle: a → b → a",
+        "error: hint `retries=2` is written with `=`; mdbatch reads `key: value`",
+        "= help: write `retries: 2`",
+        "error: hint `id` is given twice in one comment",
+        "error: `after:` names `nosuch`",
+    ] {
+        assert!(err.contains(want), "{want:?} in\n{err}");
+    }
+    assert!(err.ends_with("tasks.md: 4 errors, 0 warnings\n"), "{err}");
+}
+
+#[test]
+fn run_setup_errors_show_the_source_line_and_caret() {
+    let text = "# P\n\n## A\n\n- [ ] one <!-- id: a; after: b -->\n- [ ] two <!-- id: b; after: a -->\n\n## B\n\n- [ ] three\n";
+    let dir = folder(&[("tasks.md", text)]);
+    let out = mdbatch(
+        dir.path(),
+        &["run", "--cmd", "true {id}", "--color", "never"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("error: dependency cycle: a → b → a"), "{err}");
+    assert!(err.contains(" --> tasks.md:5:1\n"), "{err}");
+    assert!(
+        err.contains("5 | - [ ] one <!-- id: a; after: b -->\n"),
+        "{err}"
+    );
+    assert!(err.contains("  | ^\n"), "{err}");
+}
+
+#[test]
+fn plan_and_check_count_the_same_tasks_and_waves() {
+    let text = "# Plan\n\n## Phase 1\n\n- [x] done one\n- [ ] open one\n\n## Phase 2\n\n- [x] done two\n\n## Phase 3\n\n- [ ] open three\n\n## Acceptance Criteria\n\n- [ ] it works\n";
+    let dir = folder(&[("tasks.md", text)]);
+    let plan = stdout(&mdbatch(dir.path(), &["plan"]));
+    assert!(
+        plan.starts_with("tasks.md: 2 tasks to run in 2 waves\n"),
+        "{plan}"
+    );
+    assert!(plan.contains("\nwave 1: Phase 1\n"), "{plan}");
+    assert!(
+        plan.contains("\nPhase 2: nothing to run (1 done)\n"),
+        "{plan}"
+    );
+    assert!(plan.contains("\nwave 2: Phase 3\n"), "{plan}");
+    assert!(!plan.contains("wave 3"), "{plan}");
+    assert!(
+        plan.contains("Acceptance Criteria: nothing to run (1 check, not work)"),
+        "{plan}"
+    );
+    let check = mdbatch(dir.path(), &["check"]);
+    assert_eq!(
+        stdout(&check),
+        "tasks.md: 2 tasks to run in 2 waves, 2 done, 1 not run (see `mdbatch plan`); 0 errors, 0 warnings\n"
+    );
 }

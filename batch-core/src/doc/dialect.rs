@@ -30,6 +30,32 @@ pub(crate) struct Prefix {
 
 /// Reads the id and leading markers of a task text.
 pub(crate) fn read_prefix(text: &str) -> Prefix {
+    // `**T015** [P] …` and `**1.2** …`: an agent's bold id is still the id.
+    if let Some(inner) = text.strip_prefix("**")
+        && let Some(close) = inner.find("**")
+        && !inner[..close].contains(char::is_whitespace)
+        && inner[close + 2..]
+            .chars()
+            .next()
+            .is_none_or(|c| c.is_whitespace() || c == ':')
+    {
+        let id = &inner[..close];
+        let mut p = read_prefix(id);
+        if p.speckit_id.is_some() || p.number.is_some() {
+            let after = 2 + close + 2;
+            let after = text[after..].strip_prefix(':').map_or(after, |_| after + 1);
+            let rest = &text[after..];
+            let q = read_prefix(rest.trim_start());
+            p.rest = after + (rest.len() - rest.trim_start().len());
+            // Markers only: an id in the rest (`**T015** T016`) is text.
+            if q.speckit_id.is_none() && q.number.is_none() {
+                p.parallel = q.parallel;
+                p.kiro_parallel = q.kiro_parallel;
+                p.story = q.story;
+            }
+            return p;
+        }
+    }
     let mut p = Prefix::default();
     let (id_len, after) = if let Some(n) = speckit_id_len(text) {
         p.speckit_id = Some(text[..n].to_string());
@@ -169,11 +195,22 @@ pub(crate) fn depends_on(text: &str, out: &mut Vec<String>) {
         let list_end = text[list_start..]
             .find([')', '\n', ']', '|'])
             .map_or(text.len(), |e| list_start + e);
+        // `Task 11`: a task named by its heading (or its number).
+        let mut task_word = false;
         for word in text[list_start..list_end].split([',', ';', ' ', '\t', '_', '*', '`']) {
             let word = word.trim_end_matches('.').trim();
             if word.eq_ignore_ascii_case("and") || word.is_empty() {
                 continue;
             }
+            if word.eq_ignore_ascii_case("task") || word.eq_ignore_ascii_case("tasks") {
+                task_word = true;
+                continue;
+            }
+            if task_word && is_number(word) {
+                push_unique(out, format!("Task {word}"));
+                continue;
+            }
+            task_word = false;
             expand(word, out);
         }
         from = list_end.max(from);
@@ -341,6 +378,27 @@ mod tests {
     }
 
     #[test]
+    fn a_bold_id_is_still_the_id() {
+        let t = "**T015** [P] [US1] Create the login form";
+        let p = read_prefix(t);
+        assert_eq!(p.speckit_id.as_deref(), Some("T015"));
+        assert!(p.parallel);
+        assert_eq!(p.story.as_deref(), Some("US1"));
+        assert_eq!(&t[p.rest..], "[P] [US1] Create the login form");
+        let t = "**T016**: Wire the route";
+        let p = read_prefix(t);
+        assert_eq!(p.speckit_id.as_deref(), Some("T016"));
+        assert_eq!(&t[p.rest..], "Wire the route");
+        let t = "**2.1** (P) Add tests";
+        let p = read_prefix(t);
+        assert_eq!(p.number.as_deref(), Some("2.1"));
+        assert!(p.kiro_parallel);
+        assert_eq!(&t[p.rest..], "(P) Add tests");
+        assert_eq!(read_prefix("**Critical** fix it").speckit_id, None);
+        assert_eq!(read_prefix("**Critical** fix it").rest, 0);
+    }
+
+    #[test]
     fn a_starred_kiro_number_is_an_optional_task() {
         let p = read_prefix("7.9* (P) Performance tests");
         assert_eq!(p.number.as_deref(), Some("7.9"));
@@ -387,6 +445,9 @@ mod tests {
         out.clear();
         depends_on("Dependencies: T001, T001", &mut out);
         assert_eq!(out, ["T001"]);
+        out.clear();
+        depends_on("**Dependencies:** Task 11, Task 12", &mut out);
+        assert_eq!(out, ["Task 11", "Task 12"]);
     }
 
     #[test]

@@ -77,6 +77,8 @@ pub(crate) struct Entry {
     pub(crate) key: String,
     pub(crate) key_at: usize,
     pub(crate) value: String,
+    /// Written `key=value` (a typo of `key: value`).
+    pub(crate) equals: bool,
 }
 
 /// A problem in a hint, at a body offset.
@@ -109,7 +111,21 @@ pub(crate) fn parse_comment(inner: &str, inner_at: usize) -> Option<Vec<Entry>> 
                     key: key.to_string(),
                     key_at: inner_at + seg_start + lead,
                     value: value.trim().to_string(),
+                    equals: false,
                 }),
+                // `retries=2`: meant as a hint, written with the wrong sign.
+                None if split_equals(trimmed).is_some_and(|(k, _)| {
+                    canonical(k).is_some() || nearest_key(k).is_some_and(|(_, d)| d <= 1)
+                }) =>
+                {
+                    let (key, value) = split_equals(trimmed).unwrap_or_default();
+                    entries.push(Entry {
+                        key: key.to_string(),
+                        key_at: inner_at + seg_start + lead,
+                        value: value.trim().to_string(),
+                        equals: true,
+                    });
+                }
                 None => {
                     let last = entries.last_mut()?;
                     // A `;` inside a value (`verify: a; b`) stays in it; a new
@@ -139,6 +155,17 @@ pub(crate) fn parse_comment(inner: &str, inner_at: usize) -> Option<Vec<Entry>> 
                 .all(|c| c.is_ascii_lowercase() || c == '-' || c == '_')
         });
     (any_known_or_close || machine_like).then_some(entries)
+}
+
+/// `key=value` with `key` an identifier.
+fn split_equals(seg: &str) -> Option<(&str, &str)> {
+    let eq = seg.find('=')?;
+    let key = seg[..eq].trim_end();
+    let mut chars = key.chars();
+    let first = chars.next()?;
+    (first.is_ascii_alphabetic()
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+    .then(|| (key, &seg[eq + 1..]))
 }
 
 /// `key: value` with `key` an identifier.
@@ -201,7 +228,36 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
 /// Applies the entries of one comment at `level` to `hints`; returns every problem.
 pub(crate) fn apply(entries: &[Entry], level: Level, hints: &mut Hints) -> Vec<Problem> {
     let mut problems = Vec::new();
+    let mut seen: Vec<&'static str> = Vec::new();
     for e in entries {
+        if e.equals {
+            let key = canonical(&e.key)
+                .or_else(|| nearest_key(&e.key).map(|(k, _)| k))
+                .unwrap_or("key");
+            problems.push(Problem {
+                at: e.key_at,
+                message: format!(
+                    "hint `{}={}` is written with `=`; mdbatch reads `key: value`",
+                    e.key, e.value
+                ),
+                help: Some(format!("write `{key}: {}`", e.value)),
+            });
+            continue;
+        }
+        if let Some(key) = canonical(&e.key) {
+            // `after` and `resource` are lists: a second one adds to the first.
+            if seen.contains(&key) && !matches!(key, "after" | "resource") {
+                problems.push(Problem {
+                    at: e.key_at,
+                    message: format!("hint `{key}` is given twice in one comment"),
+                    help: Some(format!(
+                        "keep one `{key}:`; the second would silently replace the first"
+                    )),
+                });
+                continue;
+            }
+            seen.push(key);
+        }
         let Some(key) = canonical(&e.key) else {
             let help = match nearest_key(&e.key) {
                 Some((near, d)) if d <= 3 => format!("did you mean `{near}`?"),
@@ -412,6 +468,35 @@ mod tests {
     fn several_lowercase_pairs_with_an_unknown_key_are_an_error() {
         let (_, p) = hints_of(" colour: red; flavour: mint ", Level::Section);
         assert_eq!(p.len(), 2);
+    }
+
+    #[test]
+    fn a_hint_written_with_equals_is_an_error_with_the_fix() {
+        let entries = parse("retries=2").expect("read as a hint");
+        let (h, p) = hints_of("retries=2", Level::Task);
+        assert_eq!(entries.len(), 1);
+        assert_eq!(h.retries, None);
+        assert_eq!(p.len(), 1);
+        assert!(p[0].message.contains("`retries=2`"), "{}", p[0].message);
+        assert_eq!(p[0].help.as_deref(), Some("write `retries: 2`"));
+        // Prose with an equals sign is still prose.
+        assert!(parse("x = y + 1").is_none());
+        assert!(parse("TODO=later").is_none());
+    }
+
+    #[test]
+    fn a_key_given_twice_is_an_error_but_lists_add_up() {
+        let (h, p) = hints_of("id: x; id: y", Level::Task);
+        assert_eq!(p.len(), 1);
+        assert!(
+            p[0].message.contains("`id` is given twice"),
+            "{}",
+            p[0].message
+        );
+        assert_eq!(h.id.as_deref(), Some("x"));
+        let (h, p) = hints_of("after: a; after: b", Level::Task);
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(h.after, ["a", "b"]);
     }
 
     #[test]

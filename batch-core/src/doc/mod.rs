@@ -24,7 +24,11 @@
 //! one-byte write at `marker.start + 1`. [`Task::text`] is the first paragraph
 //! (id prefix and hint comments removed); [`Task::details`] the rest of the
 //! item without child tasks. Parents are found by nesting and, in kiro files,
-//! by number (`1.` then `1.1` at the same indentation).
+//! by number (`1.` then `1.1` at the same indentation) when `1.` has no
+//! work of its own: `- [ ] 2. Implement AuthService` with bullets saying how
+//! is a task, and the `2.1` after it is its sibling. [`Task::list_step`]
+//! records a task's place in a numbered list (`1. [ ]`, or boxes under
+//! `2. **Short-term**`), an order the plan keeps.
 //!
 //! # Sections, waves, groups
 //!
@@ -35,8 +39,16 @@
 //! Wave-level headings with tasks are waves; headings one level deeper are
 //! groups; tasks directly under a wave heading form its lead group. Without
 //! any heading above a task the file is one wave, `(document)`, with one
-//! group. Tasks before the first wave heading belong to no wave. The
-//! preamble is the text before the first wave heading.
+//! group. Open tasks directly under the title, before the first wave
+//! heading, form a first wave of their own; other tasks before the first
+//! wave heading belong to no wave. The preamble is the text before the
+//! first wave heading, those tasks left out. A one-line bold paragraph that
+//! names a phase (`**Phase 1: Setup**`, `**Week 2**`, `**阶段一**`) is a
+//! section one level below the heading above it ([`Section::bold_paragraph`]);
+//! a heading's own box (`## [ ] Phase 1`) is dropped from its title.
+//! Headings that name checks rather than work ("Success criteria",
+//! "Definition of done", "Verification checklist", `验证清单`, `検証`) are
+//! marked [`Section::not_work`].
 //!
 //! # Hints: where a hint may stand
 //!
@@ -76,13 +88,25 @@
 //! lines, or most level-2 headings above tasks are numbered (`## 1.`,
 //! `## 1)`); else waves. [`Document::dialect_reason`] says which signal
 //! decided; [`ParseOptions::dialect`] overrides. Dependency text (`(depends
-//! on T012, T013)`, ranges `T012-T015`, `_Depends: 1.2_`) fills
-//! [`Task::depends_on`].
+//! on T012, T013)`, ranges `T012-T015`, `_Depends: 1.2_`, `Dependencies:
+//! Task 11`) fills [`Task::depends_on`].
+//!
+//! # Dependencies in prose
+//!
+//! Outside the tasks, `prose` reads what authors write about order, into
+//! [`Document::prose_deps`], each with its line: `**Dependencies:** Task 9`
+//! (or `None`) under a heading; the numbered items or the arrow chain
+//! (`Phase 1 → Phase 2`) of an "Implementation order" / "Execution order"
+//! section; and lines that open with what waits (`User Story 6: can start
+//! after US1, US4`, `Task 2.1 depends on Task 1.3`, `US1 must complete
+//! before US2`). Only reference-shaped words count (`T012`, `Task 11`,
+//! `Phase 2`, `US3`, `2.1`), so ordinary prose adds nothing.
 
 mod dialect;
 mod hints;
 mod ids;
 mod model;
+mod prose;
 mod scan;
 mod source;
 
@@ -121,6 +145,32 @@ impl Document {
                         .with_path(options.path.clone()),
                 ]))
             }
+        }
+    }
+
+    /// Parses raw bytes and keeps going past errors: the document (with
+    /// whatever is in error left out: a bad hint ignored, a duplicate id
+    /// renamed) and every error and warning, so `mdbatch check` can plan and
+    /// lint the file too and list all its problems at once. The document is
+    /// `None` only when the bytes are not UTF-8. A document that comes with
+    /// errors is for reporting, never for running.
+    pub fn parse_bytes_keep_going(
+        bytes: &[u8],
+        options: &ParseOptions,
+    ) -> (Option<Document>, Vec<Diagnostic>) {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => {
+                let (doc, mut diags) = scan::parse_keep_going(text, options);
+                diags.extend(doc.warnings.iter().cloned());
+                (Some(doc), diags)
+            }
+            Err(_) => match Self::parse_bytes(bytes, options) {
+                Ok(doc) => {
+                    let warnings = doc.warnings.clone();
+                    (Some(doc), warnings)
+                }
+                Err(e) => (None, e.0),
+            },
         }
     }
 

@@ -186,6 +186,12 @@ pub struct Task {
     pub parallel_marker: bool,
     /// Spec-kit user-story tag such as `US1`.
     pub story: Option<String>,
+    /// Its place in an ordered list: `(list, item number)` of the nearest
+    /// numbered list item holding it (`3. [ ] Push the tag`, or a task under
+    /// `2. **Short-term**`), counted from 1 per list; `None` when no numbered
+    /// item holds it below its parent task. Tasks of one numbered list run in
+    /// the order of their numbers.
+    pub list_step: Option<(usize, usize)>,
 }
 
 impl Task {
@@ -211,6 +217,44 @@ pub struct Section {
     pub parent: Option<SectionIdx>,
     /// Section-level hints.
     pub hints: Hints,
+    /// The title names something that is not work ("Success criteria",
+    /// "Definition of done", "Verification checklist", `验证清单`, `検証`…):
+    /// its open tasks are not run unless a `skip: false` hint says so.
+    pub not_work: bool,
+    /// Written as a bold paragraph (`**Phase 1: Setup**`) rather than a
+    /// `#` heading; it is a section all the same.
+    pub bold_paragraph: bool,
+}
+
+/// What waits, in a dependency read from prose.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "value")]
+#[non_exhaustive]
+pub enum ProseWaiter {
+    /// Every task of a section (`**Dependencies:** Task 11` under its heading).
+    Section(SectionIdx),
+    /// Whatever a reference names (`Task 3`, `T010-T012`, `Phase 2`, `US6`),
+    /// as in an "Implementation order" list.
+    Named(String),
+}
+
+/// A dependency read from prose rather than from a hint or a task's own
+/// text: a `**Dependencies:** Task 11, Task 12` paragraph under a heading,
+/// an "Implementation order" / "Execution order" list, a spec-kit "User
+/// Story 6 … can start after US1, US4" line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ProseDep {
+    /// What waits.
+    pub waiter: ProseWaiter,
+    /// What it waits for, as written (`Task 11`, `T004-T006`, `US1`,
+    /// `Phase 2`); empty for a section whose author wrote
+    /// `**Dependencies:** None`.
+    pub on: Vec<String>,
+    /// Where it was read (1-based line).
+    pub line: usize,
+    /// The line it was read from, trimmed.
+    pub source: String,
 }
 
 /// A wave: a heading at the wave level (or the whole file when it has none).
@@ -307,6 +351,8 @@ pub struct Document {
     pub hints: Hints,
     /// Warnings found while parsing (errors make `parse` fail instead).
     pub warnings: Vec<Diagnostic>,
+    /// Dependencies read from prose outside the tasks (see [`ProseDep`]).
+    pub prose_deps: Vec<ProseDep>,
 }
 
 impl Document {

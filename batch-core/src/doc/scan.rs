@@ -25,6 +25,7 @@ use super::dialect::{self, Prefix, Signals};
 use super::hints::{self, Level, Problem};
 use super::ids::{self, Candidate};
 use super::model::*;
+use super::prose;
 use super::source::Source;
 use crate::error::{Diagnostic, Diagnostics};
 
@@ -42,6 +43,24 @@ struct RawTask {
     comments: Vec<Range<usize>>,
     section: Option<SectionIdx>,
     hints: Hints,
+    list_step: Option<(usize, usize)>,
+}
+
+/// A line of prose outside any task (a paragraph's line, a list item's first
+/// line), for the dependency readers of [`prose`].
+#[derive(Debug)]
+struct ProseLine {
+    range: Range<usize>,
+    section: Option<SectionIdx>,
+    /// `(list, item number)` when it is the first line of a numbered item.
+    list_pos: Option<(usize, usize)>,
+}
+
+#[derive(Debug)]
+struct ListFrame {
+    id: usize,
+    ordered: bool,
+    items: usize,
 }
 
 /// A hint comment whose level depends on where the waves start.
@@ -61,6 +80,7 @@ struct RawSection {
     start: usize,
     parent: Option<SectionIdx>,
     hints: Hints,
+    bold: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +100,8 @@ struct ItemFrame {
     para: Para,
     /// Some inline content of the item was seen.
     seen_inline: bool,
+    /// `(list, item number)` when the item is in a numbered list.
+    list_pos: Option<(usize, usize)>,
 }
 
 struct Scanner<'s, 'a> {
@@ -88,6 +110,11 @@ struct Scanner<'s, 'a> {
     tasks: Vec<RawTask>,
     sections: Vec<RawSection>,
     items: Vec<ItemFrame>,
+    lists: Vec<ListFrame>,
+    lists_seen: usize,
+    /// How many open list items are tasks.
+    task_frames: usize,
+    prose: Vec<ProseLine>,
     heading_stack: Vec<SectionIdx>,
     /// The heading whose title is being read.
     open_heading: Option<SectionIdx>,
@@ -110,6 +137,9 @@ struct Scanner<'s, 'a> {
     warnings_dropped: usize,
 }
 
+/// Lines of prose longer than this (in bytes) are not read for dependencies.
+const MAX_PROSE_LINE: usize = 2000;
+
 /// At most this many errors (and as many warnings) are kept: a generated
 /// file with a mistake on every line stays fast and its report readable.
 const MAX_DIAGNOSTICS: usize = 200;
@@ -120,6 +150,19 @@ const MAX_DIAGNOSTICS: usize = 200;
 const MAX_SOURCE_LINE: usize = 100_000;
 
 pub(crate) fn parse(text: &str, options: &ParseOptions) -> Result<Document, Diagnostics> {
+    let (doc, errors) = parse_keep_going(text, options);
+    if errors.is_empty() {
+        Ok(doc)
+    } else {
+        let mut all = errors;
+        all.extend(doc.warnings);
+        Err(Diagnostics(all))
+    }
+}
+
+/// The document even when the file has errors (what is in error is left
+/// out: a bad hint is ignored, a duplicate id renamed), and those errors.
+pub(crate) fn parse_keep_going(text: &str, options: &ParseOptions) -> (Document, Vec<Diagnostic>) {
     let src = Source::new(text);
     let mut sc = Scanner {
         src: &src,
@@ -127,6 +170,10 @@ pub(crate) fn parse(text: &str, options: &ParseOptions) -> Result<Document, Diag
         tasks: Vec::new(),
         sections: Vec::new(),
         items: Vec::new(),
+        lists: Vec::new(),
+        lists_seen: 0,
+        task_frames: 0,
+        prose: Vec::new(),
         heading_stack: Vec::new(),
         open_heading: None,
         after_heading: None,
@@ -260,14 +307,49 @@ impl Scanner<'_, '_> {
                     }
                 }
                 self.top_block_starts(false);
+                if self.items.is_empty() {
+                    self.top_paragraph(range);
+                }
+            }
+            Tag::List(start) => {
+                self.block_starts(false);
+                self.lists_seen += 1;
+                self.lists.push(ListFrame {
+                    id: self.lists_seen,
+                    ordered: start.is_some(),
+                    items: 0,
+                });
             }
             Tag::Item => {
                 self.block_starts(false);
+                let list_pos = self.lists.last_mut().and_then(|l| {
+                    l.items += 1;
+                    l.ordered.then_some((l.id, l.items))
+                });
+                // Prose outside tasks: the item's first line, when it is a
+                // short one (a 400 KB line of `- - - …` is no dependency line,
+                // and scanning it for every item would be quadratic).
+                if self.task_frames == 0 {
+                    let end = range.end.min(range.start + MAX_PROSE_LINE);
+                    let whole = range.end - range.start <= MAX_PROSE_LINE;
+                    if let Some(nl) = self.body().as_bytes()[range.start..end]
+                        .iter()
+                        .position(|&b| b == b'\n')
+                        .or(whole.then_some(end - range.start))
+                    {
+                        self.prose.push(ProseLine {
+                            range: range.start..range.start + nl,
+                            section: self.heading_stack.last().copied(),
+                            list_pos,
+                        });
+                    }
+                }
                 self.items.push(ItemFrame {
                     range,
                     task: None,
                     para: Para::Pending,
                     seen_inline: false,
+                    list_pos,
                 });
             }
             Tag::Heading { level, .. } => {
@@ -287,6 +369,7 @@ impl Scanner<'_, '_> {
                     start: range.start,
                     parent: self.heading_stack.last().copied(),
                     hints: Hints::default(),
+                    bold: false,
                 });
                 self.heading_stack.push(idx);
                 self.open_heading = Some(idx);
@@ -296,6 +379,56 @@ impl Scanner<'_, '_> {
                 self.comments_in(range);
             }
             _ => self.block_starts(false),
+        }
+    }
+
+    /// A paragraph outside any list: a phase written in bold
+    /// (`**Phase 1: Setup**`) becomes a section one level below the heading
+    /// above it; any other paragraph is prose, line by line.
+    fn top_paragraph(&mut self, range: Range<usize>) {
+        let text = &self.src.body[range.clone()];
+        if let Some(title) = prose::bold_phase(text) {
+            // One level below the nearest `#` heading: bold phases in a row
+            // are siblings.
+            let level = self
+                .heading_stack
+                .iter()
+                .rev()
+                .find(|&&s| !self.sections[s].bold)
+                .map_or(1, |&s| self.sections[s].level + 1);
+            if level <= 6 {
+                while let Some(&top) = self.heading_stack.last() {
+                    if self.sections[top].level >= level {
+                        self.heading_stack.pop();
+                    } else {
+                        break;
+                    }
+                }
+                let idx = self.sections.len();
+                self.sections.push(RawSection {
+                    level,
+                    title,
+                    start: range.start,
+                    parent: self.heading_stack.last().copied(),
+                    hints: Hints::default(),
+                    bold: true,
+                });
+                self.heading_stack.push(idx);
+                self.after_heading = Some(idx);
+                return;
+            }
+        }
+        let mut at = range.start;
+        for line in text.split_inclusive('\n') {
+            let end = at + line.trim_end().len();
+            if end > at {
+                self.prose.push(ProseLine {
+                    range: at..end,
+                    section: self.heading_stack.last().copied(),
+                    list_pos: None,
+                });
+            }
+            at += line.len();
         }
     }
 
@@ -319,10 +452,16 @@ impl Scanner<'_, '_> {
 
     fn end(&mut self, tag: TagEnd, range: Range<usize>) {
         match tag {
+            TagEnd::List(_) => {
+                self.lists.pop();
+            }
             TagEnd::Item => {
                 let Some(frame) = self.items.pop() else {
                     return;
                 };
+                if frame.task.is_some() {
+                    self.task_frames -= 1;
+                }
                 if let Some(t) = frame.task {
                     self.tasks[t].item = range.clone();
                     let ancestor = self.items.iter().rev().find_map(|f| f.task);
@@ -340,7 +479,15 @@ impl Scanner<'_, '_> {
             }
             TagEnd::Heading(_) => {
                 if let Some(s) = self.open_heading.take() {
-                    let title = self.sections[s].title.trim().to_string();
+                    let title = self.sections[s].title.trim();
+                    // `## [ ] Phase 1`: the box is the author's progress mark,
+                    // not part of the title.
+                    let title = ["[ ] ", "[x] ", "[X] "]
+                        .iter()
+                        .find_map(|b| title.strip_prefix(b))
+                        .unwrap_or(title)
+                        .trim()
+                        .to_string();
                     self.sections[s].title = title;
                     self.after_heading = Some(s);
                 }
@@ -414,8 +561,27 @@ impl Scanner<'_, '_> {
 
     fn new_task(&mut self, depth: usize, marker: Range<usize>, checked: bool, optional: bool) {
         let idx = self.tasks.len();
+        // The item is a task, not prose.
+        if self
+            .prose
+            .last()
+            .is_some_and(|p| p.range.start == self.items[depth].range.start)
+        {
+            self.prose.pop();
+        }
         let nest_parent = self.items[..depth].iter().rev().find_map(|f| f.task);
         let text_start = marker.end + usize::from(optional);
+        // The nearest numbered item holding the task, below its parent task.
+        let mut list_step = None;
+        for (i, f) in self.items[..=depth].iter().enumerate().rev() {
+            if i < depth && f.task.is_some() {
+                break;
+            }
+            if f.list_pos.is_some() {
+                list_step = f.list_pos;
+                break;
+            }
+        }
         self.tasks.push(RawTask {
             item: self.items[depth].range.clone(),
             marker,
@@ -428,8 +594,10 @@ impl Scanner<'_, '_> {
             comments: Vec::new(),
             section: self.heading_stack.last().copied(),
             hints: Hints::default(),
+            list_step,
         });
         self.items[depth].task = Some(idx);
+        self.task_frames += 1;
     }
 
     /// Reads every `<!-- … -->` comment starting inside `range`.
@@ -462,12 +630,17 @@ impl Scanner<'_, '_> {
         } else if !self.items.is_empty() {
             return self.misplaced(whole.start, "inside a list item that is not a task");
         } else {
-            let rest = &self.src.body[whole.end..];
-            let line_end = rest.find('\n').map_or(rest.len(), |e| e + 1);
-            let end = if rest[..line_end].trim().is_empty() {
-                whole.end + line_end
-            } else {
-                whole.end
+            // With the rest of its line when that is blank. Only the blank
+            // run is looked at: a line of 100,000 comments stays linear.
+            let rest = &self.src.body.as_bytes()[whole.end..];
+            let blank = rest
+                .iter()
+                .take_while(|&&b| matches!(b, b' ' | b'\t' | b'\r'))
+                .count();
+            let end = match rest.get(blank) {
+                None => whole.end + blank,
+                Some(b'\n') => whole.end + blank + 1,
+                Some(_) => whole.end,
             };
             self.hint_comments.push(whole.start..end);
             if self.sections.is_empty() {
@@ -518,7 +691,8 @@ impl Scanner<'_, '_> {
     }
 
     /// Builds the document from what the pass collected.
-    fn assemble(mut self, options: &ParseOptions) -> Result<Document, Diagnostics> {
+    /// The document (hints in error left out) and the errors found.
+    fn assemble(mut self, options: &ParseOptions) -> (Document, Vec<Diagnostic>) {
         let src = self.src;
         let body = src.body.as_str();
 
@@ -616,8 +790,13 @@ impl Scanner<'_, '_> {
             None => dialect::detect(&signals),
         };
 
-        // Parents: by nesting, and in kiro files also by number.
+        // Parents: by nesting, and in kiro files also by number, but only a
+        // numbered task without work of its own: `- [ ] 2. Data models`
+        // followed by `- [ ] 2.1 …` at its indentation heads 2.1, while
+        // `- [ ] 2. Implement AuthService` with bullets saying how is a task,
+        // and `2.1` simply comes after it.
         let mut parents: Vec<Option<TaskIdx>> = self.tasks.iter().map(|t| t.nest_parent).collect();
+        let own_work: Vec<bool> = details.iter().map(|d| has_own_work(d)).collect();
         if dialect == Dialect::Kiro {
             let mut by_number: std::collections::HashMap<&str, TaskIdx> = Default::default();
             for (i, p) in prefixes.iter().enumerate() {
@@ -628,6 +807,7 @@ impl Scanner<'_, '_> {
                     && let Some(&c) = by_number.get(head)
                     && parents[i] == self.tasks[c].nest_parent
                     && parents[i].is_none_or(|p| p != c)
+                    && !own_work[c]
                 {
                     parents[i] = Some(c);
                 }
@@ -689,8 +869,22 @@ impl Scanner<'_, '_> {
                 0
             }
             None => {
-                // Below a skipped title: its own level has only it.
-                let from = skipped_title.map_or(1, |t| self.sections[t].level.min(6) + 1);
+                // Below a skipped title: its own level has only it. A title
+                // with open tasks of its own is still the title when waves
+                // stand below it: those tasks run before the first wave.
+                let from = match lone_title {
+                    Some(t) => {
+                        let below = self.sections[t].level.min(6) + 1;
+                        if skipped_title.is_some()
+                            || (below..=6u8).any(|l| counts[usize::from(l)] >= 1)
+                        {
+                            below
+                        } else {
+                            1
+                        }
+                    }
+                    None => 1,
+                };
                 (from..=6u8)
                     .find(|l| counts[usize::from(*l)] >= 2)
                     .or_else(|| (from..=6u8).find(|l| counts[usize::from(*l)] >= 1))
@@ -744,6 +938,7 @@ impl Scanner<'_, '_> {
         };
         let mut task_wave = vec![None; n];
         let mut task_group = vec![None; n];
+        let mut early_items: Vec<Range<usize>> = Vec::new();
         let mut group_key: std::collections::HashMap<(WaveIdx, Option<SectionIdx>), GroupIdx> =
             Default::default();
         if wave_level == 0 {
@@ -759,9 +954,18 @@ impl Scanner<'_, '_> {
                 let Some(s) = self.tasks[i].section else {
                     continue;
                 };
-                let Some(ws) = wave_section_of[s] else {
+                // Open tasks under the title, before the first wave heading
+                // (an author's "Critical: fix README.md" at the top): a wave
+                // of their own that runs first.
+                let early = wave_section_of[s].is_none()
+                    && self.sections[s].level < wave_level
+                    && self.tasks[i].item.start < first_wave_start;
+                let Some(ws) = wave_section_of[s].or(early.then_some(s)) else {
                     continue;
                 };
+                if early {
+                    early_items.push(self.tasks[i].item.clone());
+                }
                 // Waves are made as their first task is met: a heading at the
                 // wave level without tasks (a legend, notes) is no wave.
                 let w = match waves.last() {
@@ -776,7 +980,7 @@ impl Scanner<'_, '_> {
                         waves.len() - 1
                     }
                 };
-                let gs = group_section_of[s];
+                let gs = if early { None } else { group_section_of[s] };
                 let g = match group_key.get(&(w, gs)) {
                     Some(&g) => g,
                     None => {
@@ -880,6 +1084,7 @@ impl Scanner<'_, '_> {
                 depends_on: std::mem::take(&mut depends[i]),
                 parallel_marker: p.parallel,
                 story: p.story.clone(),
+                list_step: raw.list_step,
             });
         }
         for i in 0..n {
@@ -899,15 +1104,15 @@ impl Scanner<'_, '_> {
                 pos: src.pos(src.orig(s.start)),
                 parent: s.parent,
                 hints: s.hints.clone(),
+                not_work: prose::not_work_title(&s.title),
+                bold_paragraph: s.bold,
             })
             .collect();
+        let prose_deps = self.prose_deps(&sections);
 
         // The preamble: before the first wave heading (or the first task).
         let pre_end = if wave_level > 0 {
-            waves
-                .first()
-                .and_then(|w| w.section)
-                .map_or(body.len(), |s| self.sections[s].start)
+            first_wave_start.min(body.len())
         } else {
             self.tasks
                 .first()
@@ -915,6 +1120,8 @@ impl Scanner<'_, '_> {
         };
         let pre_start = src.front_matter_end.min(pre_end);
         // Hints are for mdbatch, not for the subagents the preamble is given to.
+        // Tasks that run before the first wave are work, not context.
+        self.hint_comments.extend(early_items);
         self.hint_comments.sort_by_key(|r| r.start);
         let preamble = cut(body, pre_start..pre_end, &self.hint_comments)
             .trim()
@@ -937,12 +1144,7 @@ impl Scanner<'_, '_> {
             );
             self.errors.push(d);
         }
-        if !self.errors.is_empty() {
-            let mut all = self.errors;
-            all.extend(self.warnings);
-            return Err(Diagnostics(all));
-        }
-        Ok(Document {
+        let doc = Document {
             path: options.path.clone(),
             bom: src.bom > 0,
             crlf: src.crlf,
@@ -957,7 +1159,103 @@ impl Scanner<'_, '_> {
             dialect_reason,
             hints: self.doc_hints,
             warnings: self.warnings,
-        })
+            prose_deps,
+        };
+        (doc, self.errors)
+    }
+
+    /// Dependencies written in prose outside the tasks (see [`prose`]).
+    fn prose_deps(&self, sections: &[Section]) -> Vec<ProseDep> {
+        let src = self.src;
+        let in_order_section = |mut s: Option<SectionIdx>| {
+            let mut guard = 0;
+            while let Some(i) = s {
+                let Some(sec) = sections.get(i) else {
+                    return false;
+                };
+                if prose::order_title(&sec.title) {
+                    return true;
+                }
+                s = sec.parent;
+                guard += 1;
+                if guard > 64 {
+                    return false;
+                }
+            }
+            false
+        };
+        let mut out = Vec::new();
+        // The previous numbered item of an order list: (list, its references).
+        let mut prev_item: Option<(usize, Vec<String>)> = None;
+        for p in &self.prose {
+            let text = &src.body[p.range.clone()];
+            if text.len() > 2000 {
+                continue;
+            }
+            let line = src.line_of(src.orig(p.range.start));
+            let source = text.trim().to_string();
+            let dep = |waiter: ProseWaiter, on: Vec<String>| ProseDep {
+                waiter,
+                on,
+                line,
+                source: source.clone(),
+            };
+            if let Some(on) = prose::dependencies_line(text) {
+                // `**Dependencies:** None` is kept too: the author said what
+                // the section waits for (nothing).
+                if let Some(s) = p.section {
+                    out.push(dep(ProseWaiter::Section(s), on));
+                }
+                continue;
+            }
+            let named = prose::waiter_line(text);
+            if !named.is_empty() {
+                for (waiter, on) in named {
+                    out.push(dep(ProseWaiter::Named(waiter), on));
+                }
+                continue;
+            }
+            if !in_order_section(p.section) {
+                continue;
+            }
+            if let Some(steps) = prose::arrow_chain(text) {
+                for w in steps.windows(2) {
+                    for waiter in &w[1] {
+                        out.push(dep(ProseWaiter::Named(waiter.clone()), w[0].clone()));
+                    }
+                }
+                if let (Some((list, _)), Some(last)) = (p.list_pos, steps.last()) {
+                    // The next numbered item waits for this line's last step.
+                    if let (Some((plist, prev)), Some(first)) = (&prev_item, steps.first())
+                        && *plist == list
+                    {
+                        for waiter in first {
+                            out.push(dep(ProseWaiter::Named(waiter.clone()), prev.clone()));
+                        }
+                    }
+                    prev_item = Some((list, last.clone()));
+                }
+                continue;
+            }
+            if let Some((list, _)) = p.list_pos {
+                let refs = prose::refs_in(prose::strip_bullet(text), false);
+                if refs.is_empty() {
+                    // A step that names nothing we know: what follows cannot
+                    // be tied to what came before it.
+                    prev_item = None;
+                    continue;
+                }
+                if let Some((plist, prev)) = &prev_item
+                    && *plist == list
+                {
+                    for waiter in &refs {
+                        out.push(dep(ProseWaiter::Named(waiter.clone()), prev.clone()));
+                    }
+                }
+                prev_item = Some((list, refs));
+            }
+        }
+        out
     }
 
     /// A new group in wave `w` for group heading `section` (`None`: the lead group).
@@ -979,6 +1277,14 @@ impl Scanner<'_, '_> {
         let title = match section {
             Some(s) => self.sections[s].title.clone(),
             None => waves[w].title.clone(),
+        };
+        // A BMAD story's "Tasks / Subtasks": its dev agent works them in
+        // order, each on what the one before built.
+        let default_parallel = match default_parallel {
+            Parallelism::Unbounded if prose::in_order_tasks_title(&title) => {
+                Parallelism::Sequential
+            }
+            other => other,
         };
         let module = match section {
             Some(s) => Some(
@@ -1083,6 +1389,29 @@ fn clean_text(raw: &str) -> String {
         out.push_str(l);
     }
     out
+}
+
+/// Whether a task's details describe work of its own: a line that is not
+/// kiro metadata (`_Requirements: 1.1_`, `_Depends: 2.1_`, `_Boundary: …_`).
+fn has_own_work(details: &str) -> bool {
+    details.lines().any(|l| {
+        let l = prose::strip_bullet(l).trim();
+        if l.is_empty() || (l.starts_with('_') && l.ends_with('_')) {
+            return false;
+        }
+        let lower = l.trim_start_matches(['_', '*']).to_lowercase();
+        ![
+            "requirements:",
+            "requirement:",
+            "depends",
+            "dependencies:",
+            "boundary:",
+            "leverage:",
+            "references:",
+        ]
+        .iter()
+        .any(|m| lower.starts_with(m))
+    })
 }
 
 /// Removes the common indentation, CRs, blank lines at both ends and runs of
@@ -1253,12 +1582,18 @@ mod tests {
     }
 
     #[test]
-    fn tasks_before_the_first_wave_are_outside_any_wave() {
-        let d = doc("# T\n- [ ] early\n## A\n- [ ] a\n## B\n- [ ] b\n");
+    fn open_tasks_under_the_title_run_first_in_a_wave_of_their_own() {
+        let d = doc("# T\n\nIntro.\n\n- [ ] early\n## A\n- [ ] a\n## B\n- [ ] b\n");
         assert_eq!(d.wave_level, 2);
+        assert_eq!(d.tasks[0].wave, Some(0));
+        assert_eq!(d.waves[0].title, "T");
+        assert_eq!(d.tasks[1].wave, Some(1));
+        assert_eq!(d.tasks[2].wave, Some(2));
+        // The preamble keeps the title and intro, not the task.
+        assert_eq!(d.preamble, "# T\n\nIntro.");
+        // Before any heading, a checkbox still belongs to no wave.
+        let d = doc("- [ ] stray\n## A\n- [ ] a\n## B\n- [ ] b\n");
         assert_eq!(d.tasks[0].wave, None);
-        assert_eq!(d.tasks[0].group, None);
-        assert_eq!(d.tasks[1].wave, Some(0));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::runner::{
     CancelReason, PromptTemplate, RunContext, SubagentRunner, TaskOutput, TaskSpec,
 };
 
-use super::isolate::{Isolation, Landing, Recovery, task_message};
+use super::isolate::{CommitOnly, Isolation, Landing, Recovery, task_message};
 
 /// How long after the grace period a runner that ignores its cancellation is
 /// awaited before the attempt says so (it is still awaited after that).
@@ -56,6 +56,8 @@ pub(super) struct AttemptEnv {
     /// Worktree isolation, when on, with the prompt template (the prompt is
     /// rendered again for the worktree's folder) and the run id.
     pub(super) isolation: Option<(Arc<Isolation>, Arc<PromptTemplate>, String)>,
+    /// `--commit` without isolation, with the run id.
+    pub(super) commit: Option<(Arc<CommitOnly>, String)>,
 }
 
 /// The message of a panic payload.
@@ -78,6 +80,7 @@ pub(super) async fn run_attempt(
         runner,
         hard,
         isolation,
+        commit,
     } = env;
     if let Some(log) = ctx.log_path.clone() {
         // A log of the same attempt number left by an earlier run.
@@ -92,7 +95,22 @@ pub(super) async fn run_attempt(
         if let Some(verify) = &spec.verify {
             guarded(run_verify(verify, &spec, &ctx), &ctx, &hard).await?;
         }
-        return Ok((out, None));
+        let Some((commit, run_id)) = commit else {
+            return Ok((out, None));
+        };
+        let message = task_message(
+            &spec.id,
+            &spec.text,
+            commit.task_file_rel(),
+            ctx.attempt,
+            runner.name(),
+            &run_id,
+        );
+        let landing = match tokio::task::spawn_blocking(move || commit.commit(&message)).await {
+            Ok(r) => r?,
+            Err(e) => return Err(RunError::new(ErrorKind::Failed, format!("committing: {e}"))),
+        };
+        return Ok((out, Some(landing)));
     };
 
     let (id, attempt) = (spec.id.clone(), ctx.attempt);

@@ -46,7 +46,7 @@ use super::attempt::{
     AbortOnDrop, AttemptEnv, AttemptFuture, AttemptResult, TimerFuture, panic_message, run_attempt,
 };
 use super::executor::EventCallback;
-use super::isolate::Isolation;
+use super::isolate::{CommitOnly, Isolation};
 use super::options::RunOptions;
 use super::prepare::{FileStamp, file_stamp};
 use super::retry::{self, Decision};
@@ -171,6 +171,8 @@ pub(super) struct Dispatcher {
     pub(super) checked_in_file: std::collections::HashSet<String>,
     /// Worktree isolation and the merge queue, when on.
     pub(super) isolation: Option<Arc<Isolation>>,
+    /// `--commit` without isolation.
+    pub(super) commit_only: Option<Arc<CommitOnly>>,
     /// The prompt template (rendered again for each worktree).
     pub(super) prompt: Arc<PromptTemplate>,
     /// Said once the run has started (uncommitted changes the tasks don't see).
@@ -525,6 +527,7 @@ impl Dispatcher {
                 .isolation
                 .clone()
                 .map(|iso| (iso, self.prompt.clone(), self.run_id.clone())),
+            commit: self.commit_only.clone().map(|c| (c, self.run_id.clone())),
         };
         let handle = tokio::spawn(run_attempt(env, spec, ctx));
         let fut = AbortOnDrop(handle);
@@ -614,11 +617,11 @@ impl Dispatcher {
                         id: id.clone(),
                         attempt,
                         commit: landing.commit.clone(),
-                        branch: self
-                            .isolation
-                            .as_ref()
-                            .map(|iso| iso.integration.clone())
-                            .unwrap_or_default(),
+                        branch: match (&self.isolation, &self.commit_only) {
+                            (Some(iso), _) => iso.integration.clone(),
+                            (None, Some(c)) => c.branch().to_string(),
+                            (None, None) => String::new(),
+                        },
                         checkout_updated: landing.checkout_updated,
                     });
                 }

@@ -91,6 +91,23 @@ pub enum IsolateError {
         /// The branch.
         branch: String,
     },
+    /// `--commit` with several tasks at once.
+    #[error(
+        "--commit commits in the shared folder, one task at a time, but {jobs} may run at once; add -j 1, or let each task run in its own worktree (--isolate worktree)"
+    )]
+    CommitNeedsOneJob {
+        /// The concurrency asked for.
+        jobs: u32,
+    },
+    /// `--commit` in a checkout with the user's uncommitted work.
+    #[error(
+        "--commit would sweep your uncommitted changes ({}) into a task's commit; commit or stash them first (git stash -u)",
+        .files.join(", ")
+    )]
+    DirtyForCommit {
+        /// The changed files.
+        files: Vec<String>,
+    },
     /// A git command failed.
     #[error(transparent)]
     Git(#[from] GitError),
@@ -649,6 +666,97 @@ fn adoptable_integration(repo: &Repo, tip: &str) -> Result<Option<String>, GitEr
         }
     }
     Ok(best.map(|(_, c)| c))
+}
+
+/// `--commit` without isolation: each finished task becomes one commit in
+/// the shared folder, on the branch checked out there. Only for one task at
+/// a time (`-j 1`), in a checkout with no uncommitted work of the user's (it
+/// would be swept into a task's commit).
+#[derive(Debug)]
+pub(crate) struct CommitOnly {
+    repo: Repo,
+    exclude: Vec<String>,
+    identity: Identity,
+    task_file_rel: String,
+    branch: String,
+}
+
+impl CommitOnly {
+    /// Checks the folder and the checkout.
+    pub(crate) fn setup(
+        workdir: &Path,
+        task_file: &Path,
+        state_dir: &Path,
+        jobs: u32,
+    ) -> Result<CommitOnly, IsolateError> {
+        if jobs > 1 {
+            return Err(IsolateError::CommitNeedsOneJob { jobs });
+        }
+        if !land::is_git_repo(workdir).unwrap_or(false) {
+            return Err(IsolateError::NotARepository {
+                folder: workdir.to_path_buf(),
+            });
+        }
+        land::check_git_version()?;
+        let repo = Repo::open(workdir)?;
+        let Some(branch) = repo.head().branch().map(str::to_string) else {
+            return Err(IsolateError::DetachedHead {
+                root: repo.root().to_path_buf(),
+            });
+        };
+        let task_file_rel = repo.relative_path(task_file)?;
+        let exclude = vec![task_file_rel.clone(), repo.relative_path(state_dir)?];
+        let excluded: Vec<&str> = exclude.iter().map(String::as_str).collect();
+        let dirty: Vec<String> = repo
+            .uncommitted_changes(&excluded)?
+            .into_iter()
+            .map(|e| e.path)
+            .collect();
+        if !dirty.is_empty() {
+            return Err(IsolateError::DirtyForCommit { files: dirty });
+        }
+        let ignore = state_dir.join(".gitignore");
+        if !ignore.exists() {
+            let _ = std::fs::create_dir_all(state_dir);
+            let _ = std::fs::write(&ignore, "*\n");
+        }
+        let identity = repo.identity()?;
+        Ok(CommitOnly {
+            repo,
+            exclude,
+            identity,
+            task_file_rel,
+            branch,
+        })
+    }
+
+    /// Commits what the task changed in the shared folder. Blocking.
+    pub(crate) fn commit(&self, message: &TaskMessage) -> Result<Landing, RunError> {
+        let head = self.repo.commit_id("HEAD").map_err(git_failed)?;
+        let excluded: Vec<&str> = self.exclude.iter().map(String::as_str).collect();
+        let commit = land::squash(&SquashSpec {
+            worktree: self.repo.root(),
+            base: &head,
+            exclude: &excluded,
+            message,
+            identity: &self.identity,
+        })
+        .map_err(git_failed)?;
+        Ok(Landing {
+            commit,
+            checkout_updated: true,
+        })
+    }
+
+    /// The task file's path in the repository.
+    pub(crate) fn task_file_rel(&self) -> &str {
+        &self.task_file_rel
+    }
+
+    /// The branch the commits go on.
+    pub(crate) fn branch(&self) -> &str {
+        &self.branch
+    }
 }
 
 /// A task's commit message.

@@ -62,6 +62,9 @@ pub struct RunOptions {
     pub worktree_dir: Option<PathBuf>,
     /// The branch tasks land on (default: the branch checked out).
     pub into: Option<String>,
+    /// Without isolation: commit each finished task's change in the shared
+    /// folder (one task at a time).
+    pub commit: bool,
 }
 
 impl Default for RunOptions {
@@ -87,6 +90,7 @@ impl Default for RunOptions {
             isolate: Isolate::Auto,
             worktree_dir: None,
             into: None,
+            commit: false,
         }
     }
 }

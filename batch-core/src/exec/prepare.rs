@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::dispatcher::{Dispatcher, NodeConfig, NodeRun};
 use super::executor::{Executor, Source, StateDir};
-use super::isolate::{Isolate, Isolation, RecoverCandidate};
+use super::isolate::{CommitOnly, Isolate, Isolation, RecoverCandidate};
 use super::options::DEFAULT_JOBS;
 use super::schedule::Scheduler;
 use super::spec::{SpecPlace, task_spec};
@@ -286,6 +286,20 @@ impl Dispatcher {
             .or(doc.hints.jobs)
             .unwrap_or(DEFAULT_JOBS)
             .max(1);
+        let commit_only = match (&isolation, ex.options.commit) {
+            (None, true) => Some(Arc::new(CommitOnly::setup(
+                &workdir,
+                &std::path::absolute(&task_file).unwrap_or_else(|_| task_file.clone()),
+                &{
+                    let dir = state_dir
+                        .clone()
+                        .unwrap_or_else(|| store::state_dir(&task_file));
+                    std::path::absolute(&dir).unwrap_or(dir)
+                },
+                jobs,
+            )?)),
+            _ => None,
+        };
         let sched = Scheduler::new(&plan);
         let (progress_tx, progress_rx) = mpsc::unbounded_channel();
         Ok(Dispatcher {
@@ -332,6 +346,7 @@ impl Dispatcher {
             file_stamp: stamp,
             checked_in_file,
             isolation,
+            commit_only,
             prompt: Arc::new(ex.prompt),
             setup_warnings,
         })

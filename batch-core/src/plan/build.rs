@@ -2,9 +2,14 @@
 //!
 //! Architecture: every task is first classified (a node, or excluded with a
 //! reason). Nodes are then linked in four passes, all in "candidate" indices
-//! (document order): the dialect's order inside groups (`order_edges`), the
-//! wave rule, strict or cross-wave (`wave_edges`), `after:` hints and
-//! dependency text (`reference_edges`). Sets of nodes ("the whole previous
+//! (document order): the dialect's order inside groups (`order_edges`, with
+//! numbered lists and a task's subtasks in order in side-by-side groups),
+//! the wave rule, strict or cross-wave (`wave_edges`; a section whose author
+//! wrote its dependencies in prose waits for those instead of the whole
+//! previous wave), `after:` hints and dependency text (`reference_edges`),
+//! and dependencies read from prose (`prose_edges`, each recorded in
+//! [`Plan::prose`]). Tasks under headings that are not work ("Success
+//! criteria") are excluded as `not work`. Sets of nodes ("the whole previous
 //! wave", "all of section Setup") are joined through barriers so that wide
 //! waves cost a linear number of edges. Then cycles are looked for (Kahn's
 //! algorithm, and Tarjan's on what is left, both iterative), `--only` keeps
@@ -18,8 +23,10 @@ use std::cell::OnceCell;
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
 
-use super::model::{Barrier, Edge, EdgeReason, Excluded, Plan, PlanGroup, PlanNode, PlanOptions};
-use crate::doc::{Dialect, Document, Parallelism, SectionIdx, TaskIdx};
+use super::model::{
+    Barrier, Edge, EdgeReason, Excluded, Plan, PlanGroup, PlanNode, PlanOptions, ProseUse,
+};
+use crate::doc::{Dialect, Document, Parallelism, ProseWaiter, SectionIdx, TaskIdx};
 use crate::error::{Diagnostic, Diagnostics};
 
 /// Sets up to this size are waited for with direct edges; larger ones get a barrier.
@@ -27,16 +34,19 @@ const DIRECT_LIMIT: usize = 4;
 
 pub(crate) fn build(doc: &Document, options: &PlanOptions) -> Result<Plan, Diagnostics> {
     let mut b = Builder::new(doc, options);
+    b.prose_waiters = b.prose_waiters();
     b.order_edges();
     b.wave_edges();
     b.reference_edges();
+    b.prose_edges();
     let selected = b.resolve_only();
-    if !b.errors.is_empty() {
-        return Err(Diagnostics(b.errors));
-    }
+    // Cycles are looked for even when other references are in error, so
+    // `check` lists every problem of the file at once.
     let order = b.topo_order();
     if order.len() < b.cands.len() {
         b.report_cycles();
+    }
+    if !b.errors.is_empty() {
         return Err(Diagnostics(b.errors));
     }
     Ok(b.finish(order, selected))
@@ -62,6 +72,8 @@ enum SetKey {
     Unit(usize),
     Section(SectionIdx),
     Task(TaskIdx),
+    Prose(usize),
+    Seq(usize),
 }
 
 struct Builder<'a> {
@@ -87,6 +99,11 @@ struct Builder<'a> {
     /// Case-folded id → task, built on the first reference that needs it.
     ids_folded: OnceCell<HashMap<String, TaskIdx>>,
     errors: Vec<Diagnostic>,
+    /// The dependencies read from prose, and what became of each.
+    prose: Vec<ProseUse>,
+    /// Candidates whose section says in prose what it waits for: the
+    /// author's dependencies replace the strict wave order for them.
+    prose_waiters: HashSet<usize>,
     /// Scratch marks for set membership.
     stamp: Vec<u32>,
     stamp_now: u32,
@@ -113,6 +130,8 @@ impl<'a> Builder<'a> {
                 Some("done")
             } else if skip || parent_reason == Some("skip") {
                 Some("skip")
+            } else if not_work(doc, i) {
+                Some("not work")
             } else if (optional || parent_reason == Some("optional")) && !options.include_optional {
                 Some("optional")
             } else if t.wave.is_none() || t.group.and_then(|g| doc.groups.get(g)).is_none() {
@@ -146,6 +165,8 @@ impl<'a> Builder<'a> {
             ids: OnceCell::new(),
             ids_folded: OnceCell::new(),
             errors: Vec::new(),
+            prose: Vec::new(),
+            prose_waiters: HashSet::new(),
             stamp: vec![0; c],
             stamp_now: 0,
         }
@@ -261,8 +282,11 @@ impl<'a> Builder<'a> {
         let mut members: Vec<Vec<TaskIdx>> = vec![Vec::new(); doc.groups.len()];
         for t in &doc.tasks {
             if let Some(g) = t.group.filter(|&g| g < doc.groups.len()) {
+                // Parents are transparent too: their children are the work,
+                // and an unmarked grouping parent does not break a run of
+                // `(P)` tasks around it.
                 match self.excluded[t.index] {
-                    Some("skip") | Some("optional") | Some("outside any wave") => {}
+                    Some("skip" | "optional" | "outside any wave" | "not work" | "parent") => {}
                     _ => members[g].push(t.index),
                 }
             }
@@ -278,6 +302,9 @@ impl<'a> Builder<'a> {
                     prev.clear();
                 }
                 let mode = self.group_mode(g);
+                if mode == Mode::Together && !doc.groups[g].parallel_from_hint {
+                    self.numbered_sequences(&members[g]);
+                }
                 let mut step: Vec<usize> = Vec::new();
                 let mut step_first = usize::MAX;
                 let mut in_run = false;
@@ -314,6 +341,42 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// Side-by-side groups still honour the author's numbering and nesting:
+    /// the tasks of one numbered list run in the order of their numbers
+    /// (tasks under one numbered item side by side), and the subtasks of
+    /// one parent task run one after another, in document order.
+    fn numbered_sequences(&mut self, members: &[TaskIdx]) {
+        let doc = self.doc;
+        // Sequence → (current number, its step, the step before).
+        let mut seqs: HashMap<(u8, usize), Sequence> = HashMap::new();
+        for (n, &t) in members.iter().enumerate() {
+            let task = &doc.tasks[t];
+            let Some(c) = self.cand_of[t] else {
+                continue;
+            };
+            let key = match (top_parent(doc, t), task.list_step) {
+                (Some(p), _) => ((0u8, p), n),
+                (None, Some((list, number))) => ((1u8, list), number),
+                (None, None) => continue,
+            };
+            let state = seqs
+                .entry(key.0)
+                .or_insert_with(|| (usize::MAX, Vec::new(), Vec::new()));
+            if state.0 != key.1 {
+                if !state.1.is_empty() {
+                    state.2 = std::mem::take(&mut state.1);
+                }
+                state.0 = key.1;
+            }
+            state.1.push(c);
+            let prev = state.2.clone();
+            if let Some(&first) = prev.first() {
+                let label = format!("tasks before {}", task.id);
+                self.wait_on_set(c, SetKey::Seq(first), &prev, EdgeReason::Order, || label);
+            }
+        }
+    }
+
     /// Strict waves, or cross-wave by module / user story.
     fn wave_edges(&mut self) {
         let doc = self.doc;
@@ -326,6 +389,15 @@ impl<'a> Builder<'a> {
                 }
             }
             wave_cands[wave.index].sort_unstable();
+        }
+        // Waves are numbered as `plan` shows them: those with work to run.
+        let mut wave_no = vec![0usize; doc.waves.len()];
+        let mut k = 0;
+        for (w, cs) in wave_cands.iter().enumerate() {
+            if !cs.is_empty() {
+                k += 1;
+            }
+            wave_no[w] = k;
         }
         if !self.cross_wave {
             let mut prev: Option<usize> = None;
@@ -340,11 +412,14 @@ impl<'a> Builder<'a> {
                         SetKey::Wave(p),
                         &prev_set,
                         EdgeReason::Wave,
-                        format!("wave {}", p + 1),
+                        format!("wave {}", wave_no[p]),
                     );
                     if let Some(b) = b {
                         for &c in &set {
-                            if self.deps[c].is_empty() && self.node_barriers[c].is_empty() {
+                            if self.deps[c].is_empty()
+                                && self.node_barriers[c].is_empty()
+                                && !self.prose_waiters.contains(&c)
+                            {
                                 self.add_barrier(c, b);
                             }
                         }
@@ -400,7 +475,7 @@ impl<'a> Builder<'a> {
                     SetKey::Wave(p),
                     &set,
                     EdgeReason::Wave,
-                    format!("wave {}", p + 1),
+                    format!("wave {}", wave_no[p]),
                 )
             });
             let mut new_join = None;
@@ -408,10 +483,10 @@ impl<'a> Builder<'a> {
             for (u, (_, key, set)) in units.iter().enumerate().take(j).skip(i) {
                 let set = set.clone();
                 let label = match key {
-                    None if story_mode => format!("wave {}", w + 1),
-                    None => format!("lead of wave {}", w + 1),
-                    Some(k) if story_mode => format!("{k} (wave {})", w + 1),
-                    Some(k) => format!("module {k} (wave {})", w + 1),
+                    None if story_mode => format!("wave {}", wave_no[w]),
+                    None => format!("lead of wave {}", wave_no[w]),
+                    Some(k) if story_mode => format!("{k} (wave {})", wave_no[w]),
+                    Some(k) => format!("module {k} (wave {})", wave_no[w]),
                 };
                 let mine = self.barrier(SetKey::Unit(u), &set, EdgeReason::Module, label);
                 let mut waits: Vec<usize> = Vec::new();
@@ -523,6 +598,13 @@ impl<'a> Builder<'a> {
         if let Some(ts) = self.resolve_range(r) {
             return Some(Target::Tasks(ts));
         }
+        // `Task 11`: a task numbered 11, else a heading "Task 11: …".
+        if r.len() > 5 && r.is_char_boundary(5) && r[..5].eq_ignore_ascii_case("task ") {
+            let num = r[5..].trim();
+            if let Some(&t) = ids.get(num) {
+                return Some(Target::Tasks(vec![t]));
+            }
+        }
         let mut name = r;
         for prefix in ["all of ", "group ", "section "] {
             if name.len() > prefix.len()
@@ -556,6 +638,17 @@ impl<'a> Builder<'a> {
             .collect();
         if !before_colon.is_empty() {
             return Some(Target::Sections(before_colon));
+        }
+        // `Phase 2` for "Phase 2 – Core", `Task 11` for "Task 11 (API)".
+        let prefixed: Vec<SectionIdx> = self
+            .doc
+            .sections
+            .iter()
+            .filter(|s| title_starts_with(&s.title, &folded))
+            .map(|s| s.index)
+            .collect();
+        if !prefixed.is_empty() {
+            return Some(Target::Sections(prefixed));
         }
         let modules: Vec<SectionIdx> = self
             .doc
@@ -750,6 +843,196 @@ impl<'a> Builder<'a> {
                     }
                 }
             }
+        }
+    }
+
+    /// The candidates a prose reference names: `US3` (the phases of user
+    /// story 3, else headings naming it), or anything [`resolve`] knows.
+    fn prose_cands(&self, r: &str) -> Vec<usize> {
+        let doc = self.doc;
+        let upper = r.trim().to_uppercase();
+        if let Some(n) = upper
+            .strip_prefix("US")
+            .filter(|n| n.bytes().all(|c| c.is_ascii_digit()))
+        {
+            let mut out: Vec<usize> = Vec::new();
+            if doc.dialect == Dialect::SpecKit {
+                let mut by_wave: Vec<Vec<usize>> = vec![Vec::new(); doc.waves.len()];
+                for (c, &t) in self.cands.iter().enumerate() {
+                    if let Some(w) = doc.tasks[t].wave.filter(|&w| w < by_wave.len()) {
+                        by_wave[w].push(c);
+                    }
+                }
+                for (w, cs) in by_wave.iter().enumerate() {
+                    if !cs.is_empty()
+                        && story_of_wave(doc, w, cs, &self.cands).as_deref() == Some(upper.as_str())
+                    {
+                        out.extend_from_slice(cs);
+                    }
+                }
+            }
+            if out.is_empty() {
+                let name = format!("user story {n}");
+                for sec in &doc.sections {
+                    let t = sec.title.to_lowercase();
+                    if let Some(at) = t.find(&name)
+                        && !t[at + name.len()..].starts_with(|c: char| c.is_ascii_digit())
+                    {
+                        out.extend(self.section_cands(sec.index));
+                    }
+                }
+            }
+            out.sort_unstable();
+            out.dedup();
+            return out;
+        }
+        let mut out = match self.resolve(r) {
+            None => Vec::new(),
+            Some(Target::Tasks(ts)) => ts
+                .into_iter()
+                .flat_map(|t| self.leaves_of(t))
+                .filter_map(|l| self.cand_of[l])
+                .collect(),
+            Some(Target::Sections(ss)) => {
+                ss.into_iter().flat_map(|s| self.section_cands(s)).collect()
+            }
+        };
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// The candidates of sections (and named tasks) whose author wrote what
+    /// they wait for: `**Dependencies:** Task 9` (or `None`) under a
+    /// heading, an item of an "Implementation order" list. User stories are
+    /// left out: their phases keep the strict order unless `--cross-wave`.
+    fn prose_waiters(&self) -> HashSet<usize> {
+        let mut out = HashSet::new();
+        for dep in &self.doc.prose_deps {
+            let waiters = match &dep.waiter {
+                // A line under the title speaks of the whole file, not of
+                // one section's place in the order.
+                ProseWaiter::Section(s)
+                    if self
+                        .doc
+                        .sections
+                        .get(*s)
+                        .is_none_or(|sec| sec.level < self.doc.wave_level) =>
+                {
+                    continue;
+                }
+                ProseWaiter::Section(s) => self.section_cands(*s),
+                ProseWaiter::Named(r) if !is_story_ref(r) => {
+                    if dep.on.iter().all(|o| self.prose_cands(o).is_empty()) {
+                        continue;
+                    }
+                    self.prose_cands(r)
+                }
+                ProseWaiter::Named(_) => continue,
+            };
+            if let ProseWaiter::Section(_) = dep.waiter
+                && !dep.on.is_empty()
+                && dep.on.iter().all(|o| self.prose_cands(o).is_empty())
+            {
+                continue;
+            }
+            out.extend(waiters);
+        }
+        out
+    }
+
+    /// Whether some node of `from` waits, directly or not, for a node of `to`.
+    fn reaches(&self, from: &[usize], to: &[usize]) -> bool {
+        let target: HashSet<usize> = to.iter().copied().collect();
+        let mut seen = vec![false; self.cands.len()];
+        let mut seen_barrier = vec![false; self.drafts.len()];
+        let mut stack: Vec<usize> = from.to_vec();
+        while let Some(v) = stack.pop() {
+            if target.contains(&v) {
+                return true;
+            }
+            if std::mem::replace(&mut seen[v], true) {
+                continue;
+            }
+            stack.extend(self.deps[v].iter().map(|e| e.on));
+            for &b in &self.node_barriers[v] {
+                if !std::mem::replace(&mut seen_barrier[b], true) {
+                    stack.extend_from_slice(&self.drafts[b].members);
+                }
+            }
+        }
+        false
+    }
+
+    /// Dependencies read from prose: each waiter waits for what it names,
+    /// unless that would turn the document's own order around (then the
+    /// prose is reported as not followed rather than made a cycle).
+    fn prose_edges(&mut self) {
+        let doc = self.doc;
+        for (i, dep) in doc.prose_deps.iter().enumerate() {
+            let (waiter_label, waiters) = match &dep.waiter {
+                ProseWaiter::Section(s) => match doc.sections.get(*s) {
+                    Some(sec) => (sec.title.clone(), self.section_cands(*s)),
+                    None => continue,
+                },
+                ProseWaiter::Named(r) => (r.clone(), self.prose_cands(r)),
+            };
+            if dep.on.is_empty() {
+                continue;
+            }
+            let mut on: Vec<usize> = dep.on.iter().flat_map(|r| self.prose_cands(r)).collect();
+            on.sort_unstable();
+            on.dedup();
+            let waiter_set: HashSet<usize> = waiters.iter().copied().collect();
+            on.retain(|c| !waiter_set.contains(c));
+            let mut use_ = ProseUse {
+                line: dep.line,
+                source: dep.source.clone(),
+                waiter: waiter_label,
+                on: dep.on.clone(),
+                followed: false,
+                note: None,
+            };
+            if waiters.is_empty() || on.is_empty() {
+                // Prose that names nothing open here (all done, or no such
+                // task): nothing to follow, nothing to say.
+                if waiters.is_empty() && on.is_empty() {
+                    continue;
+                }
+                use_.note = Some(if waiters.is_empty() {
+                    "nothing left to run waits".to_string()
+                } else {
+                    "what it waits for is done or not found".to_string()
+                });
+                self.prose.push(use_);
+                continue;
+            }
+            if self.reaches(&on, &waiters) {
+                use_.note = Some(
+                    "not followed: the document's order already runs it the other way".to_string(),
+                );
+                self.prose.push(use_);
+                continue;
+            }
+            let label = format!("{} (line {})", dep.on.join(", "), dep.line);
+            for &c in &waiters {
+                // A task that already waits for another of the waiters (its
+                // group's order) gets the dependency through it.
+                let inside = self.deps[c].iter().any(|e| waiter_set.contains(&e.on))
+                    || self.node_barriers[c].iter().any(|&b| {
+                        self.drafts[b]
+                            .members
+                            .iter()
+                            .any(|m| waiter_set.contains(m))
+                    });
+                if inside {
+                    continue;
+                }
+                let label = label.clone();
+                self.wait_on_set(c, SetKey::Prose(i), &on, EdgeReason::Prose, || label);
+            }
+            use_.followed = true;
+            self.prose.push(use_);
         }
     }
 
@@ -965,6 +1248,7 @@ impl<'a> Builder<'a> {
             path.push(start);
             found.push((comp, path));
         }
+        let found_none = found.is_empty();
         for (comp, path) in found {
             let name = |v: usize| -> String {
                 if v < n {
@@ -983,6 +1267,7 @@ impl<'a> Builder<'a> {
                         match self.deps[a].iter().find(|e| e.on == b).map(|e| &e.reason) {
                             Some(EdgeReason::After) => "an `after:` hint",
                             Some(EdgeReason::DependsOn) => "its dependency text",
+                            Some(EdgeReason::Prose) => "a dependency written in prose",
                             Some(EdgeReason::Order) => "the group's order",
                             _ => "the wave order",
                         }
@@ -1030,7 +1315,7 @@ impl<'a> Builder<'a> {
                 .with_help(help);
             self.errors.push(d);
         }
-        if self.errors.is_empty() {
+        if found_none {
             // Kahn stalled but no component was found: cannot happen, say so plainly.
             self.errors.push(
                 Diagnostic::error(1, 1, "the tasks' dependencies form a cycle")
@@ -1072,11 +1357,25 @@ impl<'a> Builder<'a> {
             }
             members.sort_unstable();
             barrier_of[b] = barriers.len();
+            // "tasks before T128" does not say which: name them.
+            let label = if d.reason == EdgeReason::Order {
+                let ids: Vec<&str> = members
+                    .iter()
+                    .map(|&m| doc.tasks[self.cands[order[m]]].id.as_str())
+                    .collect();
+                if ids.len() <= 4 {
+                    ids.join(", ")
+                } else {
+                    format!("{} … {} ({} tasks)", ids[0], ids[ids.len() - 1], ids.len())
+                }
+            } else {
+                d.label.clone()
+            };
             barriers.push(Barrier {
                 index: barriers.len(),
                 members,
                 reason: d.reason.clone(),
-                label: d.label.clone(),
+                label,
             });
         }
         let mut nodes: Vec<PlanNode> = Vec::with_capacity(order.len());
@@ -1151,6 +1450,7 @@ impl<'a> Builder<'a> {
             dialect_reason: doc.dialect_reason.clone(),
             cross_wave: self.cross_wave,
             barriers,
+            prose: self.prose,
         }
     }
 }
@@ -1169,6 +1469,62 @@ enum Mode {
 enum Origin {
     Task(TaskIdx),
     Section(SectionIdx),
+}
+
+/// A numbered sequence being laid out: its current number, the tasks of
+/// that number, and the tasks of the number before.
+type Sequence = (usize, Vec<usize>, Vec<usize>);
+
+/// `US3`: a user story.
+fn is_story_ref(r: &str) -> bool {
+    let u = r.trim().to_uppercase();
+    u.strip_prefix("US")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()))
+}
+
+/// The outermost parent task of `t`, if it has one.
+fn top_parent(doc: &Document, t: TaskIdx) -> Option<TaskIdx> {
+    let mut cur = doc.tasks[t].parent?;
+    let mut guard = 0;
+    while let Some(p) = doc.tasks.get(cur).and_then(|x| x.parent) {
+        cur = p;
+        guard += 1;
+        if guard > 1000 {
+            break;
+        }
+    }
+    Some(cur)
+}
+
+/// The section that makes task `t` no work item ("Success criteria", …),
+/// unless a `skip: false` hint on the task or on a section between says
+/// it is work.
+pub(crate) fn not_work_section(doc: &Document, t: TaskIdx) -> Option<SectionIdx> {
+    let task = doc.tasks.get(t)?;
+    if task.hints.skip == Some(false) {
+        return None;
+    }
+    let mut s = task.section;
+    let mut guard = 0;
+    while let Some(i) = s {
+        let sec = doc.sections.get(i)?;
+        if sec.hints.skip == Some(false) {
+            return None;
+        }
+        if sec.not_work {
+            return Some(i);
+        }
+        s = sec.parent;
+        guard += 1;
+        if guard > 64 {
+            return None;
+        }
+    }
+    None
+}
+
+fn not_work(doc: &Document, t: TaskIdx) -> bool {
+    not_work_section(doc, t).is_some()
 }
 
 /// Per section: whether it or an enclosing section has the flag hint set.
@@ -1287,6 +1643,22 @@ fn compute_chains(nodes: &mut [PlanNode], barriers: &[Barrier]) {
         for &b in &nodes[i].barriers {
             bval[b] = bval[b].max(chain);
         }
+    }
+}
+
+/// Whether `title` starts with `prefix` (already lowercase) and the next
+/// character ends the name: `Phase 2` is in "Phase 2: Core" but not in
+/// "Phase 20" or "Phase 2.1".
+fn title_starts_with(title: &str, prefix: &str) -> bool {
+    let t = title.trim().to_lowercase();
+    let Some(rest) = t.strip_prefix(prefix) else {
+        return false;
+    };
+    let mut chars = rest.chars();
+    match chars.next() {
+        None => true,
+        Some('.') => !chars.next().is_some_and(|c| c.is_ascii_digit()),
+        Some(c) => !c.is_alphanumeric(),
     }
 }
 
@@ -1640,8 +2012,11 @@ mod tests {
         let p = plan(&b);
         assert_eq!(ids(&p), ["1.1", "1.2", "2.1", "2.2"]);
         assert!(waits(&p, "1.2").is_empty(), "(P) run");
-        assert_eq!(waits(&p, "2.1"), ["1.1", "1.2"], "a parent ends a (P) run");
-        assert_eq!(waits(&p, "2.2"), ["2.1"]);
+        assert!(
+            waits(&p, "2.1").is_empty(),
+            "an unmarked grouping parent does not end a (P) run"
+        );
+        assert_eq!(waits(&p, "2.2"), ["1.1", "1.2", "2.1"]);
         let parents: Vec<_> = p
             .excluded
             .iter()

@@ -11,8 +11,10 @@ use crate::doc::{Document, Parallelism, SectionIdx, TaskIdx};
 use crate::error::Diagnostic;
 
 /// Every warning `mdbatch check` reports beyond parse and plan errors:
-/// [`check_document`]'s, plus tasks that may run side by side but name the
-/// same file, and groups marked parallel whose tasks wait for each other.
+/// [`check_document`]'s, plus tasks that may run side by side but both edit
+/// the same file (a file a task only reads — `see data-model.md`, a
+/// `Details:` line, a `(Lines 10-25)` range — is no conflict), and groups
+/// marked parallel whose tasks wait for each other.
 pub fn check(doc: &Document, plan: &Plan) -> Vec<Diagnostic> {
     let mut out = check_document(doc);
     out.extend(same_file_side_by_side(doc, plan));
@@ -22,8 +24,8 @@ pub fn check(doc: &Document, plan: &Plan) -> Vec<Diagnostic> {
 }
 
 /// The lints that need no plan (so `check` can still report them when the
-/// plan has errors): empty tasks, and checkboxes that are not work items
-/// (outside any wave, or in a checklist-like section).
+/// plan has errors): empty tasks, checkboxes outside any wave (not run),
+/// and a file without a single checkbox.
 pub fn check_document(doc: &Document) -> Vec<Diagnostic> {
     let mut out = empty_tasks(doc);
     out.extend(not_work_items(doc));
@@ -120,45 +122,23 @@ fn empty_tasks(doc: &Document) -> Vec<Diagnostic> {
         .collect()
 }
 
-/// Section titles that hold checklists rather than work.
-const CHECKLIST_WORDS: &[&str] = &[
-    "checklist",
-    "acceptance criteria",
-    "definition of done",
-    "success criteria",
-    "exit criteria",
-    "done criteria",
-    "review criteria",
-    "quality gates",
-];
-
-fn is_checklist_title(title: &str) -> bool {
-    let t = title.to_lowercase();
-    CHECKLIST_WORDS.iter().any(|w| t.contains(w))
-}
-
-/// The nearest enclosing checklist-like section.
-fn checklist_section(doc: &Document, mut s: Option<SectionIdx>) -> Option<SectionIdx> {
-    let mut guard = 0;
-    while let Some(i) = s {
-        let sec = doc.sections.get(i)?;
-        if is_checklist_title(&sec.title) {
-            return Some(i);
-        }
-        s = sec.parent;
-        guard += 1;
-        if guard > 64 {
-            return None;
-        }
-    }
-    None
-}
-
+/// Checkboxes that are not run although they may look like work: outside
+/// any wave. (Checks under "Success criteria" and the like are not run
+/// either, but `plan` lists them with the reason; nothing to warn about.)
 fn not_work_items(doc: &Document) -> Vec<Diagnostic> {
     let mut out = Vec::new();
+    if doc.tasks.is_empty() {
+        out.push(warn(
+            doc,
+            1,
+            1,
+            "the file has no checkboxes, so there is nothing to run".to_string(),
+            "write each task as a list item with a box: `- [ ] Add the login page`",
+        ));
+        return out;
+    }
     // Outside any wave: grouped by section (None: the preamble).
     let mut outside: Vec<(Option<SectionIdx>, Vec<TaskIdx>)> = Vec::new();
-    let mut checklist: Vec<(SectionIdx, Vec<TaskIdx>)> = Vec::new();
     for t in doc
         .tasks
         .iter()
@@ -169,11 +149,6 @@ fn not_work_items(doc: &Document) -> Vec<Diagnostic> {
                 Some((_, v)) => v.push(t.index),
                 None => outside.push((t.section, vec![t.index])),
             }
-        } else if let Some(s) = checklist_section(doc, t.section) {
-            match checklist.iter_mut().find(|(x, _)| *x == s) {
-                Some((_, v)) => v.push(t.index),
-                None => checklist.push((s, vec![t.index])),
-            }
         }
     }
     for (section, tasks) in outside {
@@ -183,49 +158,139 @@ fn not_work_items(doc: &Document) -> Vec<Diagnostic> {
         } else {
             format!("{} checkboxes outside any wave are not run", tasks.len())
         };
-        let (them, are) = if tasks.len() == 1 {
-            ("it", "is")
+        let (them, they, are) = if tasks.len() == 1 {
+            ("it", "it", "is")
         } else {
-            ("them", "are")
+            ("them", "they", "are")
         };
         let (message, help) = match section.and_then(|s| doc.sections.get(s)) {
             Some(sec) => (
                 format!("{what} (under `{}`)", sec.title),
                 format!(
-                    "move {them} under a wave heading to run {them}, or put `<!-- skip: true -->` under the heading to say {them} {are} not work"
+                    "move {them} under a wave heading to run {them}; if {they} {are} not work, put `<!-- skip: true -->` under the heading and this warning goes away"
                 ),
             ),
             None => (
                 format!("{what} (before the first wave heading)"),
                 format!(
-                    "move {them} under a wave heading to run {them}, or put an indented `<!-- skip: true -->` inside each item to say {them} {are} not work"
+                    "move {them} under a wave heading to run {them}; if {they} {are} not work, put an indented `<!-- skip: true -->` inside each item and this warning goes away"
                 ),
             ),
         };
         out.push(warn(doc, first.pos.line, first.pos.col, message, &help));
     }
-    for (s, tasks) in checklist {
-        let sec = &doc.sections[s];
-        out.push(warn(
-            doc,
-            sec.pos.line,
-            sec.pos.col,
-            if tasks.len() == 1 {
-                format!(
-                    "section `{}` looks like a checklist, not work: its open checkbox would be sent to a subagent",
-                    sec.title
-                )
-            } else {
-                format!(
-                    "section `{}` looks like a checklist, not work: each of its {} open checkboxes would be sent to a subagent",
-                    sec.title,
-                    tasks.len()
-                )
-            },
-            "put `<!-- skip: true -->` under the heading so mdbatch leaves them alone (or ignore this if they are real tasks)",
-        ));
-    }
     out
+}
+
+/// File paths a task would edit: the paths [`paths_in`] finds, less those
+/// it only reads (`see data-model.md`, `details.md (Lines 10-25)`, a
+/// `Details:` / `Research:` line).
+pub(crate) fn edited_paths_in(text: &str, out: &mut Vec<String>) {
+    let mut found = Vec::new();
+    for line in text.lines() {
+        found.clear();
+        paths_in(line, &mut found);
+        let label = strip_bullet(line)
+            .trim_start_matches(['*', '_'])
+            .to_lowercase();
+        let reference_line = [
+            "details:",
+            "detail:",
+            "research:",
+            "reference:",
+            "references:",
+            "context:",
+            "see:",
+            "see ",
+            "spec:",
+            "specs:",
+            "docs:",
+            "documentation:",
+            "read:",
+            "source:",
+            "sources:",
+            "requirements:",
+            "design:",
+            "plan:",
+        ]
+        .iter()
+        .any(|l| label.starts_with(l));
+        for p in found.drain(..) {
+            if reference_line || only_read(line, &p) {
+                continue;
+            }
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+    }
+}
+
+/// A list item's text without its bullet.
+fn strip_bullet(line: &str) -> &str {
+    let t = line.trim();
+    for b in ["- ", "* ", "+ "] {
+        if let Some(r) = t.strip_prefix(b) {
+            return r.trim_start();
+        }
+    }
+    t
+}
+
+/// Whether `line` names `path` only to read it.
+fn only_read(line: &str, path: &str) -> bool {
+    let Some(at) = line.find(path) else {
+        return false;
+    };
+    let start = line[..at]
+        .char_indices()
+        .rev()
+        .nth(31)
+        .map_or(0, |(i, _)| i);
+    let before = line[start..at].to_lowercase();
+    let after = line[at + path.len()..]
+        .trim_start_matches(['`', ')', '*', '_', '"'])
+        .trim_start()
+        .to_lowercase();
+    let line_range = after.starts_with("(lines")
+        || after.starts_with("(line")
+        || after.starts_with("lines ")
+        || after.starts_with("line ")
+        || after.starts_with("#l")
+        || (after.starts_with(':') && after[1..].starts_with(|c: char| c.is_ascii_digit()));
+    let b = before.trim_end_matches(['`', '(', '[', '"', ' ', '*', '_']);
+    let reading_word = [
+        "see",
+        "read",
+        "reading",
+        "refer to",
+        "referring to",
+        "reference",
+        "references",
+        "per",
+        "according to",
+        "based on",
+        "described in",
+        "defined in",
+        "specified in",
+        "documented in",
+        "outlined in",
+        "listed in",
+        "following",
+        "follow",
+        "consult",
+        "review",
+        "as in",
+        "in line with",
+        "cf.",
+    ]
+    .iter()
+    .any(|w| {
+        [*w, &format!("{w} the"), &format!("{w}:")]
+            .iter()
+            .any(|x| b == *x || b.ends_with(&format!(" {x}")) || b.ends_with(&format!("({x}")))
+    });
+    line_range || reading_word
 }
 
 /// File paths a piece of task text names: backticked spans and path-like
@@ -333,8 +398,8 @@ fn same_file_side_by_side(doc: &Document, plan: &Plan) -> Vec<Diagnostic> {
     for n in &plan.nodes {
         let task = &doc.tasks[n.task];
         paths.clear();
-        paths_in(&task.text, &mut paths);
-        paths_in(&task.details, &mut paths);
+        edited_paths_in(&task.text, &mut paths);
+        edited_paths_in(&task.details, &mut paths);
         let scope = if plan.cross_wave { 0 } else { n.wave };
         for p in paths.drain(..) {
             buckets.entry((scope, p)).or_default().push(n.index);
@@ -363,7 +428,7 @@ fn same_file_side_by_side(doc: &Document, plan: &Plan) -> Vec<Diagnostic> {
                 tb.pos.line,
                 tb.pos.col,
                 format!(
-                    "`{}` and `{}` (line {}) may run side by side and both name {}",
+                    "`{}` and `{}` (line {}) may run side by side and both edit {}",
                     tb.id,
                     ta.id,
                     ta.pos.line,
@@ -495,7 +560,7 @@ mod tests {
         let d = lints(&b);
         assert_eq!(
             messages(&d),
-            ["`b` and `a` (line 3) may run side by side and both name `src/auth.rs`"]
+            ["`b` and `a` (line 3) may run side by side and both edit `src/auth.rs`"]
         );
         assert_eq!(d[0].line, 4);
         assert!(
@@ -554,39 +619,53 @@ mod tests {
     }
 
     #[test]
-    fn checklist_sections_and_stray_checkboxes_are_reported_once_each() {
+    fn stray_checkboxes_are_reported_once_per_section_in_a_sentence() {
         let mut b = DocBuilder::new(Dialect::Waves);
         b.heading(1, "Notes");
         b.task("n1", "remember this");
         b.task("n2", "and this");
         b.wave("Build");
         b.task("w", "work");
-        b.wave("Validation Checklist");
-        b.task("v1", "all tests pass");
-        b.task("v2", "docs updated");
         let d = lints(&b);
         assert_eq!(
             messages(&d),
-            [
-                "2 checkboxes outside any wave are not run (under `Notes`)",
-                "section `Validation Checklist` looks like a checklist, not work: each of its 2 open checkboxes would be sent to a subagent",
-            ]
+            ["2 checkboxes outside any wave are not run (under `Notes`)"]
         );
-        assert!(
-            d.iter()
-                .all(|d| d.help.as_deref().unwrap_or("").contains("skip: true"))
+        assert_eq!(
+            d[0].help.as_deref(),
+            Some(
+                "move them under a wave heading to run them; if they are not work, put `<!-- skip: true -->` under the heading and this warning goes away"
+            )
         );
     }
 
     #[test]
-    fn a_skipped_checklist_is_not_reported() {
+    fn a_file_without_checkboxes_says_there_is_nothing_to_run() {
         let mut b = DocBuilder::new(Dialect::Waves);
-        b.wave("Build");
-        b.task("w", "work");
-        let s = b.wave("Acceptance Criteria");
-        b.task("v1", "it works");
-        b.edit_section(s, |s| s.hints.skip = Some(true));
-        assert!(lints(&b).is_empty());
+        b.heading(1, "Notes");
+        let d = lints(&b);
+        assert_eq!(
+            messages(&d),
+            ["the file has no checkboxes, so there is nothing to run"]
+        );
+    }
+
+    #[test]
+    fn a_file_only_read_is_no_conflict() {
+        let mut b = DocBuilder::new(Dialect::Waves);
+        b.wave("One");
+        let t = b.task("a", "Add login");
+        b.edit(t, |t| {
+            t.details = "- Details: .copilot-tracking/details/plan-details.md (Lines 10-25)".into()
+        });
+        b.task("b", "Add logout, see plan-details.md");
+        b.task("c", "Write `src/x.rs` per data-model.md");
+        b.task("d", "Extend `src/x.rs` as described in data-model.md");
+        let d = lints(&b);
+        assert_eq!(
+            messages(&d),
+            ["`d` and `c` (line 5) may run side by side and both edit `src/x.rs`"]
+        );
     }
 
     #[test]

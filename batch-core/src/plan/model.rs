@@ -36,6 +36,10 @@ pub enum EdgeReason {
     After,
     /// Dependency text (`depends on T012`, `_Depends: 1.2_`).
     DependsOn,
+    /// A dependency written in prose outside the tasks
+    /// ([`ProseDep`](crate::doc::ProseDep)): `**Dependencies:** Task 11`,
+    /// an "Implementation order" list, "can start after US1".
+    Prose,
 }
 
 /// One edge: this node waits for `on`.
@@ -118,7 +122,8 @@ pub struct Excluded {
     pub task: TaskIdx,
     /// Its id.
     pub id: String,
-    /// `done`, `optional`, `skip`, `parent`, `not selected by --only`, `outside any wave`.
+    /// `done`, `optional`, `skip`, `not work` (under a heading such as
+    /// "Success criteria"), `parent`, `not selected by --only`, `outside any wave`.
     pub reason: String,
 }
 
@@ -144,6 +149,27 @@ pub struct Plan {
     pub cross_wave: bool,
     /// Join points nodes wait for (see [`Barrier`]).
     pub barriers: Vec<Barrier>,
+    /// The dependencies read from prose and whether each was followed.
+    pub prose: Vec<ProseUse>,
+}
+
+/// A dependency read from prose (see [`ProseDep`](crate::doc::ProseDep)),
+/// as `plan` reports it: where it was read and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ProseUse {
+    /// The line it was read from.
+    pub line: usize,
+    /// That line's text.
+    pub source: String,
+    /// What waits (a heading's title, `Task 3`, `US6`).
+    pub waiter: String,
+    /// What it waits for, as written.
+    pub on: Vec<String>,
+    /// Whether the plan follows it.
+    pub followed: bool,
+    /// Why not, or what else to know.
+    pub note: Option<String>,
 }
 
 impl Plan {

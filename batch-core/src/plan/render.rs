@@ -44,7 +44,8 @@
 //!     "barriers": [
 //!       { "index": 0, "label": "wave 1", "reason": "wave", "members": ["T002"] }
 //!     ],
-//!     "excluded": [ { "id": "T001", "reason": "done", "line": 5 } ]
+//!     "excluded": [ { "id": "T001", "reason": "done", "line": 5 } ],
+//!     "prose": []
 //!   }
 //! }
 //! ```
@@ -66,7 +67,10 @@
 //! - `barriers[]`: join points: a task that lists a barrier waits for every
 //!   one of its `members`.
 //! - `excluded[]`: tasks not run and why (`done`, `parent`, `optional`,
-//!   `skip`, `outside any wave`, `not selected by --only`).
+//!   `skip`, `not work`, `outside any wave`, `not selected by --only`).
+//! - `prose[]`: dependencies read from prose outside the tasks, each with
+//!   the `line` and `source` text it was read from, the `waiter`, what it
+//!   waits `on`, whether the plan `followed` it and a `note` when not.
 
 use std::fmt::Write as _;
 
@@ -139,11 +143,21 @@ fn group_mode(doc: &Document, plan: &Plan, g: usize) -> String {
         };
         return format!("one at a time; {marker} runs side by side");
     }
-    match (group.parallel, limit) {
+    let mut mode = match (group.parallel, limit) {
         (Parallelism::Sequential, _) => "one at a time".to_string(),
         (_, Some(n)) => format!("side by side, at most {n} at once"),
         _ => "side by side".to_string(),
+    };
+    if group.parallel != Parallelism::Sequential && !group.parallel_from_hint {
+        let tasks = || group.tasks.iter().filter_map(|&t| doc.tasks.get(t));
+        if tasks().any(|t| t.parent.is_some()) {
+            mode.push_str("; a task's subtasks in order");
+        }
+        if tasks().any(|t| t.parent.is_none() && t.list_step.is_some()) {
+            mode.push_str("; numbered items in order");
+        }
     }
+    mode
 }
 
 /// How a task is named in text output: its id, or `#N` (its order) when the
@@ -190,6 +204,13 @@ fn text(doc: &Document, plan: &Plan) -> String {
                 .any(|&g| by_group.get(g).is_some_and(|v| !v.is_empty()))
         })
         .count();
+    if doc.tasks.is_empty() {
+        let _ = writeln!(
+            out,
+            "{file}: no checkboxes, so nothing to run (a task is a list item such as `- [ ] write the parser`)"
+        );
+        return out;
+    }
     let _ = writeln!(
         out,
         "{file}: {} to run in {}",
@@ -220,18 +241,26 @@ fn text(doc: &Document, plan: &Plan) -> String {
         .unwrap_or(0)
         .min(24);
     let num_width = plan.nodes.len().to_string().len();
+    // Waves are numbered by the work they hold, as the summary counts them;
+    // a wave with nothing left to run is named once, unnumbered.
+    let mut number = 0;
     for wave in &doc.waves {
         let count: usize = wave
             .groups
             .iter()
             .map(|&g| by_group.get(g).map_or(0, Vec::len))
             .sum();
-        let _ = write!(out, "\nwave {}: {}", wave.index + 1, short(&wave.title, 70));
         if count == 0 {
-            let _ = writeln!(out, " (nothing to run)");
+            let _ = writeln!(
+                out,
+                "\n{}: nothing to run ({})",
+                short(&wave.title, 70),
+                why_nothing(doc, plan, wave.index)
+            );
             continue;
         }
-        out.push('\n');
+        number += 1;
+        let _ = writeln!(out, "\nwave {number}: {}", short(&wave.title, 70));
         for &g in &wave.groups {
             let Some(nodes) = by_group.get(g).filter(|v| !v.is_empty()) else {
                 continue;
@@ -280,6 +309,15 @@ fn text(doc: &Document, plan: &Plan) -> String {
             ("outside any wave", "outside any wave"),
             ("not selected by --only", "not selected by --only"),
         ];
+        // Checks, not work: named by their heading, with the way to run them.
+        let mut not_work: Vec<(usize, Vec<&str>)> = Vec::new();
+        for e in plan.excluded.iter().filter(|e| e.reason == "not work") {
+            let s = super::build::not_work_section(doc, e.task).unwrap_or(usize::MAX);
+            match not_work.iter_mut().find(|(x, _)| *x == s) {
+                Some((_, v)) => v.push(e.id.as_str()),
+                None => not_work.push((s, vec![e.id.as_str()])),
+            }
+        }
         let mut listed = 0;
         for (reason, words) in reasons {
             let ids: Vec<&str> = plan
@@ -296,11 +334,74 @@ fn text(doc: &Document, plan: &Plan) -> String {
             let more = if ids.len() > 8 { ", …" } else { "" };
             let _ = writeln!(out, "  {} {words}: {}{more}", ids.len(), shown.join(", "));
         }
+        for (s, ids) in &not_work {
+            listed += ids.len();
+            let title = doc.sections.get(*s).map_or("", |s| s.title.as_str());
+            let shown: Vec<&str> = ids.iter().take(8).copied().collect();
+            let more = if ids.len() > 8 { ", …" } else { "" };
+            let _ = writeln!(
+                out,
+                "  {} under `{}`: checks, not work (`<!-- skip: false -->` under the heading runs them): {}{more}",
+                ids.len(),
+                short(title, 50),
+                shown.join(", ")
+            );
+        }
         if listed < plan.excluded.len() {
             let _ = writeln!(out, "  {} other", plan.excluded.len() - listed);
         }
     }
+    prose_text(plan, &mut out);
     out
+}
+
+/// Why a wave has nothing to run: "3 done", "4 checks, not work".
+fn why_nothing(doc: &Document, plan: &Plan, w: usize) -> String {
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for e in &plan.excluded {
+        if doc.tasks.get(e.task).and_then(|t| t.wave) != Some(w) || e.reason == "parent" {
+            continue;
+        }
+        match counts.iter_mut().find(|(r, _)| *r == e.reason) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((e.reason.as_str(), 1)),
+        }
+    }
+    if counts.is_empty() {
+        return "no tasks".to_string();
+    }
+    counts
+        .iter()
+        .map(|(r, n)| match *r {
+            "not work" => format!("{}, not work", plural(*n, "check", "checks")),
+            "done" => format!("{n} done"),
+            other => format!("{n} {other}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The dependencies read from prose: where, and what became of each.
+fn prose_text(plan: &Plan, out: &mut String) {
+    if plan.prose.is_empty() {
+        return;
+    }
+    out.push_str("\ndependencies read from the text:\n");
+    for p in plan.prose.iter().take(50) {
+        let what = format!("{} waits for {}", p.waiter, p.on.join(", "));
+        match &p.note {
+            Some(note) => {
+                let _ = writeln!(out, "  line {}: {what}: {note}", p.line);
+            }
+            None => {
+                let _ = writeln!(out, "  line {}: {what}", p.line);
+            }
+        }
+        let _ = writeln!(out, "    from: {}", short(&p.source, 90));
+    }
+    if plan.prose.len() > 50 {
+        let _ = writeln!(out, "  … and {} more", plan.prose.len() - 50);
+    }
 }
 
 #[derive(Serialize)]
@@ -322,6 +423,7 @@ struct JsonPlan<'a> {
     tasks: Vec<JsonTask<'a>>,
     barriers: Vec<JsonBarrier<'a>>,
     excluded: Vec<JsonExcluded<'a>>,
+    prose: &'a [super::model::ProseUse],
 }
 
 #[derive(Serialize)]
@@ -475,6 +577,7 @@ fn json(doc: &Document, plan: &Plan) -> String {
                 line: doc.tasks.get(e.task).map_or(0, |t| t.pos.line),
             })
             .collect(),
+        prose: &plan.prose,
     };
     let mut s = serde_json::to_string_pretty(&JsonDoc {
         v: SCHEMA_VERSION,

@@ -30,6 +30,7 @@ impl DocBuilder {
                 dialect_reason: "test".into(),
                 hints: Hints::default(),
                 warnings: Vec::new(),
+                prose_deps: Vec::new(),
             },
             line: 1,
             wave_section: None,
@@ -56,6 +57,8 @@ impl DocBuilder {
             pos,
             parent,
             hints: Hints::default(),
+            not_work: false,
+            bold_paragraph: false,
         });
         index
     }
@@ -159,6 +162,7 @@ impl DocBuilder {
             depends_on: Vec::new(),
             parallel_marker: false,
             story: None,
+            list_step: None,
         });
         if let Some(g) = group {
             self.doc.groups[g].tasks.push(index);

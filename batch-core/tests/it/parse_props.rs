@@ -62,6 +62,27 @@ const PIECES: &[&str] = &[
     "\n",
     "\r\n",
     "\n\n",
+    // Prose the planner reads (issue 12).
+    "**Dependencies:** Task 1",
+    "**Dependencies:** None",
+    "**Phase 1: Setup**",
+    "**Phase 2: Core**",
+    "Task 1",
+    "Task 2 and Task 3",
+    "Phase 2",
+    "Phases 1-3",
+    "## Implementation Order",
+    "## Execution order",
+    " → ",
+    "US1 must complete before US2",
+    "User Story 2: Can start after US1",
+    "T002 depends on T001",
+    "## Success Criteria",
+    "## 验证清单",
+    "**T001** ",
+    "## [ ] ",
+    "retries=2",
+    "2. ",
 ];
 
 fn markdownish() -> impl Strategy<Value = String> {
@@ -142,6 +163,29 @@ proptest! {
     #[test]
     fn parsing_markdownish_text_never_panics(text in markdownish()) {
         let _ = Document::parse(&text, &ParseOptions::default());
+    }
+
+    #[test]
+    fn planning_markdownish_text_never_panics_and_keeps_the_order(text in markdownish()) {
+        use batch_core::{Plan, PlanOptions};
+        if let Ok(doc) = Document::parse(&text, &ParseOptions::default()) {
+            for cross_wave in [false, true] {
+                let mut o = PlanOptions::default();
+                o.cross_wave = Some(cross_wave);
+                if let Ok(plan) = Plan::build(&doc, &o) {
+                    // Topological: a node waits only for earlier nodes.
+                    for n in &plan.nodes {
+                        for e in &n.deps {
+                            prop_assert!(e.on < n.index);
+                        }
+                        for &b in &n.barriers {
+                            prop_assert!(plan.barriers[b].members.iter().all(|&m| m < n.index));
+                        }
+                    }
+                    let _ = batch_core::plan::render(&doc, &plan, batch_core::plan::PlanFormat::Text);
+                }
+            }
+        }
     }
 
     #[test]

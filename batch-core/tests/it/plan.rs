@@ -318,7 +318,8 @@ fn every_corpus_file_plans_without_error_strict_and_cross_wave() {
                     !t.checked && !t.is_parent() && !t.optional && !t.skip && t.wave.is_some()
                 })
                 .count();
-            assert_eq!(p.nodes.len(), open, "{name}");
+            let checks = p.excluded.iter().filter(|e| e.reason == "not work").count();
+            assert_eq!(p.nodes.len() + checks, open, "{name}");
             let ran: usize = waves_of_execution(&p).iter().map(Vec::len).sum();
             assert_eq!(ran, p.nodes.len(), "{name}: every node becomes ready");
             for text in [
