@@ -51,6 +51,7 @@ mod codex;
 mod demo;
 mod gemini;
 mod shell;
+#[doc(hidden)] // probing installed CLIs, for `mdbatch doctor`; no stability promise
 pub mod version;
 
 pub(crate) use catalogue::find_on_path;
