@@ -114,6 +114,20 @@ fn run_options(args: &RunArgs, popts: &batch_core::ParseOptions) -> anyhow::Resu
     o.worktree_dir = args.worktree_dir.clone();
     o.into = args.into.clone();
     o.commit = args.commit;
+    if let Some(l) = &args.launcher {
+        o.launcher = l
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("--launcher: {e}"))?;
+    }
+    for arg in &args.launcher_args {
+        if let Some(why) = batch_core::runner::slurm::refused_launcher_arg(arg) {
+            anyhow::bail!("--launcher-arg {arg}: mdbatch does not pass it: {why}");
+        }
+    }
+    if !args.launcher_args.is_empty() && args.launcher.as_deref() != Some("slurm") {
+        anyhow::bail!("--launcher-arg needs --launcher slurm");
+    }
+    o.launcher_args = args.launcher_args.clone();
     if o.jobs == Some(0) {
         anyhow::bail!("--jobs must be at least 1");
     }

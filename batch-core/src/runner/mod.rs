@@ -9,6 +9,7 @@ mod context;
 pub mod presets;
 pub(crate) mod process;
 mod prompt;
+pub mod slurm;
 pub(crate) mod verify;
 
 pub use command::{CMD_PLACEHOLDERS, CommandRunner, CommandRunnerBuilder};
