@@ -116,7 +116,22 @@ fn run_options(args: &RunArgs, popts: &batch_core::ParseOptions) -> anyhow::Resu
     if let Some(into) = &args.into {
         o = o.with_into(into);
     }
-    Ok(o.with_commit(args.commit))
+    if let Some(l) = &args.launcher {
+        o = o.with_launcher(
+            l.parse()
+                .map_err(|e: String| anyhow::anyhow!("--launcher: {e}"))?,
+        );
+    }
+    for arg in &args.launcher_args {
+        if let Some(why) = batch_core::runner::slurm::refused_launcher_arg(arg) {
+            anyhow::bail!("--launcher-arg {arg}: mdbatch does not pass it: {why}");
+        }
+    }
+    if !args.launcher_args.is_empty() && args.launcher.as_deref() != Some("slurm") {
+        anyhow::bail!("--launcher-arg needs --launcher slurm");
+    }
+    Ok(o.with_commit(args.commit)
+        .with_launcher_args(&args.launcher_args))
 }
 
 fn prompt_template(args: &RunArgs) -> anyhow::Result<PromptTemplate> {

@@ -189,6 +189,26 @@ pub fn line(env: &Envelope, state: &RunState, p: Paint) -> Option<String> {
         RunEvent::Warning { message } => {
             format!("{}: {}", p.yellow("warning"), clean_lines(message))
         }
+        RunEvent::TaskLanded {
+            id,
+            commit,
+            branch,
+            checkout_updated,
+            ..
+        } => match commit {
+            Some(c) => format!(
+                "{} {} as {} on {branch}{}",
+                p.bold(id),
+                p.green("landed"),
+                &c[..c.len().min(10)],
+                if *checkout_updated {
+                    ", your checkout is up to date"
+                } else {
+                    ""
+                }
+            ),
+            None => format!("{} {}: it changed no file", p.bold(id), p.green("landed")),
+        },
         RunEvent::RunFinished { .. } => return None,
         _ => {
             let _ = state;

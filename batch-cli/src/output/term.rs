@@ -194,7 +194,9 @@ impl Live {
                     p.yellow(&format!("skipped: {reason}"))
                 ));
             }
-            RunEvent::RateLimited { .. } | RunEvent::Warning { .. } => {
+            RunEvent::RateLimited { .. }
+            | RunEvent::Warning { .. }
+            | RunEvent::TaskLanded { .. } => {
                 if let Some(text) = super::plain::line(env, state, p) {
                     self.println(&format!("  {text}"));
                 }

@@ -96,6 +96,9 @@ pub struct Hints {
     pub after: Vec<String>,
     /// `resource:` names.
     pub resource: Vec<String>,
+    /// `launcher-arg:` values: extra `srun` arguments with `--launcher slurm`
+    /// (a section's apply to its tasks, after the run's and before the task's).
+    pub launcher_args: Vec<String>,
     /// `verify:` command.
     pub verify: Option<String>,
     /// `optional:`.

@@ -85,6 +85,35 @@ pub struct RunOptions {
     /// Without isolation: commit each finished task's change in the shared
     /// folder (one task at a time).
     pub commit: bool,
+    /// Where subagents run: on this machine, or each as a job step of a
+    /// Slurm cluster (`srun`), on a file system the cluster shares.
+    pub launcher: Launcher,
+    /// Extra `srun` arguments for every task (partition, time limit, CPUs,
+    /// memory); `launcher-arg:` hints add per section and task.
+    pub launcher_args: Vec<String>,
+}
+
+/// Where subagents run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Launcher {
+    /// As child processes of mdbatch.
+    #[default]
+    Local,
+    /// Each attempt as its own Slurm job step (`srun`), cancelled with `scancel`.
+    Slurm,
+}
+
+impl std::str::FromStr for Launcher {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "local" => Ok(Launcher::Local),
+            "slurm" => Ok(Launcher::Slurm),
+            other => Err(format!("unknown launcher `{other}`: use local or slurm")),
+        }
+    }
 }
 
 impl Default for RunOptions {
@@ -111,6 +140,8 @@ impl Default for RunOptions {
             worktree_dir: None,
             into: None,
             commit: false,
+            launcher: Launcher::Local,
+            launcher_args: Vec::new(),
         }
     }
 }
@@ -256,6 +287,24 @@ impl RunOptions {
     /// Sets [`RunOptions::commit`]: commit each finished task in the shared folder.
     pub fn with_commit(mut self, commit: bool) -> Self {
         self.commit = commit;
+        self
+    }
+}
+
+impl RunOptions {
+    /// Sets [`RunOptions::launcher`]: where subagents run.
+    pub fn with_launcher(mut self, launcher: Launcher) -> Self {
+        self.launcher = launcher;
+        self
+    }
+
+    /// Sets [`RunOptions::launcher_args`]: extra `srun` arguments for every task.
+    pub fn with_launcher_args<I, S>(mut self, launcher_args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.launcher_args = launcher_args.into_iter().map(Into::into).collect();
         self
     }
 }

@@ -179,6 +179,9 @@ pub struct RunContext {
     pub log_path: Option<PathBuf>,
     /// An agent session to resume (from the journal, with `--resume-sessions`).
     pub resume_session: Option<String>,
+    /// Where the subagent's process runs: here (`None`), or as a job step of
+    /// a cluster scheduler. The command runner and the presets honour it.
+    pub launcher: Option<super::slurm::SlurmJob>,
     reason: Arc<std::sync::Mutex<Option<CancelReason>>>,
 }
 
@@ -194,6 +197,7 @@ impl RunContext {
             grace: Duration::from_secs(10),
             log_path: None,
             resume_session: None,
+            launcher: None,
             reason: Arc::new(std::sync::Mutex::new(None)),
         }
     }

@@ -18,6 +18,8 @@ pub mod presets;
 #[cfg(feature = "exec")]
 pub(crate) mod process;
 mod prompt;
+#[cfg(feature = "exec")]
+pub mod slurm;
 mod spec;
 #[cfg(feature = "exec")]
 pub(crate) mod verify;
