@@ -245,7 +245,7 @@ fn sanitise(s: &str) -> String {
 /// The `srun` command line for one attempt.
 ///
 /// ```
-/// use mdbatch_slurm::slurm::{job_name, SrunCommand};
+/// use batch_core::runner::slurm::{job_name, SrunCommand};
 /// let cmd = SrunCommand::new(job_name("r1", "fix parser", 2), "claude")
 ///     .args(["-p", "do it"])
 ///     .launcher_args(["--partition=debug", "--time=30"]);
