@@ -24,6 +24,9 @@ pub fn run(args: &RunArgs, color: ColorChoice) -> anyhow::Result<u8> {
     }
 
     let runner = build_runner(args)?;
+    if args.detach {
+        return detach(&path);
+    }
 
     let output = Output::new(args.json, args.verbose, color);
     let builder = ExecutorBuilder::new(&path)
@@ -132,6 +135,26 @@ fn run_options(args: &RunArgs, popts: &batch_core::ParseOptions) -> anyhow::Resu
     }
     Ok(o.with_commit(args.commit)
         .with_launcher_args(&args.launcher_args))
+}
+
+/// `run --detach`: the same command line without `--detach`, in the background.
+fn detach(path: &std::path::Path) -> anyhow::Result<u8> {
+    let run_args: Vec<std::ffi::OsString> = std::env::args_os()
+        .skip(1)
+        .filter(|a| a != "--detach")
+        .collect();
+    let cwd = std::env::current_dir()?;
+    let started = crate::cmd::detach::start(path, &cwd, &run_args)?;
+    println!(
+        "run {} started in the background (pid {})",
+        started.run_id, started.pid
+    );
+    println!("log: {}", started.log.display());
+    println!(
+        "follow it: mdbatch status {f} · mdbatch wait {f} · mdbatch stop {f}",
+        f = path.display()
+    );
+    Ok(exit::SUCCESS)
 }
 
 fn prompt_template(args: &RunArgs) -> anyhow::Result<PromptTemplate> {
