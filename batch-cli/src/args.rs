@@ -228,6 +228,17 @@ pub struct RunArgs {
     /// Stop launching new tasks after the first failure.
     #[arg(long)]
     pub fail_fast: bool,
+    /// Spending cap for the whole run in US dollars: stop launching tasks once
+    /// the costs the agents report add up to it (exit code 3). Claude Code
+    /// tasks also get `--max-budget-usd` of the cap divided by --jobs.
+    #[arg(long, value_name = "USD")]
+    pub max_cost: Option<f64>,
+    /// Token cap for the whole run (input + output tokens the agents report).
+    #[arg(long, value_name = "N")]
+    pub max_tokens: Option<u64>,
+    /// At the cap, let running tasks `finish` (default) or `stop` them.
+    #[arg(long, value_name = "WHAT", value_parser = ["finish", "stop"])]
+    pub at_cap: Option<String>,
     /// Folder subagents run in (default: the task file's folder).
     #[arg(long)]
     pub workdir: Option<PathBuf>,

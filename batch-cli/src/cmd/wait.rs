@@ -47,6 +47,8 @@ fn finished(status: &batch_core::Status, line: &str) -> u8 {
         Some(sum) => {
             let how = if sum.cancelled {
                 "stopped"
+            } else if sum.capped.is_some() {
+                "stopped at its cap"
             } else if sum.failed > 0 || sum.skipped > 0 {
                 "finished with failures"
             } else {
@@ -56,8 +58,13 @@ fn finished(status: &batch_core::Status, line: &str) -> u8 {
                 "run {} {how}: {} succeeded, {} failed, {} skipped, {} interrupted of {}; {line}",
                 run.run_id, sum.succeeded, sum.failed, sum.skipped, sum.interrupted, sum.total
             );
+            if let Some(what) = &sum.capped {
+                println!("{what}");
+            }
             if sum.cancelled {
                 exit::INTERRUPTED
+            } else if sum.capped.is_some() {
+                exit::CAPPED
             } else if sum.failed > 0 || sum.skipped > 0 {
                 exit::TASKS_FAILED
             } else {

@@ -262,6 +262,12 @@ impl Backend for CoreBackend {
                     .unwrap_or(0)
             })
             .unwrap_or(0);
+        if attempts == 0 {
+            return Err(other(format!(
+                "{}: task `{task}` has not run yet, so it has no log",
+                file.display()
+            )));
+        }
         let n = attempt.unwrap_or(attempts);
         if n == 0 || n > attempts {
             return Err(BackendError::NoAttempt {
