@@ -297,9 +297,10 @@ impl Backend for CoreBackend {
         let flag = Arc::new(AtomicBool::new(false));
         let _guard = CancelOnDrop(flag.clone());
         let join = tokio::task::spawn_blocking(move || {
-            let doc = read_doc(&file)?;
+            // The document is read again at each look: boxes get checked.
+            read_doc(&file)?;
             let mut send = |_: &batch_core::Status| {
-                if let Ok(rs) = run_status(&file, &doc) {
+                if let Ok(rs) = read_doc(&file).and_then(|doc| run_status(&file, &doc)) {
                     progress.send(WaitProgress::of(&rs));
                 }
             };
@@ -307,7 +308,7 @@ impl Backend for CoreBackend {
                 flag.load(Ordering::Relaxed)
             })
             .map_err(|e| other(format!("{e:#}")))?;
-            let status = run_status(&file, &doc)?;
+            let status = run_status(&file, &read_doc(&file)?)?;
             let end = match end {
                 detach::WaitEnd::Finished => WaitEnd::Finished,
                 detach::WaitEnd::TimedOut => WaitEnd::Timeout,
