@@ -10,6 +10,7 @@ mod init;
 mod isolate;
 mod junit;
 mod mcp;
+mod mcp_claude;
 mod plan_cli;
 mod pty;
 mod run_claude;
