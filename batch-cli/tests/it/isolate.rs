@@ -210,9 +210,18 @@ fn a_later_task_sees_what_its_dependency_landed() {
         agent,
         &[],
     );
-    let out = r.run(&[]);
+    let junit = r.meet.path().join("junit.xml");
+    let out = r.run(&["--junit", junit.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(r.read("two.txt"), "one\n");
+    // The report names each task's landed commit.
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    for commit in r.git(&["log", "--format=%H", "start..main"]).lines() {
+        assert!(
+            xml.contains(&format!("name=\"commit\" value=\"{commit}\"")),
+            "{xml}"
+        );
+    }
     assert_eq!(
         r.git(&["log", "--format=%s", "start..main"])
             .lines()
