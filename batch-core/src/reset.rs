@@ -32,6 +32,9 @@ pub struct ResetPlan {
     pub uncheck: Vec<String>,
     /// Tasks whose journal history to forget (task ids).
     pub forget: Vec<String>,
+    /// Kept worktrees and branches to remove: those of the forgotten tasks
+    /// (all of mdbatch's with [`ResetScope::All`]).
+    pub worktrees: Vec<crate::status::KeptWorktree>,
 }
 
 /// What a reset did.
@@ -45,6 +48,12 @@ pub struct ResetOutcome {
     /// Boxes that could not be unchecked (the task is gone, or its marker
     /// changed), each with why; the others were.
     pub problems: Vec<StoreError>,
+    /// Kept worktrees removed.
+    pub worktrees_removed: usize,
+    /// Their branches removed.
+    pub branches_removed: usize,
+    /// Bytes freed by removing them.
+    pub bytes_freed: u64,
 }
 
 impl ResetPlan {
@@ -56,12 +65,19 @@ impl ResetPlan {
     /// A [`StoreError`] when the journal exists but cannot be read.
     pub fn new(task_file: &Path, doc: &Document, scope: ResetScope) -> Result<Self, StoreError> {
         let journal = JournalSummary::load(&store::state_dir(task_file))?;
-        Ok(plan(doc, &journal, scope == ResetScope::All))
+        let mut plan = plan(doc, &journal, scope == ResetScope::All);
+        plan.worktrees = crate::status::kept_worktrees(task_file, doc)
+            .into_iter()
+            .filter(|w| {
+                scope == ResetScope::All || w.task.as_ref().is_some_and(|t| plan.forget.contains(t))
+            })
+            .collect();
+        Ok(plan)
     }
 
     /// Whether there is nothing to do.
     pub fn is_empty(&self) -> bool {
-        self.uncheck.is_empty() && self.forget.is_empty()
+        self.uncheck.is_empty() && self.forget.is_empty() && self.worktrees.is_empty()
     }
 
     /// Carries the reset out on `task_file`, holding the run lock.
@@ -91,6 +107,28 @@ impl ResetPlan {
             journal.sync()?;
             outcome.forgotten = self.forget.len();
         }
+        if !self.worktrees.is_empty()
+            && let Some(folder) = std::path::absolute(task_file)
+                .ok()
+                .and_then(|p| p.parent().map(Path::to_path_buf))
+            && let Ok(repo) = crate::land::Repo::open(&folder)
+        {
+            let leftovers: Vec<crate::land::Leftover> = crate::land::list_leftovers(&repo, None)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|l| {
+                    self.worktrees.iter().any(|w| {
+                        w.branch == l.branch
+                            && w.path == l.path.as_ref().map(|p| p.display().to_string())
+                    })
+                })
+                .collect();
+            if let Ok(report) = crate::land::clean(&repo, &leftovers) {
+                outcome.worktrees_removed = report.worktrees.len();
+                outcome.branches_removed = report.branches.len();
+                outcome.bytes_freed = report.bytes_freed;
+            }
+        }
         Ok(outcome)
     }
 }
@@ -107,6 +145,7 @@ pub fn plan(doc: &Document, journal: &JournalSummary, all: bool) -> ResetPlan {
                 .map(|t| t.id.clone())
                 .collect(),
             forget: journal.tasks.keys().cloned().collect(),
+            worktrees: Vec::new(),
         };
     }
     let forget = journal
@@ -126,6 +165,7 @@ pub fn plan(doc: &Document, journal: &JournalSummary, all: bool) -> ResetPlan {
     ResetPlan {
         uncheck: Vec::new(),
         forget,
+        worktrees: Vec::new(),
     }
 }
 

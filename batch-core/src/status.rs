@@ -225,6 +225,67 @@ pub struct Status {
     pub totals: Totals,
     /// Journal lines that could not be read.
     pub journal_skipped_lines: usize,
+    /// Git worktrees and branches runs left behind (failed tasks' kept for
+    /// inspection, a killed run's): `mdbatch clean` removes them.
+    pub kept_worktrees: Vec<KeptWorktree>,
+}
+
+/// A worktree or branch of mdbatch's still in the repository.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KeptWorktree {
+    /// The task it was made for, when its branch names one of the file's tasks.
+    pub task: Option<String>,
+    /// The worktree's folder (`None`: only the branch is left).
+    pub path: Option<String>,
+    /// The branch.
+    pub branch: Option<String>,
+    /// Disk space it takes, in bytes.
+    pub bytes: u64,
+}
+
+/// mdbatch's worktrees and branches in the repository around `task_file`
+/// (none outside git), matched to `doc`'s tasks by their branch names.
+pub(crate) fn kept_worktrees(task_file: &Path, doc: &Document) -> Vec<KeptWorktree> {
+    let Some(folder) = std::path::absolute(task_file)
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+    else {
+        return Vec::new();
+    };
+    if !crate::land::is_git_repo(&folder).unwrap_or(false) {
+        return Vec::new();
+    }
+    let Ok(repo) = crate::land::Repo::open(&folder) else {
+        return Vec::new();
+    };
+    let Ok(leftovers) = crate::land::list_leftovers(&repo, None) else {
+        return Vec::new();
+    };
+    let slugs: Vec<(String, &str)> = doc
+        .tasks
+        .iter()
+        .map(|t| (crate::land::slug(&t.id), t.id.as_str()))
+        .collect();
+    leftovers
+        .into_iter()
+        .map(|l| {
+            let task = l.branch.as_deref().and_then(|b| {
+                let last = b.rsplit('/').next()?;
+                let stem = last.rsplit_once("-a").map_or(last, |(s, _)| s);
+                slugs
+                    .iter()
+                    .find(|(slug, _)| slug == stem)
+                    .map(|(_, id)| (*id).to_string())
+            });
+            KeptWorktree {
+                task,
+                path: l.path.map(|p| p.display().to_string()),
+                branch: l.branch,
+                bytes: l.bytes,
+            }
+        })
+        .collect()
 }
 
 /// Builds the report. `interrupted` are the attempts the last run
@@ -430,6 +491,7 @@ pub fn build(
         tasks,
         totals,
         journal_skipped_lines: skipped_lines,
+        kept_worktrees: Vec::new(),
     }
 }
 
@@ -458,13 +520,15 @@ impl Status {
         let journal = JournalSummary::from_entries(&read.entries);
         let holder = crate::store::lock::holder(&state)?;
         let interrupted = interrupted_in_last_run(&read.entries);
-        Ok(build(
+        let mut status = build(
             doc,
             &journal,
             &interrupted,
             read.skipped_lines,
             holder,
             &crate::util::pid_alive,
-        ))
+        );
+        status.kept_worktrees = kept_worktrees(task_file, doc);
+        Ok(status)
     }
 }

@@ -73,6 +73,17 @@ pub fn run(args: &ResetArgs, _color: ColorChoice) -> anyhow::Result<u8> {
             list(&todo.forget)
         ));
     }
+    if !todo.worktrees.is_empty() {
+        what.push(format!(
+            "remove {} kept {} and their branches",
+            todo.worktrees.len(),
+            if todo.worktrees.len() == 1 {
+                "worktree"
+            } else {
+                "worktrees"
+            }
+        ));
+    }
     let what = what.join(" and ");
     if !args.yes {
         if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
@@ -111,6 +122,24 @@ pub fn run(args: &ResetArgs, _color: ColorChoice) -> anyhow::Result<u8> {
             done.unchecked,
             if done.unchecked == 1 { "box" } else { "boxes" },
             path.display()
+        );
+    }
+    if done.worktrees_removed + done.branches_removed > 0 {
+        eprintln!(
+            "removed {} kept {} and {} {} ({:.1} MiB freed)",
+            done.worktrees_removed,
+            if done.worktrees_removed == 1 {
+                "worktree"
+            } else {
+                "worktrees"
+            },
+            done.branches_removed,
+            if done.branches_removed == 1 {
+                "branch"
+            } else {
+                "branches"
+            },
+            done.bytes_freed as f64 / f64::from(1u32 << 20)
         );
     }
     if done.forgotten > 0 {

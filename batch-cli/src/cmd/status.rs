@@ -154,6 +154,29 @@ pub fn render(s: &Status, p: Paint) -> String {
         None => out.push_str(&format!("{}\n", p.dim("no run yet"))),
     }
 
+    if !s.kept_worktrees.is_empty() {
+        out.push_str(&format!(
+            "\n{}\n",
+            p.yellow("kept worktrees (`mdbatch clean` removes them):")
+        ));
+        for w in &s.kept_worktrees {
+            let what = match (&w.path, &w.branch) {
+                (Some(path), Some(b)) => format!("{path} (branch {b})"),
+                (Some(path), None) => path.clone(),
+                (None, Some(b)) => format!("branch {b}"),
+                (None, None) => continue,
+            };
+            out.push_str(&format!(
+                "  {}{what}, {:.1} MiB\n",
+                w.task
+                    .as_deref()
+                    .map(|t| format!("{}: ", p.bold(t)))
+                    .unwrap_or_default(),
+                w.bytes as f64 / f64::from(1u32 << 20)
+            ));
+        }
+    }
+
     if !s.failed.is_empty() {
         out.push_str(&format!("\n{}\n", p.red("failed:")));
         for f in &s.failed {

@@ -89,6 +89,8 @@ pub(super) struct Running {
 pub(super) struct NodeRun {
     /// Last attempt number used (continues a journal's unfinished attempt).
     pub(super) attempt: u32,
+    /// The commit its change landed as (isolation, `--commit`).
+    pub(super) commit: Option<String>,
     /// Attempts started in this run.
     pub(super) attempts: u32,
     /// Failed attempts that spent the retry budget.
@@ -633,6 +635,7 @@ impl Dispatcher {
         match result {
             Ok((out, landing)) => {
                 if let Some(landing) = landing {
+                    self.runs[i].commit.clone_from(&landing.commit);
                     self.emit(RunEvent::TaskLanded {
                         id: id.clone(),
                         attempt,
