@@ -179,8 +179,9 @@ fn claude_code_runs_a_batch_through_mdbatch_mcp_and_reads_its_status() {
             _ => anthropic::text("The batch finished: both tasks are done."),
         }
     });
-    // A project .mcp.json server waits for the user's approval in an
-    // interactive session; `--mcp-config` loads the same file without it.
+    // The project's .mcp.json is read as it is: in print mode (`-p`) Claude
+    // Code 2.1.330 connects project servers without the approval an
+    // interactive session asks for.
     let out = claude_cmd(&claude, &p, &api)
         .args([
             "-p",
@@ -188,9 +189,6 @@ fn claude_code_runs_a_batch_through_mdbatch_mcp_and_reads_its_status() {
             "--output-format",
             "stream-json",
             "--verbose",
-            "--mcp-config",
-            ".mcp.json",
-            "--strict-mcp-config",
             "--allowedTools",
             "mcp__mdbatch__run,mcp__mdbatch__wait,mcp__mdbatch__status",
         ])
@@ -199,7 +197,7 @@ fn claude_code_runs_a_batch_through_mdbatch_mcp_and_reads_its_status() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let (lines, all) = transcript(&stdout);
     println!(
-        "$ claude -p 'Run the batch in task.md and tell me its status' --mcp-config .mcp.json\n{}",
+        "$ mdbatch init --mcp\n$ claude -p 'Run the batch in task.md and tell me its status'\n{}",
         lines.join("\n")
     );
     assert!(
@@ -209,9 +207,11 @@ fn claude_code_runs_a_batch_through_mdbatch_mcp_and_reads_its_status() {
     );
     let init = all.iter().find(|v| v["subtype"] == "init").expect("init");
     assert!(
-        init["mcp_servers"].as_array().is_some_and(|s| s
-            .iter()
-            .any(|s| s["name"] == "mdbatch" && s["status"] == "connected")),
+        init["mcp_servers"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|s| s["name"] == "mdbatch"
+                && s["source"] == "project"
+                && s["status"] == "connected")),
         "{init}"
     );
     let results: Vec<String> = all
