@@ -5,7 +5,7 @@
 //! | 0 | all done |
 //! | 1 | a task failed or was skipped; `check` found errors |
 //! | 2 | usage, parse or plan error; the file is locked or not writable |
-//! | 130 | interrupted (Ctrl-C / SIGTERM) |
+//! | 130 | interrupted (Ctrl-C / SIGTERM / SIGHUP) |
 
 /// Everything done.
 pub const SUCCESS: u8 = 0;

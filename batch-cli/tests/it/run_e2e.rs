@@ -231,6 +231,39 @@ fn ctrl_c_terms_the_subagents_records_the_run_and_exits_130() {
 }
 
 #[test]
+fn sighup_is_handled_like_sigterm_the_subagents_are_stopped_and_the_run_recorded() {
+    let d = Dir::new(FOUR);
+    d.touch("block-t1");
+    let child = d.spawn(&["-j", "1"]);
+    d.wait_line("ran.log", "t1");
+    let agent = d.pid("t1");
+    // A closed terminal or a dropped SSH session sends SIGHUP.
+    signal(child.id(), libc::SIGHUP);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "mdbatch died of the signal instead of stopping the run: {:?}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        count(&d.read("got-term"), "t1"),
+        1,
+        "the subagent was not stopped"
+    );
+    wait_for("the subagent to end", || !alive(agent));
+    assert_eq!(std::fs::read_to_string(d.path("tasks.md")).unwrap(), FOUR);
+    let journal = d.read(".mdbatch/tasks.md/journal.jsonl");
+    assert!(
+        journal
+            .lines()
+            .any(|l| l.contains(r#""type":"run_end""#) && l.contains(r#""cancelled":true"#)),
+        "{journal}"
+    );
+}
+
+#[test]
 fn a_second_ctrl_c_kills_a_subagent_that_ignores_term_at_once() {
     let d = Dir::new("- [ ] <!-- id: stubborn --> a task\n");
     // This agent notes the TERM but keeps going.

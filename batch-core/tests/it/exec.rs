@@ -1217,7 +1217,11 @@ impl SubagentRunner for RaisesSigint {
 #[tokio::test]
 async fn handled_signals_interrupt_the_run_and_the_previous_handlers_are_back_after_it() {
     let run = Run::file("- [ ] <!-- id: a --> task\n");
-    let before = [disposition(libc::SIGINT), disposition(libc::SIGTERM)];
+    let before = [
+        disposition(libc::SIGINT),
+        disposition(libc::SIGTERM),
+        disposition(libc::SIGHUP),
+    ];
     let runner = Arc::new(RaisesSigint(Mutex::new(None)));
     let report = ExecutorBuilder::new(&run.path)
         .runner(runner.clone())
@@ -1231,7 +1235,11 @@ async fn handled_signals_interrupt_the_run_and_the_previous_handlers_are_back_af
     let during = runner.0.lock().unwrap().expect("the runner ran");
     assert_ne!(during, before[0], "no handler was installed during the run");
     assert_eq!(
-        [disposition(libc::SIGINT), disposition(libc::SIGTERM)],
+        [
+            disposition(libc::SIGINT),
+            disposition(libc::SIGTERM),
+            disposition(libc::SIGHUP)
+        ],
         before,
         "the run left its signal handlers installed"
     );
