@@ -277,6 +277,11 @@ pub struct LogsArgs {
     /// Keep printing as the log grows, until the attempt ends.
     #[arg(short, long)]
     pub follow: bool,
+    /// Print the log's bytes as they are. By default control characters
+    /// (terminal escapes an agent printed) are shown visibly instead, so
+    /// they cannot act on the terminal.
+    #[arg(long)]
+    pub raw: bool,
 }
 
 /// `mdbatch clean`.

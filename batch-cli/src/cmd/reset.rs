@@ -69,7 +69,7 @@ pub fn run(args: &ResetArgs, _color: ColorChoice) -> u8 {
     match reset(args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", crate::output::safe::text(&format!("{e:#}")));
             exit::USAGE
         }
     }
@@ -124,7 +124,8 @@ fn reset(args: &ResetArgs) -> anyhow::Result<u8> {
             list(&todo.forget)
         ));
     }
-    let what = what.join(" and ");
+    // Ids come from the file and the journal.
+    let what = crate::output::safe::text(&what.join(" and ")).into_owned();
     if !args.yes {
         if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
             eprintln!(
@@ -156,7 +157,7 @@ fn reset(args: &ResetArgs) -> anyhow::Result<u8> {
     if !todo.uncheck.is_empty() {
         let outcome = taskfile::uncheck(&path, &popts, &todo.uncheck)?;
         for p in &outcome.problems {
-            eprintln!("warning: {p}");
+            eprintln!("warning: {}", crate::output::safe::text(&p.to_string()));
         }
         eprintln!(
             "unchecked {} {} in {}",

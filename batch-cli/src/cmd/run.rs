@@ -11,7 +11,7 @@ use batch_core::{
 
 use crate::args::{ColorChoice, RunArgs, RunnerArg};
 use crate::exit;
-use crate::output::{self, Output};
+use crate::output::{self, Output, safe};
 use crate::resolve;
 
 /// Runs `mdbatch run`.
@@ -141,7 +141,7 @@ fn build_runner(args: &RunArgs) -> anyhow::Result<Arc<dyn SubagentRunner>> {
             .into_iter()
             .flatten()
         {
-            eprintln!("warning: {warning}");
+            eprintln!("warning: {}", safe::text(&warning));
         }
         return Ok(Arc::new(runner));
     }
@@ -174,7 +174,7 @@ fn preset_runner(kind: RunnerArg, args: &RunArgs) -> anyhow::Result<Arc<dyn Suba
     let runner =
         presets::build(kind, opts).map_err(|e| anyhow::anyhow!("--runner {}: {e}", kind.name()))?;
     if let Some(w) = presets::version::untested_warning(kind, None) {
-        eprintln!("warning: {w}");
+        eprintln!("warning: {}", safe::text(&w));
     }
     Ok(runner)
 }
@@ -190,7 +190,11 @@ fn dry_run(path: &std::path::Path, popts: &batch_core::ParseOptions, args: &RunA
     };
     println!(
         "{}",
-        batch_core::plan::render(&doc, &plan, batch_core::plan::PlanFormat::Text)
+        safe::text(&batch_core::plan::render(
+            &doc,
+            &plan,
+            batch_core::plan::PlanFormat::Text
+        ))
     );
     exit::SUCCESS
 }
@@ -212,7 +216,7 @@ fn diagnostics(d: &batch_core::Diagnostics, path: Option<&std::path::Path>) -> u
 }
 
 fn usage(e: anyhow::Error) -> u8 {
-    eprintln!("error: {e:#}");
+    eprintln!("error: {}", safe::text(&format!("{e:#}")));
     exit::USAGE
 }
 
@@ -227,7 +231,7 @@ fn setup_error(e: &RunSetupError, path: &std::path::Path, color: ColorChoice) ->
             exit::USAGE
         }
         other => {
-            eprintln!("error: {other}");
+            eprintln!("error: {}", safe::text(&other.to_string()));
             exit::USAGE
         }
     }

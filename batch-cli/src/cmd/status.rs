@@ -15,7 +15,7 @@ use batch_core::store::journal::{
 };
 use batch_core::store::{self, lock};
 use batch_core::{Document, ErrorKind, Usage};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::args::{ColorChoice, StatusArgs};
 use crate::exit;
@@ -29,7 +29,7 @@ use crate::resolve;
 pub const STATUS_VERSION: u32 = 1;
 
 /// Done and open tasks of a group.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct GroupStatus {
     /// Group title.
     pub title: String,
@@ -48,7 +48,7 @@ pub struct GroupStatus {
 }
 
 /// Done and open tasks of a wave.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct WaveStatus {
     /// 1-based wave number.
     pub number: usize,
@@ -63,7 +63,7 @@ pub struct WaveStatus {
 }
 
 /// A run holding the lock now.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RunningNow {
     /// mdbatch's pid (0 when the lock file did not say).
     pub pid: u32,
@@ -74,7 +74,7 @@ pub struct RunningNow {
 }
 
 /// An attempt started and not ended.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AttemptNow {
     /// Task id.
     pub id: String,
@@ -89,7 +89,7 @@ pub struct AttemptNow {
 }
 
 /// A task whose last attempt failed.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct FailedTask {
     /// Task id.
     pub id: String,
@@ -106,7 +106,7 @@ pub struct FailedTask {
 }
 
 /// A task the last run did not run.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SkippedTask {
     /// Task id.
     pub id: String,
@@ -115,7 +115,7 @@ pub struct SkippedTask {
 }
 
 /// A task the last run interrupted (Ctrl-C, a stop) while it ran; still open.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct InterruptedTask {
     /// Task id.
     pub id: String,
@@ -152,7 +152,7 @@ pub fn interrupted_in_last_run(entries: &[JournalEntry]) -> Vec<InterruptedAttem
 }
 
 /// One task's journal history, as shown.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TaskStatus {
     /// Task id.
     pub id: String,
@@ -173,7 +173,7 @@ pub struct TaskStatus {
 }
 
 /// Totals over the journal.
-#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct Totals {
     /// Attempts over every run.
     pub attempts: u32,
@@ -184,7 +184,7 @@ pub struct Totals {
 }
 
 /// The whole report (`status --json`).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Status {
     /// [`STATUS_VERSION`].
     pub v: u32,
@@ -689,21 +689,21 @@ pub fn run(args: &StatusArgs, color: ColorChoice) -> u8 {
     let path = match resolve::task_file(args.doc.file.as_deref()) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", crate::output::safe::text(&format!("{e:#}")));
             return exit::USAGE;
         }
     };
     let popts = match resolve::parse_options(&path, &args.doc) {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", crate::output::safe::text(&format!("{e:#}")));
             return exit::USAGE;
         }
     };
     let doc = match Document::read(&path, &popts) {
         Ok(d) => d,
         Err(d) => {
-            eprintln!("{d}");
+            eprintln!("{}", crate::output::safe::text(&d.to_string()));
             return exit::USAGE;
         }
     };
@@ -720,8 +720,9 @@ pub fn run(args: &StatusArgs, color: ColorChoice) -> u8 {
         t
     } else {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        // Ids, task text and error messages are the file's and the agents'.
         render(
-            &status,
+            &crate::output::safe::value(&status),
             Paint {
                 on: color_for(std::io::stdout().is_terminal(), no_color, color),
             },

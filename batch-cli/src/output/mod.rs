@@ -6,6 +6,8 @@
 //!   it drives [`term`] (the live display), [`plain`] (timestamped lines) and
 //!   [`json`] (events on stdout), over the event model in [`state`].
 //! - [`junit`]: the `--junit FILE` report.
+//! - [`safe`]: untrusted text made safe for a terminal (every human printer
+//!   passes task text, ids, agent output and messages through it).
 
 pub mod json;
 pub mod junit;
@@ -13,6 +15,7 @@ mod keys;
 pub mod mode;
 pub mod plain;
 pub mod reporter;
+pub mod safe;
 pub mod state;
 pub mod style;
 pub mod summary;

@@ -4,6 +4,7 @@ mod completions;
 mod demo;
 mod display;
 mod doctor;
+mod escapes;
 mod init;
 mod isolate;
 mod junit;
