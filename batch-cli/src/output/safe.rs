@@ -29,15 +29,38 @@ fn unsafe_char(c: char) -> bool {
     }
 }
 
+/// The length in bytes of the colour code (`ESC [ 1;31 m`, SGR) at the
+/// start of `s`, if there is one.
+fn colour_code(s: &str) -> Option<usize> {
+    let rest = s.strip_prefix("\u{1b}[")?;
+    let params = rest
+        .bytes()
+        .take_while(|b| b.is_ascii_digit() || *b == b';' || *b == b':')
+        .count();
+    (rest.as_bytes().get(params) == Some(&b'm')).then_some(2 + params + 1)
+}
+
 /// `s` with every control character except `\n` and `\t` made visible:
 /// C0 and DEL in caret notation (`ESC` → `^[`), the rest as `\u{…}`.
+/// Colour codes (SGR: agents colour their output) are dropped rather than
+/// shown: they only colour text, and dropping them keeps output readable.
 /// Borrows when there is nothing to change.
 pub fn text(s: &str) -> Cow<'_, str> {
     if !s.chars().any(unsafe_char) {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
+    let mut chars = s.char_indices();
+    while let Some((i, c)) = chars.next() {
+        if c == '\u{1b}'
+            && let Some(len) = colour_code(&s[i..])
+        {
+            // Skip the rest of the code (all ASCII: one char per byte).
+            for _ in 1..len {
+                chars.next();
+            }
+            continue;
+        }
         if !unsafe_char(c) {
             out.push(c);
         } else if (c as u32) < 0x20 {
@@ -111,6 +134,13 @@ mod tests {
         assert_eq!(text("ok\rfake"), "ok^Mfake");
         assert_eq!(text("\u{9b}31m\u{7f}"), "\\u{9b}31m^?");
         assert_eq!(text("x\u{202e}y"), "x\\u{202e}y");
+    }
+
+    #[test]
+    fn colour_codes_are_dropped_and_other_sequences_shown() {
+        assert_eq!(text("\u{1b}[1;31mred\u{1b}[0m ok"), "red ok");
+        assert_eq!(text("\u{1b}[2J\u{1b}[m"), "^[[2J");
+        assert_eq!(text("\u{1b}[31"), "^[[31");
     }
 
     #[test]
