@@ -81,6 +81,9 @@ pub(crate) struct ProcessExit {
     pub(crate) tail: String,
     /// How long it ran.
     pub(crate) elapsed: Duration,
+    /// How long it had run when mdbatch stopped it (the timeout, for a
+    /// timeout: the time it then took to stop is not part of it).
+    pub(crate) stopped_after: Option<Duration>,
 }
 
 impl ProcessExit {
@@ -117,7 +120,7 @@ impl ProcessExit {
                 ErrorKind::Timeout,
                 format!(
                     "{what} timed out after {}",
-                    crate::util::format_duration(self.elapsed)
+                    crate::util::format_duration(self.stopped_after.unwrap_or(self.elapsed))
                 ),
             ),
             _ => (ErrorKind::Cancelled, format!("{what} was interrupted")),
@@ -234,6 +237,7 @@ where
 
     let mut status: Option<ExitStatus> = None;
     let mut stopped: Option<CancelReason> = None;
+    let mut stopped_after: Option<Duration> = None;
     let mut kill_at: Option<Instant> = None;
     let mut killed = false;
     let mut drain_until: Option<Instant> = None;
@@ -278,11 +282,13 @@ where
             },
             _ = ctx.cancel.cancelled(), if running && stopped.is_none() => {
                 stopped = Some(ctx.cancel_reason().unwrap_or(CancelReason::Interrupted));
+                stopped_after = Some(started.elapsed());
                 guard.kill(libc::SIGTERM);
                 kill_at = Some(Instant::now() + ctx.grace);
             },
             _ = sleep_until(ctx.deadline.unwrap_or(far)), if running && stopped.is_none() && ctx.deadline.is_some() => {
                 stopped = Some(CancelReason::Timeout);
+                stopped_after = Some(started.elapsed());
                 guard.kill(libc::SIGTERM);
                 kill_at = Some(Instant::now() + ctx.grace);
             },
@@ -320,6 +326,7 @@ where
         stopped,
         tail: tail.text(),
         elapsed: started.elapsed(),
+        stopped_after,
     })
 }
 

@@ -275,6 +275,19 @@ async fn a_timeout_terms_the_group_and_kills_it_after_the_grace_period() {
         started.elapsed() >= Duration::from_millis(600),
         "killed before the grace period"
     );
+    // The message names the timeout, not the timeout plus the time it took
+    // to stop (which was "0.6s" for a 0.3 s timeout).
+    let said = e
+        .message
+        .split("timed out after ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|d| match d.strip_suffix("ms") {
+            Some(ms) => ms.parse::<f64>().ok().map(|ms| ms / 1000.0),
+            None => d.strip_suffix('s')?.parse::<f64>().ok(),
+        })
+        .unwrap_or_else(|| panic!("{e}"));
+    assert!(said < 0.55, "{e}");
     assert!(
         gone(read_pid(&pidfile)).await,
         "the grandchild survived the group kill"
