@@ -105,7 +105,7 @@ pub struct SelectArgs {
     #[arg(long)]
     pub cross_wave: bool,
     /// Only these tasks and what they need: ids, ranges (T004-T010), section names; comma-separated.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = parse_selection)]
     pub only: Vec<String>,
     /// Run optional tasks (kiro `- [ ]*`, `optional: true`) too.
     #[arg(long)]
@@ -340,6 +340,19 @@ pub struct DemoArgs {
 pub struct CompletionsArgs {
     /// The shell.
     pub shell: clap_complete::Shell,
+}
+
+/// One `--only` name: never empty (`--only ''` selected nothing and ran
+/// nothing, successfully).
+fn parse_selection(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err(
+            "an empty name selects no task; give ids, ranges (T004-T010) or section names, \
+             or leave --only out to run everything"
+                .to_string(),
+        );
+    }
+    Ok(s.to_string())
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
