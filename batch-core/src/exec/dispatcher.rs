@@ -852,7 +852,7 @@ impl Dispatcher {
 
     pub(super) async fn finish(&mut self) {
         let reason = match &self.stop {
-            Some(Stop::Interrupted) => "interrupted".to_string(),
+            Some(Stop::Interrupted) => super::report::INTERRUPTED_SKIP.to_string(),
             Some(Stop::FailFast(id)) => format!("--fail-fast: `{id}` failed"),
             Some(Stop::Fatal(msg)) => format!("run stopped: {msg}"),
             None => "not run".to_string(),

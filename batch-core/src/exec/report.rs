@@ -47,12 +47,22 @@ pub struct RunReport {
     pub tasks: Vec<TaskReport>,
 }
 
+/// The reason given to tasks the run skipped because it was interrupted.
+pub(super) const INTERRUPTED_SKIP: &str = "interrupted";
+
 impl Dispatcher {
     pub(super) fn summary(&self) -> RunSummary {
         let mut s = RunSummary {
             total: self.plan.nodes.len(),
             duration_ms: millis(Instant::now() - self.started),
-            cancelled: matches!(self.stop, Some(Stop::Interrupted)),
+            // An interrupt that arrived once every task had ended (its box
+            // checked, or failed on its own) cancelled nothing.
+            cancelled: matches!(self.stop, Some(Stop::Interrupted))
+                && self.runs.iter().any(|r| match r.outcome {
+                    None | Some(Outcome::Interrupted) => true,
+                    Some(Outcome::Skipped) => r.message.as_deref() == Some(INTERRUPTED_SKIP),
+                    Some(Outcome::Succeeded | Outcome::Failed) => false,
+                }),
             ..RunSummary::default()
         };
         for r in &self.runs {

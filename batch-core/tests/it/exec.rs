@@ -1487,3 +1487,38 @@ async fn run_blocking_inside_a_runtime_runs_on_a_thread_of_its_own() {
         .unwrap();
     assert_eq!(report.summary.succeeded, 1);
 }
+
+/// A runner that finishes its work and, as it returns, the user presses
+/// Ctrl-C (the cancel token fires).
+struct CancelsAsItSucceeds(CancellationToken);
+
+#[async_trait::async_trait]
+impl SubagentRunner for CancelsAsItSucceeds {
+    async fn run(&self, _task: &TaskSpec, _ctx: RunContext) -> Result<TaskOutput, RunError> {
+        self.0.cancel();
+        Ok(TaskOutput::default())
+    }
+    fn name(&self) -> &str {
+        "cancels-as-it-succeeds"
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancel_that_arrives_after_every_box_is_checked_does_not_report_the_run_cancelled() {
+    let run = Run::file("- [ ] <!-- id: a --> only task\n");
+    let token = CancellationToken::new();
+    let report = ExecutorBuilder::new(&run.path)
+        .runner(Arc::new(CancelsAsItSucceeds(token.clone())))
+        .cancel_token(token)
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(run.text(), "- [x] <!-- id: a --> only task\n");
+    assert_eq!(outcome(&report, "a"), Outcome::Succeeded);
+    assert!(
+        !report.summary.cancelled,
+        "every task finished and its box is checked, yet the run says CANCELLED"
+    );
+}
