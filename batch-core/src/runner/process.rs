@@ -164,6 +164,10 @@ where
         ));
     }
 
+    if let Some(e) = too_long(cmd) {
+        return Err(e);
+    }
+
     let mut log = LogFile::open(ctx.log_path.as_deref(), ctx);
 
     if let Some(pf) = &cmd.progress_file {
@@ -338,6 +342,43 @@ async fn read_some<R: AsyncRead + Unpin>(reader: &mut Option<R>, buf: &mut [u8])
     }
 }
 
+/// The longest single argument or environment string Linux passes to a
+/// program (`MAX_ARG_STRLEN`, 32 pages); a longer one makes `execve` fail
+/// with E2BIG whatever the total.
+const MAX_ARG_STRLEN: usize = 32 * 4096;
+
+/// A [`ErrorKind::Fatal`] error when an argument or environment variable of
+/// `cmd` is too long for `execve`: a task text over 128 KiB would otherwise
+/// fail with "arguments too long" on every retry.
+fn too_long(cmd: &ProcessCommand) -> Option<RunError> {
+    let program = cmd.argv.first()?;
+    let longest_arg = cmd.argv.iter().map(String::len).max().unwrap_or(0);
+    let longest_env = cmd
+        .env
+        .iter()
+        .map(|(k, v)| k.len() + 1 + v.len())
+        .max()
+        .unwrap_or(0);
+    let longest = longest_arg.max(longest_env);
+    if longest < MAX_ARG_STRLEN {
+        return None;
+    }
+    Some(RunError::new(
+        ErrorKind::Fatal,
+        format!(
+            "cannot start {program}: the task text is too long to pass to it ({} KiB in one {}; \
+             the system allows {} KiB): shorten the task, or put the details in a file the task names",
+            longest.div_ceil(1024),
+            if longest_arg >= longest_env {
+                "argument"
+            } else {
+                "environment variable"
+            },
+            MAX_ARG_STRLEN / 1024 - 1
+        ),
+    ))
+}
+
 fn spawn_error(program: &str, workdir: Option<&Path>, e: std::io::Error) -> RunError {
     let (kind, message) = match e.kind() {
         std::io::ErrorKind::NotFound => {
@@ -354,10 +395,13 @@ fn spawn_error(program: &str, workdir: Option<&Path>, e: std::io::Error) -> RunE
             ErrorKind::Fatal,
             format!("cannot execute {program}: permission denied"),
         ),
+        // Retrying cannot help: the same text is too long next time.
         std::io::ErrorKind::ArgumentListTooLong => (
-            ErrorKind::Failed,
+            ErrorKind::Fatal,
             format!(
-                "cannot start {program}: the arguments are too long (the prompt is over the system limit)"
+                "cannot start {program}: its arguments and environment are over the system's limit \
+                 (the task text is too long to pass on); shorten the task, or put the details in a \
+                 file the task names"
             ),
         ),
         _ => (ErrorKind::Failed, format!("cannot start {program}: {e}")),

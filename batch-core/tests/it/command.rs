@@ -373,3 +373,22 @@ async fn binary_and_overlong_output_is_replaced_and_cut_never_fatal() {
     );
     assert_eq!(got.last().map(String::as_str), Some("after"));
 }
+
+#[tokio::test]
+async fn a_task_text_over_128_kib_fails_at_once_as_fatal_with_a_clear_message() {
+    let fx = Fixture::new();
+    let s = fx.script("agent", "exit 0");
+    // Once as an argument, once only through the environment (MDBATCH_TASK).
+    for template in [
+        format!("'{}' {{task}}", s.display()),
+        format!("'{}' {{id}}", s.display()),
+    ] {
+        let runner = CommandRunnerBuilder::new(&template).build().unwrap();
+        let (ctx, _rx) = fx.ctx(1);
+        let text = "x".repeat(200 * 1024);
+        let e = runner.run(&fx.spec("t", &text), ctx).await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Fatal, "{template}: {e}");
+        assert!(e.message.contains("task text is too long"), "{e}");
+        assert!(e.message.contains(" KiB in one "), "{e}");
+    }
+}
