@@ -260,8 +260,13 @@ impl Dispatcher {
         }
         // Subagents of a killed run still working on a task are stopped
         // before the task is launched again, so two never edit the same files.
-        for (id, pgid) in std::mem::take(&mut self.orphans) {
-            let gone = stop_group(pgid, self.options.grace).await;
+        // All at once: the wait is one grace period, not one per group.
+        let orphans = std::mem::take(&mut self.orphans);
+        let grace = self.options.grace;
+        let stopped =
+            futures::future::join_all(orphans.iter().map(|(_, pgid)| stop_group(*pgid, grace)))
+                .await;
+        for ((id, pgid), gone) in orphans.into_iter().zip(stopped) {
             self.emit(RunEvent::Warning {
                 message: if gone {
                     format!(

@@ -28,6 +28,7 @@
 //! non-empty group.
 
 pub(crate) mod group;
+pub(crate) mod reaper;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -197,6 +198,7 @@ where
         command.current_dir(dir);
     }
     die_with_parent(&mut command);
+    register_with_reaper(&mut command, ctx.grace);
 
     let started = Instant::now();
     let mut child = command
@@ -282,6 +284,7 @@ where
                 // The task ends with its process: nothing of its group may outlive it.
                 guard.kill(libc::SIGKILL);
                 guard.armed = false;
+                reaper::unregister(guard.pgid);
                 drain_until = Some(Instant::now() + DRAIN_LIMIT);
             },
             _ = ctx.cancel.cancelled(), if running && stopped.is_none() => {
@@ -436,6 +439,24 @@ fn die_with_parent(command: &mut tokio::process::Command) {
 #[cfg(not(target_os = "linux"))]
 fn die_with_parent(_command: &mut tokio::process::Command) {}
 
+/// The child registers its new process group with the [`reaper`] before it
+/// runs anything, so whatever it starts is stopped if mdbatch dies.
+fn register_with_reaper(command: &mut tokio::process::Command, grace: Duration) {
+    let Some(fd) = reaper::fd() else {
+        return;
+    };
+    let tenths = reaper::tenths(grace);
+    // SAFETY: runs in the forked child before exec, after `process_group(0)`
+    // made it a group leader; `register_self` only calls getpid and write on
+    // stack buffers (async-signal-safe, no allocation, no locks).
+    unsafe {
+        command.pre_exec(move || {
+            reaper::register_self(fd, tenths);
+            Ok(())
+        });
+    }
+}
+
 /// Signals a process group; disarmed once the leader was reaped and the group killed.
 struct GroupGuard {
     pgid: u32,
@@ -462,6 +483,7 @@ impl Drop for GroupGuard {
     fn drop(&mut self) {
         if self.armed {
             self.kill(libc::SIGKILL);
+            reaper::unregister(self.pgid);
         }
     }
 }

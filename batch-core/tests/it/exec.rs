@@ -1522,3 +1522,60 @@ async fn a_cancel_that_arrives_after_every_box_is_checked_does_not_report_the_ru
         "every task finished and its box is checked, yet the run says CANCELLED"
     );
 }
+
+#[tokio::test]
+async fn the_subagents_a_killed_run_left_behind_are_stopped_together_not_one_grace_period_each() {
+    let run = Run::file("- [ ] <!-- id: a --> task\n- [ ] <!-- id: b --> other\n");
+    let dir = run.path.parent().unwrap().to_path_buf();
+    // Each orphan, on TERM, waits for the other's TERM before it exits. Had
+    // they been stopped one after the other, the first would wait in vain
+    // and be KILLed at the end of its grace period.
+    let spawn = |task: &str, other: &str| {
+        let mut c = std::process::Command::new("sh");
+        std::os::unix::process::CommandExt::process_group(&mut c, 0);
+        c.current_dir(&dir).env("MDBATCH_TASK_ID", task).args([
+            "-c",
+            &format!(
+                "trap 'touch term-{task}; while [ ! -f term-{other} ]; do sleep 0.02; done; touch clean-{task}; exit 0' TERM; \
+                 touch up-{task}; while :; do sleep 0.02; done"
+            ),
+        ]);
+        c.spawn().unwrap()
+    };
+    let mut orphans = [spawn("a", "b"), spawn("b", "a")];
+    for t in ["a", "b"] {
+        let until = std::time::Instant::now() + Duration::from_secs(60);
+        while !dir.join(format!("up-{t}")).exists() {
+            assert!(
+                std::time::Instant::now() < until,
+                "orphan {t} did not start"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let state = batch_core::store::state_dir(&run.path);
+    std::fs::create_dir_all(&state).unwrap();
+    let mut journal = String::new();
+    for (id, pid) in [("a", orphans[0].id()), ("b", orphans[1].id())] {
+        journal.push_str(&format!(
+            "{{\"v\":1,\"ts\":\"t\",\"run_id\":\"old\",\"type\":\"attempt_start\",\"id\":\"{id}\",\"attempt\":1,\"text_hash\":\"x\"}}\n\
+             {{\"v\":1,\"ts\":\"t\",\"run_id\":\"old\",\"type\":\"attempt_info\",\"id\":\"{id}\",\"attempt\":1,\"pid\":{pid}}}\n"
+        ));
+    }
+    std::fs::write(state.join("journal.jsonl"), journal).unwrap();
+    let fake = Arc::new(Fake::new(Step::Ok(1)));
+    let mut options = opts();
+    options.grace = Duration::from_secs(30);
+    let (report, _) = run.go(&fake, options, None).await;
+    for o in &mut orphans {
+        let _ = o.kill();
+        o.wait().unwrap();
+    }
+    assert_eq!(report.summary.succeeded, 2);
+    for t in ["a", "b"] {
+        assert!(
+            dir.join(format!("clean-{t}")).exists(),
+            "orphan {t} was not TERMed while the other was: the cleanup is serial"
+        );
+    }
+}
