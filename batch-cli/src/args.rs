@@ -210,6 +210,11 @@ pub struct RunArgs {
     /// A command that must pass after a subagent succeeds before its box is checked.
     #[arg(long, value_name = "CMD")]
     pub verify: Option<String>,
+    /// Run `verify:` hint commands that are new or changed since this file
+    /// was last run (an agent may have written them), and approve them for
+    /// later runs. Without it, mdbatch asks on a terminal and refuses otherwise.
+    #[arg(long)]
+    pub trust_verify: bool,
     /// Stop launching new tasks after the first failure.
     #[arg(long)]
     pub fail_fast: bool,

@@ -24,7 +24,7 @@ pub fn run(args: &RunArgs, color: ColorChoice) -> u8 {
         Ok(o) => o,
         Err(e) => return usage(e),
     };
-    let options = match run_options(args, &popts) {
+    let mut options = match run_options(args, &popts) {
         Ok(o) => o,
         Err(e) => return usage(e),
     };
@@ -41,6 +41,9 @@ pub fn run(args: &RunArgs, color: ColorChoice) -> u8 {
         Ok(r) => r,
         Err(e) => return usage(e),
     };
+    if let Some(code) = approve_verify(&path, &mut options) {
+        return code;
+    }
 
     let output = Output::new(args.json, args.verbose, color);
     let builder = ExecutorBuilder::new(&path)
@@ -83,6 +86,52 @@ pub fn run(args: &RunArgs, color: ColorChoice) -> u8 {
     }
 }
 
+/// New `verify:` commands (an agent may have written them): shown and asked
+/// about on a terminal; elsewhere the run refuses them (its error says how to
+/// approve). `Some(code)` when the run must not go on.
+fn approve_verify(path: &std::path::Path, options: &mut RunOptions) -> Option<u8> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let pending = match batch_core::exec::unapproved_verify(path, options) {
+        Ok(p) => p,
+        // The run reports the same problem, with its diagnostics.
+        Err(_) => return None,
+    };
+    if pending.is_empty() || !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        return None;
+    }
+    let mut text = format!(
+        "{}: {} not run before (an agent may have written {}):\n",
+        path.display(),
+        if pending.len() == 1 {
+            "this verify command was"
+        } else {
+            "these verify commands were"
+        },
+        if pending.len() == 1 { "it" } else { "them" }
+    );
+    for p in &pending {
+        text.push_str(&format!(
+            "  line {}, task `{}`: {}\n",
+            p.line, p.id, p.command
+        ));
+    }
+    eprint!("{}", safe::text(&text));
+    eprint!(
+        "Run {} with sh -c? [y/N] ",
+        if pending.len() == 1 { "it" } else { "them" }
+    );
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        options.trust_verify = true;
+        None
+    } else {
+        eprintln!("nothing run; approve them with --trust-verify once reviewed");
+        Some(exit::USAGE)
+    }
+}
+
 fn run_options(args: &RunArgs, popts: &batch_core::ParseOptions) -> anyhow::Result<RunOptions> {
     let mut o = RunOptions::default();
     o.jobs = args.jobs;
@@ -97,6 +146,7 @@ fn run_options(args: &RunArgs, popts: &batch_core::ParseOptions) -> anyhow::Resu
         o.max_wait = w;
     }
     o.verify = args.verify.clone();
+    o.trust_verify = args.trust_verify;
     o.fail_fast = args.fail_fast;
     o.cross_wave = args.select.cross_wave.then_some(true);
     o.only = args.select.only.clone();

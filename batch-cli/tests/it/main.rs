@@ -13,6 +13,7 @@ mod pty;
 mod run_claude;
 mod run_e2e;
 mod status;
+mod trust;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -30,6 +30,7 @@ mod schedule;
 mod signals;
 mod spec;
 mod stream;
+mod trust;
 mod writeback;
 
 pub use crate::events::*;
@@ -39,3 +40,4 @@ pub use options::RunOptions;
 pub use report::{RunReport, TaskReport};
 pub use spec::{SpecPlace, task_spec};
 pub use stream::EventStream;
+pub use trust::{UnapprovedVerify, unapproved_verify};

@@ -35,6 +35,10 @@ pub struct RunOptions {
     pub backoff_cap: Duration,
     /// `--verify CMD`.
     pub verify: Option<String>,
+    /// `--trust-verify`: run `verify:` hint commands that are new since the
+    /// file was last run (and record them as approved). Without it such a
+    /// run does not start ([`RunSetupError::UnapprovedVerify`](crate::RunSetupError::UnapprovedVerify)).
+    pub trust_verify: bool,
     /// `--fail-fast`.
     pub fail_fast: bool,
     /// `--cross-wave` (`None`: the document decides).
@@ -78,6 +82,7 @@ impl Default for RunOptions {
             backoff_base: Duration::from_secs(1),
             backoff_cap: Duration::from_secs(60),
             verify: None,
+            trust_verify: false,
             fail_fast: false,
             cross_wave: None,
             only: Vec::new(),

@@ -101,6 +101,19 @@ impl Dispatcher {
         if ex.write_back {
             taskfile::ensure_writable(&task_file).map_err(store_setup_error)?;
         }
+        if let Some(dir) = &state_dir {
+            std::fs::create_dir_all(dir).map_err(|e| RunSetupError::Io {
+                path: dir.clone(),
+                message: format!("cannot create the state folder: {e}"),
+                source: Arc::new(e),
+            })?;
+            super::trust::check(
+                &task_file,
+                dir,
+                &super::trust::hinted(&doc, &plan),
+                ex.options.trust_verify,
+            )?;
+        }
         let run_id = uuid::Uuid::new_v4().to_string();
         let (history, journal) = match &state_dir {
             Some(dir) => (
