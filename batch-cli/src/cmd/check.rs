@@ -53,16 +53,7 @@ pub(crate) fn print_diagnostics(diags: &mut [Diagnostic], text: &str, color: boo
     attach_source_lines(diags, text);
     for d in diags.iter_mut() {
         // Messages quote ids and task text; the source line is the file's.
-        let clean = |s: &mut String| {
-            if let std::borrow::Cow::Owned(c) = safe::text(s) {
-                *s = c;
-            }
-        };
-        clean(&mut d.message);
-        clean(&mut d.source_line);
-        if let Some(h) = &mut d.help {
-            clean(h);
-        }
+        safe::diagnostic(d);
         eprintln!("{}", format_diagnostic(d, color));
     }
 }

@@ -1,4 +1,4 @@
-//! What people and scripts see (issue 6).
+//! What people and scripts see.
 //!
 //! - [`mode`]: the pure display decision (terminal, `NO_COLOR`, `CI`,
 //!   `--json`, `--color`, `-v`).
@@ -8,7 +8,9 @@
 //! - [`junit`]: the `--junit FILE` report.
 //! - [`safe`]: untrusted text made safe for a terminal (every human printer
 //!   passes task text, ids, agent output and messages through it).
+//! - [`error`]: how an error that ends a command is printed.
 
+pub mod error;
 pub mod json;
 pub mod junit;
 mod keys;

@@ -46,6 +46,17 @@ fn colour_code(s: &str) -> Option<usize> {
 /// shown: they only colour text, and dropping them keeps output readable.
 /// Borrows when there is nothing to change.
 pub fn text(s: &str) -> Cow<'_, str> {
+    clean(s, false)
+}
+
+/// [`text`] for output mdbatch has already coloured: colour codes are kept
+/// (ours, and any in the untrusted parts, which can only colour text);
+/// every other control is shown visibly.
+pub fn styled(s: &str) -> Cow<'_, str> {
+    clean(s, true)
+}
+
+fn clean(s: &str, keep_colour: bool) -> Cow<'_, str> {
     if !s.chars().any(unsafe_char) {
         return Cow::Borrowed(s);
     }
@@ -56,6 +67,9 @@ pub fn text(s: &str) -> Cow<'_, str> {
             && let Some(len) = colour_code(&s[i..])
         {
             // Skip the rest of the code (all ASCII: one char per byte).
+            if keep_colour {
+                out.push_str(&s[i..i + len]);
+            }
             for _ in 1..len {
                 chars.next();
             }
@@ -73,6 +87,19 @@ pub fn text(s: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
+}
+
+/// A diagnostic's message, help and quoted source line made safe (its
+/// label and caret are ours, added when it is formatted).
+pub fn diagnostic(d: &mut batch_core::Diagnostic) {
+    for s in [&mut d.message, &mut d.source_line]
+        .into_iter()
+        .chain(d.help.as_mut())
+    {
+        if let Cow::Owned(c) = text(s) {
+            *s = c;
+        }
+    }
 }
 
 /// Every string inside `value` passed through [`text`]; whether any changed.
@@ -134,6 +161,14 @@ mod tests {
         assert_eq!(text("ok\rfake"), "ok^Mfake");
         assert_eq!(text("\u{9b}31m\u{7f}"), "\\u{9b}31m^?");
         assert_eq!(text("x\u{202e}y"), "x\\u{202e}y");
+    }
+
+    #[test]
+    fn styled_text_keeps_colour_codes_only() {
+        assert_eq!(
+            styled("\u{1b}[1mok\u{1b}[0m \u{1b}]0;t\u{7}"),
+            "\u{1b}[1mok\u{1b}[0m ^[]0;t^G"
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod plan_cli;
 mod pty;
 mod run_claude;
 mod run_e2e;
+mod slurm;
 mod status;
 mod trust;
 

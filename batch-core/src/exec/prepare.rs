@@ -15,14 +15,15 @@ use tokio_util::sync::CancellationToken;
 use super::dispatcher::{Dispatcher, NodeConfig, NodeRun};
 use super::executor::{Executor, Source, StateDir};
 use super::isolate::{CommitOnly, Isolate, Isolation, RecoverCandidate};
-use super::options::DEFAULT_JOBS;
+use super::options::{DEFAULT_JOBS, Launcher};
 use super::schedule::Scheduler;
 use super::spec::{SpecPlace, task_spec};
 use crate::doc::{Document, ParseOptions};
-use crate::error::{ErrorKind, RunError, RunSetupError, StoreError};
+use crate::error::{ErrorKind, RunError, RunSetupError};
 use crate::plan::{Plan, PlanOptions};
 use crate::runner::LineBudget;
 use crate::runner::process::group::{group_alive, group_runs_task};
+use crate::runner::slurm;
 use crate::store::journal::{AttemptOutcome, Journal, JournalSummary, JournalWriter, text_hash};
 use crate::store::lock::RunLock;
 use crate::store::{self, taskfile};
@@ -30,21 +31,6 @@ use crate::store::{self, taskfile};
 /// How many output lines may wait for the dispatcher; more are dropped
 /// (counted). Other progress items are never dropped.
 const PROGRESS_LINES: usize = 1024;
-
-fn store_setup_error(e: StoreError) -> RunSetupError {
-    match e {
-        StoreError::Io {
-            path,
-            message,
-            source,
-        } => RunSetupError::Io {
-            path,
-            message,
-            source,
-        },
-        other => RunSetupError::Config(other.to_string()),
-    }
-}
 
 /// Modification time and length: cheap evidence that a file changed.
 pub(super) type FileStamp = (std::time::SystemTime, u64);
@@ -99,7 +85,7 @@ impl Dispatcher {
             None => None,
         };
         if ex.write_back {
-            taskfile::ensure_writable(&task_file).map_err(store_setup_error)?;
+            taskfile::ensure_writable(&task_file)?;
         }
         if let Some(dir) = &state_dir {
             std::fs::create_dir_all(dir).map_err(|e| RunSetupError::Io {
@@ -118,16 +104,23 @@ impl Dispatcher {
         let (history, journal) = match &state_dir {
             Some(dir) => (
                 JournalSummary::load(dir).unwrap_or_default(),
-                Some(
-                    JournalWriter::spawn(
-                        Journal::open(dir, run_id.clone()).map_err(store_setup_error)?,
-                    )
-                    .map_err(store_setup_error)?,
-                ),
+                Some(JournalWriter::spawn(Journal::open(dir, run_id.clone())?)?),
             ),
             None => (JournalSummary::default(), None),
         };
 
+        if ex.options.launcher == Launcher::Slurm {
+            // Jobs of runs that never ended (killed) must not hold the
+            // cluster's slots, nor edit files beside this run's agents.
+            for r in history.runs.iter().filter(|r| r.ended.is_none()) {
+                let run8: String = r.run_id.chars().filter(|c| *c != '-').take(8).collect();
+                if let Ok(jobs) = slurm::jobs_of_run(&slurm::run_prefix(&run8)) {
+                    for (name, _) in jobs {
+                        let _ = slurm::cancel(&name, None);
+                    }
+                }
+            }
+        }
         let workdir = std::path::absolute(
             ex.options
                 .workdir
@@ -236,6 +229,10 @@ impl Dispatcher {
                     .get(node.group)
                     .map(|g| g.title.clone())
                     .unwrap_or_default(),
+                launcher_args: match ex.options.launcher {
+                    Launcher::Slurm => launcher_args(&doc, task, &ex.options.launcher_args),
+                    _ => Vec::new(),
+                },
             });
         }
 
@@ -364,4 +361,28 @@ impl Dispatcher {
             setup_warnings,
         })
     }
+}
+
+/// A task's `srun` arguments: the run's, then its sections' from the
+/// outermost in, then its own (`launcher-arg:` hints; later ones win in srun).
+fn launcher_args(doc: &Document, task: &crate::doc::Task, run: &[String]) -> Vec<String> {
+    let mut args = run.to_vec();
+    args.extend(doc.hints.launcher_args.iter().cloned());
+    let mut chain = Vec::new();
+    let mut sec = task.section;
+    while let Some(s) = sec {
+        let Some(section) = doc.sections.get(s) else {
+            break;
+        };
+        chain.push(section);
+        sec = section.parent.filter(|&p| p != s);
+        if chain.len() > 64 {
+            break;
+        }
+    }
+    for section in chain.into_iter().rev() {
+        args.extend(section.hints.launcher_args.iter().cloned());
+    }
+    args.extend(task.hints.launcher_args.iter().cloned());
+    args
 }

@@ -1,5 +1,5 @@
 //! Checking boxes: the successes of one turn of the loop are written to the
-//! task file together ([`taskfile::check`]), and only then announced.
+//! task file together ([`taskfile::check_boxes`]), and only then announced.
 
 use std::collections::HashMap;
 
@@ -37,15 +37,16 @@ impl Dispatcher {
             self.parse_options.clone(),
             ids.clone(),
         );
-        let written = tokio::task::spawn_blocking(move || taskfile::check(&path, &options, &asked))
-            .await
-            .unwrap_or_else(|e| {
-                Err(StoreError::io(
-                    &self.task_file,
-                    "the write-back did not finish",
-                    std::io::Error::other(e.to_string()),
-                ))
-            });
+        let written =
+            tokio::task::spawn_blocking(move || taskfile::check_boxes(&path, &options, &asked))
+                .await
+                .unwrap_or_else(|e| {
+                    Err(StoreError::io(
+                        &self.task_file,
+                        "the write-back did not finish",
+                        std::io::Error::other(e.to_string()),
+                    ))
+                });
         match written {
             Ok(out) => {
                 for p in &out.problems {

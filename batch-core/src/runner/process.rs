@@ -34,6 +34,7 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -47,7 +48,7 @@ pub(crate) const MAX_LINE: usize = 4096;
 /// Lines longer than this are cut in the log file too (the rest is dropped).
 const MAX_LOG_LINE: usize = 64 * 1024;
 /// How many output lines are kept in memory for the tail.
-pub(crate) const TAIL_LINES: usize = 40;
+pub(crate) const TAIL_LINES: usize = super::OUTPUT_TAIL_LINES;
 /// The tail is also bounded in bytes.
 const TAIL_BYTES: usize = 8 * 1024;
 /// How long output left in the pipes is still read after the child exited.
@@ -181,9 +182,16 @@ where
         }
     }
 
-    let mut command = tokio::process::Command::new(program);
+    // With a cluster launcher the subagent runs as a Slurm job step: the
+    // local child is `srun`, and cancelling goes through `scancel`.
+    let slurm = ctx.launcher.clone();
+    let argv = match &slurm {
+        Some(job) => job.wrap(&cmd.argv, cmd.workdir.as_deref()),
+        None => cmd.argv.clone(),
+    };
+    let mut command = tokio::process::Command::new(&argv[0]);
     command
-        .args(&cmd.argv[1..])
+        .args(&argv[1..])
         .envs(cmd.env.iter().map(|(k, v)| (k, v)))
         .stdin(if cmd.stdin.is_some() {
             Stdio::piped()
@@ -208,6 +216,8 @@ where
     let mut guard = GroupGuard {
         pgid: pid,
         armed: pid != 0,
+        slurm_job: slurm.as_ref().map(|j| j.name.clone()),
+        queue: None,
     };
     ctx.progress.send(Progress::Spawned { pid });
 
@@ -233,9 +243,45 @@ where
     let mut obuf = vec![0u8; 8192];
     let mut ebuf = vec![0u8; 8192];
 
+    let progress = ctx.progress.clone();
+    let on_cluster = slurm.is_some();
+    // While the job waits in the cluster's queue it is not running: that
+    // time does not count against the timeout, and cancelling it is a plain
+    // `scancel` (a signal cannot reach a job that has not started).
+    let queue = Arc::new(std::sync::Mutex::new(QueueClock::default()));
+    guard.queue = Some(queue.clone());
+    let queue_in_emit = queue.clone();
     let mut emit = |stream: Stream, bytes: &[u8], log: &mut LogFile, tail: &mut Tail| {
         let full = String::from_utf8_lossy(bytes);
         log.line(stream, &full);
+        if on_cluster && stream == Stream::Stderr {
+            // srun's own lines are not the agent's: they say where the job
+            // is, and never become the failure message.
+            match super::slurm::classify_stderr_line(&full) {
+                super::slurm::LauncherLine::Queued { job_id } => {
+                    if let Ok(mut q) = queue_in_emit.lock() {
+                        q.since.get_or_insert_with(Instant::now);
+                    }
+                    progress.line(format!(
+                        "queued on the cluster (job {job_id}), waiting for a slot"
+                    ));
+                    return;
+                }
+                super::slurm::LauncherLine::Allocated { job_id } => {
+                    if let Ok(mut q) = queue_in_emit.lock()
+                        && let Some(since) = q.since.take()
+                    {
+                        q.waited += since.elapsed();
+                    }
+                    progress.line(format!("running on the cluster (job {job_id})"));
+                    return;
+                }
+                super::slurm::LauncherLine::TaskExit | super::slurm::LauncherLine::Launcher => {
+                    return;
+                }
+                _ => {}
+            }
+        }
         let shown = cut_line(&full, MAX_LINE);
         tail.push(&shown);
         on_line(stream, &shown);
@@ -290,18 +336,21 @@ where
             _ = ctx.cancel.cancelled(), if running && stopped.is_none() => {
                 stopped = Some(ctx.cancel_reason().unwrap_or(CancelReason::Interrupted));
                 stopped_after = Some(started.elapsed());
-                guard.kill(libc::SIGTERM);
+                guard.terminate().await;
                 kill_at = Some(Instant::now() + ctx.grace);
             },
-            _ = sleep_until(ctx.deadline.unwrap_or(far)), if running && stopped.is_none() && ctx.deadline.is_some() => {
-                stopped = Some(CancelReason::Timeout);
-                stopped_after = Some(started.elapsed());
-                guard.kill(libc::SIGTERM);
-                kill_at = Some(Instant::now() + ctx.grace);
+            _ = sleep_until(deadline(ctx.deadline, &queue).unwrap_or(far)), if running && stopped.is_none() && ctx.deadline.is_some() => {
+                // Still queued on the cluster, the deadline moved on: look again.
+                if deadline(ctx.deadline, &queue).is_none_or(|d| d <= Instant::now()) {
+                    stopped = Some(CancelReason::Timeout);
+                    stopped_after = Some(started.elapsed());
+                guard.terminate().await;
+                    kill_at = Some(Instant::now() + ctx.grace);
+                }
             },
             _ = sleep_until(kill_at.unwrap_or(far)), if running && !killed && kill_at.is_some() => {
                 killed = true;
-                guard.kill(libc::SIGKILL);
+                guard.force().await;
             },
             _ = sleep_until(drain_until.unwrap_or(far)), if drain_until.is_some() => {
                 // Something outside the group (it called setsid) still holds the
@@ -457,13 +506,73 @@ fn register_with_reaper(command: &mut tokio::process::Command, grace: Duration) 
     }
 }
 
+/// Time a cluster job spent waiting for a slot.
+#[derive(Debug, Default)]
+struct QueueClock {
+    /// Since when it waits (it is queued now).
+    since: Option<Instant>,
+    /// Time it waited before it got its slot.
+    waited: Duration,
+}
+
+/// The attempt's deadline, pushed back by the time its job waited (and
+/// waits) in the cluster's queue.
+fn deadline(
+    deadline: Option<Instant>,
+    queue: &Arc<std::sync::Mutex<QueueClock>>,
+) -> Option<Instant> {
+    let d = deadline?;
+    let q = queue.lock().ok()?;
+    let waiting = q.since.map(|s| s.elapsed()).unwrap_or_default();
+    // While queued, the deadline keeps moving: check again in a moment.
+    Some(
+        d + q.waited
+            + waiting
+            + if q.since.is_some() {
+                PROGRESS_POLL
+            } else {
+                Duration::ZERO
+            },
+    )
+}
+
 /// Signals a process group; disarmed once the leader was reaped and the group killed.
 struct GroupGuard {
     pgid: u32,
     armed: bool,
+    /// The Slurm job the group's `srun` runs: it is ended through `scancel`
+    /// first (signalling `srun` alone can leave the job running with no step).
+    slurm_job: Option<String>,
+    /// Whether that job still waits in the queue.
+    queue: Option<Arc<std::sync::Mutex<QueueClock>>>,
 }
 
 impl GroupGuard {
+    /// The polite stop: SIGTERM to the group, or a real SIGTERM to the Slurm
+    /// job's agent (`srun` then exits by itself).
+    async fn terminate(&self) {
+        let queued = self
+            .queue
+            .as_ref()
+            .and_then(|q| q.lock().ok().map(|q| q.since.is_some()))
+            .unwrap_or(false);
+        match &self.slurm_job {
+            // Not started yet: nothing to stop politely, the job just goes.
+            Some(name) if queued => scancel(name.clone(), None).await,
+            Some(name) => scancel(name.clone(), Some(super::slurm::Signal::Term)).await,
+            None => self.kill(libc::SIGTERM),
+        }
+    }
+
+    /// The forced stop after the grace: the Slurm job is cancelled outright
+    /// before the local `srun` is killed.
+    async fn force(&self) {
+        if let Some(name) = &self.slurm_job {
+            scancel(name.clone(), None).await;
+        }
+        self.kill(libc::SIGKILL);
+    }
+
     fn kill(&self, signal: i32) {
         if self.pgid == 0 {
             return;
@@ -482,10 +591,19 @@ impl GroupGuard {
 impl Drop for GroupGuard {
     fn drop(&mut self) {
         if self.armed {
+            if let Some(name) = &self.slurm_job {
+                // Dropped mid-run (a second Ctrl-C): the job goes first.
+                let _ = super::slurm::cancel(name, None);
+            }
             self.kill(libc::SIGKILL);
             reaper::unregister(self.pgid);
         }
     }
+}
+
+/// `scancel` off the runtime's workers; its failure is not the attempt's.
+async fn scancel(name: String, signal: Option<super::slurm::Signal>) {
+    let _ = tokio::task::spawn_blocking(move || super::slurm::cancel(&name, signal)).await;
 }
 
 /// Splits a byte stream into lines, cutting overlong ones.

@@ -45,7 +45,7 @@ const MAX_RACES: usize = 5;
 /// Returns `Err` only when nothing could be written (the file cannot be read,
 /// no longer parses, or cannot be replaced); per-task problems are in
 /// [`WriteOutcome::problems`].
-pub fn check(
+pub fn check_boxes(
     path: &Path,
     options: &ParseOptions,
     ids: &[String],
