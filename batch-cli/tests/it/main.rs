@@ -5,6 +5,7 @@ mod demo;
 mod display;
 mod doctor;
 mod escapes;
+mod harness;
 mod init;
 mod isolate;
 mod junit;
