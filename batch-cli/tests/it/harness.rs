@@ -282,11 +282,20 @@ fn editor_throughout_a_run(in_place: bool) {
         "{} of {saves} saves lost: {lost:?}",
         lost.len()
     );
+    // The editor's own read-modify-write can undo a box mdbatch checked
+    // between its read and its save (as any editor with a stale buffer
+    // would); a second run finishes those, and keeps the notes.
+    let again = mdbatch(&d, &["--cmd", "./agent.sh", "-j", "4"])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(0));
+    let text = read(&d, "task.md");
     assert_eq!(
         text.matches("- [x]").count(),
         TASKS,
         "every task's box is checked:\n{text}"
     );
+    assert!(text.lines().any(|l| l == format!("note {saves}")));
     eprintln!(
         "harness: editor: {saves} saves ({}) kept, 0 lost",
         if in_place { "in place" } else { "by rename" }
