@@ -193,6 +193,18 @@ pub enum RunEvent {
         /// Why (`dependency T003 failed`, `--fail-fast`, `interrupted`).
         reason: String,
     },
+    /// The task file was edited during the run and the run follows it: a
+    /// task not started yet whose text changed runs with the new text; one
+    /// removed from the file is not run (it also gets a `task_skipped`).
+    /// Tasks added to the file are listed but run only in the next run.
+    PlanChanged {
+        /// Tasks not started yet whose text changed: they run as now written.
+        changed: Vec<String>,
+        /// Tasks not started yet that are gone from the file: not run.
+        dropped: Vec<String>,
+        /// Unchecked tasks added to the file: the next run runs them.
+        added: Vec<String>,
+    },
     /// The account is rate limited: launches pause.
     RateLimited {
         /// How long launches pause, ms.
@@ -239,6 +251,7 @@ impl RunEvent {
             RunEvent::TaskSucceeded { .. } => "task_succeeded",
             RunEvent::TaskFailed { .. } => "task_failed",
             RunEvent::TaskSkipped { .. } => "task_skipped",
+            RunEvent::PlanChanged { .. } => "plan_changed",
             RunEvent::RateLimited { .. } => "rate_limited",
             RunEvent::TaskLanded { .. } => "task_landed",
             RunEvent::Warning { .. } => "warning",

@@ -50,7 +50,7 @@ pub fn run(args: &RunArgs, color: ColorChoice) -> anyhow::Result<u8> {
                 exit::INTERRUPTED
             } else if report.tasks.iter().any(|t| match t.outcome {
                 Outcome::Failed => true,
-                Outcome::Skipped => !t.checked_by_hand,
+                Outcome::Skipped => !t.checked_by_hand && !t.removed,
                 _ => false,
             }) {
                 exit::TASKS_FAILED

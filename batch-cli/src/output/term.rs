@@ -196,6 +196,7 @@ impl Live {
             }
             RunEvent::RateLimited { .. }
             | RunEvent::Warning { .. }
+            | RunEvent::PlanChanged { .. }
             | RunEvent::TaskLanded { .. } => {
                 if let Some(text) = super::plain::line(env, state, p) {
                     self.println(&format!("  {text}"));

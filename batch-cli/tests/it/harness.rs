@@ -25,7 +25,7 @@ impl Rng {
         let seed = std::env::var("MDBATCH_HARNESS_SEED")
             .ok()
             .and_then(|s| s.parse().ok())
-            .unwrap_or(0x5eed_13);
+            .unwrap_or(0x005e_ed13);
         eprintln!("harness: {test}: seed {seed} (set MDBATCH_HARNESS_SEED to replay)");
         Self(seed.max(1))
     }

@@ -107,6 +107,8 @@ pub(super) struct NodeRun {
     pub(super) running: Option<Running>,
     /// Skipped because its box was checked by hand during the run.
     pub(super) checked_by_hand: bool,
+    /// Skipped because it was removed from the file before it started.
+    pub(super) removed: bool,
 }
 
 pub(super) struct NodeConfig {
@@ -172,6 +174,8 @@ pub(super) struct Dispatcher {
     pub(super) id_to_node: HashMap<String, NodeIdx>,
     /// Modification time and length of the task file when last parsed.
     pub(super) file_stamp: Option<FileStamp>,
+    /// Tasks added to the file during the run, already reported.
+    pub(super) added_seen: std::collections::HashSet<String>,
     /// Ids checked in the task file when last parsed.
     pub(super) checked_in_file: std::collections::HashSet<String>,
     /// Worktree isolation and the merge queue, when on.
@@ -455,20 +459,20 @@ impl Dispatcher {
                 return None;
             }
             // A file that no longer parses is reported when boxes are written.
-            let checked = Document::read(&path, &options).ok().map(|doc| {
-                doc.tasks
+            let doc = Document::read(&path, &options).ok();
+            Some((stamp, doc))
+        })
+        .await;
+        if let Ok(Some((stamp, doc))) = read {
+            self.file_stamp = stamp;
+            if let Some(doc) = doc {
+                self.checked_in_file = doc
+                    .tasks
                     .iter()
                     .filter(|t| t.checked)
                     .map(|t| t.id.clone())
-                    .collect()
-            });
-            Some((stamp, checked))
-        })
-        .await;
-        if let Ok(Some((stamp, checked))) = read {
-            self.file_stamp = stamp;
-            if let Some(checked) = checked {
-                self.checked_in_file = checked;
+                    .collect();
+                self.replan(&doc);
             }
         }
     }

@@ -24,6 +24,7 @@ mod executor;
 mod isolate;
 mod options;
 mod prepare;
+mod replan;
 mod report;
 mod retry;
 mod schedule;

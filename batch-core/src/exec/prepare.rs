@@ -355,6 +355,7 @@ impl Dispatcher {
             id_to_node,
             file_stamp: stamp,
             checked_in_file,
+            added_seen: std::collections::HashSet::new(),
             isolation,
             commit_only,
             prompt: Arc::new(ex.prompt),

@@ -33,6 +33,10 @@ pub struct TaskReport {
     /// not a failure.
     #[serde(default)]
     pub checked_by_hand: bool,
+    /// Skipped because the user removed it from the file during the run
+    /// (before it started): their decision, not a failure.
+    #[serde(default)]
+    pub removed: bool,
     /// With worktree isolation or `--commit`: the commit its change landed as.
     #[serde(default)]
     pub commit: Option<String>,
@@ -110,6 +114,7 @@ impl Dispatcher {
                         usage: r.usage,
                         flaky: outcome == Outcome::Succeeded && r.had_failure,
                         checked_by_hand: r.checked_by_hand,
+                        removed: r.removed,
                         commit: r.commit.clone(),
                     }
                 })

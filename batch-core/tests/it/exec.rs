@@ -1582,3 +1582,56 @@ async fn the_subagents_a_killed_run_left_behind_are_stopped_together_not_one_gra
         );
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn edits_made_during_the_run_are_followed_for_tasks_not_started_yet() {
+    let run = Run::file(
+        "- [ ] <!-- id: a --> task a\n- [ ] <!-- id: b --> old text of b\n- [ ] <!-- id: c --> task c\n- [ ] <!-- id: e --> task e\n",
+    );
+    // While `a` runs (one at a time): b is reworded, c removed, d added.
+    let (fake, report, events) = run
+        .go_editing(&[(
+            "a",
+            "- [ ] <!-- id: b --> old text of b\n- [ ] <!-- id: c --> task c\n",
+            "- [ ] <!-- id: b --> new text of b\n- [ ] <!-- id: d --> task d, added\n",
+        )])
+        .await;
+    let ran: Vec<String> = fake.recs().iter().map(|r| r.id.clone()).collect();
+    assert_eq!(ran, ["a", "b", "e"], "c was removed before it started");
+    let b_title = events
+        .iter()
+        .find_map(|e| match &e.event {
+            RunEvent::TaskStarted { id, title, .. } if id == "b" => Some(title.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(b_title, "new text of b", "b ran with its old text");
+    let changed = events
+        .iter()
+        .find_map(|e| match &e.event {
+            RunEvent::PlanChanged {
+                changed,
+                dropped,
+                added,
+            } => Some((changed.clone(), dropped.clone(), added.clone())),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no plan_changed event: {events:?}"));
+    assert_eq!(
+        changed,
+        (
+            vec!["b".to_string()],
+            vec!["c".to_string()],
+            vec!["d".to_string()]
+        )
+    );
+    // The boxes of what ran are checked, for the text that ran; d (added)
+    // and nothing else is left open; removing c is not a failure.
+    assert_eq!(
+        run.text(),
+        "- [x] <!-- id: a --> task a\n- [x] <!-- id: b --> new text of b\n- [ ] <!-- id: d --> task d, added\n- [x] <!-- id: e --> task e\n"
+    );
+    let c = report.tasks.iter().find(|t| t.id == "c").unwrap();
+    assert_eq!(c.outcome, Outcome::Skipped);
+    assert!(c.removed);
+}
