@@ -195,14 +195,15 @@ pub enum RunEvent {
     },
     /// The task file was edited during the run and the run follows it: a
     /// task not started yet whose text changed runs with the new text; one
-    /// removed from the file is not run (it also gets a `task_skipped`).
-    /// Tasks added to the file are listed but run only in the next run.
+    /// removed from the file is not run (it also gets a `task_skipped`); an
+    /// unchecked task added to the file is planned into the run where its
+    /// wave and dependencies put them.
     PlanChanged {
         /// Tasks not started yet whose text changed: they run as now written.
         changed: Vec<String>,
         /// Tasks not started yet that are gone from the file: not run.
         dropped: Vec<String>,
-        /// Unchecked tasks added to the file: the next run runs them.
+        /// Unchecked tasks added to the file, now part of the run.
         added: Vec<String>,
     },
     /// The account is rate limited: launches pause.

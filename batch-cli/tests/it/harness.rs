@@ -267,11 +267,18 @@ fn editor_throughout_a_run(in_place: bool) {
         .unwrap();
     done.store(true, std::sync::atomic::Ordering::Release);
     let saves = editor.join().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    // Under load a write-back can lose the race with the editor five times
+    // in a row: mdbatch then leaves that box open (the task fails, and the
+    // second run below checks it) rather than write over a save.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(0)
+            || (out.status.code() == Some(1)
+                && stderr
+                    .lines()
+                    .filter(|l| l.contains(" failed: "))
+                    .all(|l| l.contains("kept changing"))),
+        "{stderr}"
     );
     let text = read(&d, "task.md");
     let lost: Vec<usize> = (1..=saves)

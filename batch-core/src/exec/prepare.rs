@@ -366,7 +366,11 @@ impl Dispatcher {
 
 /// A task's `srun` arguments: the run's, then its sections' from the
 /// outermost in, then its own (`launcher-arg:` hints; later ones win in srun).
-fn launcher_args(doc: &Document, task: &crate::doc::Task, run: &[String]) -> Vec<String> {
+pub(super) fn launcher_args(
+    doc: &Document,
+    task: &crate::doc::Task,
+    run: &[String],
+) -> Vec<String> {
     let mut args = run.to_vec();
     args.extend(doc.hints.launcher_args.iter().cloned());
     let mut chain = Vec::new();

@@ -1597,7 +1597,11 @@ async fn edits_made_during_the_run_are_followed_for_tasks_not_started_yet() {
         )])
         .await;
     let ran: Vec<String> = fake.recs().iter().map(|r| r.id.clone()).collect();
-    assert_eq!(ran, ["a", "b", "e"], "c was removed before it started");
+    assert_eq!(
+        ran,
+        ["a", "b", "e", "d"],
+        "c was removed before it started; d, added, runs after the planned tasks"
+    );
     let b_title = events
         .iter()
         .find_map(|e| match &e.event {
@@ -1625,13 +1629,62 @@ async fn edits_made_during_the_run_are_followed_for_tasks_not_started_yet() {
             vec!["d".to_string()]
         )
     );
-    // The boxes of what ran are checked, for the text that ran; d (added)
-    // and nothing else is left open; removing c is not a failure.
+    // The boxes of what ran are checked, for the text that ran; removing c
+    // is not a failure.
     assert_eq!(
         run.text(),
-        "- [x] <!-- id: a --> task a\n- [x] <!-- id: b --> new text of b\n- [ ] <!-- id: d --> task d, added\n- [x] <!-- id: e --> task e\n"
+        "- [x] <!-- id: a --> task a\n- [x] <!-- id: b --> new text of b\n- [x] <!-- id: d --> task d, added\n- [x] <!-- id: e --> task e\n"
     );
+    assert_eq!(report.summary.succeeded, 4);
     let c = report.tasks.iter().find(|t| t.id == "c").unwrap();
     assert_eq!(c.outcome, Outcome::Skipped);
     assert!(c.removed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_task_added_during_the_run_waits_for_its_wave_and_its_after_and_is_skipped_when_they_fail()
+ {
+    let run = Run::file(
+        "## W1\n- [ ] <!-- id: a --> task a\n- [ ] <!-- id: f --> fails\n## W2\n- [ ] <!-- id: b --> task b\n",
+    );
+    // While `a` runs, x is added to wave 2: it waits for wave 1, where f
+    // fails, so it is skipped like the rest of wave 2.
+    let fake = Arc::new(Fake::new(Step::Ok(1)).with("f", vec![Step::Fail(1, ErrorKind::Failed)]));
+    let runner = Arc::new(Editing {
+        fake: fake.clone(),
+        path: run.path.clone(),
+        edits: [(
+            "a".to_string(),
+            (
+                "- [ ] <!-- id: b --> task b\n".to_string(),
+                "- [ ] <!-- id: b --> task b\n- [ ] <!-- id: x --> added to wave 2\n".to_string(),
+            ),
+        )]
+        .into_iter()
+        .collect(),
+    });
+    let mut options = opts();
+    options.jobs = Some(1);
+    options.retries = 0;
+    let report = ExecutorBuilder::new(&run.path)
+        .options(options)
+        .runner(runner)
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    let ran: Vec<String> = fake.recs().iter().map(|r| r.id.clone()).collect();
+    assert_eq!(
+        ran,
+        ["a", "f"],
+        "wave 2 (b and the added x) waits for f, which failed"
+    );
+    let x = report
+        .tasks
+        .iter()
+        .find(|t| t.id == "x")
+        .expect("x is in the run");
+    assert_eq!(x.outcome, Outcome::Skipped);
+    assert!(run.text().contains("- [ ] <!-- id: x -->"));
 }
