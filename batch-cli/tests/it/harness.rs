@@ -420,3 +420,125 @@ fi
     );
     eprintln!("harness: escapes: {tried} tried, 0 got through");
 }
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "Ada")
+        .env("GIT_AUTHOR_EMAIL", "ada@example.com")
+        .env("GIT_COMMITTER_NAME", "Ada")
+        .env("GIT_COMMITTER_EMAIL", "ada@example.com")
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn random_kill_9s_during_isolated_runs_and_landing_never_lose_the_file_or_rerun_a_landed_task() {
+    const ISOLATED_KILLS: usize = 8;
+    let mut rng = Rng::seeded("kill -9, isolated");
+    let mut original = String::from("# Isolated\n");
+    for w in 1..=2 {
+        original.push_str(&format!("\n## Wave {w}\n\n"));
+        for t in 1..=4 {
+            original.push_str(&format!(
+                "- [ ] <!-- id: w{w}t{t} --> task {t} of wave {w}\n"
+            ));
+        }
+    }
+    let mut kills = 0;
+    let mut rounds = 0;
+    while kills < ISOLATED_KILLS {
+        rounds += 1;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let logs = tempfile::tempdir().unwrap();
+        std::fs::write(d.join("task.md"), &original).unwrap();
+        // Each agent writes a file of its own in its worktree (the change that
+        // lands), and notes its start in a folder outside the repository.
+        script(
+            d,
+            "agent.sh",
+            r#"id=$MDBATCH_TASK_ID
+if grep -qF -- "- [x] <!-- id: $id -->" "$MDBATCH_FILE"; then echo "$id" >> "$LOGS/violations"; fi
+echo "$id" >> "$LOGS/started.log"
+echo "$id" > "$id.txt"
+sleep 0.02
+"#,
+        );
+        git(d, &["init", "-q", "-b", "main"]);
+        git(d, &["add", "-A"]);
+        git(d, &["commit", "-q", "-m", "start"]);
+        let run = |extra: &[&str]| {
+            let mut c = mdbatch(
+                d,
+                &[
+                    &["--cmd", "./agent.sh", "-j", "2", "--isolate", "worktree"][..],
+                    extra,
+                ]
+                .concat(),
+            );
+            c.env("LOGS", logs.path())
+                .env("GIT_AUTHOR_NAME", "Ada")
+                .env("GIT_AUTHOR_EMAIL", "ada@example.com")
+                .env("GIT_COMMITTER_NAME", "Ada")
+                .env("GIT_COMMITTER_EMAIL", "ada@example.com");
+            c
+        };
+        let mut before = original.clone().into_bytes();
+        for _ in 0..6 {
+            let mut child = run(&[]).spawn().unwrap();
+            let target = lines(logs.path(), "started.log") + rng.range(1, 3) as usize;
+            wait_until(&mut child, Duration::from_secs(60), || {
+                lines(logs.path(), "started.log") >= target
+            });
+            // A few ms more: into the agent's work, its commit, the landing.
+            std::thread::sleep(Duration::from_millis(rng.range(0, 60)));
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            kill9(&mut child);
+            kills += 1;
+            let now = std::fs::read(d.join("task.md")).unwrap();
+            assert_only_flips(
+                original.as_bytes(),
+                &before,
+                &now,
+                &format!("isolated kill {kills}"),
+            );
+            before = now;
+        }
+        let out = run(&[]).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(read(d, "task.md"), original.replace("- [ ]", "- [x]"));
+        for w in 1..=2 {
+            for t in 1..=4 {
+                let id = format!("w{w}t{t}");
+                assert_eq!(
+                    read(d, &format!("{id}.txt")).trim(),
+                    id,
+                    "{id} did not land"
+                );
+            }
+        }
+        assert_eq!(
+            read(logs.path(), "violations"),
+            "",
+            "a task started after its box was checked"
+        );
+    }
+    eprintln!(
+        "harness: kill -9, isolated: {kills} kills survived over {rounds} rounds of worktree runs and landing, \
+         0 files damaged, every task landed, 0 checked tasks run again"
+    );
+}
