@@ -1,7 +1,9 @@
 //! Integration tests of the `mdbatch` binary: one test binary, one module per capability.
 
+mod cap;
 mod completions;
 mod demo;
+mod detach;
 mod display;
 mod doctor;
 mod escapes;
@@ -9,6 +11,8 @@ mod harness;
 mod init;
 mod isolate;
 mod junit;
+mod mcp;
+mod mcp_claude;
 mod plan_cli;
 mod pty;
 mod run_claude;

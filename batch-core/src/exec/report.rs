@@ -70,6 +70,10 @@ impl Dispatcher {
                     Some(Outcome::Skipped) => r.message.as_deref() == Some(INTERRUPTED_SKIP),
                     Some(Outcome::Succeeded | Outcome::Failed) => false,
                 }),
+            capped: match &self.stop {
+                Some(Stop::Cap(what)) => Some(what.clone()),
+                _ => None,
+            },
             ..RunSummary::default()
         };
         for r in &self.runs {
