@@ -109,6 +109,8 @@ pub(super) struct NodeRun {
     pub(super) running: Option<Running>,
     /// Skipped because its box was checked by hand during the run.
     pub(super) checked_by_hand: bool,
+    /// Skipped because it was removed from the file before it started.
+    pub(super) removed: bool,
 }
 
 pub(super) struct NodeConfig {
@@ -176,6 +178,8 @@ pub(super) struct Dispatcher {
     pub(super) id_to_node: HashMap<String, NodeIdx>,
     /// Modification time and length of the task file when last parsed.
     pub(super) file_stamp: Option<FileStamp>,
+    /// Tasks added to the file during the run, already reported.
+    pub(super) added_seen: std::collections::HashSet<String>,
     /// Ids checked in the task file when last parsed.
     pub(super) checked_in_file: std::collections::HashSet<String>,
     /// Worktree isolation and the merge queue, when on.
@@ -269,8 +273,13 @@ impl Dispatcher {
         }
         // Subagents of a killed run still working on a task are stopped
         // before the task is launched again, so two never edit the same files.
-        for (id, pgid) in std::mem::take(&mut self.orphans) {
-            let gone = stop_group(pgid, self.options.grace).await;
+        // All at once: the wait is one grace period, not one per group.
+        let orphans = std::mem::take(&mut self.orphans);
+        let grace = self.options.grace;
+        let stopped =
+            futures::future::join_all(orphans.iter().map(|(_, pgid)| stop_group(*pgid, grace)))
+                .await;
+        for ((id, pgid), gone) in orphans.into_iter().zip(stopped) {
             self.emit(RunEvent::Warning {
                 message: if gone {
                     format!(
@@ -454,20 +463,20 @@ impl Dispatcher {
                 return None;
             }
             // A file that no longer parses is reported when boxes are written.
-            let checked = Document::read(&path, &options).ok().map(|doc| {
-                doc.tasks
+            let doc = Document::read(&path, &options).ok();
+            Some((stamp, doc))
+        })
+        .await;
+        if let Ok(Some((stamp, doc))) = read {
+            self.file_stamp = stamp;
+            if let Some(doc) = doc {
+                self.checked_in_file = doc
+                    .tasks
                     .iter()
                     .filter(|t| t.checked)
                     .map(|t| t.id.clone())
-                    .collect()
-            });
-            Some((stamp, checked))
-        })
-        .await;
-        if let Ok(Some((stamp, checked))) = read {
-            self.file_stamp = stamp;
-            if let Some(checked) = checked {
-                self.checked_in_file = checked;
+                    .collect();
+                self.replan(&doc);
             }
         }
     }
@@ -910,7 +919,7 @@ impl Dispatcher {
 
     pub(super) async fn finish(&mut self) {
         let reason = match &self.stop {
-            Some(Stop::Interrupted) => "interrupted".to_string(),
+            Some(Stop::Interrupted) => super::report::INTERRUPTED_SKIP.to_string(),
             Some(Stop::FailFast(id)) => format!("--fail-fast: `{id}` failed"),
             Some(Stop::Fatal(msg)) => format!("run stopped: {msg}"),
             Some(Stop::Cap(what)) => format!("not run: {what}"),
