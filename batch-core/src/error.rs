@@ -347,6 +347,7 @@ pub enum RunSetupError {
     /// `verify:` hints hold commands that appeared or changed since the user
     /// last ran this file (an agent may have written them); see
     /// [`RunOptions::trust_verify`](crate::RunOptions::trust_verify).
+    #[cfg(feature = "exec")]
     #[error(
         "{}: {} not run before and not approved:{}\nreview {}, then run again with --trust-verify to approve {}",
         path.display(),
