@@ -227,7 +227,7 @@ fn setup_error(e: &RunSetupError, path: &std::path::Path, color: ColorChoice) ->
             exit::USAGE
         }
         other => {
-            eprintln!("error: {other}");
+            eprintln!("error: {}", batch_core::util::with_causes(other));
             exit::USAGE
         }
     }

@@ -48,7 +48,7 @@ use super::attempt::{
 use super::executor::EventCallback;
 use super::isolate::{CommitOnly, Isolation};
 use super::options::RunOptions;
-use super::prepare::{FileStamp, file_stamp};
+use super::writeback::{Writing, written};
 use super::retry::{self, Decision};
 use super::schedule::{NodeState, Scheduler};
 use super::signals::Signals;
@@ -165,8 +165,15 @@ pub(super) struct Dispatcher {
     /// `(task id, process group)` of subagents a previous run left running.
     pub(super) orphans: Vec<(String, u32)>,
     pub(super) id_to_node: HashMap<String, NodeIdx>,
-    /// Modification time and length of the task file when last parsed.
-    pub(super) file_stamp: Option<FileStamp>,
+    /// The task file's stamp after our last parse or write (a different
+    /// one means someone else changed it).
+    pub(super) file_stamp: Option<store::taskfile::Stamp>,
+    /// The task-file writer (`None` while a write has it, or before the
+    /// first write when none could be opened).
+    pub(super) taskfile: Option<store::taskfile::TaskFile>,
+    /// The write in flight and the tasks it checks.
+    pub(super) writing: Option<Writing>,
+    pub(super) writing_batch: Vec<NodeIdx>,
     /// Ids checked in the task file when last parsed.
     pub(super) checked_in_file: std::collections::HashSet<String>,
     /// Worktree isolation and the merge queue, when on.
@@ -297,6 +304,8 @@ impl Dispatcher {
         loop {
             if self.attempts.is_empty()
                 && self.timers.is_empty()
+                && self.writing.is_none()
+                && self.pending_writes.is_empty()
                 && (self.stop.is_some() || !self.sched.has_ready())
             {
                 break;
@@ -327,6 +336,9 @@ impl Dispatcher {
                         self.on_attempt_done(i, res);
                     }
                 }
+                done = written(&mut self.writing), if self.writing.is_some() => {
+                    self.on_written(done);
+                }
                 Some(i) = self.timers.next(), if !self.timers.is_empty() => {
                     self.sched.retry_due(i);
                 }
@@ -334,7 +346,7 @@ impl Dispatcher {
                     self.gate_until = None;
                 }
             }
-            self.flush_writes().await;
+            self.flush_writes();
             self.check_journal();
             self.check_callback();
             self.fill().await;
@@ -431,35 +443,40 @@ impl Dispatcher {
     }
 
     /// Re-reads which boxes are checked in the file, off the runtime, when
-    /// its modification time or length changed since the last look.
+    /// someone else changed it since our last parse or write (one `stat`
+    /// otherwise). The parse is the writer's, so the next write does not
+    /// parse again.
     async fn refresh_checked(&mut self) {
-        if !self.write_back {
+        if !self.write_back || self.writing.is_some() {
             return;
         }
-        let path = self.task_file.clone();
-        let options = self.parse_options.clone();
-        let last = self.file_stamp;
+        let stamp = store::taskfile::Stamp::at(&self.task_file);
+        if stamp.is_none() || stamp == self.file_stamp {
+            return;
+        }
+        let (file, path, options) = (
+            self.taskfile.take(),
+            self.task_file.clone(),
+            self.parse_options.clone(),
+        );
         let read = tokio::task::spawn_blocking(move || {
-            let stamp = file_stamp(&path);
-            if stamp.is_none() || stamp == last {
-                return None;
-            }
+            let mut file = match file {
+                Some(f) => f,
+                None => store::taskfile::TaskFile::open(&path, &options).ok()?,
+            };
             // A file that no longer parses is reported when boxes are written.
-            let checked = Document::read(&path, &options).ok().map(|doc| {
-                doc.tasks
-                    .iter()
-                    .filter(|t| t.checked)
-                    .map(|t| t.id.clone())
-                    .collect()
-            });
-            Some((stamp, checked))
+            let checked = file.refresh().ok().flatten();
+            Some((file, checked))
         })
         .await;
-        if let Ok(Some((stamp, checked))) = read {
-            self.file_stamp = stamp;
+        if let Ok(Some((file, checked))) = read {
+            self.file_stamp = file.stamp().or(stamp);
+            self.taskfile = Some(file);
             if let Some(checked) = checked {
-                self.checked_in_file = checked;
+                self.checked_in_file = checked.into_iter().collect();
             }
+        } else {
+            self.file_stamp = stamp;
         }
     }
 
@@ -861,6 +878,7 @@ impl Dispatcher {
             self.sched.finish(i);
             self.skip(i, reason.clone());
         }
+        self.recheck_at_end().await;
         let summary = self.summary();
         self.journal(JournalRecord::RunEnd {
             summary: summary.clone(),

@@ -46,14 +46,6 @@ fn store_setup_error(e: StoreError) -> RunSetupError {
     }
 }
 
-/// Modification time and length: cheap evidence that a file changed.
-pub(super) type FileStamp = (std::time::SystemTime, u64);
-
-pub(super) fn file_stamp(path: &Path) -> Option<FileStamp> {
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len()))
-}
-
 impl Dispatcher {
     pub(super) fn prepare(ex: Executor) -> Result<Dispatcher, RunSetupError> {
         let mut ex = ex;
@@ -62,7 +54,7 @@ impl Dispatcher {
         parse_options.dialect = ex.options.dialect;
         parse_options.wave_level = ex.options.wave_level;
         let stamp = if ex.write_back {
-            file_stamp(&task_file)
+            store::taskfile::Stamp::at(&task_file)
         } else {
             None
         };
@@ -89,6 +81,16 @@ impl Dispatcher {
             }
         };
 
+        // The writer refuses anything but a regular file (`/dev/null`, a
+        // FIFO) before any state is created beside it.
+        let taskfile = if ex.write_back {
+            Some(
+                taskfile::TaskFile::open(&task_file, &parse_options)
+                    .map_err(store_setup_error)?,
+            )
+        } else {
+            None
+        };
         let state_dir = match &ex.state {
             StateDir::BesideFile => Some(store::state_dir(&task_file)),
             StateDir::At(dir) => Some(dir.clone()),
@@ -98,9 +100,6 @@ impl Dispatcher {
             Some(dir) => Some(RunLock::acquire(dir, &task_file)?),
             None => None,
         };
-        if ex.write_back {
-            taskfile::ensure_writable(&task_file).map_err(store_setup_error)?;
-        }
         let run_id = uuid::Uuid::new_v4().to_string();
         let (history, journal) = match &state_dir {
             Some(dir) => (
@@ -344,6 +343,9 @@ impl Dispatcher {
             orphans,
             id_to_node,
             file_stamp: stamp,
+            taskfile,
+            writing: None,
+            writing_batch: Vec::new(),
             checked_in_file,
             isolation,
             commit_only,

@@ -559,10 +559,12 @@ impl LogFile {
                 .filter(|d| !d.as_os_str().is_empty())
                 .map_or(Ok(()), std::fs::create_dir_all)
                 .and_then(|()| {
-                    std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(p)
+                    // Never through a symlink planted where the log goes.
+                    std::os::unix::fs::OpenOptionsExt::custom_flags(
+                        std::fs::OpenOptions::new().create(true).append(true),
+                        libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                    )
+                    .open(p)
                 });
             match opened {
                 Ok(f) => Some(std::io::BufWriter::new(f)),

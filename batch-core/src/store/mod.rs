@@ -32,12 +32,93 @@ pub fn state_dir(task_file: &Path) -> PathBuf {
 }
 
 /// Where attempt `attempt` of task `id` logs its output:
-/// `.mdbatch/<file name>/logs/<id>/<attempt>.log` (the id made safe for a file name).
+/// `.mdbatch/<file name>/logs/<id>/<attempt>.log`.
+///
+/// An id that is not already a safe file name (it has `/`, spaces, other
+/// oddities, or more than 100 characters) is made safe and given a hash of
+/// the whole id (`a_b-1c0f…`), so two ids never share a log folder (`a/b`
+/// and `a_b`; ids alike in their first 100 characters).
 pub fn log_path(state_dir: &Path, id: &str, attempt: u32) -> PathBuf {
     state_dir
         .join("logs")
-        .join(safe_name(id))
+        .join(log_name(id))
         .join(format!("{attempt}.log"))
+}
+
+fn log_name(id: &str) -> String {
+    let safe = safe_name(id);
+    if safe == id {
+        safe
+    } else {
+        format!("{safe}-{}", journal::text_hash(id))
+    }
+}
+
+/// Refuses a state folder that is not a real folder of the user's: a
+/// symlink (someone wants mdbatch to write elsewhere) or a folder owned by
+/// someone else. Checks `dir` and, when it is `.mdbatch/<file name>`, the
+/// `.mdbatch` above it.
+pub fn check_state_dir(dir: &Path) -> Result<(), crate::error::StoreError> {
+    check_own_dir(dir)?;
+    if let Some(parent) = dir.parent()
+        && parent.file_name().is_some_and(|n| n == STATE_DIR)
+    {
+        check_own_dir(parent)?;
+    }
+    Ok(())
+}
+
+/// `path` is a folder (not a symlink to one) owned by the effective user.
+pub(crate) fn check_own_dir(path: &Path) -> Result<(), crate::error::StoreError> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(path)
+        .map_err(|e| crate::error::StoreError::io(path, "cannot use the state folder", e))?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let why = if m.file_type().is_symlink() {
+        "is a symbolic link"
+    } else if !m.is_dir() {
+        "is not a folder"
+    } else if m.uid() != me {
+        "is owned by another user"
+    } else {
+        return Ok(());
+    };
+    Err(crate::error::StoreError::io(
+        path,
+        format!("refusing the state folder: it {why}; remove it and run again"),
+        std::io::Error::other(why),
+    ))
+}
+
+/// Makes the folder of a log (`logs/<id>/`) and removes a stale log of the
+/// same attempt number and its progress file, refusing folders that are
+/// symlinks or not the user's: a planted link never makes mdbatch write or
+/// delete elsewhere (removing a symlink removes the link, not its target).
+pub fn prepare_log(log: &Path) -> Result<(), crate::error::StoreError> {
+    let Some(dir) = log.parent() else {
+        return Ok(());
+    };
+    std::fs::create_dir_all(dir)
+        .map_err(|e| crate::error::StoreError::io(dir, "cannot create the log folder", e))?;
+    check_own_dir(dir)?;
+    if let Some(logs) = dir.parent() {
+        check_own_dir(logs)?;
+    }
+    for stale in [log.to_path_buf(), log.with_extension("progress")] {
+        match std::fs::remove_file(&stale) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(crate::error::StoreError::io(
+                    &stale,
+                    "cannot remove a stale log",
+                    e,
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A task id as a file name: path separators and oddities replaced by `_`.

@@ -1275,8 +1275,11 @@ fn the_task_file_is_read_off_the_runtimes_threads() {
                     }
                 }
             };
+            // Without write-back: a FIFO is not a file boxes can be written
+            // into (with it, the run is refused before anything is read).
             let run = ExecutorBuilder::new(&path)
                 .runner(Arc::new(Fake::new(Step::Ok(0))))
+                .write_back(false)
                 .build()
                 .unwrap()
                 .run();
