@@ -24,6 +24,15 @@ pub fn run(args: &RunArgs, color: ColorChoice) -> u8 {
         Ok(o) => o,
         Err(e) => return usage(e),
     };
+    if let Some(junit) = &args.junit
+        && same_file(junit, &path)
+    {
+        eprintln!(
+            "error: --junit {}: that is the task file; name another file for the report",
+            junit.display()
+        );
+        return exit::USAGE;
+    }
     let options = match run_options(args, &popts) {
         Ok(o) => o,
         Err(e) => return usage(e),
@@ -209,6 +218,15 @@ fn diagnostics(d: &batch_core::Diagnostics, path: Option<&std::path::Path>) -> u
         super::check::stderr_color(ColorChoice::Auto),
     );
     exit::USAGE
+}
+
+/// Whether two paths name one file (symlinks and hard links included).
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
 }
 
 fn usage(e: anyhow::Error) -> u8 {

@@ -48,11 +48,11 @@ use super::attempt::{
 use super::executor::EventCallback;
 use super::isolate::{CommitOnly, Isolation};
 use super::options::RunOptions;
-use super::writeback::{Writing, written};
 use super::retry::{self, Decision};
 use super::schedule::{NodeState, Scheduler};
 use super::signals::Signals;
 use super::stream::EventSender;
+use super::writeback::{Writing, written};
 use crate::doc::{Document, ParseOptions};
 use crate::error::{ErrorKind, RunError, StoreError};
 use crate::events::{Envelope, Outcome, RunEvent, SCHEMA_VERSION, millis};

@@ -58,8 +58,34 @@ impl Dispatcher {
         } else {
             None
         };
+        // The writer refuses anything but a regular file (`/dev/null`, a
+        // FIFO) before any state is created beside it.
+        let taskfile = if ex.write_back {
+            match taskfile::TaskFile::open(&task_file, &parse_options) {
+                Ok(f) => Some(f),
+                Err(StoreError::Unparsable { .. }) => {
+                    // The parser's own diagnostics (file, line, column).
+                    Document::read(&task_file, &parse_options)?;
+                    return Err(RunSetupError::Config(format!(
+                        "{}: the file does not parse",
+                        task_file.display()
+                    )));
+                }
+                Err(e) => return Err(store_setup_error(e)),
+            }
+        } else {
+            None
+        };
         let source = std::mem::replace(&mut ex.source, Source::File(PathBuf::new()));
         let (doc, given_plan) = match source {
+            // The writer's parse is the run's: the file is read once.
+            Source::File(_) if taskfile.is_some() => (
+                taskfile
+                    .as_ref()
+                    .map(|f| f.document().clone())
+                    .expect("checked above"),
+                None,
+            ),
             Source::File(path) => (Document::read(&path, &parse_options)?, None),
             Source::Document(doc, plan) => (*doc, plan),
         };
@@ -81,16 +107,6 @@ impl Dispatcher {
             }
         };
 
-        // The writer refuses anything but a regular file (`/dev/null`, a
-        // FIFO) before any state is created beside it.
-        let taskfile = if ex.write_back {
-            Some(
-                taskfile::TaskFile::open(&task_file, &parse_options)
-                    .map_err(store_setup_error)?,
-            )
-        } else {
-            None
-        };
         let state_dir = match &ex.state {
             StateDir::BesideFile => Some(store::state_dir(&task_file)),
             StateDir::At(dir) => Some(dir.clone()),

@@ -140,8 +140,7 @@ pub fn uncheck(
 }
 
 /// Fails unless the task file can be written: a regular file (not a device,
-/// a FIFO or a folder) that opens for reading and writing. Called before a
-/// run starts.
+/// a FIFO or a folder) that opens for reading and writing and parses.
 pub fn ensure_writable(path: &Path) -> Result<(), StoreError> {
     TaskFile::open(path, &ParseOptions::with_path(path)).map(drop)
 }
@@ -213,9 +212,18 @@ impl TaskFile {
             first_dups: None,
             ours: Vec::new(),
         };
-        f.open_rw()?;
+        let mut f = f;
+        let (mut file, meta) = f.open_rw()?;
+        // The first parse: what the file was when the run started.
+        f.sync_index(&mut file, Stamp::of(&meta))?;
         remove_stale_temps(&f.real);
         Ok(f)
+    }
+
+    /// The document as last parsed (the file when opened, or after someone
+    /// else's change).
+    pub fn document(&self) -> &Document {
+        &self.index.as_ref().expect("parsed when opened").doc
     }
 
     /// The stamp the file had after the last parse or write.
