@@ -650,6 +650,8 @@ impl Dispatcher {
                 if self.last_limit.is_none_or(|at| started >= at) {
                     self.effective = (self.effective + 1).min(self.jobs);
                 }
+                // Its slot goes to the next task while its box is written.
+                self.sched.work_done(i);
                 self.pending_writes.push(i);
             }
             Err(e) => self.on_failure(i, e),

@@ -547,41 +547,44 @@ impl ProgressFileReader {
 
 /// The attempt's log file; failures to write it are reported once, never fatal.
 struct LogFile {
+    /// Where to log; the file is created with the first line, so an
+    /// attempt that prints nothing creates no folder and no file.
+    path: Option<PathBuf>,
     file: Option<std::io::BufWriter<std::fs::File>>,
     progress: super::ProgressSink,
 }
 
 impl LogFile {
     fn open(path: Option<&Path>, ctx: &RunContext) -> Self {
-        let file = path.and_then(|p| {
-            let opened = p
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .map_or(Ok(()), std::fs::create_dir_all)
-                .and_then(|()| {
-                    // Never through a symlink planted where the log goes.
-                    std::os::unix::fs::OpenOptionsExt::custom_flags(
-                        std::fs::OpenOptions::new().create(true).append(true),
-                        libc::O_NOFOLLOW | libc::O_CLOEXEC,
-                    )
-                    .open(p)
-                });
-            match opened {
-                Ok(f) => Some(std::io::BufWriter::new(f)),
-                Err(e) => {
-                    ctx.progress
-                        .line(format!("cannot write the log {}: {e}", p.display()));
-                    None
-                }
-            }
-        });
         Self {
-            file,
+            path: path.map(Path::to_path_buf),
+            file: None,
             progress: ctx.progress.clone(),
         }
     }
 
+    fn create(&mut self) {
+        let Some(p) = self.path.take() else { return };
+        let opened = crate::store::make_log_dir(&p).and_then(|()| {
+            // Never through a symlink planted where the log goes.
+            std::os::unix::fs::OpenOptionsExt::custom_flags(
+                std::fs::OpenOptions::new().create(true).append(true),
+                libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            )
+            .open(&p)
+        });
+        match opened {
+            Ok(f) => self.file = Some(std::io::BufWriter::new(f)),
+            Err(e) => self
+                .progress
+                .line(format!("cannot write the log {}: {e}", p.display())),
+        }
+    }
+
     fn line(&mut self, stream: Stream, line: &str) {
+        if self.file.is_none() {
+            self.create();
+        }
         let Some(f) = self.file.as_mut() else { return };
         let tag = match stream {
             Stream::Stdout => "",

@@ -91,21 +91,56 @@ pub(crate) fn check_own_dir(path: &Path) -> Result<(), crate::error::StoreError>
     ))
 }
 
-/// Makes the folder of a log (`logs/<id>/`) and removes a stale log of the
-/// same attempt number and its progress file, refusing folders that are
-/// symlinks or not the user's: a planted link never makes mdbatch write or
-/// delete elsewhere (removing a symlink removes the link, not its target).
+/// Where a subagent may write its progress lines (`MDBATCH_PROGRESS_FILE`)
+/// for the attempt logging to `log`: `logs/<id>.<attempt>.progress`, beside
+/// the per-task log folders rather than in one, so that an attempt that
+/// prints nothing creates no folder and no file.
+pub fn progress_path(log: &Path) -> PathBuf {
+    let attempt = log
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match log.parent() {
+        Some(dir) => {
+            let name = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            dir.parent()
+                .unwrap_or(dir)
+                .join(format!("{name}.{attempt}.progress"))
+        }
+        None => log.with_extension("progress"),
+    }
+}
+
+/// Gets the log of an attempt ready: the `logs/` folder made, and a stale
+/// log of the same attempt number and its progress file removed. Refuses
+/// folders that are symlinks or not the user's: a planted link never makes
+/// mdbatch write or delete elsewhere (removing a symlink removes the link,
+/// not its target). The log's own folder (`logs/<id>/`) is made by the
+/// runner when the first line arrives, through [`make_log_dir`].
 pub fn prepare_log(log: &Path) -> Result<(), crate::error::StoreError> {
     let Some(dir) = log.parent() else {
         return Ok(());
     };
-    std::fs::create_dir_all(dir)
-        .map_err(|e| crate::error::StoreError::io(dir, "cannot create the log folder", e))?;
-    check_own_dir(dir)?;
     if let Some(logs) = dir.parent() {
+        std::fs::create_dir_all(logs)
+            .map_err(|e| crate::error::StoreError::io(logs, "cannot create the log folder", e))?;
         check_own_dir(logs)?;
     }
-    for stale in [log.to_path_buf(), log.with_extension("progress")] {
+    match std::fs::symlink_metadata(dir) {
+        Ok(_) => check_own_dir(dir)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(crate::error::StoreError::io(
+                dir,
+                "cannot use the log folder",
+                e,
+            ));
+        }
+    }
+    for stale in [log.to_path_buf(), progress_path(log)] {
         match std::fs::remove_file(&stale) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -119,6 +154,16 @@ pub fn prepare_log(log: &Path) -> Result<(), crate::error::StoreError> {
         }
     }
     Ok(())
+}
+
+/// Makes the folder of `log` (when its first line arrives), refusing one that
+/// is a symlink or not the user's.
+pub(crate) fn make_log_dir(log: &Path) -> std::io::Result<()> {
+    let Some(dir) = log.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    std::fs::create_dir_all(dir)?;
+    check_own_dir(dir).map_err(|e| std::io::Error::other(crate::util::with_causes(&e)))
 }
 
 /// A task id as a file name: path separators and oddities replaced by `_`.
