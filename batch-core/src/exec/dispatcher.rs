@@ -422,8 +422,9 @@ impl Dispatcher {
             && self.gate_open()
             && (self.sched.running() as u32) < self.effective
             && self.sched.has_ready()
+            && !self.refresh_checked().await
         {
-            self.refresh_checked().await;
+            return;
         }
         while self.stop.is_none()
             && self.gate_open()
@@ -446,13 +447,27 @@ impl Dispatcher {
     /// someone else changed it since our last parse or write (one `stat`
     /// otherwise). The parse is the writer's, so the next write does not
     /// parse again.
-    async fn refresh_checked(&mut self) {
-        if !self.write_back || self.writing.is_some() {
-            return;
+    ///
+    /// Returns whether tasks may start: not while the task file is missing.
+    /// Then the write in flight decides (a save by rename that had moved
+    /// the file away for a moment is over by then); with none in flight,
+    /// the run stops launching.
+    async fn refresh_checked(&mut self) -> bool {
+        if !self.write_back {
+            return true;
         }
         let stamp = store::taskfile::Stamp::at(&self.task_file);
-        if stamp.is_none() || stamp == self.file_stamp {
-            return;
+        if stamp.is_none() {
+            if self.writing.is_none() && self.stop.is_none() && !self.task_file.exists() {
+                self.stop_run(Stop::Fatal(format!(
+                    "{} was deleted or moved; no further task starts",
+                    self.task_file.display()
+                )));
+            }
+            return false;
+        }
+        if self.writing.is_some() || stamp == self.file_stamp {
+            return true;
         }
         let (file, path, options) = (
             self.taskfile.take(),
@@ -478,6 +493,7 @@ impl Dispatcher {
         } else {
             self.file_stamp = stamp;
         }
+        true
     }
 
     /// Whether task `i`'s box was checked in the file at the last look.

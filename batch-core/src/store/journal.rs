@@ -755,4 +755,22 @@ mod tests {
         assert_eq!(s.unfinished[0].pid, Some(99));
         assert_eq!(s.unfinished[0].session_id.as_deref(), Some("s-1"));
     }
+
+    #[test]
+    fn a_sync_returns_once_every_line_queued_before_it_is_in_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = JournalWriter::spawn(Journal::open(dir.path(), "r").unwrap()).unwrap();
+        for i in 0..100 {
+            w.append(JournalRecord::TaskReset {
+                id: format!("t{i}"),
+            });
+        }
+        let sync = w.syncer().unwrap();
+        assert!(sync.sync());
+        // Still open: the lines are there because the sync waited for them.
+        let read = read(dir.path()).unwrap();
+        assert_eq!(read.entries.len(), 100);
+        drop(sync);
+        assert!(w.close().is_none());
+    }
 }
