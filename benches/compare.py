@@ -18,7 +18,7 @@ mdbatch / peer, so below 1.0 means mdbatch is faster):
   generators writing to files side by side;
 - plan: `mdbatch plan` of a 10,000- and 100,000-task file against a bare
   pulldown-cmark pass over the same text as a whole process
-  (`examples/bare_parse.rs`), and `mdbatch plan` of a 10-task file against a
+  (`batch-core/examples/bare_parse.rs`), and `mdbatch plan` of a 10-task file against a
   hello-world Rust binary;
 - status and logs on the journal the largest per-task run left behind;
 - peak memory (max RSS) of the runs above.

@@ -232,6 +232,14 @@ pub struct RunArgs {
     /// change in the shared folder, one commit per task.
     #[arg(long)]
     pub commit: bool,
+    /// Where subagents run: `local`, or `slurm` (each attempt as its own
+    /// Slurm job step through `srun`, on a file system the cluster shares).
+    #[arg(long, value_name = "LAUNCHER", value_parser = ["local", "slurm"])]
+    pub launcher: Option<String>,
+    /// An extra `srun` argument for every task, e.g. `--launcher-arg=--partition=gpu`
+    /// (repeatable; `launcher-arg:` hints add per section and task).
+    #[arg(long = "launcher-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub launcher_args: Vec<String>,
     /// Show what would run, in order, and run nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -320,7 +328,15 @@ pub struct InitArgs {
 
 /// `mdbatch doctor`.
 #[derive(Debug, Args)]
-pub struct DoctorArgs {}
+pub struct DoctorArgs {
+    /// Also check a cluster launcher: `slurm` (srun found, the cluster
+    /// answers, the partition exists).
+    #[arg(long, value_name = "LAUNCHER", value_parser = ["local", "slurm"])]
+    pub launcher: Option<String>,
+    /// The launcher arguments a run would pass (`--partition=NAME` is checked).
+    #[arg(long = "launcher-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub launcher_args: Vec<String>,
+}
 
 /// `mdbatch demo`.
 #[derive(Debug, Args)]
@@ -337,6 +353,6 @@ pub struct CompletionsArgs {
     pub shell: clap_complete::Shell,
 }
 
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    batch_core::util::parse_duration(s)
+fn parse_duration(s: &str) -> Result<std::time::Duration, batch_core::DurationError> {
+    batch_core::parse_duration(s)
 }

@@ -15,15 +15,12 @@ pub fn task_file(given: Option<&Path>) -> anyhow::Result<PathBuf> {
         }
         return Ok(p.to_path_buf());
     }
-    for name in ["task.md", "tasks.md"] {
-        let p = PathBuf::from(name);
-        if p.is_file() {
-            return Ok(p);
-        }
-    }
-    bail!(
-        "no task.md or tasks.md in this folder; give the task file as an argument, or create one with `mdbatch init`"
-    )
+    // Relative to the current folder, as the user wrote nothing.
+    batch_core::find_task_file(Path::new("")).map_err(|_| {
+        anyhow::anyhow!(
+            "no task.md or tasks.md in this folder; give the task file as an argument, or create one with `mdbatch init`"
+        )
+    })
 }
 
 /// Parse options from the shared document arguments.
@@ -43,9 +40,12 @@ pub fn parse_options(path: &Path, doc: &DocArgs) -> anyhow::Result<ParseOptions>
 
 /// Plan options from the selection arguments.
 pub fn plan_options(select: &SelectArgs) -> PlanOptions {
-    let mut opts = PlanOptions::default();
-    opts.cross_wave = select.cross_wave.then_some(true);
-    opts.only = select.only.clone();
-    opts.include_optional = select.include_optional;
-    opts
+    let opts = PlanOptions::new()
+        .with_only(&select.only)
+        .with_include_optional(select.include_optional);
+    if select.cross_wave {
+        opts.with_cross_wave(true)
+    } else {
+        opts
+    }
 }

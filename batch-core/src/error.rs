@@ -240,7 +240,7 @@ pub struct RunError {
     pub output_tail: Option<String>,
     /// Tokens and cost the failed attempt used, when the agent reported them.
     /// (Boxed to keep `RunError` small in `Result`s.)
-    pub usage: Option<Box<crate::runner::Usage>>,
+    pub usage: Option<Box<crate::usage::Usage>>,
     /// The underlying error, if any.
     #[source]
     pub source: Option<Arc<dyn std::error::Error + Send + Sync>>,
@@ -291,7 +291,7 @@ impl RunError {
     }
 
     /// Records the tokens and cost the attempt used.
-    pub fn with_usage(mut self, usage: Option<crate::runner::Usage>) -> Self {
+    pub fn with_usage(mut self, usage: Option<crate::usage::Usage>) -> Self {
         self.usage = usage.map(Box::new);
         self
     }
@@ -310,7 +310,9 @@ pub enum RunSetupError {
     /// The task file has errors.
     #[error(transparent)]
     Invalid(#[from] Diagnostics),
-    /// The task file could not be read or is not writable.
+    /// The task file could not be read or is not writable, or the state
+    /// folder could not be used. [`RunSetupError::io_kind`] gives the
+    /// [`std::io::ErrorKind`] (`NotFound` for a missing task file).
     #[error("{}: {message}", path.display())]
     Io {
         /// The file or folder concerned.
@@ -329,12 +331,216 @@ pub enum RunSetupError {
         /// The holder's pid, as recorded in the lock file (0 when unknown).
         pid: u32,
     },
-    /// The options are inconsistent (bad template, unknown preset, …).
-    #[error("{0}")]
-    Config(String),
+    /// The options are inconsistent.
+    #[error(transparent)]
+    Options(#[from] OptionsError),
+    /// The runner could not be set up (bad template, agent CLI not installed).
+    #[error(transparent)]
+    Runner(#[from] RunnerSetupError),
+    /// The state could not be used (the journal, the write-back).
+    #[error(transparent)]
+    Store(StoreError),
     /// Worktree isolation cannot start (not a git repository, detached HEAD, git too old).
+    #[cfg(feature = "exec")]
     #[error(transparent)]
     Isolate(#[from] crate::exec::IsolateError),
+}
+
+impl RunSetupError {
+    /// The I/O error kind, when the run could not start because of I/O
+    /// (`NotFound` for a task file that does not exist).
+    pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
+        match self {
+            RunSetupError::Io { source, .. } => Some(source.kind()),
+            RunSetupError::Store(StoreError::Io { source, .. }) => Some(source.kind()),
+            _ => None,
+        }
+    }
+}
+
+impl From<StoreError> for RunSetupError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Io {
+                path,
+                message,
+                source,
+            } => RunSetupError::Io {
+                path,
+                message,
+                source,
+            },
+            other => RunSetupError::Store(other),
+        }
+    }
+}
+
+impl From<ReadError> for RunSetupError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Io { path, source } => RunSetupError::Io {
+                path,
+                message: "cannot read the task file".into(),
+                source,
+            },
+            ReadError::Invalid(d) => RunSetupError::Invalid(d),
+        }
+    }
+}
+
+/// Run options that contradict each other or make no sense. The messages
+/// name the setting, not a command-line flag: a front end adds its own
+/// wording (the CLI says `--jobs must be at least 1`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OptionsError {
+    /// `jobs` is zero.
+    #[error("the number of parallel jobs must be at least 1")]
+    ZeroJobs,
+    /// `timeout` is zero.
+    #[error("the timeout must be more than zero (leave it unset for no timeout)")]
+    ZeroTimeout,
+    /// Neither a runner nor a command template was given.
+    #[error("no runner: give a command template or a runner")]
+    NoRunner,
+    /// A document parsed from memory (no path) is to have its boxes written back.
+    #[error(
+        "the document has no path to write its boxes back to: give it one \
+         (ParseOptions::with_path) or turn write-back off"
+    )]
+    WriteBackWithoutPath,
+    /// A document parsed from memory (no path) is to keep its state beside its file.
+    #[error(
+        "the document has no path to keep its state beside: choose a state \
+         folder (StateDir::At) or none (StateDir::Off)"
+    )]
+    StateBesideWithoutPath,
+}
+
+/// Why a built-in runner could not be set up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunnerSetupError {
+    /// The command template is not usable.
+    #[error(transparent)]
+    Command(#[from] CommandTemplateError),
+    /// The agent CLI of a preset is not installed.
+    #[error("`{program}` was not found{}; install it ({install}) or check with `mdbatch doctor`", if *.on_path { " on PATH" } else { "" })]
+    ProgramNotFound {
+        /// The program as given or looked up.
+        program: String,
+        /// Whether it was looked up on `PATH` (rather than given as a path).
+        on_path: bool,
+        /// How to install it.
+        install: String,
+    },
+    /// The name is not a built-in runner.
+    #[error("unknown runner `{0}`; expected claude, codex, gemini, shell or demo")]
+    UnknownPreset(String),
+}
+
+/// A command template (`my-agent --task {task}`) that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommandTemplateError {
+    /// A quote is not closed.
+    #[error("command template `{template}`: unbalanced quotes")]
+    UnbalancedQuotes {
+        /// The template.
+        template: String,
+    },
+    /// The template has no words.
+    #[error("the command template is empty; give a command such as `my-agent {{prompt}}`")]
+    Empty,
+    /// A `{word}` that is not a placeholder.
+    #[error(
+        "command template `{template}`: unknown placeholder `{{{name}}}`; known: {known}; write `{{{{` for a literal brace"
+    )]
+    UnknownPlaceholder {
+        /// The template.
+        template: String,
+        /// The placeholder's name.
+        name: String,
+        /// The known placeholders, for the message.
+        known: String,
+    },
+    /// The program is a placeholder.
+    #[error("command template `{template}`: the program name cannot be a placeholder")]
+    PlaceholderProgram {
+        /// The template.
+        template: String,
+    },
+}
+
+/// Why a task file could not be read into a [`Document`](crate::Document).
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// The file could not be read (`NotFound`, permissions, …).
+    #[error("{}: cannot read the file: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause; match on `source.kind()`.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// The file has errors.
+    #[error(transparent)]
+    Invalid(#[from] Diagnostics),
+}
+
+impl ReadError {
+    /// The I/O error kind, when the file could not be read.
+    pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
+        match self {
+            ReadError::Io { source, .. } => Some(source.kind()),
+            ReadError::Invalid(_) => None,
+        }
+    }
+
+    /// The diagnostics, when the file was read but has errors.
+    pub fn diagnostics(&self) -> Option<&Diagnostics> {
+        match self {
+            ReadError::Invalid(d) => Some(d),
+            ReadError::Io { .. } => None,
+        }
+    }
+}
+
+/// No task file where one was looked for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FindError {
+    /// Neither `task.md` nor `tasks.md` is in the folder.
+    #[error("no task.md or tasks.md in {}", dir.display())]
+    NoTaskFile {
+        /// The folder searched.
+        dir: PathBuf,
+    },
+}
+
+/// A duration that cannot be read (`90s`, `30m`, `1h30m` are fine).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DurationError {
+    /// Nothing was given.
+    #[error("empty duration; write e.g. `90s`, `30m` or `1h`")]
+    Empty,
+    /// Not a number followed by a unit.
+    #[error("bad duration `{0}`; write e.g. `90s`, `30m` or `1h`")]
+    Malformed(String),
+    /// A unit other than ms, s, m, h.
+    #[error("bad duration unit `{unit}` in `{text}`; use ms, s, m or h")]
+    Unit {
+        /// The unit found.
+        unit: String,
+        /// The whole text.
+        text: String,
+    },
+    /// Negative, infinite or absurdly long.
+    #[error("duration `{0}` is out of range")]
+    OutOfRange(String),
 }
 
 /// A problem reading or writing mdbatch's state (task file write-back, journal, lock).

@@ -52,25 +52,102 @@
 //! # Ok::<(), batch_core::Diagnostics>(())
 //! ```
 //!
-//! Running needs a runner; see [`SubagentRunner`] and the `embed` example.
+//! Running needs a runner; see [`SubagentRunner`] and the `embed` example
+//! (`cargo run -p batch-core --example embed`).
+//!
+//! ## Cargo features
+//!
+//! - `exec` (on by default): the executor, the runner trait and the built-in
+//!   runners, the journal and the lock. It brings tokio and a process
+//!   supervisor, and supports **Unix only** (Linux, macOS): subagents run in
+//!   their own process group and are stopped with `SIGTERM`/`SIGKILL`.
+//! - Without it (`default-features = false`) the crate parses and plans on
+//!   any platform and depends only on pulldown-cmark, serde, serde_json and
+//!   thiserror: [`Document`], [`Plan`], [`plan::check`], the renderers, the
+//!   event schema ([`RunEvent`], [`Envelope`]) and [`PromptTemplate`].
+//!
+//! ## Stability
+//!
+//! Everything an embedder needs is reachable from the crate root and from
+//! the documented modules ([`doc`], [`plan`], [`events`], [`runner`],
+//! [`exec`], [`land`]). Until
+//! 1.0, a minor version (0.x → 0.x+1) may change this API; a patch version
+//! does not. Enums and structs marked `#[non_exhaustive]` grow without a
+//! breaking change: match them with a wildcard arm and build them with their
+//! constructors. The JSON of plans, events and the journal is versioned
+//! separately ([`SCHEMA_VERSION`]); readers must ignore unknown fields and
+//! event types. Items marked `#[doc(hidden)]` exist for the `mdbatch` binary
+//! and carry no stability promise.
 #![warn(missing_docs)]
+
+#[cfg(all(feature = "exec", not(unix)))]
+compile_error!(
+    "batch-core's `exec` feature (running subagents) supports Unix only; \
+     use `default-features = false` to parse and plan on this platform"
+);
 
 pub mod doc;
 mod error;
 pub mod events;
+#[cfg(feature = "exec")]
 pub mod exec;
+mod find;
+#[cfg(feature = "exec")]
 pub mod land;
 pub mod plan;
+#[cfg(feature = "exec")]
+pub mod reset;
 pub mod runner;
+#[cfg(feature = "exec")]
+pub mod status;
+#[cfg(feature = "exec")]
+#[doc(hidden)]
 pub mod store;
-pub mod util;
+mod usage;
+mod util;
 
 pub use doc::{Dialect, Document, ParseOptions, Task};
 pub use error::*;
-pub use events::{Envelope, RunEvent};
-pub use exec::{EventStream, Executor, ExecutorBuilder, RunOptions, RunReport, StateDir};
-pub use plan::{Plan, PlanOptions};
-pub use runner::{
-    CommandRunner, Progress, ProgressSink, PromptTemplate, RunContext, SubagentRunner, TaskOutput,
-    TaskSpec, Usage,
+pub use events::{Envelope, Outcome, RunEvent, RunSummary, SCHEMA_VERSION};
+#[cfg(feature = "exec")]
+pub use exec::{
+    EventCallback, EventStream, Executor, ExecutorBuilder, Isolate, IsolateError, Launcher,
+    RunOptions, RunReport, SpecPlace, StateDir, TaskReport, task_spec,
 };
+pub use find::{TASK_FILE_NAMES, find_task_file};
+pub use plan::{Plan, PlanFormat, PlanOptions, render as render_plan};
+#[cfg(feature = "exec")]
+pub use reset::{ResetOutcome, ResetPlan, ResetScope};
+#[cfg(feature = "exec")]
+pub use runner::presets::{self, PresetKind, PresetOptions};
+#[cfg(feature = "exec")]
+pub use runner::{
+    CancelReason, CommandRunner, CommandRunnerBuilder, ProgressItem, ProgressSink, RunContext,
+    SubagentRunner,
+};
+pub use runner::{
+    DEFAULT_TEMPLATE, OUTPUT_TAIL_LINES, Progress, PromptTemplate, Stream, TaskOutput, TaskSpec,
+    TemplateError,
+};
+#[cfg(feature = "exec")]
+pub use status::Status;
+pub use usage::Usage;
+#[cfg(feature = "exec")]
+#[doc(hidden)]
+pub use util::now_rfc3339;
+pub use util::{format_duration, parse_duration};
+
+/// Re-exported: the token that cancels a run or an attempt
+/// ([`ExecutorBuilder::cancel_token`], [`RunContext::cancel`]).
+#[cfg(feature = "exec")]
+pub use tokio_util::sync::CancellationToken;
+
+/// Re-exported: the extension methods of the `futures::Stream` that
+/// [`EventStream`] implements (`events.next().await`).
+#[cfg(feature = "exec")]
+pub use futures::stream::StreamExt;
+
+/// Re-exported: the attribute that implements [`SubagentRunner`]
+/// (`#[batch_core::async_trait]`).
+#[cfg(feature = "exec")]
+pub use async_trait::async_trait;

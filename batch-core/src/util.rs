@@ -2,12 +2,14 @@
 
 use std::time::Duration;
 
+use crate::error::DurationError;
+
 /// Parses a duration written as `90s`, `30m`, `1h`, `1h30m`, `500ms` or a bare
 /// number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let s = text.trim();
     if s.is_empty() {
-        return Err("empty duration; write e.g. `90s`, `30m` or `1h`".into());
+        return Err(DurationError::Empty);
     }
     if let Ok(secs) = s.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
@@ -32,7 +34,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         }
         let value: f64 = num
             .parse()
-            .map_err(|_| format!("bad duration `{text}`; write e.g. `90s`, `30m` or `1h`"))?;
+            .map_err(|_| DurationError::Malformed(text.to_string()))?;
         num.clear();
         let secs = match unit.as_str() {
             "ms" => value / 1000.0,
@@ -40,23 +42,49 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "m" | "min" | "mins" => value * 60.0,
             "h" | "hr" | "hours" => value * 3600.0,
             _ => {
-                return Err(format!(
-                    "bad duration unit `{unit}` in `{text}`; use ms, s, m or h"
-                ));
+                return Err(DurationError::Unit {
+                    unit,
+                    text: text.to_string(),
+                });
             }
         };
         if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
-            return Err(format!("duration `{text}` is out of range"));
+            return Err(DurationError::OutOfRange(text.to_string()));
         }
         total += Duration::from_secs_f64(secs);
         any = true;
     }
     if !num.is_empty() || !any {
-        return Err(format!(
-            "bad duration `{text}`; write e.g. `90s`, `30m` or `1h`"
-        ));
+        return Err(DurationError::Malformed(text.to_string()));
     }
     Ok(total)
+}
+
+/// The last line of `text` that is not blank, trimmed: what a failed
+/// command's output tail says last.
+#[cfg(feature = "exec")]
+pub(crate) fn last_line(text: &str) -> Option<&str> {
+    last_of(text.lines())
+}
+
+/// The last of `lines` that is not blank, trimmed.
+#[cfg(feature = "exec")]
+pub(crate) fn last_of<'a>(lines: impl DoubleEndedIterator<Item = &'a str>) -> Option<&'a str> {
+    lines.rev().map(str::trim).find(|l| !l.is_empty())
+}
+
+/// Whether a process exists (signal 0 probes without sending anything).
+#[cfg(all(feature = "exec", unix))]
+pub(crate) fn pid_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: kill with signal 0 only checks for existence and permission.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// Formats a duration the way users write them (`1m30s`, `2.5s`, `120ms`).
@@ -78,6 +106,7 @@ pub fn format_duration(d: Duration) -> String {
 }
 
 /// The current UTC time as RFC 3339 with milliseconds.
+#[cfg(feature = "exec")]
 pub fn now_rfc3339() -> String {
     let now = time::OffsetDateTime::now_utc();
     let fmt = time::macros::format_description!(
@@ -88,6 +117,7 @@ pub fn now_rfc3339() -> String {
 }
 
 /// Serde for `Duration` as a string such as `"90s"` (also accepts seconds as a number).
+#[cfg(feature = "exec")]
 pub(crate) mod duration {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
@@ -114,6 +144,7 @@ pub(crate) mod duration {
 }
 
 /// Serde for `Option<Duration>`.
+#[cfg(feature = "exec")]
 pub(crate) mod opt_duration {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
@@ -135,6 +166,7 @@ pub(crate) mod opt_duration {
 }
 
 /// `Duration` as an exact string that round-trips through [`parse_duration`].
+#[cfg(feature = "exec")]
 pub(crate) fn format_duration_exact(d: Duration) -> String {
     if d.subsec_millis() == 0 && d.subsec_nanos() == 0 {
         format!("{}s", d.as_secs())
@@ -143,9 +175,44 @@ pub(crate) fn format_duration_exact(d: Duration) -> String {
     }
 }
 
+/// An error with its causes, `message: cause: cause`, for one-line reports
+/// (a warning, `error:` in the CLI) that must not drop the OS's reason (`No
+/// space left on device`). Causes whose text the message already ends with
+/// are not repeated.
+#[cfg(feature = "exec")]
+pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let s = c.to_string();
+        if !out.ends_with(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cur = c.source();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "exec")]
+    #[test]
+    fn this_process_is_alive_and_pid_zero_is_not() {
+        assert!(pid_alive(std::process::id()));
+        assert!(!pid_alive(0));
+        assert!(!pid_alive(u32::MAX));
+    }
+
+    #[cfg(feature = "exec")]
+    #[test]
+    fn the_last_line_skips_trailing_blank_lines_and_trims() {
+        assert_eq!(last_line("one\n  two  \n\n   \n"), Some("two"));
+        assert_eq!(last_line(" \n\t\n"), None);
+        assert_eq!(last_of(["a", "b ", ""].into_iter()), Some("b"));
+    }
 
     #[test]
     fn durations_parse_in_the_units_users_write() {
@@ -159,22 +226,4 @@ mod tests {
         assert!(parse_duration("m").is_err());
         assert!(parse_duration("5m3").is_err());
     }
-}
-
-/// An error with its causes, `message: cause: cause`, for one-line reports
-/// (a warning, `error:` in the CLI) that must not drop the OS's reason (`No
-/// space left on device`). Causes whose text the message already ends with
-/// are not repeated.
-pub fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let s = c.to_string();
-        if !out.ends_with(&s) {
-            out.push_str(": ");
-            out.push_str(&s);
-        }
-        cur = c.source();
-    }
-    out
 }

@@ -313,6 +313,20 @@ const char *mdbatch_task_ctx_task_id(const struct mdbatch_task_ctx *ctx);
 // The 1-based attempt number (also in `task_json`); 0 when `ctx` is NULL.
 uint32_t mdbatch_task_ctx_attempt(const struct mdbatch_task_ctx *ctx);
 
+// The status of the task file at `path` as JSON: done and open tasks per
+// wave and group, the last run, a run in progress, failed, flaky, skipped
+// and interrupted tasks, attempts, durations, tokens and cost (the schema
+// of `mdbatch status --json`, versioned by its `v` field).
+//
+// Reads the file and the journal beside it; never writes. Fails with
+// `MDBATCH_STATUS_IO` when the file cannot be read (or the journal or lock
+// exists but cannot be), `MDBATCH_STATUS_PARSE_ERROR` when it does not
+// parse. On success writes a new string to `*out_json`; free it with
+// `mdbatch_string_free`.
+enum mdbatch_status mdbatch_status_json(const char *path,
+                                        char **out_json,
+                                        struct mdbatch_error **err);
+
 // Frees a string returned by this library (`out_json` outputs and the
 // like). NULL is allowed (does nothing). Never pass these strings to
 // `free()`, and never pass other strings here.

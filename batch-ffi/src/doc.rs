@@ -30,8 +30,12 @@ impl mdbatch_doc {
             return Ok(std::borrow::Cow::Borrowed(&self.doc));
         }
         let mut options = ParseOptions::default();
-        options.dialect = dialect;
-        options.wave_level = wave_level;
+        if let Some(d) = dialect {
+            options = options.with_dialect(d);
+        }
+        if let Some(l) = wave_level {
+            options = options.with_wave_level(l);
+        }
         Document::parse(&self.text, &options)
             .map(std::borrow::Cow::Owned)
             .map_err(|d| Failure::diagnostics(mdbatch_status::ParseError, &d))

@@ -129,7 +129,8 @@ impl Failure {
             RunSetupError::Invalid(_) => mdbatch_status::ParseError,
             RunSetupError::Io { .. } => mdbatch_status::Io,
             RunSetupError::Locked { .. } => mdbatch_status::Locked,
-            RunSetupError::Config(_) => mdbatch_status::InvalidOptions,
+            RunSetupError::Options(_) | RunSetupError::Runner(_) => mdbatch_status::InvalidOptions,
+            RunSetupError::Store(_) => mdbatch_status::Io,
             _ => mdbatch_status::Internal,
         };
         let mut message = error.to_string();

@@ -60,6 +60,7 @@ mod error;
 mod plan;
 mod run;
 mod runner;
+mod status;
 mod strings;
 
 pub use doc::*;
@@ -67,4 +68,5 @@ pub use error::*;
 pub use plan::*;
 pub use run::*;
 pub use runner::*;
+pub use status::*;
 pub use strings::*;

@@ -65,10 +65,12 @@ pub unsafe extern "C" fn mdbatch_doc_plan_json(
         // SAFETY: a live document from `mdbatch_doc_parse`.
         let handle = unsafe { &*doc };
         let document = handle.with_options(options.dialect, options.wave_level)?;
-        let mut plan_options = PlanOptions::default();
-        plan_options.cross_wave = options.cross_wave;
-        plan_options.only = options.only;
-        plan_options.include_optional = options.include_optional;
+        let mut plan_options = PlanOptions::new()
+            .with_only(options.only)
+            .with_include_optional(options.include_optional);
+        if let Some(cross_wave) = options.cross_wave {
+            plan_options = plan_options.with_cross_wave(cross_wave);
+        }
         let plan = Plan::build(&document, &plan_options)
             .map_err(|d| Failure::diagnostics(mdbatch_status::PlanError, &d))?;
         let json = render(&document, &plan, PlanFormat::Json);

@@ -5,6 +5,7 @@
 //! with the stand-in agent and the live display, then says where the folder
 //! is and what to try next. Nothing to install, about 15 seconds.
 
+use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -17,34 +18,17 @@ use crate::exit;
 use crate::output::Output;
 
 /// Runs `mdbatch demo`.
-pub fn run(args: &DemoArgs, color: ColorChoice) -> u8 {
-    let dir = match prepare(args.dir.as_deref()) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::USAGE;
-        }
-    };
+pub fn run(args: &DemoArgs, color: ColorChoice) -> anyhow::Result<u8> {
+    let dir = prepare(args.dir.as_deref())?;
     let file = dir.join("tasks.md");
-    if let Err(e) = std::fs::write(&file, demo_task_file()) {
-        eprintln!(
-            "error: {}: cannot write the demo task file: {e}",
-            file.display()
-        );
-        return exit::USAGE;
-    }
+    std::fs::write(&file, demo_task_file())
+        .with_context(|| format!("{}: cannot write the demo task file", file.display()))?;
     eprintln!("mdbatch demo: a sample batch in {}\n", dir.display());
 
-    let runner = match presets::build(PresetKind::Demo, PresetOptions::default()) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::USAGE;
-        }
-    };
-    let mut options = RunOptions::default();
-    options.jobs = Some(4);
-    options.backoff_base = Duration::from_millis(500);
+    let runner = presets::build(PresetKind::Demo, PresetOptions::new())?;
+    let options = RunOptions::new()
+        .with_jobs(4)
+        .with_backoff_base(Duration::from_millis(500));
     let output = Output::new(false, false, color);
     let result = ExecutorBuilder::new(&file)
         .options(options)
@@ -53,27 +37,21 @@ pub fn run(args: &DemoArgs, color: ColorChoice) -> u8 {
         .handle_signals(true)
         .build()
         .and_then(|ex| ex.run_blocking());
-    let report = match result {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::USAGE;
-        }
-    };
+    let report = result?;
     output.finish(&report);
     let all_done = report.tasks.iter().all(|t| t.outcome == Outcome::Succeeded);
     eprintln!("\n{}", next_steps(&dir));
-    if report.summary.cancelled {
+    Ok(if report.summary.cancelled {
         exit::INTERRUPTED
     } else if all_done {
         exit::SUCCESS
     } else {
         exit::TASKS_FAILED
-    }
+    })
 }
 
 /// The folder to use: `--dir` (created; must not hold a task file yet) or a new temporary one.
-fn prepare(dir: Option<&Path>) -> Result<PathBuf, String> {
+fn prepare(dir: Option<&Path>) -> anyhow::Result<PathBuf> {
     let dir = match dir {
         Some(d) => d.to_path_buf(),
         None => {
@@ -85,26 +63,65 @@ fn prepare(dir: Option<&Path>) -> Result<PathBuf, String> {
         }
     };
     std::fs::create_dir_all(&dir)
-        .map_err(|e| format!("{}: cannot create the demo folder: {e}", dir.display()))?;
+        .with_context(|| format!("{}: cannot create the demo folder", dir.display()))?;
     if dir.join("tasks.md").exists() {
-        return Err(format!(
+        anyhow::bail!(
             "{}: already holds a tasks.md; give `mdbatch demo --dir` a new folder",
             dir.display()
-        ));
+        );
     }
     // Absolute, so the hints below work from any folder.
     Ok(dir.canonicalize().unwrap_or(dir))
 }
 
 fn next_steps(dir: &Path) -> String {
+    let (m, install) = match invocation() {
+        Some(m) => (m, String::new()),
+        None => {
+            let exe = std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "mdbatch".to_string());
+            (
+                shell_quote(&exe),
+                "\n(`mdbatch` is not on your PATH yet: `cargo install --path batch-cli` puts it there.)"
+                    .to_string(),
+            )
+        }
+    };
     format!(
         "The demo batch is in {d}
 Try next:
-  cd {d}
-  mdbatch plan                          # the waves, groups and the dependency it ran
-  mdbatch status                        # what is done, which task needed a retry
-  mdbatch reset --all --yes && mdbatch run --runner demo   # run it again
-Then write your own tasks.md (`mdbatch init`) and run it with `mdbatch run --runner claude`.",
-        d = dir.display()
+  cd {qd}
+  {m} plan                          # the waves, groups and the dependency it ran
+  {m} status                        # what is done, which task needed a retry
+  {m} reset --all --yes && {m} run --runner demo   # run it again
+Then write your own tasks.md (`{m} init`) and run it with `{m} run --runner claude`.{install}",
+        d = dir.display(),
+        qd = shell_quote(&dir.display().to_string()),
     )
+}
+
+/// `mdbatch` when that name on `PATH` is this very program; `None` when the
+/// user started it some other way (`cargo run`, a path) and `mdbatch` would
+/// not work where they stand.
+fn invocation() -> Option<String> {
+    let me = std::env::current_exe().ok()?.canonicalize().ok()?;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .filter(|d| !d.as_os_str().is_empty())
+        .filter_map(|d| d.join("mdbatch").canonicalize().ok())
+        .next()
+        .filter(|found| *found == me)
+        .map(|_| "mdbatch".to_string())
+}
+
+/// `s` as one shell word (quoted only when it needs to be).
+fn shell_quote(s: &str) -> String {
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+:@%".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }

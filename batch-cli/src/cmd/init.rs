@@ -5,6 +5,8 @@
 use std::io::Write;
 use std::path::Path;
 
+use anyhow::Context;
+
 use crate::args::{ColorChoice, InitArgs};
 use crate::exit;
 
@@ -50,7 +52,7 @@ Run the batch of tasks in this project's task checklist with mdbatch.
 ";
 
 /// Runs `mdbatch init`.
-pub fn run(args: &InitArgs, _color: ColorChoice) -> u8 {
+pub fn run(args: &InitArgs, _color: ColorChoice) -> anyhow::Result<u8> {
     let tasks = Path::new("tasks.md");
     let command = Path::new(".claude/commands/run-batch.md");
     // Check everything before writing anything. An existing task file is
@@ -61,45 +63,40 @@ pub fn run(args: &InitArgs, _color: ColorChoice) -> u8 {
         .filter(|p| p.exists())
         .collect();
     if args.claude_command && command.exists() {
-        eprintln!(
-            "error: {} already exists; mdbatch init never overwrites a file (edit it instead)",
+        anyhow::bail!(
+            "{} already exists; mdbatch init never overwrites a file (edit it instead)",
             command.display()
         );
-        return exit::USAGE;
     }
     if !existing_tasks.is_empty() && !args.claude_command {
-        for p in existing_tasks {
-            eprintln!(
-                "error: {} already exists; mdbatch init never overwrites a file (edit it, or run `mdbatch plan`)",
-                p.display()
-            );
-        }
-        return exit::USAGE;
+        let names: Vec<String> = existing_tasks
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        anyhow::bail!(
+            "{} already exist{}; mdbatch init never overwrites a file (edit it, or run `mdbatch plan`)",
+            names.join(" and "),
+            if names.len() == 1 { "s" } else { "" }
+        );
     }
     if let Some(kept) = existing_tasks.first() {
         eprintln!("kept {}: it already exists", kept.display());
     } else {
-        if let Err(e) = write_new(tasks, STARTER_TASKS) {
-            eprintln!("error: {}: {e}", tasks.display());
-            return exit::USAGE;
-        }
+        write_new(tasks, STARTER_TASKS).with_context(|| tasks.display().to_string())?;
         eprintln!("wrote tasks.md: a starter task file; replace its tasks with yours");
     }
     if args.claude_command {
-        if let Err(e) = command
+        command
             .parent()
             .map_or(Ok(()), std::fs::create_dir_all)
             .and_then(|()| write_new(command, CLAUDE_COMMAND))
-        {
-            eprintln!("error: {}: {e}", command.display());
-            return exit::USAGE;
-        }
+            .with_context(|| command.display().to_string())?;
         eprintln!(
             "wrote .claude/commands/run-batch.md: type /run-batch in Claude Code to run the batch"
         );
     }
     eprintln!("next: `mdbatch plan` to see the waves, `mdbatch run --runner claude` to run them");
-    exit::SUCCESS
+    Ok(exit::SUCCESS)
 }
 
 /// Writes a file that must not exist yet (`O_EXCL`, so a race cannot clobber one).

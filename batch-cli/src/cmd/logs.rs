@@ -61,17 +61,7 @@ pub fn ended(entries: &[JournalEntry], id: &str, t: &Target) -> bool {
 }
 
 /// Runs `mdbatch logs`.
-pub fn run(args: &LogsArgs, _color: ColorChoice) -> u8 {
-    match logs(args) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            exit::USAGE
-        }
-    }
-}
-
-fn logs(args: &LogsArgs) -> anyhow::Result<u8> {
+pub fn run(args: &LogsArgs, _color: ColorChoice) -> anyhow::Result<u8> {
     let task_file = resolve::task_file(args.file.as_deref())?;
     let state = store::state_dir(&task_file);
     let mut journal = JournalTail::new(state.join(journal::JOURNAL_FILE));

@@ -1,4 +1,5 @@
-//! One module per subcommand; each returns the process exit code.
+//! One module per subcommand; each returns the process exit code, or an
+//! error that `main` prints (in one place).
 
 mod check;
 mod clean;
@@ -12,22 +13,33 @@ mod reset;
 mod run;
 mod status;
 
-use crate::args::{Cli, Command};
+use crate::args::{Cli, ColorChoice, Command};
 
-/// Runs the chosen subcommand and returns its exit code.
-pub fn dispatch(cli: Cli) -> u8 {
+/// Prints the error that ended a command: the one place errors are printed.
+pub fn report_error(e: &anyhow::Error, color: ColorChoice) {
+    let text = crate::output::error::render(e, check::stderr_color(color), |d, color| {
+        check::format_diagnostic(d, color)
+    });
+    eprintln!("{text}");
+}
+
+/// Runs the chosen subcommand and returns its exit code; an error is for
+/// `main` to print.
+pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     let color = cli.color;
     match cli.command {
-        Command::Plan(a) => plan::run(&a, color),
+        // `plan` and `check` print their own diagnostics (with the source
+        // line and colour) and return a code.
+        Command::Plan(a) => Ok(plan::run(&a, color)),
+        Command::Check(a) => Ok(check::run(&a, color)),
         Command::Run(a) => run::run(&a, color),
         Command::Status(a) => status::run(&a, color),
-        Command::Check(a) => check::run(&a, color),
         Command::Logs(a) => logs::run(&a, color),
         Command::Reset(a) => reset::run(&a, color),
-        Command::Clean(a) => clean::run(&a, color),
+        Command::Clean(a) => Ok(clean::run(&a, color)),
         Command::Init(a) => init::run(&a, color),
-        Command::Doctor(a) => doctor::run(&a, color),
+        Command::Doctor(a) => Ok(doctor::run(&a, color)),
         Command::Demo(a) => demo::run(&a, color),
-        Command::Completions(a) => completions::run(&a, color),
+        Command::Completions(a) => Ok(completions::run(&a, color)),
     }
 }

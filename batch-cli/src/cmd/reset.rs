@@ -14,68 +14,14 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use batch_core::store::journal::{AttemptOutcome, Journal, JournalRecord, JournalSummary};
-use batch_core::store::{self, lock::RunLock, taskfile};
-use batch_core::{Document, RunSetupError};
+use batch_core::{Document, ResetPlan, ResetScope, RunSetupError};
 
 use crate::args::{ColorChoice, ResetArgs};
 use crate::exit;
 use crate::resolve;
 
-/// What a reset will do.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ResetPlan {
-    /// Checked boxes to uncheck.
-    pub uncheck: Vec<String>,
-    /// Tasks whose journal history to forget.
-    pub forget: Vec<String>,
-}
-
-/// Which tasks `--all` / `--failed` touch.
-pub fn plan(doc: &Document, journal: &JournalSummary, all: bool) -> ResetPlan {
-    if all {
-        return ResetPlan {
-            uncheck: doc
-                .tasks
-                .iter()
-                .filter(|t| t.checked)
-                .map(|t| t.id.clone())
-                .collect(),
-            forget: journal.tasks.keys().cloned().collect(),
-        };
-    }
-    let forget = journal
-        .tasks
-        .iter()
-        .filter(|(_, h)| {
-            h.unfinished
-                || matches!(
-                    h.last_outcome,
-                    Some(AttemptOutcome::Failed | AttemptOutcome::Interrupted)
-                )
-                || h.skipped.is_some()
-        })
-        .filter(|(id, _)| !doc.task_by_id(id).is_some_and(|t| t.checked))
-        .map(|(id, _)| id.clone())
-        .collect();
-    ResetPlan {
-        uncheck: Vec::new(),
-        forget,
-    }
-}
-
 /// Runs `mdbatch reset`.
-pub fn run(args: &ResetArgs, _color: ColorChoice) -> u8 {
-    match reset(args) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            exit::USAGE
-        }
-    }
-}
-
-fn reset(args: &ResetArgs) -> anyhow::Result<u8> {
+pub fn run(args: &ResetArgs, _color: ColorChoice) -> anyhow::Result<u8> {
     if !args.all && !args.failed {
         anyhow::bail!(
             "say what to reset: `--all` unchecks every box, `--failed` forgets failed attempts"
@@ -83,11 +29,14 @@ fn reset(args: &ResetArgs) -> anyhow::Result<u8> {
     }
     let path = resolve::task_file(args.file.as_deref())?;
     let popts = batch_core::ParseOptions::with_path(&path);
-    let doc = Document::read(&path, &popts).map_err(|d| anyhow::anyhow!("{d}"))?;
-    let state = store::state_dir(&path);
-    let journal = JournalSummary::load(&state)?;
-    let todo = plan(&doc, &journal, args.all);
-    if todo.uncheck.is_empty() && todo.forget.is_empty() {
+    let doc = Document::read(&path, &popts)?;
+    let scope = if args.all {
+        ResetScope::All
+    } else {
+        ResetScope::Failed
+    };
+    let todo = ResetPlan::new(&path, &doc, scope)?;
+    if todo.is_empty() {
         eprintln!(
             "nothing to reset in {}: {}",
             path.display(),
@@ -124,6 +73,17 @@ fn reset(args: &ResetArgs) -> anyhow::Result<u8> {
             list(&todo.forget)
         ));
     }
+    if !todo.worktrees.is_empty() {
+        what.push(format!(
+            "remove {} kept {} and their branches",
+            todo.worktrees.len(),
+            if todo.worktrees.len() == 1 {
+                "worktree"
+            } else {
+                "worktrees"
+            }
+        ));
+    }
     let what = what.join(" and ");
     if !args.yes {
         if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
@@ -143,8 +103,8 @@ fn reset(args: &ResetArgs) -> anyhow::Result<u8> {
         }
     }
 
-    let _lock = match RunLock::acquire(&state, &path) {
-        Ok(l) => l,
+    let done = match todo.apply(&path, &popts) {
+        Ok(done) => done,
         Err(RunSetupError::Locked { pid, .. }) => {
             anyhow::bail!(
                 "{} is being run right now (pid {pid}); stop that run first",
@@ -153,37 +113,40 @@ fn reset(args: &ResetArgs) -> anyhow::Result<u8> {
         }
         Err(e) => return Err(e.into()),
     };
+    for p in &done.problems {
+        eprintln!("warning: {p}");
+    }
     if !todo.uncheck.is_empty() {
-        let outcome = taskfile::uncheck(&path, &popts, &todo.uncheck)?;
-        for p in &outcome.problems {
-            eprintln!("warning: {p}");
-        }
         eprintln!(
             "unchecked {} {} in {}",
-            outcome.changed.len() + outcome.parents.len(),
-            if outcome.changed.len() + outcome.parents.len() == 1 {
-                "box"
-            } else {
-                "boxes"
-            },
+            done.unchecked,
+            if done.unchecked == 1 { "box" } else { "boxes" },
             path.display()
         );
     }
-    if !todo.forget.is_empty() {
-        let run_id = format!("reset-{}", uuid_like());
-        let mut j = Journal::open(&state, run_id)?;
-        for id in &todo.forget {
-            j.append(JournalRecord::TaskReset { id: id.clone() })?;
-        }
-        j.sync()?;
+    if done.worktrees_removed + done.branches_removed > 0 {
+        eprintln!(
+            "removed {} kept {} and {} {} ({:.1} MiB freed)",
+            done.worktrees_removed,
+            if done.worktrees_removed == 1 {
+                "worktree"
+            } else {
+                "worktrees"
+            },
+            done.branches_removed,
+            if done.branches_removed == 1 {
+                "branch"
+            } else {
+                "branches"
+            },
+            done.bytes_freed as f64 / f64::from(1u32 << 20)
+        );
+    }
+    if done.forgotten > 0 {
         eprintln!(
             "forgot the journal history of {} {}",
-            todo.forget.len(),
-            if todo.forget.len() == 1 {
-                "task"
-            } else {
-                "tasks"
-            }
+            done.forgotten,
+            if done.forgotten == 1 { "task" } else { "tasks" }
         );
     }
     Ok(exit::SUCCESS)
@@ -211,20 +174,12 @@ fn capitalise(s: &str) -> String {
     }
 }
 
-/// A run id for the reset's journal lines: time and pid, unique enough for one machine.
-fn uuid_like() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    format!("{now:x}-{:x}", std::process::id())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use batch_core::ParseOptions;
-    use batch_core::store::journal::JournalEntry;
+    use batch_core::reset::plan;
+    use batch_core::store::journal::{JournalEntry, JournalSummary};
     use serde_json::json;
 
     const FILE: &str =

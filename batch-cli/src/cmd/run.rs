@@ -5,9 +5,7 @@ use std::sync::Arc;
 
 use batch_core::exec::Outcome;
 use batch_core::runner::CommandRunnerBuilder;
-use batch_core::{
-    Document, ExecutorBuilder, Plan, PromptTemplate, RunOptions, RunSetupError, SubagentRunner,
-};
+use batch_core::{Document, ExecutorBuilder, Plan, PromptTemplate, RunOptions, SubagentRunner};
 
 use crate::args::{ColorChoice, RunArgs, RunnerArg};
 use crate::exit;
@@ -15,41 +13,25 @@ use crate::output::{self, Output};
 use crate::resolve;
 
 /// Runs `mdbatch run`.
-pub fn run(args: &RunArgs, color: ColorChoice) -> u8 {
-    let path = match resolve::task_file(args.doc.file.as_deref()) {
-        Ok(p) => p,
-        Err(e) => return usage(e),
-    };
-    let popts = match resolve::parse_options(&path, &args.doc) {
-        Ok(o) => o,
-        Err(e) => return usage(e),
-    };
+pub fn run(args: &RunArgs, color: ColorChoice) -> anyhow::Result<u8> {
+    let path = resolve::task_file(args.doc.file.as_deref())?;
+    let popts = resolve::parse_options(&path, &args.doc)?;
     if let Some(junit) = &args.junit
         && same_file(junit, &path)
     {
-        eprintln!(
-            "error: --junit {}: that is the task file; name another file for the report",
+        anyhow::bail!(
+            "--junit {}: that is the task file; name another file for the report",
             junit.display()
         );
-        return exit::USAGE;
     }
-    let options = match run_options(args, &popts) {
-        Ok(o) => o,
-        Err(e) => return usage(e),
-    };
-    let template = match prompt_template(args) {
-        Ok(t) => t,
-        Err(e) => return usage(e),
-    };
+    let options = run_options(args, &popts)?;
+    let template = prompt_template(args)?;
 
     if args.dry_run {
         return dry_run(&path, &popts, args);
     }
 
-    let runner = match build_runner(args) {
-        Ok(r) => r,
-        Err(e) => return usage(e),
-    };
+    let runner = build_runner(args)?;
 
     let output = Output::new(args.json, args.verbose, color);
     let builder = ExecutorBuilder::new(&path)
@@ -67,13 +49,9 @@ pub fn run(args: &RunArgs, color: ColorChoice) -> u8 {
                 && let Err(e) =
                     output::junit::write_for_run(junit, &path, &popts, &report, &retries)
             {
-                eprintln!(
-                    "error: {}: cannot write the JUnit report: {e}",
-                    junit.display()
-                );
-                return exit::USAGE;
+                anyhow::bail!("{}: cannot write the JUnit report: {e}", junit.display());
             }
-            if report.summary.cancelled {
+            Ok(if report.summary.cancelled {
                 exit::INTERRUPTED
             } else if report.tasks.iter().any(|t| match t.outcome {
                 Outcome::Failed => true,
@@ -83,50 +61,85 @@ pub fn run(args: &RunArgs, color: ColorChoice) -> u8 {
                 exit::TASKS_FAILED
             } else {
                 exit::SUCCESS
-            }
+            })
         }
         Err(e) => {
             drop(output);
-            setup_error(&e, &path, color)
+            Err(e.into())
         }
     }
 }
 
 fn run_options(args: &RunArgs, popts: &batch_core::ParseOptions) -> anyhow::Result<RunOptions> {
-    let mut o = RunOptions::default();
-    o.jobs = args.jobs;
-    if let Some(r) = args.retries {
-        o.retries = r;
-    }
-    o.timeout = args.timeout;
-    if let Some(g) = args.grace {
-        o.grace = g;
-    }
-    if let Some(w) = args.max_wait {
-        o.max_wait = w;
-    }
-    o.verify = args.verify.clone();
-    o.fail_fast = args.fail_fast;
-    o.cross_wave = args.select.cross_wave.then_some(true);
-    o.only = args.select.only.clone();
-    o.include_optional = args.select.include_optional;
-    o.dialect = popts.dialect;
-    o.wave_level = popts.wave_level;
-    o.workdir = args.workdir.clone();
-    o.resume_sessions = args.resume_sessions;
-    o.cmd = args.cmd.clone();
-    if let Some(mode) = &args.isolate {
-        o.isolate = mode
-            .parse()
-            .map_err(|e: String| anyhow::anyhow!("--isolate: {e}"))?;
-    }
-    o.worktree_dir = args.worktree_dir.clone();
-    o.into = args.into.clone();
-    o.commit = args.commit;
-    if o.jobs == Some(0) {
+    if args.jobs == Some(0) {
         anyhow::bail!("--jobs must be at least 1");
     }
-    Ok(o)
+    if args.timeout == Some(std::time::Duration::ZERO) {
+        anyhow::bail!("--timeout must be more than 0 (leave it out for no timeout)");
+    }
+    let defaults = RunOptions::new();
+    let mut o = RunOptions::new()
+        .with_retries(args.retries.unwrap_or(defaults.retries))
+        .with_grace(args.grace.unwrap_or(defaults.grace))
+        .with_max_wait(args.max_wait.unwrap_or(defaults.max_wait))
+        .with_fail_fast(args.fail_fast)
+        .with_only(&args.select.only)
+        .with_include_optional(args.select.include_optional)
+        .with_resume_sessions(args.resume_sessions);
+    // The optional settings stay unset (the document or the default decides)
+    // unless given.
+    if let Some(jobs) = args.jobs {
+        o = o.with_jobs(jobs);
+    }
+    if let Some(timeout) = args.timeout {
+        o = o.with_timeout(timeout);
+    }
+    if let Some(verify) = &args.verify {
+        o = o.with_verify(verify);
+    }
+    if args.select.cross_wave {
+        o = o.with_cross_wave(true);
+    }
+    if let Some(dialect) = popts.dialect {
+        o = o.with_dialect(dialect);
+    }
+    if let Some(level) = popts.wave_level {
+        o = o.with_wave_level(level);
+    }
+    if let Some(workdir) = &args.workdir {
+        o = o.with_workdir(workdir);
+    }
+    if let Some(cmd) = &args.cmd {
+        o = o.with_cmd(cmd);
+    }
+    if let Some(mode) = &args.isolate {
+        o = o.with_isolate(
+            mode.parse()
+                .map_err(|e: String| anyhow::anyhow!("--isolate: {e}"))?,
+        );
+    }
+    if let Some(dir) = &args.worktree_dir {
+        o = o.with_worktree_dir(dir);
+    }
+    if let Some(into) = &args.into {
+        o = o.with_into(into);
+    }
+    if let Some(l) = &args.launcher {
+        o = o.with_launcher(
+            l.parse()
+                .map_err(|e: String| anyhow::anyhow!("--launcher: {e}"))?,
+        );
+    }
+    for arg in &args.launcher_args {
+        if let Some(why) = batch_core::runner::slurm::refused_launcher_arg(arg) {
+            anyhow::bail!("--launcher-arg {arg}: mdbatch does not pass it: {why}");
+        }
+    }
+    if !args.launcher_args.is_empty() && args.launcher.as_deref() != Some("slurm") {
+        anyhow::bail!("--launcher-arg needs --launcher slurm");
+    }
+    Ok(o.with_commit(args.commit)
+        .with_launcher_args(&args.launcher_args))
 }
 
 fn prompt_template(args: &RunArgs) -> anyhow::Result<PromptTemplate> {
@@ -145,7 +158,7 @@ fn build_runner(args: &RunArgs) -> anyhow::Result<Arc<dyn SubagentRunner>> {
     if let Some(cmd) = &args.cmd {
         let runner = CommandRunnerBuilder::new(cmd.clone())
             .build()
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            .map_err(|e| anyhow::anyhow!(output::error::command_template(&e)))?;
         for warning in [runner.shell_warning(), runner.option_warning()]
             .into_iter()
             .flatten()
@@ -174,12 +187,19 @@ fn preset_runner(kind: RunnerArg, args: &RunArgs) -> anyhow::Result<Arc<dyn Suba
         RunnerArg::Shell => PresetKind::Shell,
         RunnerArg::Demo => PresetKind::Demo,
     };
-    let mut opts = PresetOptions::default();
-    opts.model = args.model.clone();
-    opts.max_turns = args.max_turns;
-    opts.agent_args = args.agent_args.clone();
-    opts.permission_mode = args.permission_mode.clone();
-    opts.sandbox = args.sandbox.clone();
+    let mut opts = PresetOptions::new().with_agent_args(&args.agent_args);
+    if let Some(model) = &args.model {
+        opts = opts.with_model(model);
+    }
+    if let Some(turns) = args.max_turns {
+        opts = opts.with_max_turns(turns);
+    }
+    if let Some(mode) = &args.permission_mode {
+        opts = opts.with_permission_mode(mode);
+    }
+    if let Some(sandbox) = &args.sandbox {
+        opts = opts.with_sandbox(sandbox);
+    }
     let runner =
         presets::build(kind, opts).map_err(|e| anyhow::anyhow!("--runner {}: {e}", kind.name()))?;
     if let Some(w) = presets::version::untested_warning(kind, None) {
@@ -188,36 +208,18 @@ fn preset_runner(kind: RunnerArg, args: &RunArgs) -> anyhow::Result<Arc<dyn Suba
     Ok(runner)
 }
 
-fn dry_run(path: &std::path::Path, popts: &batch_core::ParseOptions, args: &RunArgs) -> u8 {
-    let doc = match Document::read(path, popts) {
-        Ok(d) => d,
-        Err(d) => return diagnostics(&d, Some(path)),
-    };
-    let plan = match Plan::build(&doc, &resolve::plan_options(&args.select)) {
-        Ok(p) => p,
-        Err(d) => return diagnostics(&d, Some(path)),
-    };
+fn dry_run(
+    path: &std::path::Path,
+    popts: &batch_core::ParseOptions,
+    args: &RunArgs,
+) -> anyhow::Result<u8> {
+    let doc = Document::read(path, popts)?;
+    let plan = Plan::build(&doc, &resolve::plan_options(&args.select))?;
     println!(
         "{}",
-        batch_core::plan::render(&doc, &plan, batch_core::plan::PlanFormat::Text)
+        batch_core::render_plan(&doc, &plan, batch_core::PlanFormat::Text)
     );
-    exit::SUCCESS
-}
-
-/// Prints a file's errors as `plan` and `check` do: with the source line
-/// and a caret under the column.
-fn diagnostics(d: &batch_core::Diagnostics, path: Option<&std::path::Path>) -> u8 {
-    let mut diags = d.0.clone();
-    let text = path
-        .and_then(|p| std::fs::read(p).ok())
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default();
-    super::check::print_diagnostics(
-        &mut diags,
-        &text,
-        super::check::stderr_color(ColorChoice::Auto),
-    );
-    exit::USAGE
+    Ok(exit::SUCCESS)
 }
 
 /// Whether two paths name one file (symlinks and hard links included).
@@ -226,27 +228,5 @@ fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
     match (std::fs::metadata(a), std::fs::metadata(b)) {
         (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
         _ => false,
-    }
-}
-
-fn usage(e: anyhow::Error) -> u8 {
-    eprintln!("error: {e:#}");
-    exit::USAGE
-}
-
-fn setup_error(e: &RunSetupError, path: &std::path::Path, color: ColorChoice) -> u8 {
-    match e {
-        RunSetupError::Invalid(d) => {
-            let mut diags = d.0.clone();
-            let text = std::fs::read(path)
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .unwrap_or_default();
-            super::check::print_diagnostics(&mut diags, &text, super::check::stderr_color(color));
-            exit::USAGE
-        }
-        other => {
-            eprintln!("error: {}", batch_core::util::with_causes(other));
-            exit::USAGE
-        }
     }
 }

@@ -3,429 +3,22 @@
 //! (its pid, its running attempts), failed tasks with their error kind and
 //! message, flaky tasks, attempts, durations, tokens and cost.
 //!
-//! The report is built by a pure function ([`build`]) from the parsed file,
-//! the journal summary, the lock holder and a liveness check, then rendered
-//! as text or JSON (`--json`, schema version [`STATUS_VERSION`]).
+//! The report is `batch_core::Status` (built in the core, so embedders and
+//! the C interface get the same); this module renders it as text, or prints
+//! its JSON (`--json`).
 
 use std::io::{IsTerminal, Write};
-use std::path::Path;
 
-use batch_core::store::journal::{
-    AttemptOutcome, JournalEntry, JournalRecord, JournalSummary, RunInfo, TaskHistory,
-};
-use batch_core::store::{self, lock};
-use batch_core::{Document, ErrorKind, Usage};
-use serde::Serialize;
+use batch_core::Document;
+use batch_core::status::Status;
 
 use crate::args::{ColorChoice, StatusArgs};
 use crate::exit;
 use crate::output::mode::color_for;
-use crate::output::plain::plural;
+use crate::output::plain::noun;
 use crate::output::state::first_line;
 use crate::output::style::{Paint, took, usage};
 use crate::resolve;
-
-/// Version of the `status --json` schema.
-pub const STATUS_VERSION: u32 = 1;
-
-/// Done and open tasks of a group.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct GroupStatus {
-    /// Group title.
-    pub title: String,
-    /// Module, when the group has one.
-    pub module: Option<String>,
-    /// The tasks directly under the wave heading (no group heading).
-    pub lead: bool,
-    /// Checked leaf tasks.
-    pub done: usize,
-    /// Unchecked required leaf tasks.
-    pub open: usize,
-    /// Unchecked optional tasks (not counted in `open`).
-    pub optional: usize,
-    /// Ids of the open tasks.
-    pub open_ids: Vec<String>,
-}
-
-/// Done and open tasks of a wave.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct WaveStatus {
-    /// 1-based wave number.
-    pub number: usize,
-    /// Wave title.
-    pub title: String,
-    /// Checked leaf tasks.
-    pub done: usize,
-    /// Unchecked required leaf tasks.
-    pub open: usize,
-    /// Its groups.
-    pub groups: Vec<GroupStatus>,
-}
-
-/// A run holding the lock now.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct RunningNow {
-    /// mdbatch's pid (0 when the lock file did not say).
-    pub pid: u32,
-    /// Its run id, from the journal.
-    pub run_id: Option<String>,
-    /// Its attempts in progress.
-    pub tasks: Vec<AttemptNow>,
-}
-
-/// An attempt started and not ended.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct AttemptNow {
-    /// Task id.
-    pub id: String,
-    /// Attempt number in its run.
-    pub attempt: u32,
-    /// The subagent's pid, when recorded.
-    pub pid: Option<u32>,
-    /// Whether that pid is alive now.
-    pub alive: bool,
-    /// The run it belongs to.
-    pub run_id: String,
-}
-
-/// A task whose last attempt failed.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct FailedTask {
-    /// Task id.
-    pub id: String,
-    /// Task text.
-    pub title: String,
-    /// Error kind.
-    pub kind: Option<ErrorKind>,
-    /// Error message.
-    pub message: Option<String>,
-    /// Attempts over every run.
-    pub attempts: u32,
-    /// Summed attempt durations, ms.
-    pub duration_ms: u64,
-}
-
-/// A task the last run did not run.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct SkippedTask {
-    /// Task id.
-    pub id: String,
-    /// Why.
-    pub reason: String,
-}
-
-/// A task the last run interrupted (Ctrl-C, a stop) while it ran; still open.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct InterruptedTask {
-    /// Task id.
-    pub id: String,
-    /// Task text.
-    pub title: String,
-    /// The attempt that was interrupted.
-    pub attempt: u32,
-}
-
-/// An attempt the journal ended as interrupted: task id and attempt number.
-pub type InterruptedAttempt = (String, u32);
-
-/// The attempts the last run in `entries` ended as interrupted, in journal order.
-pub fn interrupted_in_last_run(entries: &[JournalEntry]) -> Vec<InterruptedAttempt> {
-    let Some(last) = entries.iter().rev().find_map(|e| match &e.record {
-        JournalRecord::RunStart { .. } => Some(e.run_id.as_str()),
-        _ => None,
-    }) else {
-        return Vec::new();
-    };
-    entries
-        .iter()
-        .filter(|e| e.run_id == last)
-        .filter_map(|e| match &e.record {
-            JournalRecord::AttemptEnd {
-                id,
-                attempt,
-                outcome: AttemptOutcome::Interrupted,
-                ..
-            } => Some((id.clone(), *attempt)),
-            _ => None,
-        })
-        .collect()
-}
-
-/// One task's journal history, as shown.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct TaskStatus {
-    /// Task id.
-    pub id: String,
-    /// Its box is checked now.
-    pub checked: bool,
-    /// Attempts over every run.
-    pub attempts: u32,
-    /// How the last finished attempt ended.
-    pub last_outcome: Option<AttemptOutcome>,
-    /// Succeeded after a retry.
-    pub flaky: bool,
-    /// Summed attempt durations, ms.
-    pub duration_ms: u64,
-    /// Summed usage.
-    pub usage: Option<Usage>,
-    /// The task's text changed since its last attempt.
-    pub text_changed: bool,
-}
-
-/// Totals over the journal.
-#[derive(Debug, Clone, Serialize, PartialEq, Default)]
-pub struct Totals {
-    /// Attempts over every run.
-    pub attempts: u32,
-    /// Summed attempt durations, ms.
-    pub duration_ms: u64,
-    /// Summed usage, when any was reported.
-    pub usage: Option<Usage>,
-}
-
-/// The whole report (`status --json`).
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Status {
-    /// [`STATUS_VERSION`].
-    pub v: u32,
-    /// The task file.
-    pub file: String,
-    /// The dialect.
-    pub dialect: String,
-    /// Checked leaf tasks.
-    pub done: usize,
-    /// Unchecked required leaf tasks.
-    pub open: usize,
-    /// Unchecked optional tasks.
-    pub optional: usize,
-    /// Per wave.
-    pub waves: Vec<WaveStatus>,
-    /// The last run in the journal.
-    pub last_run: Option<RunInfo>,
-    /// A run in progress.
-    pub running: Option<RunningNow>,
-    /// Tasks still open whose last attempt failed.
-    pub failed: Vec<FailedTask>,
-    /// Tasks that succeeded after a retry in their last run.
-    pub flaky: Vec<TaskStatus>,
-    /// Open tasks whose last record is a skip, with the reason.
-    pub skipped: Vec<SkippedTask>,
-    /// Attempts a killed run left unfinished (no run in progress).
-    pub unfinished: Vec<AttemptNow>,
-    /// Open tasks the last run interrupted while they ran.
-    pub interrupted: Vec<InterruptedTask>,
-    /// Every task the journal knows, in document order.
-    pub tasks: Vec<TaskStatus>,
-    /// Totals over the journal.
-    pub totals: Totals,
-    /// Journal lines that could not be read.
-    pub journal_skipped_lines: usize,
-}
-
-/// Builds the report. `interrupted` are the attempts the last run
-/// interrupted ([`interrupted_in_last_run`]); `holder` is the pid holding the
-/// run lock (if any); `alive` says whether a pid is alive.
-pub fn build(
-    doc: &Document,
-    journal: &JournalSummary,
-    interrupted: &[InterruptedAttempt],
-    skipped_lines: usize,
-    holder: Option<u32>,
-    alive: &dyn Fn(u32) -> bool,
-) -> Status {
-    let mut waves: Vec<WaveStatus> = doc
-        .waves
-        .iter()
-        .map(|w| WaveStatus {
-            number: w.index + 1,
-            title: w.title.clone(),
-            done: 0,
-            open: 0,
-            groups: w
-                .groups
-                .iter()
-                .filter_map(|&g| doc.groups.get(g))
-                .map(|g| GroupStatus {
-                    title: g.title.clone(),
-                    module: g.module.clone(),
-                    lead: g.section.is_none(),
-                    done: 0,
-                    open: 0,
-                    optional: 0,
-                    open_ids: Vec::new(),
-                })
-                .collect(),
-        })
-        .collect();
-    let (mut done, mut open, mut optional) = (0, 0, 0);
-    for t in doc.leaves().filter(|t| !t.skip) {
-        let (d, o, opt) = match (t.checked, t.optional) {
-            (true, _) => (1, 0, 0),
-            (false, false) => (0, 1, 0),
-            (false, true) => (0, 0, 1),
-        };
-        done += d;
-        open += o;
-        optional += opt;
-        let Some(w) = t.wave.and_then(|w| waves.get_mut(w)) else {
-            continue;
-        };
-        w.done += d;
-        w.open += o;
-        let pos = t.group.and_then(|g| {
-            doc.waves
-                .get(w.number - 1)
-                .and_then(|wave| wave.groups.iter().position(|&x| x == g))
-        });
-        if let Some(g) = pos.and_then(|p| w.groups.get_mut(p)) {
-            g.done += d;
-            g.open += o;
-            g.optional += opt;
-            if o == 1 {
-                g.open_ids.push(t.id.clone());
-            }
-        }
-    }
-
-    let title = |id: &str| {
-        doc.task_by_id(id)
-            .map(|t| first_line(&t.text))
-            .unwrap_or_default()
-    };
-    let checked = |id: &str| doc.task_by_id(id).is_some_and(|t| t.checked);
-    let attempt_now = |u: &batch_core::store::journal::UnfinishedAttempt| AttemptNow {
-        id: u.id.clone(),
-        attempt: u.attempt,
-        pid: u.pid,
-        alive: u.pid.is_some_and(alive),
-        run_id: u.run_id.clone(),
-    };
-
-    let last_run = journal.last_run().cloned();
-    let running = holder.map(|pid| {
-        // The run holding the lock is the latest run that has not ended.
-        let run_id = journal
-            .runs
-            .iter()
-            .rev()
-            .find(|r| r.ended.is_none())
-            .map(|r| r.run_id.clone());
-        let tasks = journal
-            .unfinished
-            .iter()
-            .filter(|u| Some(&u.run_id) == run_id.as_ref())
-            .map(attempt_now)
-            .collect();
-        RunningNow { pid, run_id, tasks }
-    });
-    let unfinished = if running.is_some() {
-        Vec::new()
-    } else {
-        journal.unfinished.iter().map(attempt_now).collect()
-    };
-
-    // Tasks in document order, then any the journal knows that the file no longer has.
-    let mut order: Vec<&str> = doc
-        .tasks
-        .iter()
-        .map(|t| t.id.as_str())
-        .filter(|id| journal.tasks.contains_key(*id))
-        .collect();
-    for id in journal.tasks.keys() {
-        if doc.task_by_id(id).is_none() {
-            order.push(id);
-        }
-    }
-    let task_status = |id: &str, h: &TaskHistory| TaskStatus {
-        id: id.to_string(),
-        checked: checked(id),
-        attempts: h.attempts,
-        last_outcome: h.last_outcome,
-        flaky: h.flaky,
-        duration_ms: h.duration_ms,
-        usage: h.usage,
-        text_changed: match (doc.task_by_id(id), &h.text_hash) {
-            (Some(t), Some(hash)) => batch_core::store::journal::text_hash(&t.text) != *hash,
-            _ => false,
-        },
-    };
-    let tasks: Vec<TaskStatus> = order
-        .iter()
-        .filter_map(|id| journal.tasks.get(*id).map(|h| task_status(id, h)))
-        .collect();
-    let failed = order
-        .iter()
-        .filter_map(|id| journal.tasks.get(*id).map(|h| (*id, h)))
-        .filter(|(id, h)| {
-            h.last_outcome == Some(AttemptOutcome::Failed) && !h.unfinished && !checked(id)
-        })
-        .map(|(id, h)| FailedTask {
-            id: id.to_string(),
-            title: title(id),
-            kind: h.last_kind,
-            message: h.last_message.clone(),
-            attempts: h.attempts,
-            duration_ms: h.duration_ms,
-        })
-        .collect();
-    let flaky = tasks.iter().filter(|t| t.flaky).cloned().collect();
-    let interrupted = interrupted
-        .iter()
-        .filter(|(id, _)| {
-            doc.task_by_id(id).is_some_and(|t| !t.checked)
-                && journal.tasks.get(id).is_some_and(|h| {
-                    h.last_outcome == Some(AttemptOutcome::Interrupted) && !h.unfinished
-                })
-        })
-        .map(|(id, attempt)| InterruptedTask {
-            id: id.clone(),
-            title: title(id),
-            attempt: *attempt,
-        })
-        .collect();
-    let skipped = order
-        .iter()
-        .filter(|id| !checked(id))
-        .filter_map(|id| {
-            let reason = journal.tasks.get(*id)?.skipped.clone()?;
-            Some(SkippedTask {
-                id: id.to_string(),
-                reason,
-            })
-        })
-        .collect();
-    let mut totals = Totals::default();
-    for h in journal.tasks.values() {
-        totals.attempts += h.attempts;
-        totals.duration_ms += h.duration_ms;
-        if let Some(u) = &h.usage {
-            totals.usage.get_or_insert_with(Usage::default).add(u);
-        }
-    }
-    Status {
-        v: STATUS_VERSION,
-        file: doc
-            .path
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default(),
-        dialect: doc.dialect.to_string(),
-        done,
-        open,
-        optional,
-        waves,
-        last_run,
-        running,
-        failed,
-        flaky,
-        skipped,
-        unfinished,
-        interrupted,
-        tasks,
-        totals,
-        journal_skipped_lines: skipped_lines,
-    }
-}
 
 /// The report as text for people.
 pub fn render(s: &Status, p: Paint) -> String {
@@ -546,7 +139,7 @@ pub fn render(s: &Status, p: Paint) -> String {
                     out.push_str(&format!(
                         ", {} {} in {}: {}\n",
                         sum.total,
-                        plural(sum.total, "task", "tasks"),
+                        noun(sum.total, "task", "tasks"),
                         took(sum.duration_ms),
                         parts.join(", ")
                     ));
@@ -556,6 +149,29 @@ pub fn render(s: &Status, p: Paint) -> String {
             }
         }
         None => out.push_str(&format!("{}\n", p.dim("no run yet"))),
+    }
+
+    if !s.kept_worktrees.is_empty() {
+        out.push_str(&format!(
+            "\n{}\n",
+            p.yellow("kept worktrees (`mdbatch clean` removes them):")
+        ));
+        for w in &s.kept_worktrees {
+            let what = match (&w.path, &w.branch) {
+                (Some(path), Some(b)) => format!("{path} (branch {b})"),
+                (Some(path), None) => path.clone(),
+                (None, Some(b)) => format!("branch {b}"),
+                (None, None) => continue,
+            };
+            out.push_str(&format!(
+                "  {}{what}, {:.1} MiB\n",
+                w.task
+                    .as_deref()
+                    .map(|t| format!("{}: ", p.bold(t)))
+                    .unwrap_or_default(),
+                w.bytes as f64 / f64::from(1u32 << 20)
+            ));
+        }
     }
 
     if !s.failed.is_empty() {
@@ -570,7 +186,7 @@ pub fn render(s: &Status, p: Paint) -> String {
                     .unwrap_or_else(|| "failed".into()),
                 f.message.as_deref().map(first_line).unwrap_or_default(),
                 f.attempts,
-                plural(f.attempts as usize, "attempt", "attempts"),
+                noun(f.attempts as usize, "attempt", "attempts"),
                 took(f.duration_ms),
                 f.id
             ));
@@ -639,7 +255,7 @@ pub fn render(s: &Status, p: Paint) -> String {
             "\n{} {} {}, {} of subagent time",
             p.dim("journal:"),
             s.totals.attempts,
-            plural(s.totals.attempts as usize, "attempt", "attempts"),
+            noun(s.totals.attempts as usize, "attempt", "attempts"),
             took(s.totals.duration_ms)
         ));
         if let Some(u) = &s.totals.usage {
@@ -653,8 +269,8 @@ pub fn render(s: &Status, p: Paint) -> String {
             p.dim(&format!(
                 "({} journal {} could not be read and {} skipped)",
                 s.journal_skipped_lines,
-                plural(s.journal_skipped_lines, "line", "lines"),
-                plural(s.journal_skipped_lines, "was", "were")
+                noun(s.journal_skipped_lines, "line", "lines"),
+                noun(s.journal_skipped_lines, "was", "were")
             ))
         ));
     }
@@ -671,49 +287,12 @@ fn counts(done: usize, open: usize, p: Paint) -> String {
     }
 }
 
-/// Whether a process exists (signal 0 probes without sending anything).
-pub fn pid_alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    if pid <= 0 {
-        return false;
-    }
-    // SAFETY: kill with signal 0 only checks for existence and permission.
-    let r = unsafe { libc::kill(pid, 0) };
-    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-}
-
 /// Runs `mdbatch status`.
-pub fn run(args: &StatusArgs, color: ColorChoice) -> u8 {
-    let path = match resolve::task_file(args.doc.file.as_deref()) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return exit::USAGE;
-        }
-    };
-    let popts = match resolve::parse_options(&path, &args.doc) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return exit::USAGE;
-        }
-    };
-    let doc = match Document::read(&path, &popts) {
-        Ok(d) => d,
-        Err(d) => {
-            eprintln!("{d}");
-            return exit::USAGE;
-        }
-    };
-    let status = match gather(&path, &doc) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::USAGE;
-        }
-    };
+pub fn run(args: &StatusArgs, color: ColorChoice) -> anyhow::Result<u8> {
+    let path = resolve::task_file(args.doc.file.as_deref())?;
+    let popts = resolve::parse_options(&path, &args.doc)?;
+    let doc = Document::read(&path, &popts)?;
+    let status = Status::read(&path, &doc)?;
     let text = if args.json {
         let mut t = serde_json::to_string_pretty(&status).expect("status serialises to JSON");
         t.push('\n');
@@ -729,29 +308,16 @@ pub fn run(args: &StatusArgs, color: ColorChoice) -> u8 {
     };
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
-    exit::SUCCESS
-}
-
-fn gather(path: &Path, doc: &Document) -> Result<Status, batch_core::StoreError> {
-    let state = store::state_dir(path);
-    let read = store::journal::read(&state)?;
-    let journal = JournalSummary::from_entries(&read.entries);
-    let holder = lock::holder(&state)?;
-    let interrupted = interrupted_in_last_run(&read.entries);
-    Ok(build(
-        doc,
-        &journal,
-        &interrupted,
-        read.skipped_lines,
-        holder,
-        &pid_alive,
-    ))
+    Ok(exit::SUCCESS)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use batch_core::ErrorKind;
     use batch_core::ParseOptions;
+    use batch_core::status::{build, interrupted_in_last_run};
+    use batch_core::store::journal::{JournalEntry, JournalSummary};
     use serde_json::json;
 
     const FILE: &str = "# Project\n\n## Wave 1\n\n### api\n- [x] T001 Create the model\n- [ ] T002 Parse hints\n\n### db\n- [ ] T003 Migrations\n\n## Wave 2\n\n- [ ] T004 Docs\n";
@@ -946,13 +512,6 @@ mod tests {
         let text = render(&s, Paint { on: false });
         assert!(text.contains("  T002 Parse hints (attempt 2)\n"), "{text}");
         assert!(text.contains("2 skipped, 1 interrupted"), "{text}");
-    }
-
-    #[test]
-    fn this_process_is_alive_and_pid_zero_is_not() {
-        assert!(pid_alive(std::process::id()));
-        assert!(!pid_alive(0));
-        assert!(!pid_alive(u32::MAX));
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! - flaky (succeeded after a retry): `<property name="flaky" value="true"/>`
 //!   and each failed attempt as `<flakyFailure>` (the Maven Surefire format
 //!   Jenkins, GitLab and most dashboards read);
+//! - landed (worktree isolation, `--commit`): `<property name="commit" value="{sha}"/>`;
 //! - skipped: `<skipped message="{reason}"/>`;
 //! - interrupted: `<error type="cancelled">`.
 
@@ -115,6 +116,9 @@ fn testcase(
                 property(w, "attempts", &t.attempts.to_string())?;
                 if t.flaky {
                     property(w, "flaky", "true")?;
+                }
+                if let Some(c) = &t.commit {
+                    property(w, "commit", c)?;
                 }
                 if let Some(u) = &t.usage {
                     property(w, "tokens", &(u.input_tokens + u.output_tokens).to_string())?;

@@ -1,4 +1,4 @@
-//! What people and scripts see (issue 6).
+//! What people and scripts see.
 //!
 //! - [`mode`]: the pure display decision (terminal, `NO_COLOR`, `CI`,
 //!   `--json`, `--color`, `-v`).
@@ -6,7 +6,9 @@
 //!   it drives [`term`] (the live display), [`plain`] (timestamped lines) and
 //!   [`json`] (events on stdout), over the event model in [`state`].
 //! - [`junit`]: the `--junit FILE` report.
+//! - [`error`]: how an error that ends a command is printed.
 
+pub mod error;
 pub mod json;
 pub mod junit;
 mod keys;

@@ -72,7 +72,7 @@ impl Plain {
         let _ = write!(
             self.out,
             "{} {}",
-            batch_core::util::now_rfc3339(),
+            batch_core::now_rfc3339(),
             summary::render(report, state, self.paint)
         );
         let _ = self.out.flush();
@@ -92,8 +92,8 @@ pub fn line(env: &Envelope, state: &RunState, p: Paint) -> Option<String> {
         } => {
             let mut s = format!(
                 "run: {total} {} from {file} in {waves} {}, {jobs} at a time ({runner})",
-                plural(*total, "task", "tasks"),
-                plural(*waves, "wave", "waves")
+                noun(*total, "task", "tasks"),
+                noun(*waves, "wave", "waves")
             );
             if !unfinished.is_empty() {
                 s.push_str(&format!(
@@ -189,6 +189,26 @@ pub fn line(env: &Envelope, state: &RunState, p: Paint) -> Option<String> {
         RunEvent::Warning { message } => {
             format!("{}: {}", p.yellow("warning"), clean_lines(message))
         }
+        RunEvent::TaskLanded {
+            id,
+            commit,
+            branch,
+            checkout_updated,
+            ..
+        } => match commit {
+            Some(c) => format!(
+                "{} {} as {} on {branch}{}",
+                p.bold(id),
+                p.green("landed"),
+                &c[..c.len().min(10)],
+                if *checkout_updated {
+                    ", your checkout is up to date"
+                } else {
+                    ""
+                }
+            ),
+            None => format!("{} {}: it changed no file", p.bold(id), p.green("landed")),
+        },
         RunEvent::RunFinished { .. } => return None,
         _ => {
             let _ = state;
@@ -198,7 +218,8 @@ pub fn line(env: &Envelope, state: &RunState, p: Paint) -> Option<String> {
 }
 
 /// `1 task`, `2 tasks`.
-pub fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {
+/// The word for `n` things: `one` or `many` (without the number).
+pub fn noun(n: usize, one: &'static str, many: &'static str) -> &'static str {
     if n == 1 { one } else { many }
 }
 

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use batch_core::exec::{Envelope, RunEvent};
 use batch_core::{ErrorKind, Progress, Usage};
 
-/// Lines of output kept per running task for the on-demand dump.
-pub const TAIL_LINES: usize = 40;
+/// Lines of output kept per running task for the on-demand dump: as many
+/// as the core keeps of an attempt.
+pub const TAIL_LINES: usize = batch_core::OUTPUT_TAIL_LINES;
 
 /// One failed attempt that was retried.
 #[derive(Debug, Clone, PartialEq)]

@@ -60,7 +60,7 @@ pub fn elapsed(d: Duration) -> String {
 
 /// A finished duration from milliseconds (`2.3s`, `1m05s`).
 pub fn took(ms: u64) -> String {
-    batch_core::util::format_duration(Duration::from_millis(ms))
+    batch_core::format_duration(Duration::from_millis(ms))
 }
 
 /// A token count: `950`, `12.3k`, `4.1M`.

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use batch_core::exec::{Outcome, RunReport};
 
-use super::plain::plural;
+use super::plain::noun;
 use super::state::{Phase, RunState, first_line};
 use super::style::{Paint, clean, elapsed, took, usage};
 
@@ -36,7 +36,7 @@ pub fn render(report: &RunReport, state: &RunState, p: Paint) -> String {
     let mut out = format!(
         "{head}: {} {} in {}: {}",
         s.total,
-        plural(s.total, "task", "tasks"),
+        noun(s.total, "task", "tasks"),
         took(s.duration_ms),
         parts.join(", ")
     );
@@ -64,7 +64,7 @@ pub fn render(report: &RunReport, state: &RunState, p: Paint) -> String {
             p.bold(&t.id),
             title(&t.id),
             t.attempts,
-            plural(t.attempts as usize, "attempt", "attempts"),
+            noun(t.attempts as usize, "attempt", "attempts"),
             t.id
         ));
     }

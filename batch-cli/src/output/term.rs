@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use batch_core::exec::{Envelope, RunEvent, RunReport};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::plain::plural;
+use super::plain::noun;
 use super::state::{Change, Live as LiveTask, Phase, RunState, first_line};
 use super::style::{Paint, column, elapsed, fit, took, usage};
 use super::summary;
@@ -180,7 +180,7 @@ impl Live {
                     first_line(message),
                     p.dim(&format!(
                         "({attempt} {}, {})",
-                        plural(*attempt as usize, "attempt", "attempts"),
+                        noun(*attempt as usize, "attempt", "attempts"),
                         took(*duration_ms)
                     ))
                 ));
@@ -194,7 +194,9 @@ impl Live {
                     p.yellow(&format!("skipped: {reason}"))
                 ));
             }
-            RunEvent::RateLimited { .. } | RunEvent::Warning { .. } => {
+            RunEvent::RateLimited { .. }
+            | RunEvent::Warning { .. }
+            | RunEvent::TaskLanded { .. } => {
                 if let Some(text) = super::plain::line(env, state, p) {
                     self.println(&format!("  {text}"));
                 }

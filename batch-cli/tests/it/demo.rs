@@ -46,9 +46,19 @@ fn demo_runs_three_waves_retries_the_flaky_task_and_checks_every_box_in_under_20
         stderr.contains(&demo.canonicalize().unwrap().display().to_string()),
         "{stderr}"
     );
-    for next in ["mdbatch plan", "mdbatch status", "--runner demo"] {
-        assert!(stderr.contains(next), "missing {next}: {stderr}");
+    // `mdbatch` is not on this PATH: the hints name the program by its path,
+    // which works from the demo folder, and say how to install it.
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_mdbatch"));
+    let exe = exe.canonicalize().unwrap_or(exe.to_path_buf());
+    for next in [
+        format!("{} plan", exe.display()),
+        format!("{} status", exe.display()),
+        "--runner demo".to_string(),
+        "cargo install --path batch-cli".to_string(),
+    ] {
+        assert!(stderr.contains(&next), "missing {next}: {stderr}");
     }
+    assert!(!stderr.contains("  mdbatch plan"), "{stderr}");
     // The stand-in agent's progress was shown live.
     assert!(stderr.contains("checkout"), "{stderr}");
 }
@@ -68,4 +78,24 @@ fn demo_refuses_a_folder_that_already_has_a_task_file() {
         std::fs::read_to_string(dir.path().join("tasks.md")).unwrap(),
         "- [ ] mine\n"
     );
+}
+
+#[test]
+fn demo_hints_say_plain_mdbatch_when_it_is_the_one_on_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("try");
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_mdbatch"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let out = Command::new(env!("CARGO_BIN_EXE_mdbatch"))
+        .args(["demo", "--color", "never", "--dir"])
+        .arg(&demo)
+        .env("PATH", &bin_dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("  mdbatch plan"), "{stderr}");
+    assert!(!stderr.contains("cargo install"), "{stderr}");
 }

@@ -210,9 +210,18 @@ fn a_later_task_sees_what_its_dependency_landed() {
         agent,
         &[],
     );
-    let out = r.run(&[]);
+    let junit = r.meet.path().join("junit.xml");
+    let out = r.run(&["--junit", junit.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(r.read("two.txt"), "one\n");
+    // The report names each task's landed commit.
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    for commit in r.git(&["log", "--format=%H", "start..main"]).lines() {
+        assert!(
+            xml.contains(&format!("name=\"commit\" value=\"{commit}\"")),
+            "{xml}"
+        );
+    }
     assert_eq!(
         r.git(&["log", "--format=%s", "start..main"])
             .lines()
@@ -342,6 +351,19 @@ fn a_task_that_cannot_land_keeps_its_worktree_and_branch_for_inspection() {
             .count(),
         1
     );
+
+    // `status` shows it, with its task, path and branch.
+    let out = r.f.mdbatch(&["status", "--color", "never"]);
+    let all = text(&out);
+    assert!(all.contains("kept worktrees"), "{all}");
+    assert!(all.contains(&kept[0]), "{all}");
+    let json = r.f.mdbatch(&["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let task = v["kept_worktrees"][0]["task"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(task == "first" || task == "stubborn", "{v}");
 
     // `mdbatch clean` removes what was kept and says how much it freed.
     let out = r.f.mdbatch(&["clean", "--dry-run"]);
@@ -543,4 +565,26 @@ fn commit_without_isolation_makes_one_commit_per_task_and_refuses_a_dirty_checko
     assert_eq!(log.lines().count(), 2, "{log}");
     assert_eq!(r.git(&["status", "--porcelain"]).trim(), "M task.md");
     assert_eq!(r.git(&["worktree", "list"]).lines().count(), 1);
+}
+
+#[test]
+fn reset_failed_removes_the_failed_tasks_kept_worktree() {
+    let agent = "echo nope >&2\nexit 1\n";
+    let r = Repo::new(
+        "# Reset\n\n## Wave 1\n- [ ] Fail <!-- id: fail; retries: 0 -->\n",
+        agent,
+        &[],
+    );
+    let out = r.run(&[]);
+    assert!(!out.status.success());
+    assert_eq!(r.git(&["worktree", "list"]).lines().count(), 2, "kept");
+    let out = r.f.mdbatch(&["reset", "--failed", "--yes"]);
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(
+        all.contains("removed 1 kept worktree and 1 branch"),
+        "{all}"
+    );
+    assert_eq!(r.git(&["worktree", "list"]).lines().count(), 1);
+    assert_eq!(r.git(&["branch", "--list", "mdbatch/*"]), "");
 }

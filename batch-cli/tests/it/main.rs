@@ -11,6 +11,7 @@ mod plan_cli;
 mod pty;
 mod run_claude;
 mod run_e2e;
+mod slurm;
 mod status;
 
 use std::path::{Path, PathBuf};

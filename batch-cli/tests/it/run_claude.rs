@@ -167,3 +167,103 @@ fn run_runner_claude_retries_a_turn_limit_by_resuming_with_more_turns_and_journa
         "{journal}"
     );
 }
+
+/// The worktree a request of the real Claude Code comes from: its system
+/// prompt names its working directory.
+fn worktree_of(req: &Request) -> Option<String> {
+    let body = req.raw_body.as_str();
+    let at = body.find(".mdbatch-worktrees/")?;
+    let start = body[..at].rfind(['"', ' ', '\n'])? + 1;
+    let end = at + body[at..].find(|c: char| c == '"' || c == '\\' || c.is_whitespace())?;
+    Some(body[start..end].to_string())
+}
+
+#[test]
+fn run_runner_claude_in_a_git_repository_runs_each_task_in_its_own_worktree_and_lands_both() {
+    let claude = require_cli!("@anthropic-ai/claude-code", "2.1.330", "claude");
+    let project = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let bin = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(&claude, bin.path().join("claude")).unwrap();
+    let dir = project.path().join("greeting");
+    std::fs::create_dir(&dir).unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+    let api = {
+        let seen = seen.clone();
+        MockApi::start(move |req, _| {
+            // Each agent writes into the folder it runs in: its worktree.
+            let Some(wt) = worktree_of(req) else {
+                return anthropic::text("No worktree in sight.");
+            };
+            seen.lock().unwrap().insert(wt.clone());
+            model(Path::new(&wt), req)
+        })
+    };
+    std::fs::write(
+        dir.join("tasks.md"),
+        "# Greeting app\n\nA tiny Python project. Keep it simple.\n\n\
+         ## Wave 1: code and docs\n\n\
+         - [ ] Create hello.py that prints a greeting\n\
+         - [ ] Write a README.md that explains how to run hello.py\n",
+    )
+    .unwrap();
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&["config", "user.name", "Ada Lovelace"]);
+    git(&["config", "user.email", "ada@example.com"]);
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "tasks"]);
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_mdbatch"))
+        .args([
+            "run",
+            "--runner",
+            "claude",
+            "-j",
+            "2",
+            "--verbose",
+            "--color",
+            "never",
+        ])
+        .current_dir(&dir)
+        .env("PATH", path)
+        .env("HOME", home.path())
+        .env("ANTHROPIC_BASE_URL", api.base_url())
+        .env("ANTHROPIC_API_KEY", "sk-test")
+        .env("DISABLE_TELEMETRY", "1")
+        .env("DISABLE_AUTOUPDATER", "1")
+        .env_remove("CI")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let log = git(&["log", "--format=%s%n%(trailers:key=Mdbatch-Task)", "main"]);
+    println!("$ mdbatch run --runner claude -j 2 --verbose\n{stderr}\n$ git log\n{log}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    // Two worktrees, one per task, each agent writing into its own.
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    // Both changes landed as one commit each; the checkout shows them; no
+    // worktree is left.
+    let tasks = std::fs::read_to_string(dir.join("tasks.md")).unwrap();
+    assert_eq!(tasks.matches("- [x]").count(), 2, "{tasks}");
+    assert_eq!(log.matches("Mdbatch-Task:").count(), 2, "{log}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("hello.py")).unwrap(),
+        "print('Hello, world!')\n"
+    );
+    assert!(dir.join("README.md").is_file());
+    assert_eq!(git(&["worktree", "list"]).lines().count(), 1);
+    assert!(!project.path().join("greeting.mdbatch-worktrees").exists());
+}

@@ -50,6 +50,7 @@ pub(crate) const KNOWN_KEYS: &[&str] = &[
     "cross-wave",
     "jobs",
     "wave-level",
+    "launcher-arg",
     "parallelizable",
 ];
 
@@ -246,7 +247,7 @@ pub(crate) fn apply(entries: &[Entry], level: Level, hints: &mut Hints) -> Vec<P
         }
         if let Some(key) = canonical(&e.key) {
             // `after` and `resource` are lists: a second one adds to the first.
-            if seen.contains(&key) && !matches!(key, "after" | "resource") {
+            if seen.contains(&key) && !matches!(key, "after" | "resource" | "launcher-arg") {
                 problems.push(Problem {
                     at: e.key_at,
                     message: format!("hint `{key}` is given twice in one comment"),
@@ -327,6 +328,10 @@ fn set(key: &str, value: &str, hints: &mut Hints) -> Result<(), String> {
             "resource names, comma-separated, e.g. `resource: db`",
         )?),
         "verify" => hints.verify = Some(non_empty(v, "a command, e.g. `verify: cargo test`")?),
+        "launcher-arg" => hints.launcher_args.push(non_empty(
+            v,
+            "one argument for the cluster launcher, e.g. `launcher-arg: --time=30`",
+        )?),
         "optional" => hints.optional = Some(parse_bool(v)?),
         "skip" => hints.skip = Some(parse_bool(v)?),
         "retries" => hints.retries = Some(parse_u32(v, 0)?),
@@ -346,7 +351,7 @@ fn set(key: &str, value: &str, hints: &mut Hints) -> Result<(), String> {
 }
 
 fn parse_timeout(v: &str) -> Result<Duration, String> {
-    let d = crate::util::parse_duration(v)?;
+    let d = crate::util::parse_duration(v).map_err(|e| e.to_string())?;
     if d.is_zero() {
         return Err("a timeout must be longer than zero, e.g. `90s` or `30m`".into());
     }

@@ -112,7 +112,7 @@ mod source;
 
 pub use model::*;
 
-use crate::error::{Diagnostic, Diagnostics};
+use crate::error::{Diagnostic, Diagnostics, ReadError};
 
 impl Document {
     /// Parses task-file text.
@@ -175,17 +175,23 @@ impl Document {
     }
 
     /// Reads and parses a file.
-    pub fn read(path: &std::path::Path, options: &ParseOptions) -> Result<Document, Diagnostics> {
+    ///
+    /// # Errors
+    ///
+    /// [`ReadError::Io`] when the file cannot be read (match
+    /// [`ReadError::io_kind`] against `NotFound`), [`ReadError::Invalid`]
+    /// with every problem when it does not parse.
+    pub fn read(path: &std::path::Path, options: &ParseOptions) -> Result<Document, ReadError> {
         let mut options = options.clone();
         if options.path.is_none() {
             options.path = Some(path.to_path_buf());
         }
         match std::fs::read(path) {
-            Ok(bytes) => Self::parse_bytes(&bytes, &options),
-            Err(e) => Err(Diagnostics(vec![
-                Diagnostic::error(1, 1, format!("cannot read the file: {e}"))
-                    .with_path(Some(path.to_path_buf())),
-            ])),
+            Ok(bytes) => Ok(Self::parse_bytes(&bytes, &options)?),
+            Err(e) => Err(ReadError::Io {
+                path: path.to_path_buf(),
+                source: std::sync::Arc::new(e),
+            }),
         }
     }
 }

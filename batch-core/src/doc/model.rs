@@ -96,6 +96,9 @@ pub struct Hints {
     pub after: Vec<String>,
     /// `resource:` names.
     pub resource: Vec<String>,
+    /// `launcher-arg:` values: extra `srun` arguments with `--launcher slurm`
+    /// (a section's apply to its tasks, after the run's and before the task's).
+    pub launcher_args: Vec<String>,
     /// `verify:` command.
     pub verify: Option<String>,
     /// `optional:`.
@@ -315,6 +318,18 @@ impl ParseOptions {
             path: Some(path.into()),
             ..Self::default()
         }
+    }
+
+    /// Sets [`ParseOptions::wave_level`]: the heading level of waves.
+    pub fn with_wave_level(mut self, level: u8) -> Self {
+        self.wave_level = Some(level);
+        self
+    }
+
+    /// Sets [`ParseOptions::dialect`]: the dialect to read the file as.
+    pub fn with_dialect(mut self, dialect: Dialect) -> Self {
+        self.dialect = Some(dialect);
+        self
     }
 }
 

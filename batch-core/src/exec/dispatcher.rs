@@ -47,7 +47,7 @@ use super::attempt::{
 };
 use super::executor::EventCallback;
 use super::isolate::{CommitOnly, Isolation};
-use super::options::RunOptions;
+use super::options::{Launcher, RunOptions};
 use super::retry::{self, Decision};
 use super::schedule::{NodeState, Scheduler};
 use super::signals::Signals;
@@ -59,6 +59,7 @@ use crate::events::{Envelope, Outcome, RunEvent, SCHEMA_VERSION, millis};
 use crate::plan::{NodeIdx, Plan};
 use crate::runner::PromptTemplate;
 use crate::runner::process::group::stop_group;
+use crate::runner::slurm::SlurmJob;
 use crate::runner::{
     CancelReason, LineBudget, Progress, ProgressItem, ProgressSink, RunContext, SubagentRunner,
     TaskSpec, Usage,
@@ -86,6 +87,8 @@ pub(super) struct Running {
 pub(super) struct NodeRun {
     /// Last attempt number used (continues a journal's unfinished attempt).
     pub(super) attempt: u32,
+    /// The commit its change landed as (isolation, `--commit`).
+    pub(super) commit: Option<String>,
     /// Attempts started in this run.
     pub(super) attempts: u32,
     /// Failed attempts that spent the retry budget.
@@ -113,6 +116,8 @@ pub(super) struct NodeConfig {
     pub(super) wave: usize,
     pub(super) group: String,
     pub(super) hash: String,
+    /// `srun` arguments with `--launcher slurm`.
+    pub(super) launcher_args: Vec<String>,
 }
 
 pub(super) struct Dispatcher {
@@ -523,6 +528,15 @@ impl Dispatcher {
             token,
         );
         ctx.previous_error = r.last_error.clone();
+        if self.options.launcher == Launcher::Slurm {
+            let run: String = self.run_id.chars().filter(|c| *c != '-').take(8).collect();
+            ctx.launcher = Some(SlurmJob::new(
+                &run,
+                &spec.id,
+                attempt,
+                cfg.launcher_args.clone(),
+            ));
+        }
         ctx.deadline = cfg.timeout.map(|t| now + t);
         ctx.grace = self.options.grace;
         // The attempt removes a stale log of the same number before it runs.
@@ -646,6 +660,7 @@ impl Dispatcher {
         match result {
             Ok((out, landing)) => {
                 if let Some(landing) = landing {
+                    self.runs[i].commit.clone_from(&landing.commit);
                     self.emit(RunEvent::TaskLanded {
                         id: id.clone(),
                         attempt,

@@ -11,7 +11,7 @@ use super::options::RunOptions;
 use super::report::RunReport;
 use super::stream::{EventSender, EventStream};
 use crate::doc::Document;
-use crate::error::RunSetupError;
+use crate::error::{OptionsError, RunSetupError, RunnerSetupError};
 use crate::events::Envelope;
 use crate::plan::Plan;
 use crate::runner::{CommandRunnerBuilder, PromptTemplate, SubagentRunner};
@@ -24,8 +24,7 @@ pub type EventCallback = Box<dyn FnMut(&Envelope) + Send>;
 /// ```no_run
 /// use batch_core::{ExecutorBuilder, RunOptions};
 ///
-/// let mut options = RunOptions::default();
-/// options.cmd = Some("my-agent --prompt {prompt}".into());
+/// let options = RunOptions::new().with_cmd("my-agent --prompt {prompt}");
 /// let report = ExecutorBuilder::new("task.md")
 ///     .options(options)
 ///     .on_event(|e| eprintln!("{}", e.to_json()))
@@ -149,10 +148,11 @@ impl ExecutorBuilder {
     ///
     /// # Errors
     ///
-    /// [`RunSetupError::Config`] when `jobs` is 0, the timeout is 0, there is
-    /// no runner (neither [`runner`](Self::runner) nor `options.cmd`), the
-    /// command template does not parse, or a document without a path is to
-    /// be written back or to keep its state beside its file.
+    /// [`RunSetupError::Options`] when `jobs` is 0, the timeout is 0, there is
+    /// no runner (neither [`runner`](Self::runner) nor `options.cmd`), or a
+    /// document without a path is to
+    /// be written back or to keep its state beside its file;
+    /// [`RunSetupError::Runner`] when the command template does not parse.
     pub fn build(self) -> Result<Executor, RunSetupError> {
         let task_file = match &self.source {
             Source::File(p) => Some(p.clone()),
@@ -160,40 +160,26 @@ impl ExecutorBuilder {
         };
         if task_file.is_none() {
             if self.write_back {
-                return Err(RunSetupError::Config(
-                    "the document has no path to write its boxes back to: give it one \
-                     (ParseOptions::with_path) or turn write-back off"
-                        .into(),
-                ));
+                return Err(OptionsError::WriteBackWithoutPath.into());
             }
             if self.state == StateDir::BesideFile {
-                return Err(RunSetupError::Config(
-                    "the document has no path to keep its state beside: choose a state \
-                     folder (StateDir::At) or none (StateDir::Off)"
-                        .into(),
-                ));
+                return Err(OptionsError::StateBesideWithoutPath.into());
             }
         }
         if self.options.jobs == Some(0) {
-            return Err(RunSetupError::Config("--jobs must be at least 1".into()));
+            return Err(OptionsError::ZeroJobs.into());
         }
         if self.options.timeout == Some(Duration::ZERO) {
-            return Err(RunSetupError::Config(
-                "--timeout must be more than 0 (leave it out for no timeout)".into(),
-            ));
+            return Err(OptionsError::ZeroTimeout.into());
         }
         let runner = match (self.runner, &self.options.cmd) {
             (Some(r), _) => r,
             (None, Some(cmd)) => Arc::new(
                 CommandRunnerBuilder::new(cmd.clone())
                     .build()
-                    .map_err(RunSetupError::Config)?,
+                    .map_err(RunnerSetupError::from)?,
             ),
-            (None, None) => {
-                return Err(RunSetupError::Config(
-                    "no runner: give a command template (--cmd) or a runner".into(),
-                ));
-            }
+            (None, None) => return Err(OptionsError::NoRunner.into()),
         };
         Ok(Executor {
             task_file,

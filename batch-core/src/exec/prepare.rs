@@ -15,14 +15,15 @@ use tokio_util::sync::CancellationToken;
 use super::dispatcher::{Dispatcher, NodeConfig, NodeRun};
 use super::executor::{Executor, Source, StateDir};
 use super::isolate::{CommitOnly, Isolate, Isolation, RecoverCandidate};
-use super::options::DEFAULT_JOBS;
+use super::options::{DEFAULT_JOBS, Launcher};
 use super::schedule::Scheduler;
 use super::spec::{SpecPlace, task_spec};
 use crate::doc::{Document, ParseOptions};
-use crate::error::{ErrorKind, RunError, RunSetupError, StoreError};
+use crate::error::{ErrorKind, RunError, RunSetupError};
 use crate::plan::{Plan, PlanOptions};
 use crate::runner::LineBudget;
 use crate::runner::process::group::{group_alive, group_runs_task};
+use crate::runner::slurm;
 use crate::store::journal::{AttemptOutcome, Journal, JournalSummary, JournalWriter, text_hash};
 use crate::store::lock::RunLock;
 use crate::store::{self, taskfile};
@@ -30,21 +31,6 @@ use crate::store::{self, taskfile};
 /// How many output lines may wait for the dispatcher; more are dropped
 /// (counted). Other progress items are never dropped.
 const PROGRESS_LINES: usize = 1024;
-
-fn store_setup_error(e: StoreError) -> RunSetupError {
-    match e {
-        StoreError::Io {
-            path,
-            message,
-            source,
-        } => RunSetupError::Io {
-            path,
-            message,
-            source,
-        },
-        other => RunSetupError::Config(other.to_string()),
-    }
-}
 
 impl Dispatcher {
     pub(super) fn prepare(ex: Executor) -> Result<Dispatcher, RunSetupError> {
@@ -63,15 +49,15 @@ impl Dispatcher {
         let taskfile = if ex.write_back {
             match taskfile::TaskFile::open(&task_file, &parse_options) {
                 Ok(f) => Some(f),
-                Err(StoreError::Unparsable { .. }) => {
+                Err(crate::error::StoreError::Unparsable { .. }) => {
                     // The parser's own diagnostics (file, line, column).
                     Document::read(&task_file, &parse_options)?;
-                    return Err(RunSetupError::Config(format!(
-                        "{}: the file does not parse",
-                        task_file.display()
-                    )));
+                    return Err(crate::error::StoreError::Unparsable {
+                        path: task_file.clone(),
+                    }
+                    .into());
                 }
-                Err(e) => return Err(store_setup_error(e)),
+                Err(e) => return Err(e.into()),
             }
         } else {
             None
@@ -120,16 +106,23 @@ impl Dispatcher {
         let (history, journal) = match &state_dir {
             Some(dir) => (
                 JournalSummary::load(dir).unwrap_or_default(),
-                Some(
-                    JournalWriter::spawn(
-                        Journal::open(dir, run_id.clone()).map_err(store_setup_error)?,
-                    )
-                    .map_err(store_setup_error)?,
-                ),
+                Some(JournalWriter::spawn(Journal::open(dir, run_id.clone())?)?),
             ),
             None => (JournalSummary::default(), None),
         };
 
+        if ex.options.launcher == Launcher::Slurm {
+            // Jobs of runs that never ended (killed) must not hold the
+            // cluster's slots, nor edit files beside this run's agents.
+            for r in history.runs.iter().filter(|r| r.ended.is_none()) {
+                let run8: String = r.run_id.chars().filter(|c| *c != '-').take(8).collect();
+                if let Ok(jobs) = slurm::jobs_of_run(&slurm::run_prefix(&run8)) {
+                    for (name, _) in jobs {
+                        let _ = slurm::cancel(&name, None);
+                    }
+                }
+            }
+        }
         let workdir = std::path::absolute(
             ex.options
                 .workdir
@@ -238,6 +231,10 @@ impl Dispatcher {
                     .get(node.group)
                     .map(|g| g.title.clone())
                     .unwrap_or_default(),
+                launcher_args: match ex.options.launcher {
+                    Launcher::Slurm => launcher_args(&doc, task, &ex.options.launcher_args),
+                    _ => Vec::new(),
+                },
             });
         }
 
@@ -369,4 +366,28 @@ impl Dispatcher {
             setup_warnings,
         })
     }
+}
+
+/// A task's `srun` arguments: the run's, then its sections' from the
+/// outermost in, then its own (`launcher-arg:` hints; later ones win in srun).
+fn launcher_args(doc: &Document, task: &crate::doc::Task, run: &[String]) -> Vec<String> {
+    let mut args = run.to_vec();
+    args.extend(doc.hints.launcher_args.iter().cloned());
+    let mut chain = Vec::new();
+    let mut sec = task.section;
+    while let Some(s) = sec {
+        let Some(section) = doc.sections.get(s) else {
+            break;
+        };
+        chain.push(section);
+        sec = section.parent.filter(|&p| p != s);
+        if chain.len() > 64 {
+            break;
+        }
+    }
+    for section in chain.into_iter().rev() {
+        args.extend(section.hints.launcher_args.iter().cloned());
+    }
+    args.extend(task.hints.launcher_args.iter().cloned());
+    args
 }

@@ -33,6 +33,9 @@ pub struct TaskReport {
     /// not a failure.
     #[serde(default)]
     pub checked_by_hand: bool,
+    /// With worktree isolation or `--commit`: the commit its change landed as.
+    #[serde(default)]
+    pub commit: Option<String>,
 }
 
 /// What a run did.
@@ -97,6 +100,7 @@ impl Dispatcher {
                         usage: r.usage,
                         flaky: outcome == Outcome::Succeeded && r.had_failure,
                         checked_by_hand: r.checked_by_hand,
+                        commit: r.commit.clone(),
                     }
                 })
                 .collect(),

@@ -13,12 +13,43 @@ pub type BarrierIdx = usize;
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct PlanOptions {
-    /// `--cross-wave` (overrides the document's `cross-wave:` hint when `Some`).
+    /// Plan cross-wave (`Some(true)`) or in strict waves (`Some(false)`);
+    /// `None` follows the document's `cross-wave:` hint.
     pub cross_wave: Option<bool>,
-    /// `--only`: ids, ranges `T004-T010`, section names; empty = everything.
+    /// Plan only these tasks (ids, ranges `T004-T010`, section names) and
+    /// what they need; empty plans everything.
     pub only: Vec<String>,
-    /// `--include-optional`: run optional tasks too.
+    /// Plan optional tasks (`- [ ]* …`) too.
     pub include_optional: bool,
+}
+
+impl PlanOptions {
+    /// The defaults: the document decides, every task, no optional ones.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`PlanOptions::cross_wave`]: cross-wave or strict waves.
+    pub fn with_cross_wave(mut self, cross_wave: bool) -> Self {
+        self.cross_wave = Some(cross_wave);
+        self
+    }
+
+    /// Sets [`PlanOptions::only`]: the tasks to plan.
+    pub fn with_only<I, S>(mut self, only: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.only = only.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets [`PlanOptions::include_optional`]: plan optional tasks too.
+    pub fn with_include_optional(mut self, include_optional: bool) -> Self {
+        self.include_optional = include_optional;
+        self
+    }
 }
 
 /// Why a node waits for another.

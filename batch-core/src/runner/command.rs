@@ -25,7 +25,8 @@ use async_trait::async_trait;
 
 use super::process::{ProcessCommand, ProcessExit, spawn_streaming};
 use super::{Progress, RunContext, SubagentRunner, TaskOutput, TaskSpec};
-use crate::error::{ErrorKind, RunError};
+use crate::error::{CommandTemplateError, ErrorKind, RunError};
+use crate::util::last_line;
 
 /// Placeholders a `--cmd` template may use.
 pub const CMD_PLACEHOLDERS: &[&str] = &["prompt", "task", "id", "file", "attempt", "workdir"];
@@ -73,27 +74,44 @@ impl CommandRunnerBuilder {
 
     /// Splits the template; errors on unbalanced quotes, an empty command or
     /// an unknown placeholder.
-    pub fn build(self) -> Result<CommandRunner, String> {
-        let raw = shlex::split(&self.template)
-            .ok_or_else(|| format!("--cmd `{}`: unbalanced quotes", self.template))?;
+    ///
+    /// # Errors
+    ///
+    /// A [`CommandTemplateError`] saying what is wrong with the template.
+    pub fn build(self) -> Result<CommandRunner, CommandTemplateError> {
+        let template = self.template;
+        let Some(raw) = shlex::split(&template) else {
+            return Err(CommandTemplateError::UnbalancedQuotes { template });
+        };
         if raw.is_empty() {
-            return Err("--cmd is empty; give a command such as `my-agent {prompt}`".into());
+            return Err(CommandTemplateError::Empty);
         }
-        let argv = raw
+        let argv = match raw
             .iter()
             .map(|arg| parse_arg(arg))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("--cmd `{}`: {e}", self.template))?;
+        {
+            Ok(argv) => argv,
+            Err(name) => {
+                return Err(CommandTemplateError::UnknownPlaceholder {
+                    template,
+                    name,
+                    known: CMD_PLACEHOLDERS
+                        .iter()
+                        .map(|p| format!("{{{p}}}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
+        };
         if argv[0].iter().any(|p| !matches!(p, Piece::Lit(_))) {
-            return Err(format!(
-                "--cmd `{}`: the program name cannot be a placeholder",
-                self.template
-            ));
+            return Err(CommandTemplateError::PlaceholderProgram { template });
         }
         Ok(CommandRunner { argv, raw })
     }
 }
 
+/// The pieces of one argument; `Err` holds an unknown placeholder's name.
 fn parse_arg(arg: &str) -> Result<Vec<Piece>, String> {
     let mut pieces = Vec::new();
     let mut lit = String::new();
@@ -120,16 +138,7 @@ fn parse_arg(arg: &str) -> Result<Vec<Piece>, String> {
                         "file" => Piece::File,
                         "workdir" => Piece::Workdir,
                         "attempt" => Piece::Attempt,
-                        other => {
-                            return Err(format!(
-                                "unknown placeholder `{{{other}}}`; known: {}; write `{{{{` for a literal brace",
-                                CMD_PLACEHOLDERS
-                                    .iter()
-                                    .map(|p| format!("{{{p}}}"))
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            ));
-                        }
+                        other => return Err(other.to_string()),
                     };
                     if !lit.is_empty() {
                         pieces.push(Piece::Lit(std::mem::take(&mut lit)));
@@ -259,23 +268,10 @@ pub(crate) fn progress_file_for(task: &TaskSpec, ctx: &RunContext) -> PathBuf {
         None => std::env::temp_dir().join(format!(
             "mdbatch-{}-{}-{}.progress",
             std::process::id(),
-            sanitize(&task.id),
+            crate::store::safe_name(&task.id),
             uuid::Uuid::new_v4().simple()
         )),
     }
-}
-
-fn sanitize(id: &str) -> String {
-    id.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(40)
-        .collect()
 }
 
 /// The `MDBATCH_*` variables of one attempt.
@@ -309,12 +305,8 @@ pub(crate) fn classify_exit(exit: &ProcessExit, what: &str) -> Result<(), RunErr
         return Err(e);
     }
     let tail = exit.tail_opt();
-    let last = exit
-        .tail
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .map(|l| format!(": {}", crate::runner::process::cut_line(l.trim(), 200)))
+    let last = last_line(&exit.tail)
+        .map(|l| format!(": {}", crate::runner::process::cut_line(l, 200)))
         .unwrap_or_default();
     let err = match exit.code() {
         Some(0) => return Ok(()),
@@ -364,12 +356,7 @@ impl SubagentRunner for CommandRunner {
         let exit = result?;
         let what = format!("`{}`", self.raw[0]);
         classify_exit(&exit, &what)?;
-        let summary = exit
-            .tail
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .map(|l| crate::runner::process::cut_line(l.trim(), 200));
+        let summary = last_line(&exit.tail).map(|l| crate::runner::process::cut_line(l, 200));
         Ok(TaskOutput {
             summary,
             session_id: None,
@@ -459,14 +446,26 @@ mod tests {
         let err = CommandRunnerBuilder::new("agent {promt}")
             .build()
             .unwrap_err();
-        assert!(err.contains("unknown placeholder `{promt}`"), "{err}");
         assert!(
-            CommandRunnerBuilder::new("agent 'unbalanced")
-                .build()
-                .is_err()
+            matches!(&err, CommandTemplateError::UnknownPlaceholder { name, .. } if name == "promt"),
+            "{err}"
         );
-        assert!(CommandRunnerBuilder::new("   ").build().is_err());
-        assert!(CommandRunnerBuilder::new("{prompt} x").build().is_err());
+        assert!(
+            err.to_string().contains("unknown placeholder `{promt}`"),
+            "{err}"
+        );
+        assert!(matches!(
+            CommandRunnerBuilder::new("agent 'unbalanced").build(),
+            Err(CommandTemplateError::UnbalancedQuotes { .. })
+        ));
+        assert_eq!(
+            CommandRunnerBuilder::new("   ").build().unwrap_err(),
+            CommandTemplateError::Empty
+        );
+        assert!(matches!(
+            CommandRunnerBuilder::new("{prompt} x").build(),
+            Err(CommandTemplateError::PlaceholderProgram { .. })
+        ));
     }
 
     #[test]

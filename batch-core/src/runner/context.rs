@@ -1,171 +1,16 @@
-//! The data a runner receives and returns.
+//! What a runner gets for one attempt besides its task: the progress sink,
+//! the cancellation token and its reason, the deadline.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::spec::{Progress, ProgressItem, Stream};
 use crate::error::RunError;
-
-/// Everything a runner needs to know about one task.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct TaskSpec {
-    /// The task id.
-    pub id: String,
-    /// The task text (first paragraph).
-    pub text: String,
-    /// The rest of the list item.
-    pub details: String,
-    /// Section titles from the outermost heading down.
-    pub section_path: Vec<String>,
-    /// The document preamble.
-    pub preamble: String,
-    /// The composed prompt (see [`PromptTemplate`](crate::PromptTemplate)).
-    pub prompt: String,
-    /// The task file.
-    pub task_file: PathBuf,
-    /// The folder the subagent runs in.
-    pub workdir: PathBuf,
-    /// The command to run after success before the box is checked (`verify:` / `--verify`).
-    pub verify: Option<String>,
-}
-
-impl TaskSpec {
-    /// A spec with just an id and text (tests, embedders); everything else empty.
-    pub fn new(id: impl Into<String>, text: impl Into<String>) -> Self {
-        let text = text.into();
-        Self {
-            id: id.into(),
-            prompt: text.clone(),
-            text,
-            details: String::new(),
-            section_path: Vec::new(),
-            preamble: String::new(),
-            task_file: PathBuf::new(),
-            workdir: PathBuf::from("."),
-            verify: None,
-        }
-    }
-}
-
-/// Token and cost accounting reported by an agent.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct Usage {
-    /// Input (prompt) tokens, cache reads included.
-    pub input_tokens: u64,
-    /// Output tokens.
-    pub output_tokens: u64,
-    /// Cost in US dollars, when the agent reports it.
-    pub cost_usd: Option<f64>,
-    /// Agent turns.
-    pub turns: Option<u32>,
-}
-
-impl Usage {
-    /// Adds another usage to this one.
-    pub fn add(&mut self, other: &Usage) {
-        self.input_tokens += other.input_tokens;
-        self.output_tokens += other.output_tokens;
-        self.cost_usd = match (self.cost_usd, other.cost_usd) {
-            (None, None) => None,
-            (a, b) => Some(a.unwrap_or(0.0) + b.unwrap_or(0.0)),
-        };
-        self.turns = match (self.turns, other.turns) {
-            (None, None) => None,
-            (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
-        };
-    }
-}
-
-/// Which output stream a line came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum Stream {
-    /// Standard output.
-    Stdout,
-    /// Standard error.
-    Stderr,
-    /// `$MDBATCH_PROGRESS_FILE`.
-    ProgressFile,
-    /// Reported by the runner itself.
-    Runner,
-}
-
-/// A live progress item from a running subagent.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
-#[non_exhaustive]
-pub enum Progress {
-    /// A line of output.
-    Output {
-        /// Where it came from.
-        stream: Stream,
-        /// The line, without its line end, invalid UTF-8 replaced, overlong lines cut.
-        line: String,
-    },
-    /// The agent called a tool.
-    ToolCall {
-        /// Tool name (`Write`, `Bash`, `command_execution`, …).
-        tool: String,
-        /// Its main argument (a path, a command), shortened.
-        arg: Option<String>,
-    },
-    /// Assistant text (shortened).
-    Message {
-        /// The text.
-        text: String,
-    },
-    /// The agent's session id is known.
-    Session {
-        /// The id.
-        id: String,
-    },
-    /// The agent retries an API error itself.
-    ApiRetry {
-        /// Its attempt number.
-        attempt: u32,
-        /// HTTP status, when known.
-        status: Option<u16>,
-        /// Its delay before retrying.
-        delay_ms: Option<u64>,
-        /// The error text.
-        error: Option<String>,
-    },
-    /// Usage reported so far.
-    Usage {
-        /// The numbers.
-        usage: Usage,
-    },
-    /// The runner changed something for this attempt (a resumed session, more turns, …).
-    Adjusted {
-        /// What changed, human-readable.
-        what: String,
-    },
-    /// The subagent process started.
-    Spawned {
-        /// Its pid.
-        pid: u32,
-    },
-}
-
-/// An item sent through a [`ProgressSink`].
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct ProgressItem {
-    /// The task id.
-    pub task_id: String,
-    /// The attempt number (1-based).
-    pub attempt: u32,
-    /// What happened.
-    pub progress: Progress,
-}
 
 /// Where a runner reports live progress; bound to one task attempt.
 ///
@@ -334,6 +179,9 @@ pub struct RunContext {
     pub log_path: Option<PathBuf>,
     /// An agent session to resume (from the journal, with `--resume-sessions`).
     pub resume_session: Option<String>,
+    /// Where the subagent's process runs: here (`None`), or as a job step of
+    /// a cluster scheduler. The command runner and the presets honour it.
+    pub launcher: Option<super::slurm::SlurmJob>,
     reason: Arc<std::sync::Mutex<Option<CancelReason>>>,
 }
 
@@ -349,6 +197,7 @@ impl RunContext {
             grace: Duration::from_secs(10),
             log_path: None,
             resume_session: None,
+            launcher: None,
             reason: Arc::new(std::sync::Mutex::new(None)),
         }
     }
@@ -372,18 +221,4 @@ impl RunContext {
             .and_then(|r| *r)
             .or(Some(CancelReason::Interrupted))
     }
-}
-
-/// What a successful attempt returns.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct TaskOutput {
-    /// A one-line summary (the agent's final answer, shortened).
-    pub summary: Option<String>,
-    /// The agent session, when known.
-    pub session_id: Option<String>,
-    /// Token and cost accounting, when known.
-    pub usage: Option<Usage>,
-    /// The last lines of output.
-    pub output_tail: Option<String>,
 }

@@ -4,20 +4,39 @@
 //! Lifecycle events (started, succeeded, …) come from the executor; a runner
 //! only reports [`Progress`] through its [`ProgressSink`].
 
+//!
+//! The data types ([`TaskSpec`], [`Progress`], [`TaskOutput`]) and the
+//! [`PromptTemplate`] are always built; the trait, the context and the
+//! built-in runners need the `exec` feature (Unix only).
+
+#[cfg(feature = "exec")]
 pub(crate) mod command;
+#[cfg(feature = "exec")]
 mod context;
+#[cfg(feature = "exec")]
 pub mod presets;
+#[cfg(feature = "exec")]
 pub(crate) mod process;
 mod prompt;
+#[cfg(feature = "exec")]
+pub mod slurm;
+mod spec;
+#[cfg(feature = "exec")]
 pub(crate) mod verify;
 
+#[cfg(feature = "exec")]
 pub use command::{CMD_PLACEHOLDERS, CommandRunner, CommandRunnerBuilder};
+#[cfg(feature = "exec")]
 pub(crate) use context::LineBudget;
+#[cfg(feature = "exec")]
 pub use context::*;
 pub use prompt::{DEFAULT_TEMPLATE, PLACEHOLDERS, PromptTemplate, TemplateError};
+pub use spec::*;
 
+#[cfg(feature = "exec")]
 use async_trait::async_trait;
 
+#[cfg(feature = "exec")]
 use crate::error::RunError;
 
 /// Runs one task in a subagent.
@@ -41,6 +60,7 @@ use crate::error::RunError;
 ///     }
 /// }
 /// ```
+#[cfg(feature = "exec")]
 #[async_trait]
 pub trait SubagentRunner: Send + Sync {
     /// Runs one attempt of `task`.

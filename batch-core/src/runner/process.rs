@@ -46,7 +46,7 @@ pub(crate) const MAX_LINE: usize = 4096;
 /// Lines longer than this are cut in the log file too (the rest is dropped).
 const MAX_LOG_LINE: usize = 64 * 1024;
 /// How many output lines are kept in memory for the tail.
-pub(crate) const TAIL_LINES: usize = 40;
+pub(crate) const TAIL_LINES: usize = super::OUTPUT_TAIL_LINES;
 /// The tail is also bounded in bytes.
 const TAIL_BYTES: usize = 8 * 1024;
 /// How long output left in the pipes is still read after the child exited.
@@ -173,9 +173,16 @@ where
         }
     }
 
-    let mut command = tokio::process::Command::new(program);
+    // With a cluster launcher the subagent runs as a Slurm job step: the
+    // local child is `srun`, and cancelling goes through `scancel`.
+    let slurm = ctx.launcher.clone();
+    let argv = match &slurm {
+        Some(job) => job.wrap(&cmd.argv, cmd.workdir.as_deref()),
+        None => cmd.argv.clone(),
+    };
+    let mut command = tokio::process::Command::new(&argv[0]);
     command
-        .args(&cmd.argv[1..])
+        .args(&argv[1..])
         .envs(cmd.env.iter().map(|(k, v)| (k, v)))
         .stdin(if cmd.stdin.is_some() {
             Stdio::piped()
@@ -199,6 +206,7 @@ where
     let mut guard = GroupGuard {
         pgid: pid,
         armed: pid != 0,
+        slurm_job: slurm.as_ref().map(|j| j.name.clone()),
     };
     ctx.progress.send(Progress::Spawned { pid });
 
@@ -224,9 +232,31 @@ where
     let mut obuf = vec![0u8; 8192];
     let mut ebuf = vec![0u8; 8192];
 
+    let progress = ctx.progress.clone();
+    let on_cluster = slurm.is_some();
     let mut emit = |stream: Stream, bytes: &[u8], log: &mut LogFile, tail: &mut Tail| {
         let full = String::from_utf8_lossy(bytes);
         log.line(stream, &full);
+        if on_cluster && stream == Stream::Stderr {
+            // srun's own lines are not the agent's: they say where the job
+            // is, and never become the failure message.
+            match super::slurm::classify_stderr_line(&full) {
+                super::slurm::LauncherLine::Queued { job_id } => {
+                    progress.line(format!(
+                        "queued on the cluster (job {job_id}), waiting for a slot"
+                    ));
+                    return;
+                }
+                super::slurm::LauncherLine::Allocated { job_id } => {
+                    progress.line(format!("running on the cluster (job {job_id})"));
+                    return;
+                }
+                super::slurm::LauncherLine::TaskExit | super::slurm::LauncherLine::Launcher => {
+                    return;
+                }
+                _ => {}
+            }
+        }
         let shown = cut_line(&full, MAX_LINE);
         tail.push(&shown);
         on_line(stream, &shown);
@@ -278,17 +308,17 @@ where
             },
             _ = ctx.cancel.cancelled(), if running && stopped.is_none() => {
                 stopped = Some(ctx.cancel_reason().unwrap_or(CancelReason::Interrupted));
-                guard.kill(libc::SIGTERM);
+                guard.terminate().await;
                 kill_at = Some(Instant::now() + ctx.grace);
             },
             _ = sleep_until(ctx.deadline.unwrap_or(far)), if running && stopped.is_none() && ctx.deadline.is_some() => {
                 stopped = Some(CancelReason::Timeout);
-                guard.kill(libc::SIGTERM);
+                guard.terminate().await;
                 kill_at = Some(Instant::now() + ctx.grace);
             },
             _ = sleep_until(kill_at.unwrap_or(far)), if running && !killed && kill_at.is_some() => {
                 killed = true;
-                guard.kill(libc::SIGKILL);
+                guard.force().await;
             },
             _ = sleep_until(drain_until.unwrap_or(far)), if drain_until.is_some() => {
                 // Something outside the group (it called setsid) still holds the
@@ -389,9 +419,30 @@ fn die_with_parent(_command: &mut tokio::process::Command) {}
 struct GroupGuard {
     pgid: u32,
     armed: bool,
+    /// The Slurm job the group's `srun` runs: it is ended through `scancel`
+    /// first (signalling `srun` alone can leave the job running with no step).
+    slurm_job: Option<String>,
 }
 
 impl GroupGuard {
+    /// The polite stop: SIGTERM to the group, or a real SIGTERM to the Slurm
+    /// job's agent (`srun` then exits by itself).
+    async fn terminate(&self) {
+        match &self.slurm_job {
+            Some(name) => scancel(name.clone(), Some(super::slurm::Signal::Term)).await,
+            None => self.kill(libc::SIGTERM),
+        }
+    }
+
+    /// The forced stop after the grace: the Slurm job is cancelled outright
+    /// before the local `srun` is killed.
+    async fn force(&self) {
+        if let Some(name) = &self.slurm_job {
+            scancel(name.clone(), None).await;
+        }
+        self.kill(libc::SIGKILL);
+    }
+
     fn kill(&self, signal: i32) {
         if self.pgid == 0 {
             return;
@@ -410,9 +461,18 @@ impl GroupGuard {
 impl Drop for GroupGuard {
     fn drop(&mut self) {
         if self.armed {
+            if let Some(name) = &self.slurm_job {
+                // Dropped mid-run (a second Ctrl-C): the job goes first.
+                let _ = super::slurm::cancel(name, None);
+            }
             self.kill(libc::SIGKILL);
         }
     }
+}
+
+/// `scancel` off the runtime's workers; its failure is not the attempt's.
+async fn scancel(name: String, signal: Option<super::slurm::Signal>) {
+    let _ = tokio::task::spawn_blocking(move || super::slurm::cancel(&name, signal)).await;
 }
 
 /// Splits a byte stream into lines, cutting overlong ones.

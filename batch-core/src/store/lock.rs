@@ -38,18 +38,7 @@ impl RunLock {
         };
         std::fs::create_dir_all(state_dir)
             .map_err(|e| io("cannot create the state folder", state_dir, e))?;
-        super::check_state_dir(state_dir).map_err(|e| match e {
-            StoreError::Io {
-                path,
-                message,
-                source,
-            } => RunSetupError::Io {
-                path,
-                message,
-                source,
-            },
-            other => RunSetupError::Config(other.to_string()),
-        })?;
+        super::check_state_dir(state_dir)?;
         let path = state_dir.join(LOCK_FILE);
         let mut file = OpenOptions::new()
             .read(true)

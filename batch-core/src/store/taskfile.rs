@@ -119,7 +119,7 @@ const MAX_RACES: usize = 8;
 /// Returns `Err` only when nothing could be written (the file cannot be read,
 /// is not a regular file, no longer parses); per-task problems are in
 /// [`WriteOutcome::problems`].
-pub fn check(
+pub fn check_boxes(
     path: &Path,
     options: &ParseOptions,
     ids: &[String],

@@ -781,7 +781,10 @@ fn a_zero_timeout_is_refused_before_anything_runs() {
         .build()
         .unwrap_err();
     assert!(
-        matches!(&err, RunSetupError::Config(m) if m.contains("--timeout must be more than 0")),
+        matches!(
+            &err,
+            RunSetupError::Options(batch_core::OptionsError::ZeroTimeout)
+        ),
         "{err}"
     );
     // A zero grace period is fine: the subagent is killed at once.

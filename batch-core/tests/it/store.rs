@@ -40,7 +40,7 @@ fn checking_a_task_changes_exactly_one_byte_of_the_file() {
         .find(|(id, _)| id == "b")
         .map(|x| x.0.clone())
         .expect("id hint b");
-    let out = taskfile::check(
+    let out = taskfile::check_boxes(
         &path,
         &ParseOptions::with_path(&path),
         std::slice::from_ref(&b),
@@ -65,7 +65,7 @@ fn crlf_line_ends_and_a_bom_are_kept() {
     let mut text = vec![0xEF, 0xBB, 0xBF];
     text.extend_from_slice(SIMPLE.replace('\n', "\r\n").as_bytes());
     let path = write(dir.path(), "task.md", &text);
-    taskfile::check(
+    taskfile::check_boxes(
         &path,
         &ParseOptions::with_path(&path),
         &["a".into(), "d".into()],
@@ -84,7 +84,7 @@ fn a_file_that_mostly_uses_capital_x_gets_a_capital_x() {
     let dir = tempfile::tempdir().unwrap();
     let text = "- [X] one\n- [X] two\n- [x] three\n- [ ] <!-- id: four --> four\n";
     let path = write(dir.path(), "task.md", text.as_bytes());
-    taskfile::check(&path, &ParseOptions::with_path(&path), &["four".into()]).unwrap();
+    taskfile::check_boxes(&path, &ParseOptions::with_path(&path), &["four".into()]).unwrap();
     assert!(
         std::fs::read_to_string(&path)
             .unwrap()
@@ -97,7 +97,8 @@ fn a_parent_is_checked_when_its_last_required_child_is() {
     let dir = tempfile::tempdir().unwrap();
     let text = "- [ ] <!-- id: p --> parent\n  - [x] <!-- id: c1 --> one\n  - [ ] <!-- id: c2 --> two\n  - [ ] <!-- id: c3; optional: true --> three\n";
     let path = write(dir.path(), "task.md", text.as_bytes());
-    let out = taskfile::check(&path, &ParseOptions::with_path(&path), &["c2".into()]).unwrap();
+    let out =
+        taskfile::check_boxes(&path, &ParseOptions::with_path(&path), &["c2".into()]).unwrap();
     assert_eq!(out.parents, ["p"]);
     let s = std::fs::read_to_string(&path).unwrap();
     assert!(s.starts_with("- [x] <!-- id: p --> parent\n"), "{s}");
@@ -124,7 +125,7 @@ fn edits_made_during_the_run_are_kept_and_the_task_is_found_again_by_id() {
     // The user adds a note at the top (shifting every offset) while a task runs.
     let edited = format!("> note: reviewed by Ana\n\n{SIMPLE}- [ ] <!-- id: e --> a new task\n");
     std::fs::write(&path, &edited).unwrap();
-    taskfile::check(&path, &ParseOptions::with_path(&path), &["d".into()]).unwrap();
+    taskfile::check_boxes(&path, &ParseOptions::with_path(&path), &["d".into()]).unwrap();
     let s = std::fs::read_to_string(&path).unwrap();
     assert_eq!(
         s,
@@ -136,7 +137,7 @@ fn edits_made_during_the_run_are_kept_and_the_task_is_found_again_by_id() {
 fn a_gone_task_or_an_already_checked_box_is_reported_not_written() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "task.md", SIMPLE.as_bytes());
-    let out = taskfile::check(
+    let out = taskfile::check_boxes(
         &path,
         &ParseOptions::with_path(&path),
         &["c".into(), "zzz".into()],
@@ -154,7 +155,7 @@ fn permissions_are_kept_and_a_symlinked_file_is_written_through() {
     std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o640)).unwrap();
     let link = dir.path().join("task.md");
     std::os::unix::fs::symlink(&real, &link).unwrap();
-    taskfile::check(&link, &ParseOptions::with_path(&link), &["a".into()]).unwrap();
+    taskfile::check_boxes(&link, &ParseOptions::with_path(&link), &["a".into()]).unwrap();
     assert!(
         std::fs::symlink_metadata(&link)
             .unwrap()
@@ -257,7 +258,7 @@ proptest! {
             .filter(|(i, t)| !t.checked && pick & (1 << (i % 64)) != 0)
             .map(|(_, t)| t.id.clone())
             .collect();
-        let out = taskfile::check(&path, &opts, &targets).unwrap();
+        let out = taskfile::check_boxes(&path, &opts, &targets).unwrap();
         let after = std::fs::read(&path).unwrap();
         let changed = diff(&bytes, &after);
         let allowed: Vec<usize> = doc.tasks.iter()
@@ -365,7 +366,7 @@ fn symlinks_planted_at_the_old_temp_and_probe_names_are_never_followed() {
         std::os::unix::fs::symlink(&victim, dir.path().join(name)).unwrap();
     }
     taskfile::ensure_writable(&path).unwrap();
-    taskfile::check(&path, &ParseOptions::with_path(&path), &["a".into()]).unwrap();
+    taskfile::check_boxes(&path, &ParseOptions::with_path(&path), &["a".into()]).unwrap();
     assert_eq!(
         std::fs::read_to_string(&victim).unwrap(),
         "export PATH=/usr/bin\n"
@@ -406,7 +407,7 @@ fn owner_mode_and_hard_links_survive_a_write() {
         std::os::unix::fs::chown(&path, Some(4242), Some(4242)).unwrap();
     }
     let before = std::fs::metadata(&path).unwrap();
-    taskfile::check(&path, &ParseOptions::with_path(&path), &["b".into()]).unwrap();
+    taskfile::check_boxes(&path, &ParseOptions::with_path(&path), &["b".into()]).unwrap();
     let after = std::fs::metadata(&path).unwrap();
     assert_eq!(after.ino(), before.ino());
     assert_eq!((after.uid(), after.gid()), (before.uid(), before.gid()));
@@ -483,10 +484,8 @@ fn a_task_found_under_a_new_id_with_the_same_text_is_checked() {
 fn device_and_fifo_task_files_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let err = taskfile::ensure_writable(Path::new("/dev/null")).unwrap_err();
-    assert!(
-        batch_core::util::with_causes(&err).contains("not a regular file"),
-        "{err}"
-    );
+    let cause = std::error::Error::source(&err).map(|c| c.to_string());
+    assert_eq!(cause.as_deref(), Some("not a regular file"), "{err}");
     let fifo = dir.path().join("task.md");
     let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     // SAFETY: a NUL-terminated path.

@@ -187,3 +187,32 @@ fn every_corpus_task_file_parses_and_plans_through_the_c_interface() {
         unsafe { mdbatch_doc_free(doc) };
     }
 }
+
+#[test]
+fn status_of_a_task_file_is_json_and_a_missing_file_is_an_io_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tasks.md");
+    std::fs::write(&file, "## Wave 1\n- [x] done one\n- [ ] open one\n").unwrap();
+    let path = std::ffi::CString::new(file.to_str().unwrap()).unwrap();
+    let mut out = ptr::null_mut();
+    let mut err = ptr::null_mut();
+    assert_eq!(
+        unsafe { mdbatch_status_json(path.as_ptr(), &mut out, &mut err) },
+        mdbatch_status::Ok
+    );
+    let status: serde_json::Value = serde_json::from_str(&take_string(out)).unwrap();
+    assert_eq!(status["v"], 1);
+    assert_eq!(status["done"], 1);
+    assert_eq!(status["open"], 1);
+    assert_eq!(status["last_run"], serde_json::Value::Null, "never run");
+
+    let missing = std::ffi::CString::new(dir.path().join("nope.md").to_str().unwrap()).unwrap();
+    let mut out = ptr::null_mut();
+    let mut err = ptr::null_mut();
+    assert_eq!(
+        unsafe { mdbatch_status_json(missing.as_ptr(), &mut out, &mut err) },
+        mdbatch_status::Io
+    );
+    assert!(out.is_null(), "no output on failure");
+    assert!(take_error(err).contains("nope.md"));
+}

@@ -24,9 +24,10 @@
 
 use serde_json::Value;
 
-use super::{
-    Agent, AgentStream, AttemptPlan, Caps, PresetOptions, Session, http_status_in, is_auth_error,
-    is_connection_error, is_usage_limit, main_arg, now_epoch, reset_wait, retry_in, short,
+use super::agent::{Agent, AgentStream, AttemptPlan, Caps, Cli, Session};
+use super::classify::{
+    http_status_in, is_auth_error, is_connection_error, is_usage_limit, main_arg, now_epoch,
+    reset_wait, retry_in, summary_line,
 };
 use crate::error::{ErrorKind, RunError};
 use crate::runner::process::ProcessExit;
@@ -36,54 +37,21 @@ use crate::runner::{Progress, Stream, TaskOutput, Usage};
 pub(crate) const DEFAULT_PERMISSION_MODE: &str = "acceptEdits";
 
 pub(crate) struct Claude {
-    program: String,
-    model: Option<String>,
-    max_turns: Option<u32>,
-    permission_mode: String,
-    agent_args: Vec<String>,
-    env: Vec<(String, String)>,
-}
-
-impl Claude {
-    pub(crate) fn new(program: std::path::PathBuf, opts: &PresetOptions) -> Self {
-        Self {
-            program: program.display().to_string(),
-            model: opts.model.clone(),
-            max_turns: opts.max_turns,
-            permission_mode: opts
-                .permission_mode
-                .clone()
-                .unwrap_or_else(|| DEFAULT_PERMISSION_MODE.to_string()),
-            agent_args: opts.agent_args.clone(),
-            env: opts.env.clone(),
-        }
-    }
+    pub(crate) permission_mode: String,
 }
 
 impl Agent for Claude {
-    fn name(&self) -> &'static str {
-        "claude"
-    }
+    const NAME: &'static str = "claude";
+    const CAPS: Caps = Caps {
+        resume: true,
+        max_turns: true,
+        resume_needs_progress: false,
+        chooses_session_id: true,
+    };
 
-    fn caps(&self) -> Caps {
-        Caps {
-            resume: true,
-            max_turns: true,
-            resume_needs_progress: false,
-        }
-    }
-
-    fn chooses_session_id(&self) -> bool {
-        true
-    }
-
-    fn base_max_turns(&self) -> Option<u32> {
-        self.max_turns
-    }
-
-    fn command(&self, plan: &AttemptPlan) -> (Vec<String>, Vec<(String, String)>) {
+    fn command(&self, cli: &Cli, plan: &AttemptPlan) -> (Vec<String>, Vec<(String, String)>) {
         let mut argv = vec![
-            self.program.clone(),
+            cli.program.clone(),
             "-p".into(),
             "--output-format".into(),
             "stream-json".into(),
@@ -98,10 +66,10 @@ impl Agent for Claude {
             argv.extend(["--max-turns".into(), n.to_string()]);
         }
         argv.extend(["--permission-mode".into(), self.permission_mode.clone()]);
-        if let Some(m) = &self.model {
+        if let Some(m) = &cli.model {
             argv.extend(["--model".into(), m.clone()]);
         }
-        argv.extend(self.agent_args.iter().cloned());
+        argv.extend(cli.agent_args.iter().cloned());
         argv.push("--".into());
         argv.push(plan.prompt.clone());
         let mut env = Vec::new();
@@ -109,12 +77,12 @@ impl Agent for Claude {
             ("CLAUDE_CODE_MAX_RETRIES", "1"),
             ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
         ] {
-            let user_set = std::env::var_os(k).is_some() || self.env.iter().any(|(ek, _)| ek == k);
+            let user_set = std::env::var_os(k).is_some() || cli.env.iter().any(|(ek, _)| ek == k);
             if !user_set {
                 env.push((k.to_string(), v.to_string()));
             }
         }
-        env.extend(self.env.iter().cloned());
+        env.extend(cli.env.iter().cloned());
         (argv, env)
     }
 
@@ -202,7 +170,7 @@ impl AgentStream for ClaudeStream {
                             if !text.trim().is_empty() {
                                 self.last_text = Some(text.to_string());
                                 out.push(Progress::Message {
-                                    text: short(text, 200),
+                                    text: summary_line(text, 200),
                                 });
                             }
                         }
@@ -256,7 +224,8 @@ impl AgentStream for ClaudeStream {
         let now = now_epoch();
         match &self.result {
             Some(r) => judge_result(r, self.limit_resets_at, now).map(|summary| TaskOutput {
-                summary: summary.or_else(|| self.last_text.as_deref().map(|t| short(t, 200))),
+                summary: summary
+                    .or_else(|| self.last_text.as_deref().map(|t| summary_line(t, 200))),
                 session_id: self.session.clone(),
                 usage: self.usage,
                 output_tail: exit.tail_opt(),
@@ -309,7 +278,7 @@ pub(crate) fn judge_result(
         })
         .unwrap_or_default();
     if !is_error && (subtype == "success" || subtype.is_empty()) {
-        return Ok((!text.trim().is_empty()).then(|| short(&text, 200)));
+        return Ok((!text.trim().is_empty()).then(|| summary_line(&text, 200)));
     }
     let status = r
         .get("api_error_status")
@@ -321,7 +290,7 @@ pub(crate) fn judge_result(
     let msg = if text.trim().is_empty() {
         format!("claude ended with {subtype} ({reason})")
     } else {
-        short(&text, 300)
+        summary_line(&text, 300)
     };
     let lower = text.to_ascii_lowercase();
 
@@ -371,11 +340,8 @@ pub(crate) fn judge_result(
 /// No `result` line: judge by stderr and the exit status.
 fn no_result(exit: &ProcessExit, stderr: &[String], retry_status: Option<u16>) -> RunError {
     let err_text = stderr.join("\n");
-    let last = stderr
-        .iter()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .map(|l| format!(": {}", short(l, 200)))
+    let last = crate::util::last_of(stderr.iter().map(String::as_str))
+        .map(|l| format!(": {}", summary_line(l, 200)))
         .unwrap_or_default();
     if is_auth_error(&err_text) {
         return RunError::new(

@@ -21,9 +21,10 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 
-use super::{
-    Agent, AgentStream, AttemptPlan, Caps, PresetOptions, Session, http_status_in, is_auth_error,
-    is_connection_error, is_usage_limit, main_arg, now_epoch, reset_wait, retry_in, short,
+use super::agent::{Agent, AgentStream, AttemptPlan, Caps, Cli, Session};
+use super::classify::{
+    http_status_in, is_auth_error, is_connection_error, is_usage_limit, main_arg, now_epoch,
+    reset_wait, retry_in, summary_line,
 };
 use crate::error::{ErrorKind, RunError};
 use crate::runner::process::ProcessExit;
@@ -33,51 +34,20 @@ use crate::runner::{Progress, Stream, TaskOutput, Usage};
 pub(crate) const DEFAULT_SANDBOX: &str = "workspace-write";
 
 pub(crate) struct Codex {
-    program: String,
-    model: Option<String>,
-    sandbox: String,
-    agent_args: Vec<String>,
-    env: Vec<(String, String)>,
-}
-
-impl Codex {
-    pub(crate) fn new(program: std::path::PathBuf, opts: &PresetOptions) -> Self {
-        Self {
-            program: program.display().to_string(),
-            model: opts.model.clone(),
-            sandbox: opts
-                .sandbox
-                .clone()
-                .unwrap_or_else(|| DEFAULT_SANDBOX.to_string()),
-            agent_args: opts.agent_args.clone(),
-            env: opts.env.clone(),
-        }
-    }
+    pub(crate) sandbox: String,
 }
 
 impl Agent for Codex {
-    fn name(&self) -> &'static str {
-        "codex"
-    }
+    const NAME: &'static str = "codex";
+    const CAPS: Caps = Caps {
+        resume: true,
+        max_turns: false,
+        resume_needs_progress: false,
+        chooses_session_id: false,
+    };
 
-    fn caps(&self) -> Caps {
-        Caps {
-            resume: true,
-            max_turns: false,
-            resume_needs_progress: false,
-        }
-    }
-
-    fn chooses_session_id(&self) -> bool {
-        false
-    }
-
-    fn base_max_turns(&self) -> Option<u32> {
-        None
-    }
-
-    fn command(&self, plan: &AttemptPlan) -> (Vec<String>, Vec<(String, String)>) {
-        let mut argv = vec![self.program.clone(), "exec".into()];
+    fn command(&self, cli: &Cli, plan: &AttemptPlan) -> (Vec<String>, Vec<(String, String)>) {
+        let mut argv = vec![cli.program.clone(), "exec".into()];
         if let Session::Resume(_) = plan.session {
             argv.push("resume".into());
         }
@@ -98,16 +68,16 @@ impl Agent for Codex {
         } else {
             argv.extend(["--sandbox".into(), self.sandbox.clone()]);
         }
-        if let Some(m) = &self.model {
+        if let Some(m) = &cli.model {
             argv.extend(["--model".into(), m.clone()]);
         }
-        argv.extend(self.agent_args.iter().cloned());
+        argv.extend(cli.agent_args.iter().cloned());
         argv.push("--".into());
         if let Session::Resume(id) = &plan.session {
             argv.push(id.clone());
         }
         argv.push(plan.prompt.clone());
-        (argv, self.env.clone())
+        (argv, cli.env.clone())
     }
 
     fn parser(&self) -> Box<dyn AgentStream> {
@@ -199,7 +169,7 @@ impl AgentStream for CodexStream {
                         attempt,
                         status: http_status_in(rest),
                         delay_ms: None,
-                        error: Some(short(rest.trim(), 200)),
+                        error: Some(summary_line(rest.trim(), 200)),
                     });
                 } else {
                     out.push(Progress::Output {
@@ -226,18 +196,14 @@ impl AgentStream for CodexStream {
         }
         if self.completed && exit.code() == Some(0) {
             return Ok(TaskOutput {
-                summary: self.last_message.as_deref().map(|m| short(m, 200)),
+                summary: self.last_message.as_deref().map(|m| summary_line(m, 200)),
                 session_id: self.thread.clone(),
                 usage: self.usage,
                 output_tail: exit.tail_opt(),
             });
         }
-        let last = exit
-            .tail
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .map(|l| format!(": {}", short(l, 200)))
+        let last = crate::util::last_line(&exit.tail)
+            .map(|l| format!(": {}", summary_line(l, 200)))
             .unwrap_or_default();
         let kind = if is_auth_error(&exit.tail) {
             ErrorKind::Fatal
@@ -282,7 +248,7 @@ impl CodexStream {
                 arg: item
                     .get("command")
                     .and_then(Value::as_str)
-                    .map(|c| short(unwrap_shell(c), 120)),
+                    .map(|c| summary_line(unwrap_shell(c), 120)),
             }),
             "file_change" if first_sight => {
                 let paths: Vec<&str> = item
@@ -296,7 +262,7 @@ impl CodexStream {
                     .unwrap_or_default();
                 out.push(Progress::ToolCall {
                     tool: "file_change".into(),
-                    arg: (!paths.is_empty()).then(|| short(&paths.join(", "), 120)),
+                    arg: (!paths.is_empty()).then(|| summary_line(&paths.join(", "), 120)),
                 });
             }
             "mcp_tool_call" if first_sight => out.push(Progress::ToolCall {
@@ -312,13 +278,13 @@ impl CodexStream {
                 arg: item
                     .get("query")
                     .and_then(Value::as_str)
-                    .map(|q| short(q, 120)),
+                    .map(|q| summary_line(q, 120)),
             }),
             "agent_message" if !started => {
                 if let Some(t) = item.get("text").and_then(Value::as_str) {
                     self.last_message = Some(t.to_string());
                     out.push(Progress::Message {
-                        text: short(t, 200),
+                        text: summary_line(t, 200),
                     });
                 }
             }
@@ -368,7 +334,7 @@ fn unwrap_shell(cmd: &str) -> &str {
 /// The kind of a Codex failure message.
 pub(crate) fn classify(msg: &str, now: i64) -> RunError {
     let lower = msg.to_ascii_lowercase();
-    let text = short(msg, 300);
+    let text = summary_line(msg, 300);
     if lower.contains("context window")
         || lower.contains("context_length_exceeded")
         || lower.contains("ran out of room")

@@ -113,7 +113,7 @@ impl SubagentRunner for DemoRunner {
             Progress::Message {
                 text: format!(
                     "Looking at what \"{}\" needs.",
-                    crate::runner::presets::short(&task.text, 60)
+                    crate::runner::presets::summary_line(&task.text, 60)
                 ),
             },
             Progress::ToolCall {
@@ -196,7 +196,7 @@ impl SubagentRunner for DemoRunner {
         ctx.progress.send(Progress::Usage { usage });
         let summary = format!(
             "Done: {} ({file}).",
-            crate::runner::presets::short(&task.text, 80)
+            crate::runner::presets::summary_line(&task.text, 80)
         );
         ctx.progress.send(Progress::Message {
             text: summary.clone(),

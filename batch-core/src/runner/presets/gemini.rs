@@ -23,9 +23,9 @@
 
 use serde_json::Value;
 
-use super::{
-    Agent, AgentStream, AttemptPlan, Caps, PresetOptions, Session, http_status_in, is_auth_error,
-    is_connection_error, main_arg, retry_in, short,
+use super::agent::{Agent, AgentStream, AttemptPlan, Caps, Cli, Session};
+use super::classify::{
+    http_status_in, is_auth_error, is_connection_error, main_arg, retry_in, summary_line,
 };
 use crate::error::{ErrorKind, RunError};
 use crate::runner::process::ProcessExit;
@@ -35,52 +35,21 @@ use crate::runner::{Progress, Stream, TaskOutput, Usage};
 pub(crate) const DEFAULT_APPROVAL_MODE: &str = "yolo";
 
 pub(crate) struct Gemini {
-    program: String,
-    model: Option<String>,
-    approval_mode: String,
-    agent_args: Vec<String>,
-    env: Vec<(String, String)>,
-}
-
-impl Gemini {
-    pub(crate) fn new(program: std::path::PathBuf, opts: &PresetOptions) -> Self {
-        Self {
-            program: program.display().to_string(),
-            model: opts.model.clone(),
-            approval_mode: opts
-                .approval_mode
-                .clone()
-                .unwrap_or_else(|| DEFAULT_APPROVAL_MODE.to_string()),
-            agent_args: opts.agent_args.clone(),
-            env: opts.env.clone(),
-        }
-    }
+    pub(crate) approval_mode: String,
 }
 
 impl Agent for Gemini {
-    fn name(&self) -> &'static str {
-        "gemini"
-    }
+    const NAME: &'static str = "gemini";
+    const CAPS: Caps = Caps {
+        resume: true,
+        max_turns: false,
+        resume_needs_progress: true,
+        chooses_session_id: true,
+    };
 
-    fn caps(&self) -> Caps {
-        Caps {
-            resume: true,
-            max_turns: false,
-            resume_needs_progress: true,
-        }
-    }
-
-    fn chooses_session_id(&self) -> bool {
-        true
-    }
-
-    fn base_max_turns(&self) -> Option<u32> {
-        None
-    }
-
-    fn command(&self, plan: &AttemptPlan) -> (Vec<String>, Vec<(String, String)>) {
+    fn command(&self, cli: &Cli, plan: &AttemptPlan) -> (Vec<String>, Vec<(String, String)>) {
         let mut argv = vec![
-            self.program.clone(),
+            cli.program.clone(),
             "--output-format".into(),
             "stream-json".into(),
             "--skip-trust".into(),
@@ -91,12 +60,12 @@ impl Agent for Gemini {
             Session::Fresh(None) => {}
             Session::Resume(id) => argv.push(format!("--resume={id}")),
         }
-        if let Some(m) = &self.model {
+        if let Some(m) = &cli.model {
             argv.push(format!("--model={m}"));
         }
-        argv.extend(self.agent_args.iter().cloned());
+        argv.extend(cli.agent_args.iter().cloned());
         argv.push(format!("--prompt={}", plan.prompt));
-        (argv, self.env.clone())
+        (argv, cli.env.clone())
     }
 
     fn parser(&self) -> Box<dyn AgentStream> {
@@ -120,7 +89,7 @@ impl GeminiStream {
     fn flush_text(&mut self, out: &mut Vec<Progress>) {
         if !self.text.trim().is_empty() {
             out.push(Progress::Message {
-                text: short(&self.text, 200),
+                text: summary_line(&self.text, 200),
             });
             self.last_text = Some(std::mem::take(&mut self.text));
         }
@@ -142,7 +111,7 @@ impl AgentStream for GeminiStream {
                     attempt,
                     status,
                     delay_ms: retry_in(msg).map(|d| d.as_millis() as u64),
-                    error: Some(short(msg.trim_start_matches([':', ' ']), 200)),
+                    error: Some(summary_line(msg.trim_start_matches([':', ' ']), 200)),
                 });
             }
             if self.stderr.len() < 200 {
@@ -204,7 +173,7 @@ impl AgentStream for GeminiStream {
                         .unwrap_or("tool failed");
                     out.push(Progress::Output {
                         stream,
-                        line: format!("tool error: {}", short(msg, 200)),
+                        line: format!("tool error: {}", summary_line(msg, 200)),
                     });
                 }
             }
@@ -216,7 +185,7 @@ impl AgentStream for GeminiStream {
                     .unwrap_or(line);
                 out.push(Progress::Output {
                     stream,
-                    line: format!("error: {}", short(msg, 300)),
+                    line: format!("error: {}", summary_line(msg, 300)),
                 });
             }
             "result" => {
@@ -252,7 +221,7 @@ impl AgentStream for GeminiStream {
             .unwrap_or("");
         if status == "success" && exit.code() == Some(0) {
             return Ok(TaskOutput {
-                summary: self.last_text.as_deref().map(|t| short(t, 200)),
+                summary: self.last_text.as_deref().map(|t| summary_line(t, 200)),
                 session_id: self.session.clone(),
                 usage: self.usage,
                 output_tail: exit.tail_opt(),
@@ -328,7 +297,7 @@ pub(crate) fn classify(
     retry_status: Option<u16>,
 ) -> RunError {
     let msg = strip_ansi(msg);
-    let text = short(&msg, 300);
+    let text = summary_line(&msg, 300);
     let lower = msg.to_ascii_lowercase();
     let wait = retry_in(&msg);
     let transient = |t: String| {
@@ -358,7 +327,7 @@ pub(crate) fn classify(
             ErrorKind::Fatal,
             format!(
                 "gemini refuses to run in an untrusted folder: {}",
-                short(&strip_ansi(stderr), 200)
+                summary_line(&strip_ansi(stderr), 200)
             ),
         ),
         Some(42 | 44 | 52) => RunError::new(ErrorKind::Fatal, text),

@@ -73,15 +73,11 @@ impl SubagentRunner for ShellRunner {
         let exit = exit?;
         classify_exit(
             &exit,
-            &format!("`{}`", crate::runner::presets::short(&code, 60)),
+            &format!("`{}`", crate::runner::presets::summary_line(&code, 60)),
         )?;
         Ok(TaskOutput {
-            summary: exit
-                .tail
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .map(|l| crate::runner::presets::short(l, 200)),
+            summary: crate::util::last_line(&exit.tail)
+                .map(|l| crate::runner::presets::summary_line(l, 200)),
             output_tail: exit.tail_opt(),
             ..TaskOutput::default()
         })

@@ -212,9 +212,10 @@ pub fn probe(kind: PresetKind, program: Option<&Path>) -> ProbeReport {
     report.status = match run_capture(&path, &["--version"]) {
         Err(e) => VersionStatus::Unknown(e),
         Ok(out) => match Version::find_in(&out) {
-            None => {
-                VersionStatus::Unknown(format!("`--version` printed {:?}", super::short(&out, 80)))
-            }
+            None => VersionStatus::Unknown(format!(
+                "`--version` printed {:?}",
+                super::summary_line(&out, 80)
+            )),
             Some(found) => {
                 let oldest = oldest_tested(kind)
                     .and_then(Version::find_in)

@@ -20,7 +20,7 @@ use batch_core::{
 
 struct Pretend;
 
-#[async_trait::async_trait]
+#[batch_core::async_trait]
 impl SubagentRunner for Pretend {
     async fn run(&self, task: &TaskSpec, ctx: RunContext) -> Result<TaskOutput, RunError> {
         ctx.progress.line(format!("thinking about {}", task.id));
@@ -44,8 +44,7 @@ fn main() -> std::process::ExitCode {
         eprintln!("usage: embed TASK_FILE");
         return std::process::ExitCode::from(2);
     };
-    let mut options = RunOptions::default();
-    options.jobs = Some(2);
+    let options = RunOptions::new().with_jobs(2);
     let mut executor = match ExecutorBuilder::new(path)
         .options(options)
         .runner(Arc::new(Pretend))
