@@ -179,7 +179,8 @@ struct Index {
     doc: Document,
     /// Box state per task, kept current by our writes.
     state: Vec<bool>,
-    hashes: Vec<String>,
+    /// Tasks by text hash, in document order.
+    by_hash: HashMap<String, Vec<usize>>,
     mark: u8,
 }
 
@@ -193,8 +194,8 @@ pub struct TaskFile {
     index: Option<Index>,
     /// Tasks with the same text, by hash, as the first parse found them.
     first_dups: Option<HashMap<String, Vec<String>>>,
-    /// Boxes this writer checked: `(id, text hash)`.
-    ours: Vec<(String, String)>,
+    /// Boxes this writer checked: id → text hash.
+    ours: HashMap<String, String>,
 }
 
 impl TaskFile {
@@ -210,7 +211,7 @@ impl TaskFile {
             options: options.clone(),
             index: None,
             first_dups: None,
-            ours: Vec::new(),
+            ours: HashMap::new(),
         };
         let mut f = f;
         let (mut file, meta) = f.open_rw()?;
@@ -272,6 +273,10 @@ impl TaskFile {
                 path: self.shown.clone(),
             })?;
         let hashes: Vec<String> = doc.tasks.iter().map(|t| text_hash(&t.text)).collect();
+        let mut by_hash: HashMap<String, Vec<usize>> = HashMap::with_capacity(hashes.len());
+        for (t, h) in hashes.iter().enumerate() {
+            by_hash.entry(h.clone()).or_default().push(t);
+        }
         let state = doc.tasks.iter().map(|t| t.checked).collect();
         let mark = checked_mark(&doc, &bytes);
         if self.first_dups.is_none() {
@@ -281,7 +286,7 @@ impl TaskFile {
             stamp,
             doc,
             state,
-            hashes,
+            by_hash,
             mark,
         });
         Ok(true)
@@ -375,12 +380,22 @@ impl TaskFile {
     }
 
     fn remember(&mut self, wants: &[Want], outcome: &WriteOutcome) {
+        let failed: std::collections::HashSet<&str> = outcome
+            .problems
+            .iter()
+            .filter_map(|p| match p {
+                StoreError::TaskGone { id, .. }
+                | StoreError::MarkerMismatch { id, .. }
+                | StoreError::TextChanged { id, .. }
+                | StoreError::Ambiguous { id, .. } => Some(id.as_str()),
+                _ => None,
+            })
+            .collect();
         for w in wants {
             if let Some(h) = &w.text_hash
-                && (outcome.changed.contains(&w.id) || outcome.unchanged.contains(&w.id))
-                && !self.ours.iter().any(|(id, _)| id == &w.id)
+                && !failed.contains(w.id.as_str())
             {
-                self.ours.push((w.id.clone(), h.clone()));
+                self.ours.insert(w.id.clone(), h.clone());
             }
         }
     }
@@ -396,6 +411,7 @@ impl TaskFile {
         let mut outcome = WriteOutcome::default();
         let mut state = ix.state.clone();
         let mut flipped: Vec<usize> = Vec::new();
+        let mut in_write: std::collections::HashSet<usize> = std::collections::HashSet::new();
         for w in wants {
             let t = match self.locate(w) {
                 Ok(t) => t,
@@ -407,8 +423,9 @@ impl TaskFile {
             if state[t] != to_checked {
                 state[t] = to_checked;
                 flipped.push(t);
+                in_write.insert(t);
                 outcome.changed.push(w.id.clone());
-            } else if flipped.contains(&t) {
+            } else if in_write.contains(&t) {
                 outcome.problems.push(StoreError::Ambiguous {
                     path: self.shown.clone(),
                     id: w.id.clone(),
@@ -467,10 +484,8 @@ impl TaskFile {
                 id: w.id.clone(),
             });
         };
-        let same: Vec<usize> = (0..ix.hashes.len())
-            .filter(|&t| &ix.hashes[t] == h)
-            .collect();
-        match (&same[..], by_id) {
+        let same: &[usize] = ix.by_hash.get(h).map_or(&[], Vec::as_slice);
+        match (same, by_id) {
             ([], Some(_)) => Err(StoreError::TextChanged {
                 path: self.shown.clone(),
                 id: w.id.clone(),
