@@ -111,7 +111,7 @@ impl Want {
 }
 
 /// How many times a write is retried when the file is replaced under it.
-const MAX_RACES: usize = 8;
+const MAX_RACES: usize = 32;
 
 /// Checks the boxes of `ids` (and of parents whose required children are now
 /// all checked), each one byte written in place.
@@ -355,15 +355,18 @@ impl TaskFile {
                 self.index = None;
                 continue;
             }
-            file.sync_data()
-                .map_err(|e| StoreError::io(&self.real, "cannot sync the task file", e))?;
             // Replaced (an editor's rename) while we wrote: our bytes went to
             // the file the save displaced; do it again in the saved one.
+            // Checked before the sync, so the window is the few microseconds
+            // since the read-back; a save that lands after it read the file
+            // with our bytes in it (or is a stale buffer: see the module docs).
             let here = std::fs::symlink_metadata(&self.real).ok();
             if here.is_none_or(|h| h.ino() != meta.ino() || h.dev() != meta.dev()) {
                 self.index = None;
                 continue;
             }
+            file.sync_data()
+                .map_err(|e| StoreError::io(&self.real, "cannot sync the task file", e))?;
             if let Ok(m) = file.metadata() {
                 ix.stamp = Stamp::of(&m);
             } else {
