@@ -610,7 +610,7 @@ impl ProgressFileReader {
 /// come, then only the last `LOG_TAIL` bytes, written with a line saying
 /// what was cut when the attempt ends: 200 MB of output is not a 200 MB log.
 const LOG_HEAD: usize = 16 << 20;
-const LOG_TAIL: usize = 4 << 20;
+const LOG_TAIL: usize = 1 << 20;
 
 struct LogFile {
     /// Where to log; the file is created with the first line, so an
@@ -621,9 +621,9 @@ struct LogFile {
     /// Bytes the head may still take.
     head_left: usize,
     tail_cap: usize,
-    /// The last lines past the head, with their byte count.
-    tail: std::collections::VecDeque<String>,
-    tail_bytes: usize,
+    /// The last lines past the head, as bytes (a ring: no per-line
+    /// allocation, so the memory it takes is its cap).
+    tail: std::collections::VecDeque<u8>,
     cut_lines: u64,
     cut_bytes: u64,
 }
@@ -646,7 +646,6 @@ impl LogFile {
             head_left: head,
             tail_cap: tail,
             tail: std::collections::VecDeque::new(),
-            tail_bytes: 0,
             cut_lines: 0,
             cut_bytes: 0,
         }
@@ -687,14 +686,17 @@ impl LogFile {
         if full.len() > self.head_left || !self.tail.is_empty() {
             // Past the head: keep the last lines only, written at the end.
             self.head_left = 0;
-            self.tail_bytes += full.len();
-            self.tail.push_back(full);
-            while self.tail_bytes > self.tail_cap
-                && let Some(old) = self.tail.pop_front()
-            {
-                self.tail_bytes -= old.len();
+            self.tail.extend(full.as_bytes());
+            while self.tail.len() > self.tail_cap {
+                // Drop whole lines from the front.
+                let n = self
+                    .tail
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(self.tail.len(), |p| p + 1);
+                self.tail.drain(..n);
                 self.cut_lines += 1;
-                self.cut_bytes += old.len() as u64;
+                self.cut_bytes += n as u64;
             }
             return;
         }
@@ -721,10 +723,9 @@ impl LogFile {
             );
             self.cut_lines = 0;
         }
-        for l in self.tail.drain(..) {
-            let _ = f.write_all(l.as_bytes());
-        }
-        self.tail_bytes = 0;
+        let (a, b) = self.tail.as_slices();
+        let _ = f.write_all(a).and_then(|()| f.write_all(b));
+        self.tail.clear();
         let _ = f.flush();
     }
 }
