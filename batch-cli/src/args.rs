@@ -78,6 +78,21 @@ pub enum Command {
     /// Run a sample batch with a built-in stand-in agent (nothing to install).
     #[command(after_help = "Examples:\n  mdbatch demo\n  mdbatch demo --dir /tmp/try-mdbatch")]
     Demo(DemoArgs),
+    /// Wait for a run (a detached one, or any in progress) to end, and print its summary.
+    #[command(
+        after_help = "Examples:\n  mdbatch wait\n  mdbatch wait tasks.md --timeout 50s   # exit 124 if it is still running then"
+    )]
+    Wait(WaitArgs),
+    /// Stop a run in progress: gracefully (running tasks are ended and
+    /// recorded as interrupted); a second stop, or --now, ends it at once.
+    #[command(after_help = "Examples:\n  mdbatch stop\n  mdbatch stop tasks.md --now")]
+    Stop(StopArgs),
+    /// An MCP server on stdio, so an agent host (Claude Code, …) can plan, run
+    /// and follow batches through tools.
+    #[command(
+        after_help = "Examples:\n  mdbatch mcp\n  mdbatch mcp --root ~/project\n  claude mcp add -s project mdbatch -- mdbatch mcp"
+    )]
+    Mcp(McpArgs),
     /// Print shell completions.
     #[command(
         after_help = "Examples:\n  mdbatch completions bash > ~/.local/share/bash-completion/completions/mdbatch\n  mdbatch completions zsh > ~/.zfunc/_mdbatch\n  mdbatch completions fish > ~/.config/fish/completions/mdbatch.fish"
@@ -213,6 +228,17 @@ pub struct RunArgs {
     /// Stop launching new tasks after the first failure.
     #[arg(long)]
     pub fail_fast: bool,
+    /// Spending cap for the whole run in US dollars: stop launching tasks once
+    /// the costs the agents report add up to it (exit code 3). Claude Code
+    /// tasks also get `--max-budget-usd` of the cap divided by --jobs.
+    #[arg(long, value_name = "USD")]
+    pub max_cost: Option<f64>,
+    /// Token cap for the whole run (input + output tokens the agents report).
+    #[arg(long, value_name = "N")]
+    pub max_tokens: Option<u64>,
+    /// At the cap, let running tasks `finish` (default) or `stop` them.
+    #[arg(long, value_name = "WHAT", value_parser = ["finish", "stop"])]
+    pub at_cap: Option<String>,
     /// Folder subagents run in (default: the task file's folder).
     #[arg(long)]
     pub workdir: Option<PathBuf>,
@@ -252,6 +278,39 @@ pub struct RunArgs {
     /// Write a JUnit XML report here.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Start the run in the background and return at once: it outlives the
+    /// terminal (its own session, output to a log under the state folder);
+    /// prints its run id and log. Follow it with `status`, `wait`, `stop`.
+    #[arg(long, conflicts_with_all = ["dry_run", "json"])]
+    pub detach: bool,
+}
+
+/// `mdbatch wait`.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// The task file (default: task.md, then tasks.md).
+    pub file: Option<PathBuf>,
+    /// Give up after this long (e.g. 50s, 10m) with exit code 124; the run goes on.
+    #[arg(long, value_parser = parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+}
+
+/// `mdbatch stop`.
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// The task file (default: task.md, then tasks.md).
+    pub file: Option<PathBuf>,
+    /// End it at once: running subagents are killed, not given the grace period.
+    #[arg(long)]
+    pub now: bool,
+}
+
+/// `mdbatch mcp`.
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    /// Only task files inside this folder can be used (default: the current folder).
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
 }
 
 /// `mdbatch status`.
@@ -321,9 +380,13 @@ pub struct ResetArgs {
 /// `mdbatch init`.
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// Also write .claude/commands/run-batch.md, a Claude Code slash command that runs mdbatch.
+    /// Also write .claude/commands/run-batch.md, a Claude Code slash command
+    /// that starts a detached run and follows it (only you can invoke it).
     #[arg(long)]
     pub claude_command: bool,
+    /// Add mdbatch's MCP server to the project's .mcp.json (merged with what is there).
+    #[arg(long)]
+    pub mcp: bool,
 }
 
 /// `mdbatch doctor`.

@@ -5,7 +5,9 @@
 //! | 0 | all done |
 //! | 1 | a task failed or was skipped; `check` found errors |
 //! | 2 | usage, parse or plan error; the file is locked or not writable |
-//! | 130 | interrupted (Ctrl-C / SIGTERM) |
+//! | 3 | the run stopped at its spending cap (`--max-cost`, `--max-tokens`) |
+//! | 124 | `wait --timeout`: the run is still going |
+//! | 130 | interrupted (Ctrl-C / SIGTERM / `mdbatch stop`) |
 
 /// Everything done.
 pub const SUCCESS: u8 = 0;
@@ -15,3 +17,7 @@ pub const TASKS_FAILED: u8 = 1;
 pub const USAGE: u8 = 2;
 /// Interrupted.
 pub const INTERRUPTED: u8 = 130;
+/// `wait --timeout` gave up; the run goes on.
+pub const TIMED_OUT: u8 = 124;
+/// The run stopped launching at its spending cap.
+pub const CAPPED: u8 = 3;

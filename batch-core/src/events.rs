@@ -98,6 +98,10 @@ pub struct RunSummary {
     pub usage: Option<Usage>,
     /// The run was interrupted.
     pub cancelled: bool,
+    /// The run stopped launching at its spending cap (`--max-cost` /
+    /// `--max-tokens`): what was reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capped: Option<String>,
 }
 
 /// A lifecycle or progress event of a run.

@@ -111,7 +111,7 @@ pub use error::*;
 pub use events::{Envelope, Outcome, RunEvent, RunSummary, SCHEMA_VERSION};
 #[cfg(feature = "exec")]
 pub use exec::{
-    EventCallback, EventStream, Executor, ExecutorBuilder, Isolate, IsolateError, Launcher,
+    AtCap, EventCallback, EventStream, Executor, ExecutorBuilder, Isolate, IsolateError, Launcher,
     RunOptions, RunReport, SpecPlace, StateDir, TaskReport, task_spec,
 };
 pub use find::{TASK_FILE_NAMES, find_task_file};

@@ -5,13 +5,17 @@ mod check;
 mod clean;
 mod completions;
 mod demo;
+pub mod detach;
 mod doctor;
 mod init;
 mod logs;
+mod mcp;
 mod plan;
 mod reset;
 mod run;
 mod status;
+mod stop;
+mod wait;
 
 use crate::args::{Cli, ColorChoice, Command};
 
@@ -40,6 +44,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Init(a) => init::run(&a, color),
         Command::Doctor(a) => Ok(doctor::run(&a, color)),
         Command::Demo(a) => demo::run(&a, color),
+        Command::Wait(a) => wait::run(&a, color),
+        Command::Stop(a) => stop::run(&a, color),
+        Command::Mcp(a) => mcp::run(&a),
         Command::Completions(a) => Ok(completions::run(&a, color)),
     }
 }

@@ -32,6 +32,9 @@ pub fn run(args: &RunArgs, color: ColorChoice) -> anyhow::Result<u8> {
     }
 
     let runner = build_runner(args)?;
+    if args.detach {
+        return detach(&path);
+    }
 
     let output = Output::new(args.json, args.verbose, color);
     let builder = ExecutorBuilder::new(&path)
@@ -51,8 +54,15 @@ pub fn run(args: &RunArgs, color: ColorChoice) -> anyhow::Result<u8> {
             {
                 anyhow::bail!("{}: cannot write the JUnit report: {e}", junit.display());
             }
+            if let Some(what) = &report.summary.capped {
+                eprintln!(
+                    "stopped at the cap: {what}; `mdbatch run` again (with a higher cap) runs the rest"
+                );
+            }
             Ok(if report.summary.cancelled {
                 exit::INTERRUPTED
+            } else if report.summary.capped.is_some() {
+                exit::CAPPED
             } else if report.tasks.iter().any(|t| match t.outcome {
                 Outcome::Failed => true,
                 Outcome::Skipped => !t.checked_by_hand,
@@ -90,6 +100,27 @@ fn run_options(args: &RunArgs, popts: &batch_core::ParseOptions) -> anyhow::Resu
     // unless given.
     if let Some(jobs) = args.jobs {
         o = o.with_jobs(jobs);
+    }
+    if let Some(usd) = args.max_cost {
+        if !(usd.is_finite() && usd > 0.0) {
+            anyhow::bail!("--max-cost must be a number of dollars more than 0");
+        }
+        o = o.with_max_cost(usd);
+    }
+    if let Some(tokens) = args.max_tokens {
+        if tokens == 0 {
+            anyhow::bail!("--max-tokens must be at least 1");
+        }
+        o = o.with_max_tokens(tokens);
+    }
+    if let Some(at) = &args.at_cap {
+        if args.max_cost.is_none() && args.max_tokens.is_none() {
+            anyhow::bail!("--at-cap needs --max-cost or --max-tokens");
+        }
+        o = o.with_at_cap(
+            at.parse()
+                .map_err(|e: String| anyhow::anyhow!("--at-cap: {e}"))?,
+        );
     }
     if let Some(timeout) = args.timeout {
         o = o.with_timeout(timeout);
@@ -142,6 +173,26 @@ fn run_options(args: &RunArgs, popts: &batch_core::ParseOptions) -> anyhow::Resu
         .with_launcher_args(&args.launcher_args))
 }
 
+/// `run --detach`: the same command line without `--detach`, in the background.
+fn detach(path: &std::path::Path) -> anyhow::Result<u8> {
+    let run_args: Vec<std::ffi::OsString> = std::env::args_os()
+        .skip(1)
+        .filter(|a| a != "--detach")
+        .collect();
+    let cwd = std::env::current_dir()?;
+    let started = crate::cmd::detach::start(path, &cwd, &run_args)?;
+    println!(
+        "run {} started in the background (pid {})",
+        started.run_id, started.pid
+    );
+    println!("log: {}", started.log.display());
+    println!(
+        "follow it: mdbatch status {f} · mdbatch wait {f} · mdbatch stop {f}",
+        f = path.display()
+    );
+    Ok(exit::SUCCESS)
+}
+
 fn prompt_template(args: &RunArgs) -> anyhow::Result<PromptTemplate> {
     match &args.prompt_template {
         None => Ok(PromptTemplate::default()),
@@ -187,7 +238,15 @@ fn preset_runner(kind: RunnerArg, args: &RunArgs) -> anyhow::Result<Arc<dyn Suba
         RunnerArg::Shell => PresetKind::Shell,
         RunnerArg::Demo => PresetKind::Demo,
     };
-    let mut opts = PresetOptions::new().with_agent_args(&args.agent_args);
+    let mut agent_args = args.agent_args.clone();
+    if kind == PresetKind::Claude
+        && let Some(usd) = args.max_cost
+        && !agent_args.iter().any(|a| a.starts_with("--max-budget-usd"))
+    {
+        agent_args.push("--max-budget-usd".into());
+        agent_args.push(format!("{:.4}", task_budget(usd, args.jobs)));
+    }
+    let mut opts = PresetOptions::new().with_agent_args(&agent_args);
     if let Some(model) = &args.model {
         opts = opts.with_model(model);
     }
@@ -206,6 +265,15 @@ fn preset_runner(kind: RunnerArg, args: &RunArgs) -> anyhow::Result<Arc<dyn Suba
         eprintln!("warning: {w}");
     }
     Ok(runner)
+}
+
+/// Each Claude Code task's own budget under `--max-cost`: the cap shared by
+/// the tasks that can run at once (`--jobs`, 4 when not given), so the run
+/// overshoots its cap by less than the cap again at worst: when the report
+/// that reaches it arrives, at most `jobs` tasks have been running, each
+/// stopped by Claude Code at its share.
+pub fn task_budget(max_cost: f64, jobs: Option<u32>) -> f64 {
+    max_cost / f64::from(jobs.unwrap_or(4).max(1))
 }
 
 fn dry_run(

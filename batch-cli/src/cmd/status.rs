@@ -131,6 +131,9 @@ pub fn render(s: &Status, p: Paint) -> String {
                     if sum.skipped > 0 {
                         parts.push(format!("{} skipped", sum.skipped));
                     }
+                    if let Some(what) = &sum.capped {
+                        parts.push(p.yellow(&format!("stopped at the cap ({what})")));
+                    }
                     if sum.interrupted > 0 {
                         parts.push(p.yellow(&format!("{} interrupted", sum.interrupted)));
                     } else if sum.cancelled {

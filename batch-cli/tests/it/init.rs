@@ -29,10 +29,11 @@ fn init_writes_a_starter_file_that_plans_and_a_slash_command_that_runs_mdbatch()
     assert!(plan.nodes.len() >= 3);
     let cmd = std::fs::read_to_string(dir.path().join(".claude/commands/run-batch.md")).unwrap();
     assert!(cmd.starts_with("---\ndescription:"), "{cmd}");
-    assert!(
-        cmd.contains("mdbatch run --runner claude $ARGUMENTS"),
-        "{cmd}"
-    );
+    // A detached run followed with bounded waits (a Bash call times out long
+    // before a batch ends), and only the user can start it.
+    assert!(cmd.contains("`mdbatch run --detach FILE OPTIONS`"), "{cmd}");
+    assert!(cmd.contains("mdbatch wait FILE --timeout 50s"), "{cmd}");
+    assert!(cmd.contains("\ndisable-model-invocation: true\n"), "{cmd}");
 
     // `mdbatch plan` reads the starter file without complaint.
     let plan = Command::new(env!("CARGO_BIN_EXE_mdbatch"))
@@ -97,4 +98,52 @@ fn init_without_the_flag_writes_no_slash_command() {
     assert_eq!(init(dir.path(), &[]).status.code(), Some(0));
     assert!(dir.path().join("tasks.md").is_file());
     assert!(!dir.path().join(".claude").exists());
+}
+
+#[test]
+fn init_mcp_merges_the_server_into_the_projects_mcp_json() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tasks.md"), "- [ ] my work\n").unwrap();
+    std::fs::write(
+        dir.path().join(".mcp.json"),
+        r#"{"mcpServers":{"other":{"type":"stdio","command":"x"}}}"#,
+    )
+    .unwrap();
+    let out = init(dir.path(), &["--mcp"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join(".mcp.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"mcpServers":{
+            "other":{"type":"stdio","command":"x"},
+            "mdbatch":{"type":"stdio","command":"mdbatch","args":["mcp"]}}})
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("tasks.md")).unwrap(),
+        "- [ ] my work\n"
+    );
+    // Again: nothing changes.
+    let out = init(dir.path(), &["--mcp"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has the mdbatch MCP server already"));
+    // A broken file is reported with its place, and left alone.
+    std::fs::write(dir.path().join(".mcp.json"), "{\n  oops").unwrap();
+    let out = init(dir.path(), &["--mcp"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(".mcp.json:2:"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join(".mcp.json")).unwrap(),
+        "{\n  oops"
+    );
 }

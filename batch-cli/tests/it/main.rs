@@ -1,12 +1,16 @@
 //! Integration tests of the `mdbatch` binary: one test binary, one module per capability.
 
+mod cap;
 mod completions;
 mod demo;
+mod detach;
 mod display;
 mod doctor;
 mod init;
 mod isolate;
 mod junit;
+mod mcp;
+mod mcp_claude;
 mod plan_cli;
 mod pty;
 mod run_claude;

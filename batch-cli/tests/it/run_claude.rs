@@ -12,11 +12,11 @@ use std::process::Command;
 use serde_json::{Value, json};
 
 #[path = "../../../batch-core/tests/it/mock_api.rs"]
-mod mock_api;
+pub(crate) mod mock_api;
 
 #[path = "../../../batch-core/tests/it/agent_cli.rs"]
 #[macro_use]
-mod agent_cli;
+pub(crate) mod agent_cli;
 
 use agent_cli::install;
 use mock_api::{MockApi, Request, anthropic};

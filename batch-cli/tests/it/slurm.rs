@@ -284,3 +284,49 @@ fn more_tasks_than_the_cluster_has_cpus_queue_and_then_run() {
     assert_eq!(f.task_md().matches("- [x]").count(), n);
     wait_no_jobs("s6-");
 }
+
+#[test]
+fn time_waiting_in_the_clusters_queue_does_not_count_against_the_timeout() {
+    if !cluster() {
+        return;
+    }
+    let cpus: usize = std::env::var("MDBATCH_SLURM_CPUS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(2);
+    // `cpus` tasks hold every slot until released; the last one, with a
+    // 2-second timeout, waits in the queue longer than that, then runs
+    // briefly and succeeds.
+    let mut md = String::from("# Queue time\n\n## Wave 1\n");
+    for i in 0..cpus {
+        md.push_str(&format!("- [ ] hold {i} <!-- id: s7-{i}-wait -->\n"));
+    }
+    md.push_str("- [ ] quick <!-- id: s7-quick; timeout: 2s; retries: 0 -->\n");
+    let f = fixture(&md);
+    let mut child = start(&f, &["-j", &(cpus + 1).to_string()]);
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
+    wait_for("the slots to be taken", Duration::from_secs(60), || {
+        (0..cpus)
+            .filter(|i| f.file(&format!("waiting-s7-{i}-wait")).exists())
+            .count()
+            == cpus
+    });
+    wait_for("the quick task to queue", Duration::from_secs(60), || {
+        jobs_with("s7-quick").iter().any(|l| l.ends_with("PENDING"))
+    });
+    // Queued for longer than its timeout: this is the point of the test,
+    // not a race to win.
+    std::thread::sleep(Duration::from_secs(3));
+    std::fs::write(f.file("release"), "").unwrap();
+    let status = child.wait().unwrap();
+    let lines = reader.join().unwrap();
+    assert!(status.success(), "{lines:?}");
+    assert!(f.task_md().contains("- [x] quick"), "{lines:?}");
+    wait_no_jobs("s7-");
+}

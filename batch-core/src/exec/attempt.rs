@@ -259,7 +259,9 @@ where
         r = &mut fut => return r,
         _ = hard.cancelled() => return Err(RunError::new(ErrorKind::Cancelled, "killed: interrupted twice")),
         _ = ctx.cancel.cancelled() => {}
-        _ = sleep_until(ctx.deadline.unwrap_or(far)), if ctx.deadline.is_some() => {
+        // A cluster job's deadline is the process layer's: time waiting in
+        // the cluster's queue does not count against it.
+        _ = sleep_until(ctx.deadline.unwrap_or(far)), if ctx.deadline.is_some() && ctx.launcher.is_none() => {
             ctx.cancel_with(CancelReason::Timeout);
         }
     }

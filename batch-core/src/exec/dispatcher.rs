@@ -74,6 +74,8 @@ pub(super) enum Stop {
     Interrupted,
     FailFast(String),
     Fatal(String),
+    /// The spending cap was reached (what was reached, for people).
+    Cap(String),
 }
 
 pub(super) struct Running {
@@ -146,6 +148,8 @@ pub(super) struct Dispatcher {
     pub(super) jobs: u32,
     pub(super) effective: u32,
     pub(super) rate_hits: u32,
+    /// What the agents reported spending in this run (for the cap).
+    pub(super) spent: Usage,
     pub(super) gate_until: Option<Instant>,
     /// When the account was last found rate limited: only successes of
     /// attempts launched after it raise the concurrency again.
@@ -635,6 +639,9 @@ impl Dispatcher {
                 e.session_id.clone().or(session),
             ),
         };
+        if let Some(u) = &usage {
+            self.spent.add(u);
+        }
         self.journal(JournalRecord::AttemptEnd {
             id: id.clone(),
             attempt,
@@ -647,6 +654,7 @@ impl Dispatcher {
             usage,
             text_hash: hash,
         });
+        self.check_cap();
 
         if dropped > 0 {
             let whole = log.map(|l| format!("; the whole output is in {}", l.display()));
@@ -858,10 +866,45 @@ impl Dispatcher {
         self.stop_run(Stop::Interrupted);
     }
 
-    /// Stops launching; cancels running attempts unless only fail-fast; ends
-    /// tasks waiting for a retry.
+    /// Stops launching once what the agents reported reaches a cap; stops
+    /// running tasks too with `--at-cap stop`.
+    fn check_cap(&mut self) {
+        if self.stop.is_some() {
+            return;
+        }
+        let tokens = self.spent.input_tokens + self.spent.output_tokens;
+        let cost = self.spent.cost_usd.unwrap_or(0.0);
+        let what = match (self.options.max_cost_usd, self.options.max_tokens) {
+            (Some(max), _) if cost >= max => {
+                format!("spending cap reached: ${cost:.2} of ${max:.2} spent")
+            }
+            (_, Some(max)) if tokens >= max => {
+                format!("token cap reached: {tokens} of {max} tokens used")
+            }
+            _ => return,
+        };
+        let running = self.runs.iter().filter(|r| r.running.is_some()).count();
+        let message = match (self.options.at_cap, running) {
+            (_, 0) => format!("{what}; no new task is launched"),
+            (super::options::AtCap::Finish, n) => {
+                format!("{what}; no new task is launched, {n} running finish")
+            }
+            (super::options::AtCap::Stop, n) => {
+                format!("{what}; no new task is launched, {n} running are stopped")
+            }
+        };
+        self.emit(RunEvent::Warning { message });
+        self.stop_run(Stop::Cap(what));
+    }
+
+    /// Stops launching; cancels running attempts unless only fail-fast (or
+    /// the cap with `--at-cap finish`); ends tasks waiting for a retry.
     pub(super) fn stop_run(&mut self, stop: Stop) {
-        let cancel_running = !matches!(stop, Stop::FailFast(_));
+        let cancel_running = match stop {
+            Stop::FailFast(_) => false,
+            Stop::Cap(_) => self.options.at_cap == super::options::AtCap::Stop,
+            _ => true,
+        };
         self.stop = Some(stop);
         if cancel_running {
             for r in &self.runs {
@@ -905,6 +948,7 @@ impl Dispatcher {
             Some(Stop::Interrupted) => "interrupted".to_string(),
             Some(Stop::FailFast(id)) => format!("--fail-fast: `{id}` failed"),
             Some(Stop::Fatal(msg)) => format!("run stopped: {msg}"),
+            Some(Stop::Cap(what)) => format!("not run: {what}"),
             None => "not run".to_string(),
         };
         for i in self.sched.unfinished() {

@@ -35,7 +35,7 @@ mod writeback;
 pub use crate::events::*;
 pub use executor::{EventCallback, Executor, ExecutorBuilder, StateDir};
 pub use isolate::{Isolate, IsolateError};
-pub use options::{Launcher, RunOptions};
+pub use options::{AtCap, Launcher, RunOptions};
 pub use report::{RunReport, TaskReport};
 pub use spec::{SpecPlace, task_spec};
 pub use stream::EventStream;

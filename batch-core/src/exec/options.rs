@@ -91,6 +91,42 @@ pub struct RunOptions {
     /// Extra `srun` arguments for every task (partition, time limit, CPUs,
     /// memory); `launcher-arg:` hints add per section and task.
     pub launcher_args: Vec<String>,
+    /// Spending cap for the whole run in US dollars: once the costs the
+    /// agents reported add up to it, no new task is launched (see [`AtCap`]).
+    pub max_cost_usd: Option<f64>,
+    /// Token cap for the whole run (input + output tokens the agents reported).
+    pub max_tokens: Option<u64>,
+    /// What happens to running tasks when a cap is reached.
+    pub at_cap: AtCap,
+}
+
+/// What happens to the tasks running when a spending cap is reached.
+///
+/// Reports arrive when attempts end, so parallel tasks can overshoot the
+/// cap: with `Finish`, by at most what the tasks running at that moment
+/// spend (each bounded by its own per-task budget where the agent has one,
+/// e.g. Claude Code's `--max-budget-usd`; unbounded for agents without);
+/// with `Stop`, by what they had spent when stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum AtCap {
+    /// Let running tasks finish (their boxes are checked if they succeed).
+    #[default]
+    Finish,
+    /// Stop running tasks at once (gracefully, as an interrupt does).
+    Stop,
+}
+
+impl std::str::FromStr for AtCap {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "finish" => Ok(AtCap::Finish),
+            "stop" => Ok(AtCap::Stop),
+            other => Err(format!("unknown choice `{other}`: use finish or stop")),
+        }
+    }
 }
 
 /// Where subagents run.
@@ -119,6 +155,9 @@ impl std::str::FromStr for Launcher {
 impl Default for RunOptions {
     fn default() -> Self {
         Self {
+            max_cost_usd: None,
+            max_tokens: None,
+            at_cap: AtCap::Finish,
             jobs: None,
             retries: 2,
             timeout: None,
@@ -201,6 +240,24 @@ impl RunOptions {
     /// Sets [`RunOptions::verify`]: the command that must pass before a box is checked.
     pub fn with_verify(mut self, verify: impl Into<String>) -> Self {
         self.verify = Some(verify.into());
+        self
+    }
+
+    /// Sets [`RunOptions::max_cost_usd`]: the run's spending cap in US dollars.
+    pub fn with_max_cost(mut self, usd: f64) -> Self {
+        self.max_cost_usd = Some(usd);
+        self
+    }
+
+    /// Sets [`RunOptions::max_tokens`]: the run's token cap.
+    pub fn with_max_tokens(mut self, tokens: u64) -> Self {
+        self.max_tokens = Some(tokens);
+        self
+    }
+
+    /// Sets [`RunOptions::at_cap`]: what happens to running tasks at the cap.
+    pub fn with_at_cap(mut self, at_cap: AtCap) -> Self {
+        self.at_cap = at_cap;
         self
     }
 

@@ -336,6 +336,7 @@ impl Dispatcher {
             jobs,
             effective: jobs,
             rate_hits: 0,
+            spent: crate::usage::Usage::default(),
             gate_until: None,
             last_limit: None,
             stop: None,

@@ -56,6 +56,10 @@ impl Dispatcher {
             total: self.plan.nodes.len(),
             duration_ms: millis(Instant::now() - self.started),
             cancelled: matches!(self.stop, Some(Stop::Interrupted)),
+            capped: match &self.stop {
+                Some(Stop::Cap(what)) => Some(what.clone()),
+                _ => None,
+            },
             ..RunSummary::default()
         };
         for r in &self.runs {

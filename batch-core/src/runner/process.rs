@@ -33,6 +33,7 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -207,6 +208,7 @@ where
         pgid: pid,
         armed: pid != 0,
         slurm_job: slurm.as_ref().map(|j| j.name.clone()),
+        queue: None,
     };
     ctx.progress.send(Progress::Spawned { pid });
 
@@ -234,6 +236,12 @@ where
 
     let progress = ctx.progress.clone();
     let on_cluster = slurm.is_some();
+    // While the job waits in the cluster's queue it is not running: that
+    // time does not count against the timeout, and cancelling it is a plain
+    // `scancel` (a signal cannot reach a job that has not started).
+    let queue = Arc::new(std::sync::Mutex::new(QueueClock::default()));
+    guard.queue = Some(queue.clone());
+    let queue_in_emit = queue.clone();
     let mut emit = |stream: Stream, bytes: &[u8], log: &mut LogFile, tail: &mut Tail| {
         let full = String::from_utf8_lossy(bytes);
         log.line(stream, &full);
@@ -242,12 +250,20 @@ where
             // is, and never become the failure message.
             match super::slurm::classify_stderr_line(&full) {
                 super::slurm::LauncherLine::Queued { job_id } => {
+                    if let Ok(mut q) = queue_in_emit.lock() {
+                        q.since.get_or_insert_with(Instant::now);
+                    }
                     progress.line(format!(
                         "queued on the cluster (job {job_id}), waiting for a slot"
                     ));
                     return;
                 }
                 super::slurm::LauncherLine::Allocated { job_id } => {
+                    if let Ok(mut q) = queue_in_emit.lock()
+                        && let Some(since) = q.since.take()
+                    {
+                        q.waited += since.elapsed();
+                    }
                     progress.line(format!("running on the cluster (job {job_id})"));
                     return;
                 }
@@ -311,10 +327,13 @@ where
                 guard.terminate().await;
                 kill_at = Some(Instant::now() + ctx.grace);
             },
-            _ = sleep_until(ctx.deadline.unwrap_or(far)), if running && stopped.is_none() && ctx.deadline.is_some() => {
-                stopped = Some(CancelReason::Timeout);
-                guard.terminate().await;
-                kill_at = Some(Instant::now() + ctx.grace);
+            _ = sleep_until(deadline(ctx.deadline, &queue).unwrap_or(far)), if running && stopped.is_none() && ctx.deadline.is_some() => {
+                // Still queued on the cluster, the deadline moved on: look again.
+                if deadline(ctx.deadline, &queue).is_none_or(|d| d <= Instant::now()) {
+                    stopped = Some(CancelReason::Timeout);
+                    guard.terminate().await;
+                    kill_at = Some(Instant::now() + ctx.grace);
+                }
             },
             _ = sleep_until(kill_at.unwrap_or(far)), if running && !killed && kill_at.is_some() => {
                 killed = true;
@@ -415,6 +434,36 @@ fn die_with_parent(command: &mut tokio::process::Command) {
 #[cfg(not(target_os = "linux"))]
 fn die_with_parent(_command: &mut tokio::process::Command) {}
 
+/// Time a cluster job spent waiting for a slot.
+#[derive(Debug, Default)]
+struct QueueClock {
+    /// Since when it waits (it is queued now).
+    since: Option<Instant>,
+    /// Time it waited before it got its slot.
+    waited: Duration,
+}
+
+/// The attempt's deadline, pushed back by the time its job waited (and
+/// waits) in the cluster's queue.
+fn deadline(
+    deadline: Option<Instant>,
+    queue: &Arc<std::sync::Mutex<QueueClock>>,
+) -> Option<Instant> {
+    let d = deadline?;
+    let q = queue.lock().ok()?;
+    let waiting = q.since.map(|s| s.elapsed()).unwrap_or_default();
+    // While queued, the deadline keeps moving: check again in a moment.
+    Some(
+        d + q.waited
+            + waiting
+            + if q.since.is_some() {
+                PROGRESS_POLL
+            } else {
+                Duration::ZERO
+            },
+    )
+}
+
 /// Signals a process group; disarmed once the leader was reaped and the group killed.
 struct GroupGuard {
     pgid: u32,
@@ -422,13 +471,22 @@ struct GroupGuard {
     /// The Slurm job the group's `srun` runs: it is ended through `scancel`
     /// first (signalling `srun` alone can leave the job running with no step).
     slurm_job: Option<String>,
+    /// Whether that job still waits in the queue.
+    queue: Option<Arc<std::sync::Mutex<QueueClock>>>,
 }
 
 impl GroupGuard {
     /// The polite stop: SIGTERM to the group, or a real SIGTERM to the Slurm
     /// job's agent (`srun` then exits by itself).
     async fn terminate(&self) {
+        let queued = self
+            .queue
+            .as_ref()
+            .and_then(|q| q.lock().ok().map(|q| q.since.is_some()))
+            .unwrap_or(false);
         match &self.slurm_job {
+            // Not started yet: nothing to stop politely, the job just goes.
+            Some(name) if queued => scancel(name.clone(), None).await,
             Some(name) => scancel(name.clone(), Some(super::slurm::Signal::Term)).await,
             None => self.kill(libc::SIGTERM),
         }
