@@ -119,7 +119,7 @@ pub fn progress_path(log: &Path) -> PathBuf {
 /// folders that are symlinks or not the user's: a planted link never makes
 /// mdbatch write or delete elsewhere (removing a symlink removes the link,
 /// not its target). The log's own folder (`logs/<id>/`) is made by the
-/// runner when the first line arrives, through [`make_log_dir`].
+/// runner when the first line arrives.
 pub fn prepare_log(log: &Path) -> Result<(), crate::error::StoreError> {
     let Some(dir) = log.parent() else {
         return Ok(());
