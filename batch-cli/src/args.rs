@@ -120,7 +120,7 @@ pub struct SelectArgs {
     #[arg(long)]
     pub cross_wave: bool,
     /// Only these tasks and what they need: ids, ranges (T004-T010), section names; comma-separated.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = parse_selection)]
     pub only: Vec<String>,
     /// Run optional tasks (kiro `- [ ]*`, `optional: true`) too.
     #[arg(long)]
@@ -225,6 +225,11 @@ pub struct RunArgs {
     /// A command that must pass after a subagent succeeds before its box is checked.
     #[arg(long, value_name = "CMD")]
     pub verify: Option<String>,
+    /// Run `verify:` hint commands that are new or changed since this file
+    /// was last run (an agent may have written them), and approve them for
+    /// later runs. Without it, mdbatch asks on a terminal and refuses otherwise.
+    #[arg(long)]
+    pub trust_verify: bool,
     /// Stop launching new tasks after the first failure.
     #[arg(long)]
     pub fail_fast: bool,
@@ -344,6 +349,11 @@ pub struct LogsArgs {
     /// Keep printing as the log grows, until the attempt ends.
     #[arg(short, long)]
     pub follow: bool,
+    /// Print the log's bytes as they are. By default control characters
+    /// (terminal escapes an agent printed) are shown visibly instead, so
+    /// they cannot act on the terminal.
+    #[arg(long)]
+    pub raw: bool,
 }
 
 /// `mdbatch clean`.
@@ -414,6 +424,19 @@ pub struct DemoArgs {
 pub struct CompletionsArgs {
     /// The shell.
     pub shell: clap_complete::Shell,
+}
+
+/// One `--only` name: never empty (`--only ''` selected nothing and ran
+/// nothing, successfully).
+fn parse_selection(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err(
+            "an empty name selects no task; give ids, ranges (T004-T010) or section names, \
+             or leave --only out to run everything"
+                .to_string(),
+        );
+    }
+    Ok(s.to_string())
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, batch_core::DurationError> {

@@ -7,7 +7,7 @@
 //! | 2 | usage, parse or plan error; the file is locked or not writable |
 //! | 3 | the run stopped at its spending cap (`--max-cost`, `--max-tokens`) |
 //! | 124 | `wait --timeout`: the run is still going |
-//! | 130 | interrupted (Ctrl-C / SIGTERM / `mdbatch stop`) |
+//! | 130 | interrupted (Ctrl-C / SIGTERM / SIGHUP / `mdbatch stop`) |
 
 /// Everything done.
 pub const SUCCESS: u8 = 0;

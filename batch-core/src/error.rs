@@ -344,6 +344,23 @@ pub enum RunSetupError {
     #[cfg(feature = "exec")]
     #[error(transparent)]
     Isolate(#[from] crate::exec::IsolateError),
+    /// `verify:` hints hold commands that appeared or changed since the user
+    /// last ran this file (an agent may have written them); see
+    /// [`RunOptions::trust_verify`](crate::RunOptions::trust_verify).
+    #[error(
+        "{}: {} not run before and not approved:{}\nreview {}, then run again with --trust-verify to approve {}",
+        path.display(),
+        if commands.len() == 1 { "a verify command was" } else { "verify commands were" },
+        commands.iter().map(|c| format!("\n  line {}, task `{}`: {}", c.line, c.id, c.command)).collect::<String>(),
+        if commands.len() == 1 { "it" } else { "them" },
+        if commands.len() == 1 { "it" } else { "them" }
+    )]
+    UnapprovedVerify {
+        /// The task file.
+        path: PathBuf,
+        /// Each command, with its task.
+        commands: Vec<crate::exec::UnapprovedVerify>,
+    },
 }
 
 impl RunSetupError {

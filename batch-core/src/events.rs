@@ -197,6 +197,19 @@ pub enum RunEvent {
         /// Why (`dependency T003 failed`, `--fail-fast`, `interrupted`).
         reason: String,
     },
+    /// The task file was edited during the run and the run follows it: a
+    /// task not started yet whose text changed runs with the new text; one
+    /// removed from the file is not run (it also gets a `task_skipped`); an
+    /// unchecked task added to the file is planned into the run where its
+    /// wave and dependencies put them.
+    PlanChanged {
+        /// Tasks not started yet whose text changed: they run as now written.
+        changed: Vec<String>,
+        /// Tasks not started yet that are gone from the file: not run.
+        dropped: Vec<String>,
+        /// Unchecked tasks added to the file, now part of the run.
+        added: Vec<String>,
+    },
     /// The account is rate limited: launches pause.
     RateLimited {
         /// How long launches pause, ms.
@@ -243,6 +256,7 @@ impl RunEvent {
             RunEvent::TaskSucceeded { .. } => "task_succeeded",
             RunEvent::TaskFailed { .. } => "task_failed",
             RunEvent::TaskSkipped { .. } => "task_skipped",
+            RunEvent::PlanChanged { .. } => "plan_changed",
             RunEvent::RateLimited { .. } => "rate_limited",
             RunEvent::TaskLanded { .. } => "task_landed",
             RunEvent::Warning { .. } => "warning",

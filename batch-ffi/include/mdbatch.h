@@ -244,7 +244,7 @@ void mdbatch_run_handle_free(struct mdbatch_run_handle *handle);
 //   settings: `jobs`, `retries`, `timeout` (`"90s"`, `"30m"` or seconds),
 //   `grace`, `max_wait`, `backoff_base`, `backoff_cap`, `verify`,
 //   `fail_fast`, `cross_wave`, `only`, `include_optional`, `dialect`,
-//   `wave_level`, `workdir`, `resume_sessions`, `cmd`. An unknown key is
+//   `wave_level`, `workdir`, `resume_sessions`, `cmd`, `trust_verify`. An unknown key is
 //   an error (`MDBATCH_STATUS_INVALID_OPTIONS`).
 // - `runner`: NULL to use the command runner built from options `"cmd"`
 //   (a template such as `"claude -p {prompt}"`), or a runner written in C

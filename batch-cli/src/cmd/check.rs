@@ -12,6 +12,7 @@ use batch_core::{Diagnostic, Document, ParseOptions, Plan, PlanOptions};
 
 use crate::args::{CheckArgs, ColorChoice};
 use crate::exit;
+use crate::output::safe;
 use crate::resolve;
 
 /// Whether to colour stderr: a pure function of the choice, whether stderr is
@@ -50,7 +51,9 @@ pub(crate) fn format_diagnostic(d: &Diagnostic, color: bool) -> String {
 /// Prints diagnostics to stderr (source lines filled in from `text`).
 pub(crate) fn print_diagnostics(diags: &mut [Diagnostic], text: &str, color: bool) {
     attach_source_lines(diags, text);
-    for d in diags.iter() {
+    for d in diags.iter_mut() {
+        // Messages quote ids and task text; the source line is the file's.
+        safe::diagnostic(d);
         eprintln!("{}", format_diagnostic(d, color));
     }
 }
@@ -62,11 +65,11 @@ pub(crate) fn read_task_file(
     doc: &crate::args::DocArgs,
 ) -> Result<(PathBuf, ParseOptions, Vec<u8>), u8> {
     let path = resolve::task_file(file).map_err(|e| {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", crate::output::safe::text(&format!("{e:#}")));
         exit::USAGE
     })?;
     let options = resolve::parse_options(&path, doc).map_err(|e| {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", crate::output::safe::text(&format!("{e:#}")));
         exit::USAGE
     })?;
     let bytes = std::fs::read(&path).map_err(|e| {
@@ -156,6 +159,7 @@ pub fn run(args: &CheckArgs, color: ColorChoice) -> u8 {
         plural(errors, "error", "errors"),
         plural(warnings, "warning", "warnings")
     ));
+    let summary = safe::text(&summary);
     if errors > 0 {
         eprintln!("{summary}");
         exit::TASKS_FAILED

@@ -19,6 +19,7 @@ use batch_core::store::{self, lock};
 
 use crate::args::{ColorChoice, LogsArgs};
 use crate::exit;
+use crate::output::safe;
 use crate::resolve;
 
 /// How often `--follow` looks for new lines and for the attempt's end.
@@ -76,7 +77,7 @@ pub fn run(args: &LogsArgs, _color: ColorChoice) -> anyhow::Result<u8> {
             }
         };
         if path.is_file() {
-            return print_file(&path);
+            return print_file(&path, args.raw);
         }
         anyhow::bail!(
             "no log for task `{}`{}: it has not run from {} yet (see `mdbatch status`)",
@@ -98,7 +99,7 @@ pub fn run(args: &LogsArgs, _color: ColorChoice) -> anyhow::Result<u8> {
                 t.attempt
             );
         }
-        return print_file(&path);
+        return print_file(&path, args.raw);
     }
 
     // Follow: wait for the attempt to start, then stream its log until it ends.
@@ -109,7 +110,7 @@ pub fn run(args: &LogsArgs, _color: ColorChoice) -> anyhow::Result<u8> {
             let mut offset = 0u64;
             loop {
                 let over = ended(&journal.entries, &args.id, t) || lock::holder(&state)?.is_none();
-                offset = copy_new(&path, offset, &mut out)?;
+                offset = copy_new(&path, offset, &mut out, args.raw, over)?;
                 if over {
                     return Ok(exit::SUCCESS);
                 }
@@ -130,15 +131,25 @@ pub fn run(args: &LogsArgs, _color: ColorChoice) -> anyhow::Result<u8> {
     }
 }
 
-fn print_file(path: &Path) -> anyhow::Result<u8> {
+fn print_file(path: &Path, raw: bool) -> anyhow::Result<u8> {
     let mut out = std::io::stdout().lock();
-    copy_new(path, 0, &mut out)?;
+    copy_new(path, 0, &mut out, raw, true)?;
     Ok(exit::SUCCESS)
 }
 
 /// Copies the bytes of `path` from `offset` on to `out`; returns the new offset.
 /// A missing file (no output yet) copies nothing.
-fn copy_new(path: &Path, offset: u64, out: &mut impl Write) -> anyhow::Result<u64> {
+///
+/// Unless `raw`, the text goes through [`safe::text`] (agent output is
+/// untrusted) and, unless `whole`, only up to the last complete line, so a
+/// character split between two reads is never mangled.
+fn copy_new(
+    path: &Path,
+    offset: u64,
+    out: &mut impl Write,
+    raw: bool,
+    whole: bool,
+) -> anyhow::Result<u64> {
     let mut f = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(offset),
@@ -147,7 +158,22 @@ fn copy_new(path: &Path, offset: u64, out: &mut impl Write) -> anyhow::Result<u6
     f.seek(SeekFrom::Start(offset))?;
     let mut buf = Vec::new();
     f.read_to_end(&mut buf)?;
-    match out.write_all(&buf).and_then(|()| out.flush()) {
+    if !raw && !whole {
+        let complete = buf.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        buf.truncate(complete);
+    }
+    let shown: std::borrow::Cow<'_, [u8]> = if raw {
+        (&buf[..]).into()
+    } else {
+        match String::from_utf8_lossy(&buf) {
+            std::borrow::Cow::Borrowed(s) => match safe::text(s) {
+                std::borrow::Cow::Borrowed(_) => (&buf[..]).into(),
+                std::borrow::Cow::Owned(c) => c.into_bytes().into(),
+            },
+            std::borrow::Cow::Owned(s) => safe::text(&s).into_owned().into_bytes().into(),
+        }
+    };
+    match out.write_all(&shown).and_then(|()| out.flush()) {
         Ok(()) => {}
         // `mdbatch logs X | head`: the reader is gone, which is not an error.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
@@ -301,11 +327,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("1.log");
         let mut out = Vec::new();
-        assert_eq!(copy_new(&path, 0, &mut out).unwrap(), 0, "no file yet");
-        std::fs::write(&path, "one\n").unwrap();
-        let off = copy_new(&path, 0, &mut out).unwrap();
+        assert_eq!(
+            copy_new(&path, 0, &mut out, false, false).unwrap(),
+            0,
+            "no file yet"
+        );
+        std::fs::write(&path, "one\nt").unwrap();
+        let off = copy_new(&path, 0, &mut out, false, false).unwrap();
+        assert_eq!(off, 4, "a partial line waits for the rest");
         std::fs::write(&path, "one\ntwo\n").unwrap();
-        copy_new(&path, off, &mut out).unwrap();
+        copy_new(&path, off, &mut out, false, false).unwrap();
         assert_eq!(out, b"one\ntwo\n");
+    }
+
+    #[test]
+    fn terminal_escapes_in_a_log_are_shown_not_obeyed_unless_raw() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("1.log");
+        let hostile = "done\x1b]0;owned\x07\x1b[2J\n";
+        std::fs::write(&path, hostile).unwrap();
+        let mut out = Vec::new();
+        copy_new(&path, 0, &mut out, false, true).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "done^[]0;owned^G^[[2J\n");
+        let mut raw = Vec::new();
+        copy_new(&path, 0, &mut raw, true, true).unwrap();
+        assert_eq!(raw, hostile.as_bytes());
     }
 }

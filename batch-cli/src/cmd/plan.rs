@@ -9,6 +9,7 @@ use batch_core::{Document, Plan, PromptTemplate};
 use super::check::{print_diagnostics, read_task_file, stderr_color};
 use crate::args::{ColorChoice, PlanArgs, PlanFormatArg};
 use crate::exit;
+use crate::output::safe;
 use crate::resolve;
 
 /// Runs `mdbatch plan`.
@@ -38,7 +39,12 @@ pub fn run(args: &PlanArgs, color: ColorChoice) -> u8 {
         PlanFormatArg::Dot => PlanFormat::Dot,
         PlanFormatArg::Mermaid => PlanFormat::Mermaid,
     };
-    print!("{}", render(&doc, &plan, format));
+    let out = render(&doc, &plan, format);
+    match format {
+        // JSON escapes control characters itself.
+        PlanFormat::Json => print!("{out}"),
+        _ => print!("{}", safe::text(&out)),
+    }
     exit::SUCCESS
 }
 
@@ -57,9 +63,12 @@ fn show_prompt(doc: &Document, path: &Path, id: &str, template: Option<&Path>) -
     let Some(task) = doc.task_by_id(id) else {
         let some: Vec<&str> = doc.tasks.iter().take(5).map(|t| t.id.as_str()).collect();
         eprintln!(
-            "error: no task `{id}` in {}; its ids look like: {}",
-            path.display(),
-            some.join(", ")
+            "{}",
+            safe::text(&format!(
+                "error: no task `{id}` in {}; its ids look like: {}",
+                path.display(),
+                some.join(", ")
+            ))
         );
         return exit::USAGE;
     };
@@ -88,7 +97,12 @@ fn show_prompt(doc: &Document, path: &Path, id: &str, template: Option<&Path>) -
     // The same spec `run` builds, so this is the prompt the agent gets.
     let spec = task_spec(doc, task, &SpecPlace::new(path), &template);
     let prompt = spec.prompt;
-    print!("{prompt}");
+    // Piped, the prompt is the agent's to the byte; on a terminal, made safe.
+    if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        print!("{}", safe::text(&prompt));
+    } else {
+        print!("{prompt}");
+    }
     if !prompt.ends_with('\n') {
         println!();
     }

@@ -84,7 +84,8 @@ pub fn run(args: &ResetArgs, _color: ColorChoice) -> anyhow::Result<u8> {
             }
         ));
     }
-    let what = what.join(" and ");
+    // Ids come from the file and the journal.
+    let what = crate::output::safe::text(&what.join(" and ")).into_owned();
     if !args.yes {
         if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
             eprintln!(
@@ -114,7 +115,7 @@ pub fn run(args: &ResetArgs, _color: ColorChoice) -> anyhow::Result<u8> {
         Err(e) => return Err(e.into()),
     };
     for p in &done.problems {
-        eprintln!("warning: {p}");
+        eprintln!("warning: {}", crate::output::safe::text(&p.to_string()));
     }
     if !todo.uncheck.is_empty() {
         eprintln!(

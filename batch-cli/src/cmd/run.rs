@@ -9,7 +9,7 @@ use batch_core::{Document, ExecutorBuilder, Plan, PromptTemplate, RunOptions, Su
 
 use crate::args::{ColorChoice, RunArgs, RunnerArg};
 use crate::exit;
-use crate::output::{self, Output};
+use crate::output::{self, Output, safe};
 use crate::resolve;
 
 /// Runs `mdbatch run`.
@@ -24,7 +24,7 @@ pub fn run(args: &RunArgs, color: ColorChoice) -> anyhow::Result<u8> {
             junit.display()
         );
     }
-    let options = run_options(args, &popts)?;
+    let mut options = run_options(args, &popts)?;
     let template = prompt_template(args)?;
 
     if args.dry_run {
@@ -34,6 +34,9 @@ pub fn run(args: &RunArgs, color: ColorChoice) -> anyhow::Result<u8> {
     let runner = build_runner(args)?;
     if args.detach {
         return detach(&path);
+    }
+    if let Some(code) = approve_verify(&path, &mut options) {
+        return Ok(code);
     }
 
     let output = Output::new(args.json, args.verbose, color);
@@ -65,7 +68,7 @@ pub fn run(args: &RunArgs, color: ColorChoice) -> anyhow::Result<u8> {
                 exit::CAPPED
             } else if report.tasks.iter().any(|t| match t.outcome {
                 Outcome::Failed => true,
-                Outcome::Skipped => !t.checked_by_hand,
+                Outcome::Skipped => !t.checked_by_hand && !t.removed,
                 _ => false,
             }) {
                 exit::TASKS_FAILED
@@ -77,6 +80,52 @@ pub fn run(args: &RunArgs, color: ColorChoice) -> anyhow::Result<u8> {
             drop(output);
             Err(e.into())
         }
+    }
+}
+
+/// New `verify:` commands (an agent may have written them): shown and asked
+/// about on a terminal; elsewhere the run refuses them (its error says how to
+/// approve). `Some(code)` when the run must not go on.
+fn approve_verify(path: &std::path::Path, options: &mut RunOptions) -> Option<u8> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let pending = match batch_core::exec::unapproved_verify(path, options) {
+        Ok(p) => p,
+        // The run reports the same problem, with its diagnostics.
+        Err(_) => return None,
+    };
+    if pending.is_empty() || !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        return None;
+    }
+    let mut text = format!(
+        "{}: {} not run before (an agent may have written {}):\n",
+        path.display(),
+        if pending.len() == 1 {
+            "this verify command was"
+        } else {
+            "these verify commands were"
+        },
+        if pending.len() == 1 { "it" } else { "them" }
+    );
+    for p in &pending {
+        text.push_str(&format!(
+            "  line {}, task `{}`: {}\n",
+            p.line, p.id, p.command
+        ));
+    }
+    eprint!("{}", safe::text(&text));
+    eprint!(
+        "Run {} with sh -c? [y/N] ",
+        if pending.len() == 1 { "it" } else { "them" }
+    );
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        *options = std::mem::take(options).with_trust_verify(true);
+        None
+    } else {
+        eprintln!("nothing run; approve them with --trust-verify once reviewed");
+        Some(exit::USAGE)
     }
 }
 
@@ -128,6 +177,7 @@ fn run_options(args: &RunArgs, popts: &batch_core::ParseOptions) -> anyhow::Resu
     if let Some(verify) = &args.verify {
         o = o.with_verify(verify);
     }
+    o = o.with_trust_verify(args.trust_verify);
     if args.select.cross_wave {
         o = o.with_cross_wave(true);
     }
@@ -214,7 +264,7 @@ fn build_runner(args: &RunArgs) -> anyhow::Result<Arc<dyn SubagentRunner>> {
             .into_iter()
             .flatten()
         {
-            eprintln!("warning: {warning}");
+            eprintln!("warning: {}", safe::text(&warning));
         }
         return Ok(Arc::new(runner));
     }
@@ -262,7 +312,7 @@ fn preset_runner(kind: RunnerArg, args: &RunArgs) -> anyhow::Result<Arc<dyn Suba
     let runner =
         presets::build(kind, opts).map_err(|e| anyhow::anyhow!("--runner {}: {e}", kind.name()))?;
     if let Some(w) = presets::version::untested_warning(kind, None) {
-        eprintln!("warning: {w}");
+        eprintln!("warning: {}", safe::text(&w));
     }
     Ok(runner)
 }
@@ -285,7 +335,11 @@ fn dry_run(
     let plan = Plan::build(&doc, &resolve::plan_options(&args.select))?;
     println!(
         "{}",
-        batch_core::render_plan(&doc, &plan, batch_core::PlanFormat::Text)
+        safe::text(&batch_core::render_plan(
+            &doc,
+            &plan,
+            batch_core::PlanFormat::Text
+        ))
     );
     Ok(exit::SUCCESS)
 }

@@ -309,6 +309,13 @@ pub fn run(args: &StatusArgs, color: ColorChoice) -> anyhow::Result<u8> {
             },
         )
     };
+    // Ids, task text and error messages are the file's and the agents'
+    // (JSON escapes control characters itself).
+    let text = if args.json {
+        text
+    } else {
+        crate::output::safe::styled(&text).into_owned()
+    };
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
     Ok(exit::SUCCESS)

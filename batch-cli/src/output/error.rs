@@ -23,16 +23,20 @@ pub fn render(
         {
             attach_source_lines(&mut diags, &String::from_utf8_lossy(&bytes));
         }
+        for d in &mut diags {
+            super::safe::diagnostic(d);
+        }
         return diags
             .iter()
             .map(|d| format(d, color))
             .collect::<Vec<_>>()
             .join("\n");
     }
+    // Messages quote ids, task text and agent output.
     if let Some(text) = e.downcast_ref::<RunSetupError>().and_then(in_flags) {
-        return format!("error: {text}");
+        return super::safe::text(&format!("error: {text}")).into_owned();
     }
-    format!("error: {e:#}")
+    super::safe::text(&format!("error: {e:#}")).into_owned()
 }
 
 fn diagnostics(e: &anyhow::Error) -> Option<&Diagnostics> {

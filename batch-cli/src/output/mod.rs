@@ -6,6 +6,8 @@
 //!   it drives [`term`] (the live display), [`plain`] (timestamped lines) and
 //!   [`json`] (events on stdout), over the event model in [`state`].
 //! - [`junit`]: the `--junit FILE` report.
+//! - [`safe`]: untrusted text made safe for a terminal (every human printer
+//!   passes task text, ids, agent output and messages through it).
 //! - [`error`]: how an error that ends a command is printed.
 
 pub mod error;
@@ -15,6 +17,7 @@ mod keys;
 pub mod mode;
 pub mod plain;
 pub mod reporter;
+pub mod safe;
 pub mod state;
 pub mod style;
 pub mod summary;

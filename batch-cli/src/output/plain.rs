@@ -189,6 +189,26 @@ pub fn line(env: &Envelope, state: &RunState, p: Paint) -> Option<String> {
         RunEvent::Warning { message } => {
             format!("{}: {}", p.yellow("warning"), clean_lines(message))
         }
+        RunEvent::PlanChanged {
+            changed,
+            dropped,
+            added,
+        } => {
+            let mut parts = Vec::new();
+            if !changed.is_empty() {
+                parts.push(format!("runs as now written: {}", changed.join(", ")));
+            }
+            if !dropped.is_empty() {
+                parts.push(format!("dropped: {}", dropped.join(", ")));
+            }
+            if !added.is_empty() {
+                parts.push(format!(
+                    "added (the next run runs them): {}",
+                    added.join(", ")
+                ));
+            }
+            format!("{}: {}", p.yellow("task file edited"), parts.join("; "))
+        }
         RunEvent::TaskLanded {
             id,
             commit,

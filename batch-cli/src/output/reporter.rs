@@ -43,10 +43,13 @@ struct Shared {
 impl Shared {
     fn event(&mut self, env: &Envelope) {
         let now = Instant::now();
-        let change = self.state.apply(env, now);
         if let Some(j) = &mut self.json {
             j.event(env);
         }
+        // Ids, task text, agent output and messages reach the terminal only
+        // through `safe` (the state feeds the display and the summary).
+        let env = &*super::safe::event(env);
+        let change = self.state.apply(env, now);
         match &mut self.human {
             HumanOut::Live(l) => l.event(env, &self.state, &change, now),
             HumanOut::Plain(p) => p.event(env, &self.state, &change),
@@ -175,6 +178,7 @@ impl Output {
         self.finished = true;
         let mut s = lock(&self.shared);
         let Shared { state, human, .. } = &mut *s;
+        let report = &*super::safe::report(report);
         match human {
             HumanOut::Live(l) => l.finish(report, state),
             HumanOut::Plain(p) => p.finish(report, state),

@@ -267,6 +267,10 @@ impl RunState {
                 self.skipped += 1;
                 self.remove(id);
             }
+            RunEvent::PlanChanged { added, .. } => {
+                // Added tasks join the run; dropped ones arrive as skips.
+                self.total += added.len();
+            }
             RunEvent::RateLimited { pause_ms, .. } => {
                 self.paused_until = Some(now + Duration::from_millis(*pause_ms));
             }

@@ -196,6 +196,7 @@ impl Live {
             }
             RunEvent::RateLimited { .. }
             | RunEvent::Warning { .. }
+            | RunEvent::PlanChanged { .. }
             | RunEvent::TaskLanded { .. } => {
                 if let Some(text) = super::plain::line(env, state, p) {
                     self.println(&format!("  {text}"));
@@ -259,7 +260,11 @@ impl Live {
     /// Clears the display and prints the summary.
     pub fn finish(&mut self, report: &RunReport, state: &RunState) {
         self.clear();
-        eprint!("{}", summary::render(report, state, self.paint));
+        // After SIGHUP the terminal is gone: a failed write is not a panic.
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            summary::render(report, state, self.paint).as_bytes(),
+        );
     }
 
     /// Clears the display (a run that ends without a report).

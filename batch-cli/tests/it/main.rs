@@ -6,6 +6,8 @@ mod demo;
 mod detach;
 mod display;
 mod doctor;
+mod escapes;
+mod harness;
 mod init;
 mod isolate;
 mod junit;
@@ -17,6 +19,7 @@ mod run_claude;
 mod run_e2e;
 mod slurm;
 mod status;
+mod trust;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -317,3 +317,25 @@ fn plan_and_check_count_the_same_tasks_and_waves() {
         "tasks.md: 2 tasks to run in 2 waves, 2 done, 1 not run (see `mdbatch plan`); 0 errors, 0 warnings\n"
     );
 }
+
+#[test]
+fn an_empty_only_is_a_usage_error_for_plan_and_run() {
+    let dir = folder(&[("task.md", "- [ ] <!-- id: a --> one\n")]);
+    for args in [
+        &["plan", "--only", ""][..],
+        &["plan", "--only", "a,,"],
+        &["run", "--cmd", "true", "--only", ""],
+    ] {
+        let out = mdbatch(dir.path(), args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("an empty name selects no task"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("task.md")).unwrap(),
+        "- [ ] <!-- id: a --> one\n"
+    );
+}

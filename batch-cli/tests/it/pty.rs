@@ -440,3 +440,43 @@ fn ctrl_c_interrupts_with_a_summary_and_gives_the_terminal_back_as_it_was() {
     assert!(end.contains("interrupted: 5 tasks in "), "{end}");
     assert!(!f.task_md().contains("[x] Create the model"), "{end}");
 }
+
+#[test]
+fn the_live_display_shows_escapes_from_ids_task_text_and_agent_output_without_obeying_them() {
+    let f = Fixture::new(
+        "# Hostile\n\n- [ ] <!-- id: ev\u{1b}[2J\u{7}il --> title\u{1b}]0;pwned\u{7} task\n",
+    );
+    f.script(
+        "agent.sh",
+        "printf 'said \\033]0;pwned-too\\007 \\033]52;c;eA==\\007\\n'\nsleep 0.2\n",
+    );
+    let s = Session::start(&f, 160, 30, &["run", "--cmd", "./agent.sh", "-v"]);
+    let (code, end) = s_finish_raw(s);
+    assert_eq!(code.0, 0, "{end}");
+    let raw = code.1;
+    assert!(
+        !raw.contains("]0;pwned") || raw.contains("^[]0;pwned"),
+        "an OSC reached the terminal:\n{raw:?}"
+    );
+    assert!(
+        !raw.contains('\u{7}'),
+        "a bell (OSC terminator) reached the terminal:\n{raw:?}"
+    );
+    assert!(
+        !raw.contains("\u{1b}]52"),
+        "a clipboard write reached the terminal"
+    );
+    assert!(
+        !raw.contains("\u{1b}[2J"),
+        "a screen clear reached the terminal"
+    );
+    assert!(end.contains("^[]0;pwned^G"), "{end}");
+}
+
+/// Waits for the run to end; ((exit code, raw bytes), screen).
+fn s_finish_raw(s: Session) -> ((u32, String), String) {
+    let raw = s.raw.clone();
+    let (code, end) = s.finish();
+    let raw = String::from_utf8_lossy(&raw.lock().unwrap()).into_owned();
+    ((code, raw), end)
+}

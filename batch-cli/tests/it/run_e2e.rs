@@ -231,6 +231,39 @@ fn ctrl_c_terms_the_subagents_records_the_run_and_exits_130() {
 }
 
 #[test]
+fn sighup_is_handled_like_sigterm_the_subagents_are_stopped_and_the_run_recorded() {
+    let d = Dir::new(FOUR);
+    d.touch("block-t1");
+    let child = d.spawn(&["-j", "1"]);
+    d.wait_line("ran.log", "t1");
+    let agent = d.pid("t1");
+    // A closed terminal or a dropped SSH session sends SIGHUP.
+    signal(child.id(), libc::SIGHUP);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "mdbatch died of the signal instead of stopping the run: {:?}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        count(&d.read("got-term"), "t1"),
+        1,
+        "the subagent was not stopped"
+    );
+    wait_for("the subagent to end", || !alive(agent));
+    assert_eq!(std::fs::read_to_string(d.path("tasks.md")).unwrap(), FOUR);
+    let journal = d.read(".mdbatch/tasks.md/journal.jsonl");
+    assert!(
+        journal
+            .lines()
+            .any(|l| l.contains(r#""type":"run_end""#) && l.contains(r#""cancelled":true"#)),
+        "{journal}"
+    );
+}
+
+#[test]
 fn a_second_ctrl_c_kills_a_subagent_that_ignores_term_at_once() {
     let d = Dir::new("- [ ] <!-- id: stubborn --> a task\n");
     // This agent notes the TERM but keeps going.
@@ -253,6 +286,80 @@ fn a_second_ctrl_c_kills_a_subagent_that_ignores_term_at_once() {
         "waited for the grace period"
     );
     wait_for("the subagent to be killed", || !alive(agent));
+}
+
+/// The pids of the live children of `pid` whose command line holds `needle`.
+fn children_with(pid: u32, needle: &str) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| {
+            let ppid = std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')')?
+                        .1
+                        .split_whitespace()
+                        .nth(1)?
+                        .parse::<u32>()
+                        .ok()
+                });
+            ppid == Some(pid)
+                && std::fs::read(format!("/proc/{p}/cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains(needle))
+        })
+        .collect()
+}
+
+#[test]
+fn after_a_sigkill_every_descendant_of_every_subagent_is_stopped_without_a_rerun() {
+    let d = Dir::new(FOUR);
+    // Each subagent starts a child that ignores TERM and a grandchild under
+    // it, records their pids, then blocks: only a KILL ends the child.
+    std::fs::write(
+        d.path("agent.sh"),
+        r#"#!/bin/sh
+id=$MDBATCH_TASK_ID
+sh -c 'trap "" TERM; sh -c "echo \$\$ > gpid-$0.tmp; mv gpid-$0.tmp gpid-$0; while :; do sleep 0.05; done" & echo $$ > cpid-$0.tmp; mv cpid-$0.tmp cpid-$0; while :; do sleep 0.05; done' "$id" &
+while [ ! -f "gpid-$id" ] || [ ! -f "cpid-$id" ]; do sleep 0.05; done
+echo "$id" >> ran.log
+while :; do sleep 0.05; done
+"#,
+    )
+    .unwrap();
+    let mut child = d.spawn(&["-j", "2", "--grace", "1s"]);
+    d.wait_line("ran.log", "t1");
+    d.wait_line("ran.log", "t2");
+    let mut pids = Vec::new();
+    for id in ["t1", "t2"] {
+        for kind in ["cpid", "gpid"] {
+            pids.push(
+                d.read(&format!("{kind}-{id}"))
+                    .trim()
+                    .parse::<i32>()
+                    .unwrap(),
+            );
+        }
+    }
+    assert!(pids.iter().all(|p| alive(*p)));
+    child.kill().unwrap(); // SIGKILL: no cleanup code runs in mdbatch
+    child.wait().unwrap();
+    // Nobody runs mdbatch again: the reaper alone must stop them all, the
+    // TERM-ignoring children with a KILL after the grace period.
+    let until = Instant::now() + Duration::from_secs(60);
+    while pids.iter().any(|p| alive(*p)) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let survivors: Vec<i32> = pids.iter().copied().filter(|p| alive(*p)).collect();
+    for p in &survivors {
+        signal(*p as u32, libc::SIGKILL);
+    }
+    assert!(
+        survivors.is_empty(),
+        "outlived the killed run: {survivors:?}"
+    );
 }
 
 #[test]
@@ -282,6 +389,11 @@ echo "$MDBATCH_TASK_ID" >> ran.log
     d.wait_line("ran.log", "t1");
     let pgid: i32 = d.read("pgid").trim().parse().unwrap();
     let orphan: i32 = d.read("gpid").trim().parse().unwrap();
+    // The reaper goes too (as when the whole session is killed): only the
+    // rerun's journal check is left to stop the orphan.
+    let reapers = children_with(child.id(), "mdbatch-reaper");
+    assert_eq!(reapers.len(), 1, "one reaper per mdbatch process");
+    signal(reapers[0] as u32, libc::SIGKILL);
     child.kill().unwrap(); // SIGKILL: no cleanup code runs in mdbatch
     child.wait().unwrap();
     assert!(alive(orphan), "the grandchild outlives the killed run");

@@ -73,7 +73,33 @@ exit 0
     f
 }
 
-fn start(f: &Fixture, extra: &[&str]) -> Child {
+/// The mdbatch a test started, stopped (by its pid) if the test fails
+/// before it ended, so a failed test leaves no run and no job behind.
+struct Run(Child);
+
+impl std::ops::Deref for Run {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Run {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            signal(&self.0, libc::SIGTERM);
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn start(f: &Fixture, extra: &[&str]) -> Run {
     let mut args = vec![
         "run",
         "--cmd",
@@ -85,11 +111,12 @@ fn start(f: &Fixture, extra: &[&str]) -> Child {
         "never",
     ];
     args.extend_from_slice(extra);
-    f.command(&args)
+    Run(f
+        .command(&args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("start mdbatch")
+        .expect("start mdbatch"))
 }
 
 fn signal(child: &Child, sig: i32) {
@@ -294,39 +321,47 @@ fn time_waiting_in_the_clusters_queue_does_not_count_against_the_timeout() {
         .ok()
         .and_then(|c| c.parse().ok())
         .unwrap_or(2);
-    // `cpus` tasks hold every slot until released; the last one, with a
-    // 2-second timeout, waits in the queue longer than that, then runs
-    // briefly and succeeds.
-    let mut md = String::from("# Queue time\n\n## Wave 1\n");
+    // A first run holds every slot of the cluster until released.
+    let mut md = String::from("# Hold\n\n## Wave 1\n");
     for i in 0..cpus {
         md.push_str(&format!("- [ ] hold {i} <!-- id: s7-{i}-wait -->\n"));
     }
-    md.push_str("- [ ] quick <!-- id: s7-quick; timeout: 2s; retries: 0 -->\n");
-    let f = fixture(&md);
-    let mut child = start(&f, &["-j", &(cpus + 1).to_string()]);
-    let stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-            .collect::<Vec<_>>()
-    });
+    let holders = fixture(&md);
+    let mut hold = start(&holders, &["-j", &cpus.to_string()]);
     wait_for("the slots to be taken", Duration::from_secs(60), || {
         (0..cpus)
-            .filter(|i| f.file(&format!("waiting-s7-{i}-wait")).exists())
+            .filter(|i| holders.file(&format!("waiting-s7-{i}-wait")).exists())
             .count()
             == cpus
     });
-    wait_for("the quick task to queue", Duration::from_secs(60), || {
-        jobs_with("s7-quick").iter().any(|l| l.ends_with("PENDING"))
+    // A second run's task, with a 2-second timeout, waits in the queue for
+    // longer than that, then gets a slot, runs briefly and succeeds.
+    let f = fixture(
+        "# Quick\n\n## Wave 1\n- [ ] quick <!-- id: s7-quick; timeout: 2s; retries: 0 -->\n",
+    );
+    let mut child = start(&f, &[]);
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("queued on the cluster") {
+                let _ = tx.send(());
+            }
+            all.push(line);
+        }
+        all
     });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("the quick task queues behind the held slots");
     // Queued for longer than its timeout: this is the point of the test,
     // not a race to win.
     std::thread::sleep(Duration::from_secs(3));
-    std::fs::write(f.file("release"), "").unwrap();
+    std::fs::write(holders.file("release"), "").unwrap();
     let status = child.wait().unwrap();
     let lines = reader.join().unwrap();
     assert!(status.success(), "{lines:?}");
     assert!(f.task_md().contains("- [x] quick"), "{lines:?}");
+    assert!(hold.wait().unwrap().success());
     wait_no_jobs("s7-");
 }

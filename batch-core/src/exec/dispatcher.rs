@@ -109,6 +109,8 @@ pub(super) struct NodeRun {
     pub(super) running: Option<Running>,
     /// Skipped because its box was checked by hand during the run.
     pub(super) checked_by_hand: bool,
+    /// Skipped because it was removed from the file before it started.
+    pub(super) removed: bool,
 }
 
 pub(super) struct NodeConfig {
@@ -183,6 +185,8 @@ pub(super) struct Dispatcher {
     /// The write in flight and the tasks it checks.
     pub(super) writing: Option<Writing>,
     pub(super) writing_batch: Vec<NodeIdx>,
+    /// Tasks added to the file during the run, already reported.
+    pub(super) added_seen: std::collections::HashSet<String>,
     /// Ids checked in the task file when last parsed.
     pub(super) checked_in_file: std::collections::HashSet<String>,
     /// Worktree isolation and the merge queue, when on.
@@ -276,8 +280,13 @@ impl Dispatcher {
         }
         // Subagents of a killed run still working on a task are stopped
         // before the task is launched again, so two never edit the same files.
-        for (id, pgid) in std::mem::take(&mut self.orphans) {
-            let gone = stop_group(pgid, self.options.grace).await;
+        // All at once: the wait is one grace period, not one per group.
+        let orphans = std::mem::take(&mut self.orphans);
+        let grace = self.options.grace;
+        let stopped =
+            futures::future::join_all(orphans.iter().map(|(_, pgid)| stop_group(*pgid, grace)))
+                .await;
+        for ((id, pgid), gone) in orphans.into_iter().zip(stopped) {
             self.emit(RunEvent::Warning {
                 message: if gone {
                     format!(
@@ -475,8 +484,13 @@ impl Dispatcher {
             }
             return false;
         }
-        if self.writing.is_some() || stamp == self.file_stamp {
+        if stamp == self.file_stamp {
             return true;
+        }
+        if self.writing.is_some() {
+            // Changed by someone else while a write is in flight: the write
+            // parses it; nothing starts before the run has followed the edit.
+            return false;
         }
         let (file, path, options) = (
             self.taskfile.take(),
@@ -490,14 +504,19 @@ impl Dispatcher {
             };
             // A file that no longer parses is reported when boxes are written.
             let checked = file.refresh().ok().flatten();
-            Some((file, checked))
+            // Someone else changed the file: the run follows the new text.
+            let doc = checked.as_ref().map(|_| file.document().clone());
+            Some((file, checked, doc))
         })
         .await;
-        if let Ok(Some((file, checked))) = read {
+        if let Ok(Some((file, checked, doc))) = read {
             self.file_stamp = file.stamp().or(stamp);
             self.taskfile = Some(file);
             if let Some(checked) = checked {
                 self.checked_in_file = checked.into_iter().collect();
+            }
+            if let Some(doc) = doc {
+                self.replan(&doc);
             }
         } else {
             self.file_stamp = stamp;
@@ -945,7 +964,7 @@ impl Dispatcher {
 
     pub(super) async fn finish(&mut self) {
         let reason = match &self.stop {
-            Some(Stop::Interrupted) => "interrupted".to_string(),
+            Some(Stop::Interrupted) => super::report::INTERRUPTED_SKIP.to_string(),
             Some(Stop::FailFast(id)) => format!("--fail-fast: `{id}` failed"),
             Some(Stop::Fatal(msg)) => format!("run stopped: {msg}"),
             Some(Stop::Cap(what)) => format!("not run: {what}"),

@@ -138,7 +138,7 @@ impl ExecutorBuilder {
         self
     }
 
-    /// Handle SIGINT/SIGTERM: first one interrupts gracefully, second kills at once.
+    /// Handle SIGINT/SIGTERM/SIGHUP (SIGHUP only when not ignored): first one interrupts gracefully, second kills at once.
     pub fn handle_signals(mut self, yes: bool) -> Self {
         self.handle_signals = yes;
         self

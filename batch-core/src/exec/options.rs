@@ -52,6 +52,10 @@ pub struct RunOptions {
     /// A command that must pass after a subagent succeeds before the box is
     /// checked (a task's `verify:` hint wins).
     pub verify: Option<String>,
+    /// `--trust-verify`: run `verify:` hint commands that are new since the
+    /// file was last run (and record them as approved). Without it such a
+    /// run does not start ([`RunSetupError::UnapprovedVerify`](crate::RunSetupError::UnapprovedVerify)).
+    pub trust_verify: bool,
     /// Stop launching new work after the first task fails for good.
     pub fail_fast: bool,
     /// Plan cross-wave (`Some(true)`), strict waves (`Some(false)`), or as the
@@ -166,6 +170,7 @@ impl Default for RunOptions {
             backoff_base: Duration::from_secs(1),
             backoff_cap: Duration::from_secs(60),
             verify: None,
+            trust_verify: false,
             fail_fast: false,
             cross_wave: None,
             only: Vec::new(),
@@ -240,6 +245,13 @@ impl RunOptions {
     /// Sets [`RunOptions::verify`]: the command that must pass before a box is checked.
     pub fn with_verify(mut self, verify: impl Into<String>) -> Self {
         self.verify = Some(verify.into());
+        self
+    }
+
+    /// Sets [`RunOptions::trust_verify`]: run `verify:` commands that are
+    /// new since the file was last run, and approve them.
+    pub fn with_trust_verify(mut self, trust: bool) -> Self {
+        self.trust_verify = trust;
         self
     }
 

@@ -102,6 +102,19 @@ impl Dispatcher {
             Some(dir) => Some(RunLock::acquire(dir, &task_file)?),
             None => None,
         };
+        if let Some(dir) = &state_dir {
+            std::fs::create_dir_all(dir).map_err(|e| RunSetupError::Io {
+                path: dir.clone(),
+                message: format!("cannot create the state folder: {e}"),
+                source: Arc::new(e),
+            })?;
+            super::trust::check(
+                &task_file,
+                dir,
+                &super::trust::hinted(&doc, &plan),
+                ex.options.trust_verify,
+            )?;
+        }
         let run_id = uuid::Uuid::new_v4().to_string();
         let (history, journal) = match &state_dir {
             Some(dir) => (
@@ -361,6 +374,7 @@ impl Dispatcher {
             writing: None,
             writing_batch: Vec::new(),
             checked_in_file,
+            added_seen: std::collections::HashSet::new(),
             isolation,
             commit_only,
             prompt: Arc::new(ex.prompt),
@@ -371,7 +385,11 @@ impl Dispatcher {
 
 /// A task's `srun` arguments: the run's, then its sections' from the
 /// outermost in, then its own (`launcher-arg:` hints; later ones win in srun).
-fn launcher_args(doc: &Document, task: &crate::doc::Task, run: &[String]) -> Vec<String> {
+pub(super) fn launcher_args(
+    doc: &Document,
+    task: &crate::doc::Task,
+    run: &[String],
+) -> Vec<String> {
     let mut args = run.to_vec();
     args.extend(doc.hints.launcher_args.iter().cloned());
     let mut chain = Vec::new();

@@ -33,6 +33,10 @@ pub struct TaskReport {
     /// not a failure.
     #[serde(default)]
     pub checked_by_hand: bool,
+    /// Skipped because the user removed it from the file during the run
+    /// (before it started): their decision, not a failure.
+    #[serde(default)]
+    pub removed: bool,
     /// With worktree isolation or `--commit`: the commit its change landed as.
     #[serde(default)]
     pub commit: Option<String>,
@@ -50,12 +54,22 @@ pub struct RunReport {
     pub tasks: Vec<TaskReport>,
 }
 
+/// The reason given to tasks the run skipped because it was interrupted.
+pub(super) const INTERRUPTED_SKIP: &str = "interrupted";
+
 impl Dispatcher {
     pub(super) fn summary(&self) -> RunSummary {
         let mut s = RunSummary {
             total: self.plan.nodes.len(),
             duration_ms: millis(Instant::now() - self.started),
-            cancelled: matches!(self.stop, Some(Stop::Interrupted)),
+            // An interrupt that arrived once every task had ended (its box
+            // checked, or failed on its own) cancelled nothing.
+            cancelled: matches!(self.stop, Some(Stop::Interrupted))
+                && self.runs.iter().any(|r| match r.outcome {
+                    None | Some(Outcome::Interrupted) => true,
+                    Some(Outcome::Skipped) => r.message.as_deref() == Some(INTERRUPTED_SKIP),
+                    Some(Outcome::Succeeded | Outcome::Failed) => false,
+                }),
             capped: match &self.stop {
                 Some(Stop::Cap(what)) => Some(what.clone()),
                 _ => None,
@@ -104,6 +118,7 @@ impl Dispatcher {
                         usage: r.usage,
                         flaky: outcome == Outcome::Succeeded && r.had_failure,
                         checked_by_hand: r.checked_by_hand,
+                        removed: r.removed,
                         commit: r.commit.clone(),
                     }
                 })

@@ -54,6 +54,13 @@ pub(crate) struct Scheduler {
     ready: BTreeMap<usize, BTreeSet<Key>>,
     ready_count: usize,
     running: usize,
+    /// Nodes below this index are the plan's (the tracker's); the others
+    /// were added during the run ([`Scheduler::add`]).
+    planned: usize,
+    /// What each added node still waits for.
+    added_waits: HashMap<NodeIdx, HashSet<NodeIdx>>,
+    /// The added nodes waiting for each node.
+    added_waiters: HashMap<NodeIdx, Vec<NodeIdx>>,
 }
 
 impl Scheduler {
@@ -83,6 +90,9 @@ impl Scheduler {
             ready: BTreeMap::new(),
             ready_count: 0,
             running: 0,
+            planned: n,
+            added_waits: HashMap::new(),
+            added_waiters: HashMap::new(),
         };
         for i in initially {
             s.make_ready(i);
@@ -191,15 +201,58 @@ impl Scheduler {
         }
     }
 
+    /// Adds a node the plan did not have (a task added to the file during
+    /// the run), waiting for `waits` (nodes not yet succeeded); its index.
+    /// It starts after the plan's ready nodes of the same chain length.
+    pub(crate) fn add(&mut self, resources: Vec<String>, waits: HashSet<NodeIdx>) -> NodeIdx {
+        let i = self.state.len();
+        self.state.push(NodeState::Waiting);
+        self.keys.push((Reverse(0), usize::MAX, i));
+        // A group of its own: no `parallel:` limit applies to it.
+        self.groups.push(usize::MAX - i);
+        self.resources.push(resources);
+        let waits: HashSet<NodeIdx> = waits
+            .into_iter()
+            .filter(|&w| self.state[w] != NodeState::Done)
+            .collect();
+        if waits.is_empty() {
+            self.make_ready(i);
+        } else {
+            for &w in &waits {
+                self.added_waiters.entry(w).or_default().push(i);
+            }
+            self.added_waits.insert(i, waits);
+        }
+        i
+    }
+
     /// A node succeeded; returns the nodes that became ready.
     pub(crate) fn succeed(&mut self, i: NodeIdx) -> Vec<NodeIdx> {
         self.release(i);
+        if self.state[i] == NodeState::Ready {
+            self.unready(i);
+        }
         self.state[i] = NodeState::Done;
         let mut now_ready = Vec::new();
-        for d in self.tracker.finish(i) {
-            if self.state[d] == NodeState::Waiting {
-                self.make_ready(d);
-                now_ready.push(d);
+        if i < self.planned {
+            for d in self.tracker.finish(i) {
+                if self.state[d] == NodeState::Waiting {
+                    self.make_ready(d);
+                    now_ready.push(d);
+                }
+            }
+        }
+        for d in self.added_waiters.remove(&i).unwrap_or_default() {
+            let Some(w) = self.added_waits.get_mut(&d) else {
+                continue;
+            };
+            w.remove(&i);
+            if w.is_empty() {
+                self.added_waits.remove(&d);
+                if self.state[d] == NodeState::Waiting {
+                    self.make_ready(d);
+                    now_ready.push(d);
+                }
             }
         }
         now_ready
@@ -210,10 +263,25 @@ impl Scheduler {
     pub(crate) fn fail(&mut self, i: NodeIdx) -> Vec<NodeIdx> {
         self.finish(i);
         let mut out = Vec::new();
-        for d in self.tracker.blocked_by(i) {
-            if self.state[d] != NodeState::Done {
-                self.finish(d);
-                out.push(d);
+        let mut blocked = vec![i];
+        let mut k = 0;
+        while k < blocked.len() {
+            let b = blocked[k];
+            k += 1;
+            // The tracker's answer is transitive over the plan; added nodes
+            // are followed one step at a time (no planned node waits for one).
+            let mut next = if b == i && b < self.planned {
+                self.tracker.blocked_by(b)
+            } else {
+                Vec::new()
+            };
+            next.extend(self.added_waiters.remove(&b).unwrap_or_default());
+            for d in next {
+                if self.state[d] != NodeState::Done {
+                    self.finish(d);
+                    out.push(d);
+                    blocked.push(d);
+                }
             }
         }
         out

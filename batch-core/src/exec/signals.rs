@@ -1,5 +1,10 @@
-//! SIGINT/SIGTERM handling, when the caller asked for it
+//! SIGINT/SIGTERM/SIGHUP handling, when the caller asked for it
 //! ([`ExecutorBuilder::handle_signals`](super::ExecutorBuilder::handle_signals)).
+//!
+//! SIGHUP (the terminal closed, the SSH session dropped) is handled like
+//! SIGTERM: the run stops its subagents, records itself and reports. When
+//! SIGHUP is ignored on entry (`nohup mdbatch run`), it stays ignored: the
+//! user asked for the run to outlive the terminal.
 //!
 //! The handlers are installed with `sigaction(2)` when the first such run
 //! starts and the previous dispositions are put back when the last one ends,
@@ -20,7 +25,7 @@ struct Registry {
     next: u64,
     subscribers: Vec<(u64, mpsc::UnboundedSender<()>)>,
     /// The dispositions found when ours were installed.
-    previous: Option<[libc::sigaction; 2]>,
+    previous: Option<[libc::sigaction; 3]>,
 }
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
@@ -29,7 +34,7 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     previous: None,
 });
 
-const SIGNALS: [libc::c_int; 2] = [libc::SIGINT, libc::SIGTERM];
+const SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
 extern "C" fn on_signal(_signal: libc::c_int) {
     // Only async-signal-safe calls here: write(2), and errno kept as found.
@@ -121,7 +126,7 @@ fn forward(read_fd: libc::c_int) {
     }
 }
 
-/// One run's subscription to SIGINT/SIGTERM; ending it (drop) puts the
+/// One run's subscription to SIGINT/SIGTERM/SIGHUP; ending it (drop) puts the
 /// previous handlers back when no other run holds one.
 pub(super) struct Signals {
     rx: Option<mpsc::UnboundedReceiver<()>>,
@@ -162,7 +167,7 @@ impl Signals {
         s
     }
 
-    /// The next SIGINT or SIGTERM (never, when not handling signals).
+    /// The next SIGINT, SIGTERM or SIGHUP (never, when not handling signals).
     pub(super) async fn recv(&mut self) {
         match self.rx.as_mut() {
             Some(rx) => {
@@ -193,8 +198,9 @@ impl Drop for Signals {
     }
 }
 
-/// Installs `on_signal` for SIGINT and SIGTERM; returns the previous dispositions.
-fn install() -> Result<[libc::sigaction; 2], String> {
+/// Installs `on_signal` for SIGINT, SIGTERM and SIGHUP (unless SIGHUP is
+/// ignored: `nohup`); returns the previous dispositions.
+fn install() -> Result<[libc::sigaction; 3], String> {
     // SAFETY: zeroed sigaction structs are valid; sigaction(2) reads `new`
     // and fills `old`.
     unsafe {
@@ -202,8 +208,14 @@ fn install() -> Result<[libc::sigaction; 2], String> {
         new.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
         new.sa_flags = libc::SA_RESTART;
         libc::sigemptyset(&mut new.sa_mask);
-        let mut previous: [libc::sigaction; 2] = std::mem::zeroed();
+        let mut previous: [libc::sigaction; 3] = std::mem::zeroed();
         for (i, signal) in SIGNALS.iter().enumerate() {
+            if *signal == libc::SIGHUP
+                && libc::sigaction(*signal, std::ptr::null(), &mut previous[i]) == 0
+                && previous[i].sa_sigaction == libc::SIG_IGN
+            {
+                continue;
+            }
             if libc::sigaction(*signal, &new, &mut previous[i]) != 0 {
                 let e = std::io::Error::last_os_error();
                 for (j, s) in SIGNALS.iter().enumerate().take(i) {

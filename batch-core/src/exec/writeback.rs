@@ -133,8 +133,11 @@ impl Dispatcher {
                 if out.reparsed
                     && let Some(f) = &self.taskfile
                 {
-                    // Someone else changed the file: boxes checked by hand.
+                    // Someone else changed the file: boxes checked by hand,
+                    // tasks added, changed or removed.
                     self.checked_in_file = f.checked_ids().into_iter().collect();
+                    let doc = f.document().clone();
+                    self.replan(&doc);
                 }
                 for p in &out.problems {
                     if let StoreError::TaskGone { id, .. }

@@ -28,6 +28,7 @@
 //! non-empty group.
 
 pub(crate) mod group;
+pub(crate) mod reaper;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -82,6 +83,9 @@ pub(crate) struct ProcessExit {
     pub(crate) tail: String,
     /// How long it ran.
     pub(crate) elapsed: Duration,
+    /// How long it had run when mdbatch stopped it (the timeout, for a
+    /// timeout: the time it then took to stop is not part of it).
+    pub(crate) stopped_after: Option<Duration>,
 }
 
 impl ProcessExit {
@@ -118,7 +122,7 @@ impl ProcessExit {
                 ErrorKind::Timeout,
                 format!(
                     "{what} timed out after {}",
-                    crate::util::format_duration(self.elapsed)
+                    crate::util::format_duration(self.stopped_after.unwrap_or(self.elapsed))
                 ),
             ),
             _ => (ErrorKind::Cancelled, format!("{what} was interrupted")),
@@ -162,6 +166,10 @@ where
         ));
     }
 
+    if let Some(e) = too_long(cmd) {
+        return Err(e);
+    }
+
     let mut log = LogFile::open(ctx.log_path.as_deref(), ctx);
 
     if let Some(pf) = &cmd.progress_file {
@@ -198,6 +206,7 @@ where
         command.current_dir(dir);
     }
     die_with_parent(&mut command);
+    register_with_reaper(&mut command, ctx.grace);
 
     let started = Instant::now();
     let mut child = command
@@ -280,6 +289,7 @@ where
 
     let mut status: Option<ExitStatus> = None;
     let mut stopped: Option<CancelReason> = None;
+    let mut stopped_after: Option<Duration> = None;
     let mut kill_at: Option<Instant> = None;
     let mut killed = false;
     let mut drain_until: Option<Instant> = None;
@@ -320,10 +330,12 @@ where
                 // The task ends with its process: nothing of its group may outlive it.
                 guard.kill(libc::SIGKILL);
                 guard.armed = false;
+                reaper::unregister(guard.pgid);
                 drain_until = Some(Instant::now() + DRAIN_LIMIT);
             },
             _ = ctx.cancel.cancelled(), if running && stopped.is_none() => {
                 stopped = Some(ctx.cancel_reason().unwrap_or(CancelReason::Interrupted));
+                stopped_after = Some(started.elapsed());
                 guard.terminate().await;
                 kill_at = Some(Instant::now() + ctx.grace);
             },
@@ -331,7 +343,8 @@ where
                 // Still queued on the cluster, the deadline moved on: look again.
                 if deadline(ctx.deadline, &queue).is_none_or(|d| d <= Instant::now()) {
                     stopped = Some(CancelReason::Timeout);
-                    guard.terminate().await;
+                    stopped_after = Some(started.elapsed());
+                guard.terminate().await;
                     kill_at = Some(Instant::now() + ctx.grace);
                 }
             },
@@ -369,6 +382,7 @@ where
         stopped,
         tail: tail.text(),
         elapsed: started.elapsed(),
+        stopped_after,
     })
 }
 
@@ -378,6 +392,43 @@ async fn read_some<R: AsyncRead + Unpin>(reader: &mut Option<R>, buf: &mut [u8])
         Ok(0) | Err(_) => None,
         Ok(n) => Some(n),
     }
+}
+
+/// The longest single argument or environment string Linux passes to a
+/// program (`MAX_ARG_STRLEN`, 32 pages); a longer one makes `execve` fail
+/// with E2BIG whatever the total.
+const MAX_ARG_STRLEN: usize = 32 * 4096;
+
+/// A [`ErrorKind::Fatal`] error when an argument or environment variable of
+/// `cmd` is too long for `execve`: a task text over 128 KiB would otherwise
+/// fail with "arguments too long" on every retry.
+fn too_long(cmd: &ProcessCommand) -> Option<RunError> {
+    let program = cmd.argv.first()?;
+    let longest_arg = cmd.argv.iter().map(String::len).max().unwrap_or(0);
+    let longest_env = cmd
+        .env
+        .iter()
+        .map(|(k, v)| k.len() + 1 + v.len())
+        .max()
+        .unwrap_or(0);
+    let longest = longest_arg.max(longest_env);
+    if longest < MAX_ARG_STRLEN {
+        return None;
+    }
+    Some(RunError::new(
+        ErrorKind::Fatal,
+        format!(
+            "cannot start {program}: the task text is too long to pass to it ({} KiB in one {}; \
+             the system allows {} KiB): shorten the task, or put the details in a file the task names",
+            longest.div_ceil(1024),
+            if longest_arg >= longest_env {
+                "argument"
+            } else {
+                "environment variable"
+            },
+            MAX_ARG_STRLEN / 1024 - 1
+        ),
+    ))
 }
 
 fn spawn_error(program: &str, workdir: Option<&Path>, e: std::io::Error) -> RunError {
@@ -396,10 +447,13 @@ fn spawn_error(program: &str, workdir: Option<&Path>, e: std::io::Error) -> RunE
             ErrorKind::Fatal,
             format!("cannot execute {program}: permission denied"),
         ),
+        // Retrying cannot help: the same text is too long next time.
         std::io::ErrorKind::ArgumentListTooLong => (
-            ErrorKind::Failed,
+            ErrorKind::Fatal,
             format!(
-                "cannot start {program}: the arguments are too long (the prompt is over the system limit)"
+                "cannot start {program}: its arguments and environment are over the system's limit \
+                 (the task text is too long to pass on); shorten the task, or put the details in a \
+                 file the task names"
             ),
         ),
         _ => (ErrorKind::Failed, format!("cannot start {program}: {e}")),
@@ -433,6 +487,24 @@ fn die_with_parent(command: &mut tokio::process::Command) {
 
 #[cfg(not(target_os = "linux"))]
 fn die_with_parent(_command: &mut tokio::process::Command) {}
+
+/// The child registers its new process group with the [`reaper`] before it
+/// runs anything, so whatever it starts is stopped if mdbatch dies.
+fn register_with_reaper(command: &mut tokio::process::Command, grace: Duration) {
+    let Some(fd) = reaper::fd() else {
+        return;
+    };
+    let tenths = reaper::tenths(grace);
+    // SAFETY: runs in the forked child before exec, after `process_group(0)`
+    // made it a group leader; `register_self` only calls getpid and write on
+    // stack buffers (async-signal-safe, no allocation, no locks).
+    unsafe {
+        command.pre_exec(move || {
+            reaper::register_self(fd, tenths);
+            Ok(())
+        });
+    }
+}
 
 /// Time a cluster job spent waiting for a slot.
 #[derive(Debug, Default)]
@@ -524,6 +596,7 @@ impl Drop for GroupGuard {
                 let _ = super::slurm::cancel(name, None);
             }
             self.kill(libc::SIGKILL);
+            reaper::unregister(self.pgid);
         }
     }
 }

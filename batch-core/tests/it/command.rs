@@ -275,6 +275,19 @@ async fn a_timeout_terms_the_group_and_kills_it_after_the_grace_period() {
         started.elapsed() >= Duration::from_millis(600),
         "killed before the grace period"
     );
+    // The message names the timeout, not the timeout plus the time it took
+    // to stop (which was "0.6s" for a 0.3 s timeout).
+    let said = e
+        .message
+        .split("timed out after ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|d| match d.strip_suffix("ms") {
+            Some(ms) => ms.parse::<f64>().ok().map(|ms| ms / 1000.0),
+            None => d.strip_suffix('s')?.parse::<f64>().ok(),
+        })
+        .unwrap_or_else(|| panic!("{e}"));
+    assert!(said < 0.55, "{e}");
     assert!(
         gone(read_pid(&pidfile)).await,
         "the grandchild survived the group kill"
@@ -359,4 +372,23 @@ async fn binary_and_overlong_output_is_replaced_and_cut_never_fatal() {
         got[1].len()
     );
     assert_eq!(got.last().map(String::as_str), Some("after"));
+}
+
+#[tokio::test]
+async fn a_task_text_over_128_kib_fails_at_once_as_fatal_with_a_clear_message() {
+    let fx = Fixture::new();
+    let s = fx.script("agent", "exit 0");
+    // Once as an argument, once only through the environment (MDBATCH_TASK).
+    for template in [
+        format!("'{}' {{task}}", s.display()),
+        format!("'{}' {{id}}", s.display()),
+    ] {
+        let runner = CommandRunnerBuilder::new(&template).build().unwrap();
+        let (ctx, _rx) = fx.ctx(1);
+        let text = "x".repeat(200 * 1024);
+        let e = runner.run(&fx.spec("t", &text), ctx).await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Fatal, "{template}: {e}");
+        assert!(e.message.contains("task text is too long"), "{e}");
+        assert!(e.message.contains(" KiB in one "), "{e}");
+    }
 }

@@ -1220,7 +1220,11 @@ impl SubagentRunner for RaisesSigint {
 #[tokio::test]
 async fn handled_signals_interrupt_the_run_and_the_previous_handlers_are_back_after_it() {
     let run = Run::file("- [ ] <!-- id: a --> task\n");
-    let before = [disposition(libc::SIGINT), disposition(libc::SIGTERM)];
+    let before = [
+        disposition(libc::SIGINT),
+        disposition(libc::SIGTERM),
+        disposition(libc::SIGHUP),
+    ];
     let runner = Arc::new(RaisesSigint(Mutex::new(None)));
     let report = ExecutorBuilder::new(&run.path)
         .runner(runner.clone())
@@ -1234,7 +1238,11 @@ async fn handled_signals_interrupt_the_run_and_the_previous_handlers_are_back_af
     let during = runner.0.lock().unwrap().expect("the runner ran");
     assert_ne!(during, before[0], "no handler was installed during the run");
     assert_eq!(
-        [disposition(libc::SIGINT), disposition(libc::SIGTERM)],
+        [
+            disposition(libc::SIGINT),
+            disposition(libc::SIGTERM),
+            disposition(libc::SIGHUP)
+        ],
         before,
         "the run left its signal handlers installed"
     );
@@ -1484,6 +1492,204 @@ async fn run_blocking_inside_a_runtime_runs_on_a_thread_of_its_own() {
         .run_blocking()
         .unwrap();
     assert_eq!(report.summary.succeeded, 1);
+}
+
+/// A runner that finishes its work and, as it returns, the user presses
+/// Ctrl-C (the cancel token fires).
+struct CancelsAsItSucceeds(CancellationToken);
+
+#[async_trait::async_trait]
+impl SubagentRunner for CancelsAsItSucceeds {
+    async fn run(&self, _task: &TaskSpec, _ctx: RunContext) -> Result<TaskOutput, RunError> {
+        self.0.cancel();
+        Ok(TaskOutput::default())
+    }
+    fn name(&self) -> &str {
+        "cancels-as-it-succeeds"
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancel_that_arrives_after_every_box_is_checked_does_not_report_the_run_cancelled() {
+    let run = Run::file("- [ ] <!-- id: a --> only task\n");
+    let token = CancellationToken::new();
+    let report = ExecutorBuilder::new(&run.path)
+        .runner(Arc::new(CancelsAsItSucceeds(token.clone())))
+        .cancel_token(token)
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(run.text(), "- [x] <!-- id: a --> only task\n");
+    assert_eq!(outcome(&report, "a"), Outcome::Succeeded);
+    assert!(
+        !report.summary.cancelled,
+        "every task finished and its box is checked, yet the run says CANCELLED"
+    );
+}
+
+#[tokio::test]
+async fn the_subagents_a_killed_run_left_behind_are_stopped_together_not_one_grace_period_each() {
+    let run = Run::file("- [ ] <!-- id: a --> task\n- [ ] <!-- id: b --> other\n");
+    let dir = run.path.parent().unwrap().to_path_buf();
+    // Each orphan, on TERM, waits for the other's TERM before it exits. Had
+    // they been stopped one after the other, the first would wait in vain
+    // and be KILLed at the end of its grace period.
+    let spawn = |task: &str, other: &str| {
+        let mut c = std::process::Command::new("sh");
+        std::os::unix::process::CommandExt::process_group(&mut c, 0);
+        c.current_dir(&dir).env("MDBATCH_TASK_ID", task).args([
+            "-c",
+            &format!(
+                "trap 'touch term-{task}; while [ ! -f term-{other} ]; do sleep 0.02; done; touch clean-{task}; exit 0' TERM; \
+                 touch up-{task}; while :; do sleep 0.02; done"
+            ),
+        ]);
+        c.spawn().unwrap()
+    };
+    let mut orphans = [spawn("a", "b"), spawn("b", "a")];
+    for t in ["a", "b"] {
+        let until = std::time::Instant::now() + Duration::from_secs(60);
+        while !dir.join(format!("up-{t}")).exists() {
+            assert!(
+                std::time::Instant::now() < until,
+                "orphan {t} did not start"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let state = batch_core::store::state_dir(&run.path);
+    std::fs::create_dir_all(&state).unwrap();
+    let mut journal = String::new();
+    for (id, pid) in [("a", orphans[0].id()), ("b", orphans[1].id())] {
+        journal.push_str(&format!(
+            "{{\"v\":1,\"ts\":\"t\",\"run_id\":\"old\",\"type\":\"attempt_start\",\"id\":\"{id}\",\"attempt\":1,\"text_hash\":\"x\"}}\n\
+             {{\"v\":1,\"ts\":\"t\",\"run_id\":\"old\",\"type\":\"attempt_info\",\"id\":\"{id}\",\"attempt\":1,\"pid\":{pid}}}\n"
+        ));
+    }
+    std::fs::write(state.join("journal.jsonl"), journal).unwrap();
+    let fake = Arc::new(Fake::new(Step::Ok(1)));
+    let mut options = opts();
+    options.grace = Duration::from_secs(30);
+    let (report, _) = run.go(&fake, options, None).await;
+    for o in &mut orphans {
+        let _ = o.kill();
+        o.wait().unwrap();
+    }
+    assert_eq!(report.summary.succeeded, 2);
+    for t in ["a", "b"] {
+        assert!(
+            dir.join(format!("clean-{t}")).exists(),
+            "orphan {t} was not TERMed while the other was: the cleanup is serial"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn edits_made_during_the_run_are_followed_for_tasks_not_started_yet() {
+    let run = Run::file(
+        "- [ ] <!-- id: a --> task a\n- [ ] <!-- id: b --> old text of b\n- [ ] <!-- id: c --> task c\n- [ ] <!-- id: e --> task e\n",
+    );
+    // While `a` runs (one at a time): b is reworded, c removed, d added.
+    let (fake, report, events) = run
+        .go_editing(&[(
+            "a",
+            "- [ ] <!-- id: b --> old text of b\n- [ ] <!-- id: c --> task c\n",
+            "- [ ] <!-- id: b --> new text of b\n- [ ] <!-- id: d --> task d, added\n",
+        )])
+        .await;
+    let ran: Vec<String> = fake.recs().iter().map(|r| r.id.clone()).collect();
+    assert_eq!(
+        ran,
+        ["a", "b", "e", "d"],
+        "c was removed before it started; d, added, runs after the planned tasks"
+    );
+    let b_title = events
+        .iter()
+        .find_map(|e| match &e.event {
+            RunEvent::TaskStarted { id, title, .. } if id == "b" => Some(title.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(b_title, "new text of b", "b ran with its old text");
+    let changed = events
+        .iter()
+        .find_map(|e| match &e.event {
+            RunEvent::PlanChanged {
+                changed,
+                dropped,
+                added,
+            } => Some((changed.clone(), dropped.clone(), added.clone())),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no plan_changed event: {events:?}"));
+    assert_eq!(
+        changed,
+        (
+            vec!["b".to_string()],
+            vec!["c".to_string()],
+            vec!["d".to_string()]
+        )
+    );
+    // The boxes of what ran are checked, for the text that ran; removing c
+    // is not a failure.
+    assert_eq!(
+        run.text(),
+        "- [x] <!-- id: a --> task a\n- [x] <!-- id: b --> new text of b\n- [x] <!-- id: d --> task d, added\n- [x] <!-- id: e --> task e\n"
+    );
+    assert_eq!(report.summary.succeeded, 4);
+    let c = report.tasks.iter().find(|t| t.id == "c").unwrap();
+    assert_eq!(c.outcome, Outcome::Skipped);
+    assert!(c.removed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_task_added_during_the_run_waits_for_its_wave_and_its_after_and_is_skipped_when_they_fail()
+ {
+    let run = Run::file(
+        "## W1\n- [ ] <!-- id: a --> task a\n- [ ] <!-- id: f --> fails\n## W2\n- [ ] <!-- id: b --> task b\n",
+    );
+    // While `a` runs, x is added to wave 2: it waits for wave 1, where f
+    // fails, so it is skipped like the rest of wave 2.
+    let fake = Arc::new(Fake::new(Step::Ok(1)).with("f", vec![Step::Fail(1, ErrorKind::Failed)]));
+    let runner = Arc::new(Editing {
+        fake: fake.clone(),
+        path: run.path.clone(),
+        edits: [(
+            "a".to_string(),
+            (
+                "- [ ] <!-- id: b --> task b\n".to_string(),
+                "- [ ] <!-- id: b --> task b\n- [ ] <!-- id: x --> added to wave 2\n".to_string(),
+            ),
+        )]
+        .into_iter()
+        .collect(),
+    });
+    let mut options = opts();
+    options.jobs = Some(1);
+    options.retries = 0;
+    let report = ExecutorBuilder::new(&run.path)
+        .options(options)
+        .runner(runner)
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    let ran: Vec<String> = fake.recs().iter().map(|r| r.id.clone()).collect();
+    assert_eq!(
+        ran,
+        ["a", "f"],
+        "wave 2 (b and the added x) waits for f, which failed"
+    );
+    let x = report
+        .tasks
+        .iter()
+        .find(|t| t.id == "x")
+        .expect("x is in the run");
+    assert_eq!(x.outcome, Outcome::Skipped);
+    assert!(run.text().contains("- [ ] <!-- id: x -->"));
 }
 
 /// Deletes the task file when task `a` starts.

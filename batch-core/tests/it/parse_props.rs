@@ -208,3 +208,71 @@ proptest! {
         check_flip(&text, pick)?;
     }
 }
+
+/// Parse, plan, then check every planned task's box through the real
+/// write-back, one write per task in plan order: the file ends as the
+/// original with `[ ]` → `[x]` at task markers only, every planned task
+/// checked, no checked box unchecked, and the same tasks when re-parsed.
+fn round_trip(text: &str) -> Result<(), TestCaseError> {
+    use batch_core::{Plan, PlanOptions};
+    let parsed = Document::parse(text, &ParseOptions::default());
+    prop_assume!(parsed.is_ok());
+    let Ok(doc) = parsed else { return Ok(()) };
+    let plan = Plan::build(&doc, &PlanOptions::default());
+    prop_assume!(plan.is_ok());
+    let Ok(plan) = plan else { return Ok(()) };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("task.md");
+    std::fs::write(&path, text).unwrap();
+    let options = ParseOptions::with_path(&path);
+    let planned: Vec<String> = plan
+        .nodes
+        .iter()
+        .map(|n| doc.tasks[n.task].id.clone())
+        .collect();
+    for id in &planned {
+        let out =
+            batch_core::store::taskfile::check_boxes(&path, &options, std::slice::from_ref(id))
+                .map_err(|e| TestCaseError::fail(format!("writing `{id}`: {e}")))?;
+        prop_assert!(out.problems.is_empty(), "`{}`: {:?}", id, out.problems);
+    }
+    let after = std::fs::read(&path).unwrap();
+    let before = text.as_bytes();
+    prop_assert_eq!(after.len(), before.len());
+    let markers: std::collections::HashSet<usize> =
+        doc.tasks.iter().map(|t| t.marker.start + 1).collect();
+    for (i, (a, b)) in before.iter().zip(&after).enumerate() {
+        if a != b {
+            prop_assert!(
+                markers.contains(&i) && *a == b' ' && (*b == b'x' || *b == b'X'),
+                "byte {} changed from {:?} to {:?}",
+                i,
+                *a as char,
+                *b as char
+            );
+        }
+    }
+    let again = Document::parse_bytes(&after, &ParseOptions::default())
+        .map_err(|e| TestCaseError::fail(format!("the written file fails to parse:\n{e}")))?;
+    let ids: Vec<&str> = doc.tasks.iter().map(|t| t.id.as_str()).collect();
+    let ids_after: Vec<&str> = again.tasks.iter().map(|t| t.id.as_str()).collect();
+    prop_assert_eq!(ids, ids_after);
+    for (a, b) in doc.tasks.iter().zip(&again.tasks) {
+        prop_assert!(!a.checked || b.checked, "`{}` was unchecked", &a.id);
+        if planned.contains(&a.id) {
+            prop_assert!(b.checked, "`{}` was planned and written, yet open", &a.id);
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(512)
+    ))]
+
+    #[test]
+    fn parse_plan_and_write_back_round_trip_flips_only_the_planned_boxes(text in task_file()) {
+        round_trip(&text)?;
+    }
+}

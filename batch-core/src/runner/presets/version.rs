@@ -271,35 +271,100 @@ pub fn untested_warning(kind: PresetKind, program: Option<&Path>) -> Option<Stri
 
 /// Runs `program args…` with stdin closed; stdout and stderr together.
 fn run_capture(program: &Path, args: &[&str]) -> Result<String, String> {
+    run_capture_within(program, args, PROBE_TIMEOUT)
+}
+
+/// How long output is still read after the probe ended (a process that left
+/// the probe's group may hold its pipes open; it is not waited for).
+const PROBE_DRAIN: Duration = Duration::from_secs(2);
+
+/// [`run_capture`] with a time limit.
+///
+/// The probe runs in a process group of its own. Its pipes are read while it
+/// runs (a chatty `--help` cannot fill them and stall), and the group is
+/// killed both when the limit passes and once the probe has exited, before it
+/// is reaped: a `--version` that leaves a background process holding stdout
+/// (an updater, a daemon) neither keeps mdbatch waiting nor outlives it.
+fn run_capture_within(program: &Path, args: &[&str], limit: Duration) -> Result<String, String> {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    use std::sync::mpsc;
+
     let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .spawn()
         .map_err(|e| format!("cannot run it: {e}"))?;
+    let pid = libc::pid_t::try_from(child.id()).map_err(|e| e.to_string())?;
+    let (tx, rx) = mpsc::channel::<(usize, Vec<u8>)>();
+    let readers: Vec<Box<dyn Read + Send>> = vec![
+        Box::new(child.stdout.take().expect("stdout was piped")),
+        Box::new(child.stderr.take().expect("stderr was piped")),
+    ];
+    for (i, mut r) in readers.into_iter().enumerate() {
+        let tx = tx.clone();
+        // A reader blocked by an escaped holder of the pipe is left behind
+        // (detached), never joined.
+        let _ = std::thread::Builder::new()
+            .name("mdbatch-probe".into())
+            .spawn(move || {
+                let mut buf = Vec::new();
+                let _ = r.by_ref().take(1 << 20).read_to_end(&mut buf);
+                let _ = tx.send((i, buf));
+            });
+    }
+    drop(tx);
+    let kill_group = || {
+        // SAFETY: kill(2) on the group we created; its leader is not reaped
+        // yet, so the id cannot have been reused.
+        unsafe { libc::kill(-pid, libc::SIGKILL) };
+    };
     let start = Instant::now();
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if start.elapsed() > PROBE_TIMEOUT => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "`{}` did not answer within {}s",
-                    args.join(" "),
-                    PROBE_TIMEOUT.as_secs()
-                ));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => return Err(e.to_string()),
+    let timed_out = loop {
+        // Wait for an exit without reaping it (WNOWAIT), so the group id stays ours.
+        // SAFETY: waitid(2) fills a zeroed siginfo_t we own.
+        let exited = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let r = libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            );
+            r != 0 || info.si_pid() != 0
+        };
+        if exited {
+            break false;
+        }
+        if start.elapsed() > limit {
+            break true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    kill_group();
+    let status = child.wait().map_err(|e| e.to_string())?;
+    if timed_out {
+        return Err(format!(
+            "`{}` did not answer within {}s",
+            args.join(" "),
+            limit.as_secs()
+        ));
+    }
+    let mut outs = [Vec::new(), Vec::new()];
+    let until = Instant::now() + PROBE_DRAIN;
+    for _ in 0..2 {
+        match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            Ok((i, buf)) => outs[i] = buf,
+            Err(_) => break,
         }
     }
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    if !out.status.success() && text.trim().is_empty() {
-        return Err(format!("`{}` failed with {}", args.join(" "), out.status));
+    let mut text = String::from_utf8_lossy(&outs[0]).into_owned();
+    text.push_str(&String::from_utf8_lossy(&outs[1]));
+    if !status.success() && text.trim().is_empty() {
+        return Err(format!("`{}` failed with {}", args.join(" "), status));
     }
     Ok(text)
 }
@@ -328,5 +393,88 @@ mod tests {
         let r = probe(PresetKind::Codex, Some(Path::new("/nonexistent/codex")));
         assert_eq!(r.status, VersionStatus::Missing);
         assert!(r.line().contains("npm install -g @openai/codex"));
+    }
+
+    /// Whether `pid` is still a live process 10 s from now (SIGKILL is
+    /// delivered asynchronously; the wait ends as soon as it is gone).
+    fn survives(pid: i32) -> bool {
+        let until = Instant::now() + Duration::from_secs(10);
+        while alive(pid) {
+            if Instant::now() > until {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    /// Whether a pid is a live process (not a zombie).
+    fn alive(pid: i32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            !matches!(
+                stat.rsplit(')')
+                    .next()
+                    .and_then(|s| s.split_whitespace().next()),
+                Some("Z") | Some("X") | None
+            )
+        })
+    }
+
+    fn script(dir: &Path, body: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join("cli");
+        std::fs::write(&path, format!("#!/bin/sh\n{body}")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_version_probe_that_leaves_a_process_holding_stdout_returns_and_the_process_is_killed() {
+        let dir = tempfile::tempdir().unwrap();
+        let bg = dir.path().join("bg");
+        let cli = script(
+            dir.path(),
+            &format!(
+                "echo 2.1.400; sleep 300 & echo $! > {}; exit 0\n",
+                bg.display()
+            ),
+        );
+        // Before: `wait_with_output` waited for the background `sleep` (300 s).
+        let out = run_capture(&cli, &["--version"]).unwrap();
+        assert_eq!(Version::find_in(&out), Some(Version(2, 1, 400)));
+        let pid: i32 = std::fs::read_to_string(&bg)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(!survives(pid), "the probe's background process outlived it");
+    }
+
+    #[test]
+    fn a_hung_probe_is_killed_with_its_children_when_the_limit_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        let bg = dir.path().join("bg");
+        let ready = dir.path().join("ready");
+        let cli = script(
+            dir.path(),
+            &format!(
+                "sleep 300 & echo $! > {}; touch {}; wait\n",
+                bg.display(),
+                ready.display()
+            ),
+        );
+        let err = run_capture_within(&cli, &["--version"], Duration::from_secs(3)).unwrap_err();
+        assert!(err.contains("did not answer within 3s"), "{err}");
+        if !ready.exists() {
+            // The machine was too slow for the script to start its child: nothing to check.
+            eprintln!("skipped: the probe did not start its child within the limit");
+            return;
+        }
+        let pid: i32 = std::fs::read_to_string(&bg)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(!survives(pid), "the hung probe's child outlived it");
     }
 }

@@ -1,0 +1,200 @@
+//! Untrusted text made safe for a terminal: the one function every printer uses.
+//!
+//! Task text, ids, hint values, agent output and error messages that quote
+//! them come from files and processes mdbatch does not control. Printed raw,
+//! an `ESC ]0;…BEL` sets the window title, `ESC [2J` clears the screen, an
+//! OSC 52 writes the clipboard, a `\r` overwrites what was printed before it,
+//! and a bidi override reorders what the user reads. [`text`] keeps newlines
+//! and tabs and shows every other control character visibly instead
+//! (`^[`, `^G`, `\u{9b}`, `\u{202e}`), so the user sees that something odd is
+//! there and the terminal never acts on it.
+//!
+//! Machine output (`--json`, `plan --format json`) is not passed through
+//! here: JSON escapes control characters itself. `mdbatch logs --raw`
+//! prints the bytes as they were written, on request.
+
+use std::borrow::Cow;
+
+use batch_core::exec::{Envelope, RunReport};
+
+/// Whether `c` must not reach a terminal as it is.
+fn unsafe_char(c: char) -> bool {
+    match c {
+        '\n' | '\t' => false,
+        // C0, DEL, C1 controls.
+        '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' => true,
+        // Bidi embeddings, overrides and isolates; line/paragraph separators.
+        '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}' => true,
+        _ => false,
+    }
+}
+
+/// The length in bytes of the colour code (`ESC [ 1;31 m`, SGR) at the
+/// start of `s`, if there is one.
+fn colour_code(s: &str) -> Option<usize> {
+    let rest = s.strip_prefix("\u{1b}[")?;
+    let params = rest
+        .bytes()
+        .take_while(|b| b.is_ascii_digit() || *b == b';' || *b == b':')
+        .count();
+    (rest.as_bytes().get(params) == Some(&b'm')).then_some(2 + params + 1)
+}
+
+/// `s` with every control character except `\n` and `\t` made visible:
+/// C0 and DEL in caret notation (`ESC` → `^[`), the rest as `\u{…}`.
+/// Colour codes (SGR: agents colour their output) are dropped rather than
+/// shown: they only colour text, and dropping them keeps output readable.
+/// Borrows when there is nothing to change.
+pub fn text(s: &str) -> Cow<'_, str> {
+    clean(s, false)
+}
+
+/// [`text`] for output mdbatch has already coloured: colour codes are kept
+/// (ours, and any in the untrusted parts, which can only colour text);
+/// every other control is shown visibly.
+pub fn styled(s: &str) -> Cow<'_, str> {
+    clean(s, true)
+}
+
+fn clean(s: &str, keep_colour: bool) -> Cow<'_, str> {
+    if !s.chars().any(unsafe_char) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    let mut chars = s.char_indices();
+    while let Some((i, c)) = chars.next() {
+        if c == '\u{1b}'
+            && let Some(len) = colour_code(&s[i..])
+        {
+            // Skip the rest of the code (all ASCII: one char per byte).
+            if keep_colour {
+                out.push_str(&s[i..i + len]);
+            }
+            for _ in 1..len {
+                chars.next();
+            }
+            continue;
+        }
+        if !unsafe_char(c) {
+            out.push(c);
+        } else if (c as u32) < 0x20 {
+            out.push('^');
+            out.push(char::from(b'@' + c as u8));
+        } else if c == '\u{7f}' {
+            out.push_str("^?");
+        } else {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// A diagnostic's message, help and quoted source line made safe (its
+/// label and caret are ours, added when it is formatted).
+pub fn diagnostic(d: &mut batch_core::Diagnostic) {
+    for s in [&mut d.message, &mut d.source_line]
+        .into_iter()
+        .chain(d.help.as_mut())
+    {
+        if let Cow::Owned(c) = text(s) {
+            *s = c;
+        }
+    }
+}
+
+/// Every string inside `value` passed through [`text`]; whether any changed.
+fn clean_value(value: &mut serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => match text(s) {
+            Cow::Borrowed(_) => false,
+            Cow::Owned(clean) => {
+                *s = clean;
+                true
+            }
+        },
+        serde_json::Value::Array(items) => items.iter_mut().fold(false, |c, v| clean_value(v) | c),
+        serde_json::Value::Object(map) => map.values_mut().fold(false, |c, v| clean_value(v) | c),
+        _ => false,
+    }
+}
+
+/// `v` with every string in it passed through [`text`] (every field of every
+/// variant, including ones added later), through its JSON form. Borrows when
+/// nothing needs changing or the round trip is not possible.
+pub fn value<T>(v: &T) -> Cow<'_, T>
+where
+    T: Clone + serde::Serialize + serde::de::DeserializeOwned,
+{
+    let Ok(mut value) = serde_json::to_value(v) else {
+        return Cow::Borrowed(v);
+    };
+    if !clean_value(&mut value) {
+        return Cow::Borrowed(v);
+    }
+    match serde_json::from_value(value) {
+        Ok(clean) => Cow::Owned(clean),
+        Err(_) => Cow::Borrowed(v),
+    }
+}
+
+/// The event with every string in it safe for a terminal (for the human
+/// displays; `--json` gets the event as it is).
+pub fn event(env: &Envelope) -> Cow<'_, Envelope> {
+    value(env)
+}
+
+/// The run's report with every string in it safe for a terminal.
+pub fn report(report: &RunReport) -> Cow<'_, RunReport> {
+    value(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_bells_carriage_returns_and_bidi_overrides_become_visible() {
+        assert_eq!(
+            text("a\u{1b}]0;pwned\u{7}b\u{1b}[2Jc"),
+            "a^[]0;pwned^Gb^[[2Jc"
+        );
+        assert_eq!(text("ok\rfake"), "ok^Mfake");
+        assert_eq!(text("\u{9b}31m\u{7f}"), "\\u{9b}31m^?");
+        assert_eq!(text("x\u{202e}y"), "x\\u{202e}y");
+    }
+
+    #[test]
+    fn styled_text_keeps_colour_codes_only() {
+        assert_eq!(
+            styled("\u{1b}[1mok\u{1b}[0m \u{1b}]0;t\u{7}"),
+            "\u{1b}[1mok\u{1b}[0m ^[]0;t^G"
+        );
+    }
+
+    #[test]
+    fn colour_codes_are_dropped_and_other_sequences_shown() {
+        assert_eq!(text("\u{1b}[1;31mred\u{1b}[0m ok"), "red ok");
+        assert_eq!(text("\u{1b}[2J\u{1b}[m"), "^[[2J");
+        assert_eq!(text("\u{1b}[31"), "^[[31");
+    }
+
+    #[test]
+    fn plain_text_newlines_tabs_and_unicode_are_kept_as_they_are() {
+        let s = "line one\n\tline two — ✓ naïve 日本";
+        assert!(matches!(text(s), Cow::Borrowed(_)));
+        assert_eq!(text(s), s);
+    }
+
+    #[test]
+    fn every_string_of_an_event_is_cleaned() {
+        let raw = r#"{"v":1,"seq":0,"ts":"t","run_id":"r","type":"task_started","data":{"id":"a\u001b]0;x\u0007","title":"t\u001b[2J","attempt":1,"wave":0,"group":"g"}}"#;
+        let env: Envelope = serde_json::from_str(raw).unwrap();
+        let clean = event(&env);
+        let json = clean.to_json();
+        assert!(
+            !json.contains("\\u001b") && !json.contains("\\u0007"),
+            "{json}"
+        );
+        assert!(json.contains("a^[]0;x^G"), "{json}");
+    }
+}
