@@ -78,8 +78,12 @@ fn run_runner_claude_retries_a_turn_limit_by_resuming_with_more_turns_and_journa
         bin.path().display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_mdbatch"))
-        .args([
+    let out = mdbatch_with_claude(
+        &dir,
+        &path,
+        home.path(),
+        &api.base_url(),
+        &[
             "run",
             "--runner",
             "claude",
@@ -88,17 +92,8 @@ fn run_runner_claude_retries_a_turn_limit_by_resuming_with_more_turns_and_journa
             "--verbose",
             "--color",
             "never",
-        ])
-        .current_dir(&dir)
-        .env("PATH", path)
-        .env("HOME", home.path())
-        .env("ANTHROPIC_BASE_URL", api.base_url())
-        .env("ANTHROPIC_API_KEY", "sk-test")
-        .env("DISABLE_TELEMETRY", "1")
-        .env("DISABLE_AUTOUPDATER", "1")
-        .env_remove("CI")
-        .output()
-        .unwrap();
+        ],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     let journal =
         std::fs::read_to_string(dir.join(".mdbatch/tasks.md/journal.jsonl")).unwrap_or_default();
@@ -226,8 +221,12 @@ fn run_runner_claude_in_a_git_repository_runs_each_task_in_its_own_worktree_and_
         bin.path().display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_mdbatch"))
-        .args([
+    let out = mdbatch_with_claude(
+        &dir,
+        &path,
+        home.path(),
+        &api.base_url(),
+        &[
             "run",
             "--runner",
             "claude",
@@ -236,17 +235,8 @@ fn run_runner_claude_in_a_git_repository_runs_each_task_in_its_own_worktree_and_
             "--verbose",
             "--color",
             "never",
-        ])
-        .current_dir(&dir)
-        .env("PATH", path)
-        .env("HOME", home.path())
-        .env("ANTHROPIC_BASE_URL", api.base_url())
-        .env("ANTHROPIC_API_KEY", "sk-test")
-        .env("DISABLE_TELEMETRY", "1")
-        .env("DISABLE_AUTOUPDATER", "1")
-        .env_remove("CI")
-        .output()
-        .unwrap();
+        ],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     let log = git(&["log", "--format=%s%n%(trailers:key=Mdbatch-Task)", "main"]);
     println!("$ mdbatch run --runner claude -j 2 --verbose\n{stderr}\n$ git log\n{log}");
@@ -266,4 +256,27 @@ fn run_runner_claude_in_a_git_repository_runs_each_task_in_its_own_worktree_and_
     assert!(dir.join("README.md").is_file());
     assert_eq!(git(&["worktree", "list"]).lines().count(), 1);
     assert!(!project.path().join("greeting.mdbatch-worktrees").exists());
+}
+
+/// `mdbatch ARGS` in `dir`, with the real Claude Code first on `path`, a
+/// home of its own, and the mock API as its provider.
+fn mdbatch_with_claude(
+    dir: &Path,
+    path: &str,
+    home: &Path,
+    base_url: &str,
+    args: &[&str],
+) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_mdbatch"))
+        .args(args)
+        .current_dir(dir)
+        .env("PATH", path)
+        .env("HOME", home)
+        .env("ANTHROPIC_BASE_URL", base_url)
+        .env("ANTHROPIC_API_KEY", "sk-test")
+        .env("DISABLE_TELEMETRY", "1")
+        .env("DISABLE_AUTOUPDATER", "1")
+        .env_remove("CI")
+        .output()
+        .unwrap()
 }

@@ -46,6 +46,23 @@ fn wait_no_jobs(tag: &str) {
     );
 }
 
+/// The test cluster's CPUs (`.ci/slurm.sh start DIR CPUS` exports them).
+fn cluster_cpus() -> usize {
+    std::env::var("MDBATCH_SLURM_CPUS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(2)
+}
+
+/// Every line of `stream` until it closes, each seen by `each` as it comes.
+fn read_lines(stream: impl std::io::Read, mut each: impl FnMut(&str)) -> Vec<String> {
+    BufReader::new(stream)
+        .lines()
+        .map_while(Result::ok)
+        .inspect(|l| each(l))
+        .collect()
+}
+
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -271,10 +288,7 @@ fn more_tasks_than_the_cluster_has_cpus_queue_and_then_run() {
     if !cluster() {
         return;
     }
-    let cpus: usize = std::env::var("MDBATCH_SLURM_CPUS")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(2);
+    let cpus = cluster_cpus();
     let n = cpus + 2;
     let mut md = String::from("# Queue\n\n## Wave 1\n");
     for i in 0..n {
@@ -283,12 +297,7 @@ fn more_tasks_than_the_cluster_has_cpus_queue_and_then_run() {
     let f = fixture(&md);
     let mut child = start(&f, &["-j", &n.to_string()]);
     let stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-            .collect::<Vec<_>>()
-    });
+    let reader = std::thread::spawn(move || read_lines(stderr, |_| {}));
     // As many run as there are CPUs; the others wait in the queue.
     wait_for("the cluster to fill", Duration::from_secs(60), || {
         (0..n)
@@ -317,10 +326,7 @@ fn time_waiting_in_the_clusters_queue_does_not_count_against_the_timeout() {
     if !cluster() {
         return;
     }
-    let cpus: usize = std::env::var("MDBATCH_SLURM_CPUS")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(2);
+    let cpus = cluster_cpus();
     // A first run holds every slot of the cluster until released.
     let mut md = String::from("# Hold\n\n## Wave 1\n");
     for i in 0..cpus {
@@ -343,14 +349,11 @@ fn time_waiting_in_the_clusters_queue_does_not_count_against_the_timeout() {
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {
-        let mut all = Vec::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+        read_lines(stderr, |line| {
             if line.contains("queued on the cluster") {
                 let _ = tx.send(());
             }
-            all.push(line);
-        }
-        all
+        })
     });
     rx.recv_timeout(Duration::from_secs(60))
         .expect("the quick task queues behind the held slots");
