@@ -596,6 +596,26 @@ pub enum StoreError {
         /// What was found there.
         found: String,
     },
+    /// The task's text changed during the run: the work that ran was for
+    /// other text, so its box is left open.
+    #[error("{}: the text of task `{id}` changed while it ran; its box was not checked (it runs again next time)", path.display())]
+    TextChanged {
+        /// The task file.
+        path: PathBuf,
+        /// The task id.
+        id: String,
+    },
+    /// Several open tasks now have the text of the task that ran (one was
+    /// added during the run): mdbatch cannot tell which box is its.
+    #[error("{}: {count} tasks now have the text of task `{id}`; none was checked (check the right one by hand)", path.display())]
+    Ambiguous {
+        /// The task file.
+        path: PathBuf,
+        /// The task id.
+        id: String,
+        /// How many tasks have that text.
+        count: usize,
+    },
     /// The task file no longer parses.
     #[error("{}: the file no longer parses; boxes were not checked", path.display())]
     Unparsable {

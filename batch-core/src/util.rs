@@ -175,6 +175,25 @@ pub(crate) fn format_duration_exact(d: Duration) -> String {
     }
 }
 
+/// An error with its causes, `message: cause: cause`, for one-line reports
+/// (a warning, `error:` in the CLI) that must not drop the OS's reason (`No
+/// space left on device`). Causes whose text the message already ends with
+/// are not repeated.
+#[cfg(feature = "exec")]
+pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let s = c.to_string();
+        if !out.ends_with(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cur = c.source();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,14 @@ use crate::resolve;
 pub fn run(args: &RunArgs, color: ColorChoice) -> anyhow::Result<u8> {
     let path = resolve::task_file(args.doc.file.as_deref())?;
     let popts = resolve::parse_options(&path, &args.doc)?;
+    if let Some(junit) = &args.junit
+        && same_file(junit, &path)
+    {
+        anyhow::bail!(
+            "--junit {}: that is the task file; name another file for the report",
+            junit.display()
+        );
+    }
     let mut options = run_options(args, &popts)?;
     let template = prompt_template(args)?;
 
@@ -334,4 +342,13 @@ fn dry_run(
         ))
     );
     Ok(exit::SUCCESS)
+}
+
+/// Whether two paths name one file (symlinks and hard links included).
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
 }

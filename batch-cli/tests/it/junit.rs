@@ -100,3 +100,14 @@ fn junit_has_one_testcase_per_task_with_failure_flaky_and_skipped_marked() {
         "{xml}"
     );
 }
+
+#[test]
+fn junit_naming_the_task_file_is_refused_and_the_file_is_untouched() {
+    let f = batch();
+    let before = std::fs::read(f.file("task.md")).unwrap();
+    let out = f.mdbatch(&["run", "--cmd", "./agent.sh", "--junit", "task.md"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("that is the task file"), "{err}");
+    assert_eq!(std::fs::read(f.file("task.md")).unwrap(), before);
+}

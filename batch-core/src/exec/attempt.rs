@@ -82,13 +82,18 @@ pub(super) async fn run_attempt(
         isolation,
         commit,
     } = env;
+    let mut ctx = ctx;
     if let Some(log) = ctx.log_path.clone() {
-        // A log of the same attempt number left by an earlier run.
-        let _ = tokio::task::spawn_blocking(move || {
-            let _ = std::fs::remove_file(&log);
-            let _ = std::fs::remove_file(log.with_extension("progress"));
-        })
-        .await;
+        // Its folder made (never through a planted symlink) and a log of the
+        // same attempt number left by an earlier run removed.
+        let prepared = tokio::task::spawn_blocking(move || crate::store::prepare_log(&log)).await;
+        if let Ok(Err(e)) = prepared {
+            ctx.progress.line(format!(
+                "{}; this attempt is not logged",
+                crate::util::with_causes(&e)
+            ));
+            ctx.log_path = None;
+        }
     }
     let Some((iso, template, run_id)) = isolation else {
         let out = guarded(runner.run(&spec, ctx.clone()), &ctx, &hard).await?;

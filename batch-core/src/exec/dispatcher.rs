@@ -48,11 +48,11 @@ use super::attempt::{
 use super::executor::EventCallback;
 use super::isolate::{CommitOnly, Isolation};
 use super::options::{Launcher, RunOptions};
-use super::prepare::{FileStamp, file_stamp};
 use super::retry::{self, Decision};
 use super::schedule::{NodeState, Scheduler};
 use super::signals::Signals;
 use super::stream::EventSender;
+use super::writeback::{Writing, written};
 use crate::doc::{Document, ParseOptions};
 use crate::error::{ErrorKind, RunError, StoreError};
 use crate::events::{Envelope, Outcome, RunEvent, SCHEMA_VERSION, millis};
@@ -176,8 +176,15 @@ pub(super) struct Dispatcher {
     /// `(task id, process group)` of subagents a previous run left running.
     pub(super) orphans: Vec<(String, u32)>,
     pub(super) id_to_node: HashMap<String, NodeIdx>,
-    /// Modification time and length of the task file when last parsed.
-    pub(super) file_stamp: Option<FileStamp>,
+    /// The task file's stamp after our last parse or write (a different
+    /// one means someone else changed it).
+    pub(super) file_stamp: Option<store::taskfile::Stamp>,
+    /// The task-file writer (`None` while a write has it, or before the
+    /// first write when none could be opened).
+    pub(super) taskfile: Option<store::taskfile::TaskFile>,
+    /// The write in flight and the tasks it checks.
+    pub(super) writing: Option<Writing>,
+    pub(super) writing_batch: Vec<NodeIdx>,
     /// Tasks added to the file during the run, already reported.
     pub(super) added_seen: std::collections::HashSet<String>,
     /// Ids checked in the task file when last parsed.
@@ -315,6 +322,8 @@ impl Dispatcher {
         loop {
             if self.attempts.is_empty()
                 && self.timers.is_empty()
+                && self.writing.is_none()
+                && self.pending_writes.is_empty()
                 && (self.stop.is_some() || !self.sched.has_ready())
             {
                 break;
@@ -345,6 +354,9 @@ impl Dispatcher {
                         self.on_attempt_done(i, res);
                     }
                 }
+                done = written(&mut self.writing), if self.writing.is_some() => {
+                    self.on_written(done);
+                }
                 Some(i) = self.timers.next(), if !self.timers.is_empty() => {
                     self.sched.retry_due(i);
                 }
@@ -352,7 +364,7 @@ impl Dispatcher {
                     self.gate_until = None;
                 }
             }
-            self.flush_writes().await;
+            self.flush_writes();
             self.check_journal();
             self.check_callback();
             self.fill().await;
@@ -428,8 +440,9 @@ impl Dispatcher {
             && self.gate_open()
             && (self.sched.running() as u32) < self.effective
             && self.sched.has_ready()
+            && !self.refresh_checked().await
         {
-            self.refresh_checked().await;
+            return;
         }
         while self.stop.is_none()
             && self.gate_open()
@@ -449,36 +462,66 @@ impl Dispatcher {
     }
 
     /// Re-reads which boxes are checked in the file, off the runtime, when
-    /// its modification time or length changed since the last look.
-    async fn refresh_checked(&mut self) {
+    /// someone else changed it since our last parse or write (one `stat`
+    /// otherwise). The parse is the writer's, so the next write does not
+    /// parse again.
+    ///
+    /// Returns whether tasks may start: not while the task file is missing.
+    /// Then the write in flight decides (a save by rename that had moved
+    /// the file away for a moment is over by then); with none in flight,
+    /// the run stops launching.
+    async fn refresh_checked(&mut self) -> bool {
         if !self.write_back {
-            return;
+            return true;
         }
-        let path = self.task_file.clone();
-        let options = self.parse_options.clone();
-        let last = self.file_stamp;
-        let read = tokio::task::spawn_blocking(move || {
-            let stamp = file_stamp(&path);
-            if stamp.is_none() || stamp == last {
-                return None;
+        let stamp = store::taskfile::Stamp::at(&self.task_file);
+        if stamp.is_none() {
+            if self.writing.is_none() && self.stop.is_none() && !self.task_file.exists() {
+                self.stop_run(Stop::Fatal(format!(
+                    "{} was deleted or moved; no further task starts",
+                    self.task_file.display()
+                )));
             }
+            return false;
+        }
+        if stamp == self.file_stamp {
+            return true;
+        }
+        if self.writing.is_some() {
+            // Changed by someone else while a write is in flight: the write
+            // parses it; nothing starts before the run has followed the edit.
+            return false;
+        }
+        let (file, path, options) = (
+            self.taskfile.take(),
+            self.task_file.clone(),
+            self.parse_options.clone(),
+        );
+        let read = tokio::task::spawn_blocking(move || {
+            let mut file = match file {
+                Some(f) => f,
+                None => store::taskfile::TaskFile::open(&path, &options).ok()?,
+            };
             // A file that no longer parses is reported when boxes are written.
-            let doc = Document::read(&path, &options).ok();
-            Some((stamp, doc))
+            let checked = file.refresh().ok().flatten();
+            // Someone else changed the file: the run follows the new text.
+            let doc = checked.as_ref().map(|_| file.document().clone());
+            Some((file, checked, doc))
         })
         .await;
-        if let Ok(Some((stamp, doc))) = read {
-            self.file_stamp = stamp;
+        if let Ok(Some((file, checked, doc))) = read {
+            self.file_stamp = file.stamp().or(stamp);
+            self.taskfile = Some(file);
+            if let Some(checked) = checked {
+                self.checked_in_file = checked.into_iter().collect();
+            }
             if let Some(doc) = doc {
-                self.checked_in_file = doc
-                    .tasks
-                    .iter()
-                    .filter(|t| t.checked)
-                    .map(|t| t.id.clone())
-                    .collect();
                 self.replan(&doc);
             }
+        } else {
+            self.file_stamp = stamp;
         }
+        true
     }
 
     /// Whether task `i`'s box was checked in the file at the last look.
@@ -665,6 +708,8 @@ impl Dispatcher {
                 if self.last_limit.is_none_or(|at| started >= at) {
                     self.effective = (self.effective + 1).min(self.jobs);
                 }
+                // Its slot goes to the next task while its box is written.
+                self.sched.work_done(i);
                 self.pending_writes.push(i);
             }
             Err(e) => self.on_failure(i, e),
@@ -929,6 +974,7 @@ impl Dispatcher {
             self.sched.finish(i);
             self.skip(i, reason.clone());
         }
+        self.recheck_at_end().await;
         let summary = self.summary();
         self.journal(JournalRecord::RunEnd {
             summary: summary.clone(),

@@ -32,14 +32,6 @@ use crate::store::{self, taskfile};
 /// (counted). Other progress items are never dropped.
 const PROGRESS_LINES: usize = 1024;
 
-/// Modification time and length: cheap evidence that a file changed.
-pub(super) type FileStamp = (std::time::SystemTime, u64);
-
-pub(super) fn file_stamp(path: &Path) -> Option<FileStamp> {
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len()))
-}
-
 impl Dispatcher {
     pub(super) fn prepare(ex: Executor) -> Result<Dispatcher, RunSetupError> {
         let mut ex = ex;
@@ -48,12 +40,38 @@ impl Dispatcher {
         parse_options.dialect = ex.options.dialect;
         parse_options.wave_level = ex.options.wave_level;
         let stamp = if ex.write_back {
-            file_stamp(&task_file)
+            store::taskfile::Stamp::at(&task_file)
+        } else {
+            None
+        };
+        // The writer refuses anything but a regular file (`/dev/null`, a
+        // FIFO) before any state is created beside it.
+        let taskfile = if ex.write_back {
+            match taskfile::TaskFile::open(&task_file, &parse_options) {
+                Ok(f) => Some(f),
+                Err(crate::error::StoreError::Unparsable { .. }) => {
+                    // The parser's own diagnostics (file, line, column).
+                    Document::read(&task_file, &parse_options)?;
+                    return Err(crate::error::StoreError::Unparsable {
+                        path: task_file.clone(),
+                    }
+                    .into());
+                }
+                Err(e) => return Err(e.into()),
+            }
         } else {
             None
         };
         let source = std::mem::replace(&mut ex.source, Source::File(PathBuf::new()));
         let (doc, given_plan) = match source {
+            // The writer's parse is the run's: the file is read once.
+            Source::File(_) if taskfile.is_some() => (
+                taskfile
+                    .as_ref()
+                    .map(|f| f.document().clone())
+                    .expect("checked above"),
+                None,
+            ),
             Source::File(path) => (Document::read(&path, &parse_options)?, None),
             Source::Document(doc, plan) => (*doc, plan),
         };
@@ -84,9 +102,6 @@ impl Dispatcher {
             Some(dir) => Some(RunLock::acquire(dir, &task_file)?),
             None => None,
         };
-        if ex.write_back {
-            taskfile::ensure_writable(&task_file)?;
-        }
         if let Some(dir) = &state_dir {
             std::fs::create_dir_all(dir).map_err(|e| RunSetupError::Io {
                 path: dir.clone(),
@@ -355,6 +370,9 @@ impl Dispatcher {
             orphans,
             id_to_node,
             file_stamp: stamp,
+            taskfile,
+            writing: None,
+            writing_batch: Vec::new(),
             checked_in_file,
             added_seen: std::collections::HashSet::new(),
             isolation,

@@ -29,6 +29,9 @@ pub(crate) enum NodeState {
     Running,
     /// Between attempts (backoff); holds no slot, no resource.
     Backoff,
+    /// Its work succeeded and its box is being checked: holds no slot and
+    /// no resource, and its dependants still wait.
+    Writing,
     /// Finished: succeeded, failed, skipped or interrupted.
     Done,
 }
@@ -182,6 +185,13 @@ impl Scheduler {
     pub(crate) fn backoff(&mut self, i: NodeIdx) {
         self.release(i);
         self.state[i] = NodeState::Backoff;
+    }
+
+    /// A running node's work succeeded; its box is still to be checked
+    /// (group commit): frees its slot so another task can start meanwhile.
+    pub(crate) fn work_done(&mut self, i: NodeIdx) {
+        self.release(i);
+        self.state[i] = NodeState::Writing;
     }
 
     /// A node in backoff may start again.

@@ -1,30 +1,80 @@
-//! Checking boxes: the successes of one turn of the loop are written to the
-//! task file together ([`taskfile::check_boxes`]), and only then announced.
+//! Checking boxes, as a group commit: the successes that arrive while a
+//! write is in flight wait for it and then go out together in the next one.
+//!
+//! One write, off the runtime's workers (`spawn_blocking`): first every
+//! journal line queued so far is made durable (the journal thread's
+//! `fdatasync`), then the boxes are flipped in the task file under one
+//! `fdatasync` ([`TaskFile::check`]). So a checked box always has its
+//! journal line on disk, and a crash between the two leaves an open box
+//! whose task the next run does again. Only after the write are the tasks
+//! announced as succeeded and their dependants let go. The dispatcher keeps
+//! launching and collecting other attempts while a write is in flight.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 
-use super::dispatcher::Dispatcher;
+use tokio::task::{JoinError, JoinHandle};
+
+use super::dispatcher::{Dispatcher, Stop};
+use crate::doc::ParseOptions;
 use crate::error::{ErrorKind, RunError, StoreError};
 use crate::events::{Outcome, RunEvent};
 use crate::plan::NodeIdx;
 use crate::store::journal::{AttemptOutcome, JournalRecord};
-use crate::store::taskfile;
+use crate::store::taskfile::{TaskFile, Want, WriteOutcome};
+
+/// What a finished write hands back to the dispatcher.
+pub(super) struct WriteDone {
+    /// The writer (`None` when it could not be opened).
+    file: Option<TaskFile>,
+    result: Result<WriteOutcome, StoreError>,
+}
+
+/// The write in flight.
+pub(super) type Writing = JoinHandle<WriteDone>;
+
+/// Waits for the write in flight (never resolves when there is none).
+pub(super) async fn written(w: &mut Option<Writing>) -> Result<WriteDone, JoinError> {
+    match w {
+        Some(h) => h.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Opens the writer if needed, then checks `wants`.
+fn write(
+    file: Option<TaskFile>,
+    path: PathBuf,
+    options: ParseOptions,
+    wants: Vec<Want>,
+) -> WriteDone {
+    let mut file = match file {
+        Some(f) => f,
+        None => match TaskFile::open(&path, &options) {
+            Ok(f) => f,
+            Err(e) => {
+                return WriteDone {
+                    file: None,
+                    result: Err(e),
+                };
+            }
+        },
+    };
+    let result = file.check(&wants);
+    WriteDone {
+        file: Some(file),
+        result,
+    }
+}
 
 impl Dispatcher {
-    /// Checks the boxes of the tasks that succeeded since the last call, in
-    /// one write off the runtime's workers, then announces them.
-    pub(super) async fn flush_writes(&mut self) {
-        if self.pending_writes.is_empty() {
+    /// Starts writing the boxes of the tasks that succeeded since the last
+    /// write, unless a write is in flight (they go in the next one).
+    pub(super) fn flush_writes(&mut self) {
+        if self.pending_writes.is_empty() || self.writing.is_some() {
             return;
         }
         let batch = std::mem::take(&mut self.pending_writes);
-        let ids: Vec<String> = batch
-            .iter()
-            .map(|&i| self.nodes[i].spec.id.clone())
-            .collect();
-        let mut parents_of: HashMap<NodeIdx, Vec<String>> = HashMap::new();
-        // Tasks whose box could not be checked, with why.
-        let mut unchecked: HashMap<String, String> = HashMap::new();
         if !self.write_back {
             // The host keeps its own record: nothing to write.
             for i in batch {
@@ -32,31 +82,83 @@ impl Dispatcher {
             }
             return;
         }
-        let (path, options, asked) = (
+        let wants: Vec<Want> = batch
+            .iter()
+            .map(|&i| Want::with_hash(self.nodes[i].spec.id.clone(), self.nodes[i].hash.clone()))
+            .collect();
+        let sync = self.journal.as_ref().and_then(|j| j.syncer());
+        let (file, path, options) = (
+            self.taskfile.take(),
             self.task_file.clone(),
             self.parse_options.clone(),
-            ids.clone(),
         );
-        let written =
-            tokio::task::spawn_blocking(move || taskfile::check_boxes(&path, &options, &asked))
-                .await
-                .unwrap_or_else(|e| {
-                    Err(StoreError::io(
-                        &self.task_file,
-                        "the write-back did not finish",
-                        std::io::Error::other(e.to_string()),
-                    ))
-                });
+        self.writing_batch = batch;
+        self.writing = Some(tokio::task::spawn_blocking(move || {
+            // The journal lines first: a checked box always has its line.
+            if let Some(s) = sync {
+                s.sync();
+            }
+            write(file, path, options, wants)
+        }));
+    }
+
+    /// A write finished: announce its tasks (or end them unchecked).
+    pub(super) fn on_written(&mut self, done: Result<WriteDone, JoinError>) {
+        self.writing = None;
+        let batch = std::mem::take(&mut self.writing_batch);
+        let written = match done {
+            Ok(d) => {
+                self.taskfile = d.file;
+                d.result
+            }
+            Err(e) => Err(StoreError::io(
+                &self.task_file,
+                "the write-back did not finish",
+                std::io::Error::other(e.to_string()),
+            )),
+        };
+        if let Some(f) = &self.taskfile {
+            // Our own write is not a change by the user.
+            self.file_stamp = f.stamp();
+        }
+        let ids: Vec<String> = batch
+            .iter()
+            .map(|&i| self.nodes[i].spec.id.clone())
+            .collect();
+        let mut parents_of: HashMap<NodeIdx, Vec<String>> = HashMap::new();
+        // Tasks whose box could not be checked, with why.
+        let mut unchecked: HashMap<String, String> = HashMap::new();
         match written {
             Ok(out) => {
+                if out.reparsed
+                    && let Some(f) = &self.taskfile
+                {
+                    // Someone else changed the file: boxes checked by hand,
+                    // tasks added, changed or removed.
+                    self.checked_in_file = f.checked_ids().into_iter().collect();
+                    let doc = f.document().clone();
+                    self.replan(&doc);
+                }
                 for p in &out.problems {
-                    if let StoreError::TaskGone { id, .. } | StoreError::MarkerMismatch { id, .. } =
-                        p
+                    if let StoreError::TaskGone { id, .. }
+                    | StoreError::MarkerMismatch { id, .. }
+                    | StoreError::TextChanged { id, .. }
+                    | StoreError::Ambiguous { id, .. } = p
                     {
                         unchecked.insert(id.clone(), p.to_string());
                     }
                     self.emit(RunEvent::Warning {
                         message: p.to_string(),
+                    });
+                }
+                if !out.rechecked.is_empty() {
+                    self.emit(RunEvent::Warning {
+                        message: format!(
+                            "{}: the box{} of {} had been opened again by a save of an older copy of the file; checked again",
+                            self.task_file.display(),
+                            if out.rechecked.len() == 1 { "" } else { "es" },
+                            out.rechecked.join(", ")
+                        ),
                     });
                 }
                 for parent in out.parents {
@@ -71,12 +173,19 @@ impl Dispatcher {
                 }
             }
             Err(e) => {
+                let why = crate::util::with_causes(&e);
                 for id in &ids {
-                    unchecked.insert(id.clone(), e.to_string());
+                    unchecked.insert(id.clone(), why.clone());
                 }
                 self.emit(RunEvent::Warning {
-                    message: format!("{e}; the boxes of {} were not checked", ids.join(", ")),
-                })
+                    message: format!("{why}; the boxes of {} were not checked", ids.join(", ")),
+                });
+                if !self.task_file.exists() && self.stop.is_none() {
+                    self.stop_run(Stop::Fatal(format!(
+                        "{} was deleted or moved; no further task starts",
+                        self.task_file.display()
+                    )));
+                }
             }
         }
         for i in batch {
@@ -85,6 +194,46 @@ impl Dispatcher {
                 continue;
             }
             self.announce_success(i, parents_of.remove(&i).unwrap_or_default());
+        }
+    }
+
+    /// At the end of a run: if someone changed the file since our last
+    /// write, parse it once more and check again the boxes of this run that
+    /// an editor's save of an older copy opened.
+    pub(super) async fn recheck_at_end(&mut self) {
+        if !self.write_back || self.taskfile.is_none() {
+            return;
+        }
+        if crate::store::taskfile::Stamp::at(&self.task_file) == self.file_stamp {
+            return;
+        }
+        let sync = self.journal.as_ref().and_then(|j| j.syncer());
+        let (file, path, options) = (
+            self.taskfile.take(),
+            self.task_file.clone(),
+            self.parse_options.clone(),
+        );
+        let done = tokio::task::spawn_blocking(move || {
+            if let Some(s) = sync {
+                s.sync();
+            }
+            write(file, path, options, Vec::new())
+        })
+        .await;
+        if let Ok(d) = done {
+            self.taskfile = d.file;
+            if let Ok(out) = d.result
+                && !out.rechecked.is_empty()
+            {
+                self.emit(RunEvent::Warning {
+                    message: format!(
+                        "{}: the box{} of {} had been opened again by a save of an older copy of the file; checked again",
+                        self.task_file.display(),
+                        if out.rechecked.len() == 1 { "" } else { "es" },
+                        out.rechecked.join(", ")
+                    ),
+                });
+            }
         }
     }
 

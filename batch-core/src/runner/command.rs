@@ -264,7 +264,7 @@ fn no_nul(s: String) -> String {
 /// Where an attempt's progress file goes: beside its log, else in the temp folder.
 pub(crate) fn progress_file_for(task: &TaskSpec, ctx: &RunContext) -> PathBuf {
     match &ctx.log_path {
-        Some(log) => log.with_extension("progress"),
+        Some(log) => crate::store::progress_path(log),
         None => std::env::temp_dir().join(format!(
             "mdbatch-{}-{}-{}.progress",
             std::process::id(),

@@ -737,58 +737,134 @@ impl ProgressFileReader {
 }
 
 /// The attempt's log file; failures to write it are reported once, never fatal.
+/// A log keeps the first `LOG_HEAD` bytes of an attempt's output as they
+/// come, then only the last `LOG_TAIL` bytes, written with a line saying
+/// what was cut when the attempt ends: 200 MB of output is not a 200 MB log.
+const LOG_HEAD: usize = 16 << 20;
+const LOG_TAIL: usize = 1 << 20;
+
 struct LogFile {
+    /// Where to log; the file is created with the first line, so an
+    /// attempt that prints nothing creates no folder and no file.
+    path: Option<PathBuf>,
     file: Option<std::io::BufWriter<std::fs::File>>,
     progress: super::ProgressSink,
+    /// Bytes the head may still take.
+    head_left: usize,
+    tail_cap: usize,
+    /// The last lines past the head, as bytes (a ring: no per-line
+    /// allocation, so the memory it takes is its cap).
+    tail: std::collections::VecDeque<u8>,
+    cut_lines: u64,
+    cut_bytes: u64,
 }
 
 impl LogFile {
     fn open(path: Option<&Path>, ctx: &RunContext) -> Self {
-        let file = path.and_then(|p| {
-            let opened = p
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .map_or(Ok(()), std::fs::create_dir_all)
-                .and_then(|()| {
-                    std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(p)
-                });
-            match opened {
-                Ok(f) => Some(std::io::BufWriter::new(f)),
-                Err(e) => {
-                    ctx.progress
-                        .line(format!("cannot write the log {}: {e}", p.display()));
-                    None
-                }
-            }
-        });
+        Self::with_caps(path, ctx.progress.clone(), LOG_HEAD, LOG_TAIL)
+    }
+
+    fn with_caps(
+        path: Option<&Path>,
+        progress: super::ProgressSink,
+        head: usize,
+        tail: usize,
+    ) -> Self {
         Self {
-            file,
-            progress: ctx.progress.clone(),
+            path: path.map(Path::to_path_buf),
+            file: None,
+            progress,
+            head_left: head,
+            tail_cap: tail,
+            tail: std::collections::VecDeque::new(),
+            cut_lines: 0,
+            cut_bytes: 0,
+        }
+    }
+
+    fn create(&mut self) {
+        let Some(p) = self.path.take() else { return };
+        let opened = crate::store::make_log_dir(&p).and_then(|()| {
+            // Never through a symlink planted where the log goes.
+            std::os::unix::fs::OpenOptionsExt::custom_flags(
+                std::fs::OpenOptions::new().create(true).append(true),
+                libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            )
+            .open(&p)
+        });
+        match opened {
+            Ok(f) => self.file = Some(std::io::BufWriter::new(f)),
+            Err(e) => self
+                .progress
+                .line(format!("cannot write the log {}: {e}", p.display())),
         }
     }
 
     fn line(&mut self, stream: Stream, line: &str) {
-        let Some(f) = self.file.as_mut() else { return };
+        if self.file.is_none() {
+            self.create();
+        }
+        if self.file.is_none() {
+            return;
+        }
         let tag = match stream {
             Stream::Stdout => "",
             Stream::Stderr => "[stderr] ",
             Stream::ProgressFile => "[progress] ",
             _ => "[runner] ",
         };
+        let full = format!("{tag}{line}\n");
+        if full.len() > self.head_left || !self.tail.is_empty() {
+            // Past the head: keep the last lines only, written at the end.
+            self.head_left = 0;
+            self.tail.extend(full.as_bytes());
+            while self.tail.len() > self.tail_cap {
+                // Drop whole lines from the front.
+                let n = self
+                    .tail
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(self.tail.len(), |p| p + 1);
+                self.tail.drain(..n);
+                self.cut_lines += 1;
+                self.cut_bytes += n as u64;
+            }
+            return;
+        }
+        self.head_left -= full.len();
+        let Some(f) = self.file.as_mut() else { return };
         // Flushed per line so `mdbatch logs --follow` sees the attempt live.
-        if let Err(e) = writeln!(f, "{tag}{line}").and_then(|()| f.flush()) {
+        if let Err(e) = f.write_all(full.as_bytes()).and_then(|()| f.flush()) {
             self.progress.line(format!("cannot write the log: {e}"));
             self.file = None;
         }
     }
 
+    /// Writes the kept tail (after a line saying what was cut) and flushes.
     fn flush(&mut self) {
-        if let Some(f) = self.file.as_mut() {
-            let _ = f.flush();
+        let Some(f) = self.file.as_mut() else { return };
+        if self.cut_lines > 0 {
+            let _ = writeln!(
+                f,
+                "[mdbatch] {} lines ({} bytes) of output cut here: a log keeps the first {} MiB and the last {} MiB",
+                self.cut_lines,
+                self.cut_bytes,
+                LOG_HEAD >> 20,
+                LOG_TAIL >> 20
+            );
+            self.cut_lines = 0;
         }
+        let (a, b) = self.tail.as_slices();
+        let _ = f.write_all(a).and_then(|()| f.write_all(b));
+        self.tail.clear();
+        let _ = f.flush();
+    }
+}
+
+impl Drop for LogFile {
+    fn drop(&mut self) {
+        // A cancelled attempt still gets the end of its output.
+        self.flush();
     }
 }
 
@@ -845,5 +921,37 @@ mod tests {
         t.push(&"y".repeat(5000));
         t.push(&"z".repeat(5000));
         assert_eq!(t.text(), "z".repeat(5000));
+    }
+
+    #[test]
+    fn a_log_keeps_its_head_and_tail_and_says_what_was_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logs").join("t").join("1.log");
+        let mut log =
+            LogFile::with_caps(Some(&path), crate::runner::ProgressSink::discard(), 30, 20);
+        for i in 0..100 {
+            log.line(Stream::Stdout, &format!("line {i:02}"));
+        }
+        drop(log);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        // 8 bytes a line: three in the head, two in the tail, the rest cut.
+        assert_eq!(&lines[..3], ["line 00", "line 01", "line 02"]);
+        assert!(
+            lines[3].starts_with("[mdbatch] 95 lines (760 bytes) of output cut here"),
+            "{text}"
+        );
+        assert_eq!(&lines[4..], ["line 98", "line 99"]);
+    }
+
+    #[test]
+    fn an_attempt_that_prints_nothing_creates_no_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logs").join("t").join("1.log");
+        let mut log =
+            LogFile::with_caps(Some(&path), crate::runner::ProgressSink::discard(), 30, 20);
+        log.flush();
+        drop(log);
+        assert!(!dir.path().join("logs").exists());
     }
 }

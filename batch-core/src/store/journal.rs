@@ -22,6 +22,7 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -182,17 +183,22 @@ impl Journal {
     pub fn open(state_dir: &Path, run_id: impl Into<String>) -> Result<Journal, StoreError> {
         std::fs::create_dir_all(state_dir)
             .map_err(|e| StoreError::io(state_dir, "cannot create the state folder", e))?;
+        super::check_state_dir(state_dir)?;
         let path = state_dir.join(JOURNAL_FILE);
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)
             .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&path)
             .map_err(|e| StoreError::io(&path, "cannot open the journal", e))?;
         // A run killed mid-line left a torn last line: end it so our first
         // record starts on a line of its own.
-        if let Ok(bytes) = std::fs::read(&path)
-            && bytes.last().is_some_and(|&b| b != b'\n')
+        let mut last = [0u8; 1];
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        if len > 0
+            && std::os::unix::fs::FileExt::read_exact_at(&file, &mut last, len - 1).is_ok()
+            && last[0] != b'\n'
         {
             let _ = file.write_all(b"\n");
         }
@@ -210,20 +216,30 @@ impl Journal {
 
     /// Appends one record as one line (one `write`, so lines never interleave).
     pub fn append(&mut self, record: JournalRecord) -> Result<(), StoreError> {
+        let mut buf = Vec::with_capacity(256);
+        self.encode(record, &mut buf);
+        self.write_raw(&buf)
+    }
+
+    /// Appends `record` to `buf` as one line.
+    fn encode(&self, record: JournalRecord, buf: &mut Vec<u8>) {
         let entry = JournalEntry {
             v: JOURNAL_VERSION,
             ts: crate::util::now_rfc3339(),
             run_id: self.run_id.clone(),
             record,
         };
-        let mut line = serde_json::to_string(&entry).expect("journal records serialise to JSON");
-        line.push('\n');
+        serde_json::to_writer(&mut *buf, &entry).expect("journal records serialise to JSON");
+        buf.push(b'\n');
+    }
+
+    fn write_raw(&mut self, buf: &[u8]) -> Result<(), StoreError> {
         self.file
-            .write_all(line.as_bytes())
+            .write_all(buf)
             .map_err(|e| StoreError::io(&self.path, "cannot append to the journal", e))
     }
 
-    /// Flushes the journal to disk (end of run).
+    /// Flushes the journal to disk.
     pub fn sync(&mut self) -> Result<(), StoreError> {
         self.file
             .sync_data()
@@ -231,21 +247,54 @@ impl Journal {
     }
 }
 
+enum Msg {
+    Record(JournalRecord),
+    /// Write what came before, `fdatasync`, then answer (`true`: durable).
+    Sync(std::sync::mpsc::SyncSender<bool>),
+}
+
 /// The journal written by a thread of its own, so that appends (and the
-/// final fsync) never run on the async runtime's workers. Records are
-/// written in the order they were appended; the first error is kept for the
-/// caller to report.
+/// fsyncs) never run on the async runtime's workers. Records are written in
+/// the order they were appended, those queued together in one `write`; the
+/// first error is kept for the caller to report.
 #[derive(Debug)]
 pub(crate) struct JournalWriter {
-    tx: Option<std::sync::mpsc::Sender<JournalRecord>>,
+    tx: Option<std::sync::mpsc::Sender<Msg>>,
     thread: Option<std::thread::JoinHandle<()>>,
     error: std::sync::Arc<std::sync::Mutex<Option<StoreError>>>,
+}
+
+impl std::fmt::Debug for Msg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Msg::Record(_) => "Record",
+            Msg::Sync(_) => "Sync",
+        })
+    }
+}
+
+/// A handle that makes every record queued so far durable
+/// ([`JournalSync::sync`]); cheap to clone and send to a blocking task.
+#[derive(Debug, Clone)]
+pub(crate) struct JournalSync(std::sync::mpsc::Sender<Msg>);
+
+impl JournalSync {
+    /// Blocks until every record queued before this call is written and
+    /// `fdatasync`ed. `false` when it could not be (the journal failed;
+    /// its error is reported by the writer).
+    pub(crate) fn sync(&self) -> bool {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        if self.0.send(Msg::Sync(tx)).is_err() {
+            return false;
+        }
+        rx.recv().unwrap_or(false)
+    }
 }
 
 impl JournalWriter {
     /// Starts the writer thread over an open journal.
     pub(crate) fn spawn(mut journal: Journal) -> Result<Self, StoreError> {
-        let (tx, rx) = std::sync::mpsc::channel::<JournalRecord>();
+        let (tx, rx) = std::sync::mpsc::channel::<Msg>();
         let error = std::sync::Arc::new(std::sync::Mutex::new(None));
         let slot = error.clone();
         let path = journal.path.clone();
@@ -257,13 +306,43 @@ impl JournalWriter {
                     let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
                     slot.get_or_insert(e);
                 };
-                for record in rx {
-                    if failed {
-                        continue;
+                let mut buf = Vec::with_capacity(64 * 1024);
+                let mut waiting: Vec<std::sync::mpsc::SyncSender<bool>> = Vec::new();
+                while let Ok(first) = rx.recv() {
+                    // Everything already queued goes out in one write and,
+                    // when asked, one fdatasync (group commit).
+                    let mut next = Some(first);
+                    while let Some(msg) = next.take().or_else(|| rx.try_recv().ok()) {
+                        match msg {
+                            Msg::Record(r) if !failed => journal.encode(r, &mut buf),
+                            Msg::Record(_) => {}
+                            Msg::Sync(reply) => waiting.push(reply),
+                        }
+                        if buf.len() >= 1 << 20 {
+                            break;
+                        }
                     }
-                    if let Err(e) = journal.append(record) {
+                    if !failed
+                        && !buf.is_empty()
+                        && let Err(e) = journal.write_raw(&buf)
+                    {
                         failed = true;
                         keep(e);
+                    }
+                    buf.clear();
+                    if !waiting.is_empty() {
+                        let ok = !failed
+                            && match journal.sync() {
+                                Ok(()) => true,
+                                Err(e) => {
+                                    failed = true;
+                                    keep(e);
+                                    false
+                                }
+                            };
+                        for w in waiting.drain(..) {
+                            let _ = w.send(ok);
+                        }
                     }
                 }
                 if !failed && let Err(e) = journal.sync() {
@@ -281,8 +360,13 @@ impl JournalWriter {
     /// Queues a record; never blocks.
     pub(crate) fn append(&self, record: JournalRecord) {
         if let Some(tx) = &self.tx {
-            let _ = tx.send(record);
+            let _ = tx.send(Msg::Record(record));
         }
+    }
+
+    /// A handle to make what is queued durable.
+    pub(crate) fn syncer(&self) -> Option<JournalSync> {
+        self.tx.clone().map(JournalSync)
     }
 
     /// The first write error, once.
@@ -670,5 +754,23 @@ mod tests {
         assert_eq!(s.unfinished[0].id, "c");
         assert_eq!(s.unfinished[0].pid, Some(99));
         assert_eq!(s.unfinished[0].session_id.as_deref(), Some("s-1"));
+    }
+
+    #[test]
+    fn a_sync_returns_once_every_line_queued_before_it_is_in_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = JournalWriter::spawn(Journal::open(dir.path(), "r").unwrap()).unwrap();
+        for i in 0..100 {
+            w.append(JournalRecord::TaskReset {
+                id: format!("t{i}"),
+            });
+        }
+        let sync = w.syncer().unwrap();
+        assert!(sync.sync());
+        // Still open: the lines are there because the sync waited for them.
+        let read = read(dir.path()).unwrap();
+        assert_eq!(read.entries.len(), 100);
+        drop(sync);
+        assert!(w.close().is_none());
     }
 }

@@ -7,6 +7,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use fs2::FileExt;
@@ -37,12 +38,14 @@ impl RunLock {
         };
         std::fs::create_dir_all(state_dir)
             .map_err(|e| io("cannot create the state folder", state_dir, e))?;
+        super::check_state_dir(state_dir)?;
         let path = state_dir.join(LOCK_FILE);
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&path)
             .map_err(|e| io("cannot open the lock file", &path, e))?;
         if let Err(e) = file.try_lock_exclusive() {

@@ -32,12 +32,138 @@ pub fn state_dir(task_file: &Path) -> PathBuf {
 }
 
 /// Where attempt `attempt` of task `id` logs its output:
-/// `.mdbatch/<file name>/logs/<id>/<attempt>.log` (the id made safe for a file name).
+/// `.mdbatch/<file name>/logs/<id>/<attempt>.log`.
+///
+/// An id that is not already a safe file name (it has `/`, spaces, other
+/// oddities, or more than 100 characters) is made safe and given a hash of
+/// the whole id (`a_b-1c0f…`), so two ids never share a log folder (`a/b`
+/// and `a_b`; ids alike in their first 100 characters).
 pub fn log_path(state_dir: &Path, id: &str, attempt: u32) -> PathBuf {
     state_dir
         .join("logs")
-        .join(safe_name(id))
+        .join(log_name(id))
         .join(format!("{attempt}.log"))
+}
+
+fn log_name(id: &str) -> String {
+    let safe = safe_name(id);
+    if safe == id {
+        safe
+    } else {
+        format!("{safe}-{}", journal::text_hash(id))
+    }
+}
+
+/// Refuses a state folder that is not a real folder of the user's: a
+/// symlink (someone wants mdbatch to write elsewhere) or a folder owned by
+/// someone else. Checks `dir` and, when it is `.mdbatch/<file name>`, the
+/// `.mdbatch` above it.
+pub fn check_state_dir(dir: &Path) -> Result<(), crate::error::StoreError> {
+    check_own_dir(dir)?;
+    if let Some(parent) = dir.parent()
+        && parent.file_name().is_some_and(|n| n == STATE_DIR)
+    {
+        check_own_dir(parent)?;
+    }
+    Ok(())
+}
+
+/// `path` is a folder (not a symlink to one) owned by the effective user.
+pub(crate) fn check_own_dir(path: &Path) -> Result<(), crate::error::StoreError> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(path)
+        .map_err(|e| crate::error::StoreError::io(path, "cannot use the state folder", e))?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let why = if m.file_type().is_symlink() {
+        "is a symbolic link"
+    } else if !m.is_dir() {
+        "is not a folder"
+    } else if m.uid() != me {
+        "is owned by another user"
+    } else {
+        return Ok(());
+    };
+    Err(crate::error::StoreError::io(
+        path,
+        format!("refusing the state folder: it {why}; remove it and run again"),
+        std::io::Error::other(why),
+    ))
+}
+
+/// Where a subagent may write its progress lines (`MDBATCH_PROGRESS_FILE`)
+/// for the attempt logging to `log`: `logs/<id>.<attempt>.progress`, beside
+/// the per-task log folders rather than in one, so that an attempt that
+/// prints nothing creates no folder and no file.
+pub fn progress_path(log: &Path) -> PathBuf {
+    let attempt = log
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match log.parent() {
+        Some(dir) => {
+            let name = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            dir.parent()
+                .unwrap_or(dir)
+                .join(format!("{name}.{attempt}.progress"))
+        }
+        None => log.with_extension("progress"),
+    }
+}
+
+/// Gets the log of an attempt ready: the `logs/` folder made, and a stale
+/// log of the same attempt number and its progress file removed. Refuses
+/// folders that are symlinks or not the user's: a planted link never makes
+/// mdbatch write or delete elsewhere (removing a symlink removes the link,
+/// not its target). The log's own folder (`logs/<id>/`) is made by the
+/// runner when the first line arrives.
+pub fn prepare_log(log: &Path) -> Result<(), crate::error::StoreError> {
+    let Some(dir) = log.parent() else {
+        return Ok(());
+    };
+    if let Some(logs) = dir.parent() {
+        std::fs::create_dir_all(logs)
+            .map_err(|e| crate::error::StoreError::io(logs, "cannot create the log folder", e))?;
+        check_own_dir(logs)?;
+    }
+    match std::fs::symlink_metadata(dir) {
+        Ok(_) => check_own_dir(dir)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(crate::error::StoreError::io(
+                dir,
+                "cannot use the log folder",
+                e,
+            ));
+        }
+    }
+    for stale in [log.to_path_buf(), progress_path(log)] {
+        match std::fs::remove_file(&stale) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(crate::error::StoreError::io(
+                    &stale,
+                    "cannot remove a stale log",
+                    e,
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Makes the folder of `log` (when its first line arrives), refusing one that
+/// is a symlink or not the user's.
+pub(crate) fn make_log_dir(log: &Path) -> std::io::Result<()> {
+    let Some(dir) = log.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    std::fs::create_dir_all(dir)?;
+    check_own_dir(dir).map_err(|e| std::io::Error::other(crate::util::with_causes(&e)))
 }
 
 /// A task id as a file name: path separators and oddities replaced by `_`.

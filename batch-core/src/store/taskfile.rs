@@ -1,26 +1,65 @@
 //! Writing the task file: checking (and unchecking) boxes, one byte each.
 //!
 //! This is the only code that writes the task file. It never reserialises
-//! markdown. For every write it re-reads the file, re-parses it with the same
-//! [`ParseOptions`] as the run, finds each task again by id, verifies the three
-//! bytes at its marker are `[ ]`, flips the middle byte to `x` (or `X` when most
-//! checked boxes in the file use `X`), writes a temp file beside the original,
-//! fsyncs it, gives it the original's permissions, renames it over the
-//! original and fsyncs the folder. Every other byte, including edits the user
-//! made during the run, a BOM and CRLF line ends, is kept.
+//! markdown and never creates a file: a box is flipped by writing its one
+//! byte in place (`pwrite` at `marker.start + 1`, then `fdatasync`), after
+//! the three bytes there were read back as `[ ]`. Every other byte, including
+//! edits the user made during the run, a BOM and CRLF line ends, is kept, and
+//! so are the file's owner, mode, hard links and (when the task file was
+//! given as a symlink) the link.
+//!
+//! [`TaskFile`] is the writer a run keeps: it resolves the path once, opens
+//! it for each write with `O_NOFOLLOW` (a symlink planted in its place later
+//! is refused, never followed) and refuses anything but a regular file. It
+//! re-reads and re-parses the file only when the file's identity, length or
+//! time stamps differ from what its own last write left, so a run whose file
+//! nobody else touches parses it once.
+//!
+//! # What is guaranteed about edits made during a run
+//!
+//! - A single-byte write in a sector is atomic: after a crash or power loss
+//!   the file is the one the user last saved, with each box either flipped or
+//!   not — never torn, never truncated.
+//! - An editor that saves by writing a new file and renaming it over the task
+//!   file never loses the save: mdbatch's byte either went into the file the
+//!   save replaced (then mdbatch sees the file changed, parses the new one and
+//!   checks the box again there) or into the saved file.
+//! - A program that rewrites the file in place (truncate, then write, possibly
+//!   in several chunks) never loses its writes either: mdbatch only changes a
+//!   byte that it has just read back as the middle of `[ ]`, at an offset
+//!   found by parsing what was in the file; nothing is truncated or replaced.
+//! - What is not guaranteed: an editor holding the file in a buffer from
+//!   before mdbatch checked a box writes that box back open when it saves.
+//!   mdbatch checks it again at its next write and at the end of the run
+//!   (boxes of tasks that succeeded in this run are re-checked when found open
+//!   with the same text); a box unchecked by hand during a run is therefore
+//!   checked again — use `mdbatch reset` after the run to run a task again.
+//!   And a rewrite in place that lands in the microseconds between mdbatch's
+//!   read-back of `[ ]` and its one-byte write could see that byte land in
+//!   its text; no file system offers a compare-and-swap to close it.
+//!
+//! # The right box
+//!
+//! The executor names each task with the hash of the text that ran
+//! ([`Want::text_hash`]). A task is found again by id; if its text changed
+//! during the run, it is not checked (the work that ran was for other text).
+//! If several open tasks now have the same text and they are not the ones
+//! the file had when the run started (someone added a copy of the task), the
+//! box is not checked either: mdbatch cannot tell which one ran. Both are
+//! reported as problems and the task ends unchecked, to run again.
 //!
 //! A parent task is checked in the same write once all its required children
 //! (not optional, not `skip`) are checked.
-//!
-//! Pitfalls: if the file changes between our read and our rename, the write is
-//! started over (up to a few times) so a concurrent edit is not lost; a
-//! symlinked task file is written through to its target.
 
-use std::io::Write;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::doc::{Document, ParseOptions};
 use crate::error::StoreError;
+use crate::store::journal::text_hash;
 
 /// What a write did.
 #[derive(Debug, Clone, Default)]
@@ -32,176 +71,466 @@ pub struct WriteOutcome {
     pub unchanged: Vec<String>,
     /// Parents flipped as a consequence.
     pub parents: Vec<String>,
-    /// Tasks that could not be flipped (gone, or not `[ ]` / `[x]`), with why.
+    /// Tasks that could not be flipped (gone, not `[ ]` / `[x]`, their text
+    /// changed, ambiguous), with why.
     pub problems: Vec<StoreError>,
+    /// Boxes of earlier writes found open again (an editor saved a buffer
+    /// older than the write) and checked again.
+    pub rechecked: Vec<String>,
+    /// The file had to be read and parsed again (someone else changed it).
+    pub reparsed: bool,
 }
 
-/// How many times a write is retried when the file changes under it.
-const MAX_RACES: usize = 5;
+/// A task to check: its id and, when known, the hash of the text that ran
+/// ([`text_hash`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Want {
+    /// The task id.
+    pub id: String,
+    /// The hash of the task text that ran; `None` finds the task by id alone.
+    pub text_hash: Option<String>,
+}
+
+impl Want {
+    /// A task found by id alone.
+    pub fn id(id: impl Into<String>) -> Self {
+        Want {
+            id: id.into(),
+            text_hash: None,
+        }
+    }
+
+    /// A task found by id and checked only while its text hashes to `hash`.
+    pub fn with_hash(id: impl Into<String>, hash: impl Into<String>) -> Self {
+        Want {
+            id: id.into(),
+            text_hash: Some(hash.into()),
+        }
+    }
+}
+
+/// How many times a write is retried when the file is replaced under it.
+const MAX_RACES: usize = 32;
 
 /// Checks the boxes of `ids` (and of parents whose required children are now
-/// all checked) in one atomic write.
+/// all checked), each one byte written in place.
 ///
 /// Returns `Err` only when nothing could be written (the file cannot be read,
-/// no longer parses, or cannot be replaced); per-task problems are in
+/// is not a regular file, no longer parses); per-task problems are in
 /// [`WriteOutcome::problems`].
 pub fn check_boxes(
     path: &Path,
     options: &ParseOptions,
     ids: &[String],
 ) -> Result<WriteOutcome, StoreError> {
-    rewrite(path, options, ids, true)
+    let wants: Vec<Want> = ids.iter().map(Want::id).collect();
+    TaskFile::open(path, options)?.check(&wants)
 }
 
 /// Unchecks the boxes of `ids` (for `mdbatch reset`), and of their checked
-/// ancestors, in one atomic write.
+/// ancestors.
 pub fn uncheck(
     path: &Path,
     options: &ParseOptions,
     ids: &[String],
 ) -> Result<WriteOutcome, StoreError> {
-    rewrite(path, options, ids, false)
+    let wants: Vec<Want> = ids.iter().map(Want::id).collect();
+    TaskFile::open(path, options)?.apply(&wants, false)
 }
 
-/// Fails unless the task file can be replaced: the file is readable and
-/// writable and its folder accepts a new file. Called before a run starts.
+/// Fails unless the task file can be written: a regular file (not a device,
+/// a FIFO or a folder) that opens for reading and writing and parses.
 pub fn ensure_writable(path: &Path) -> Result<(), StoreError> {
-    let real = real_path(path);
-    std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&real)
-        .map_err(|e| StoreError::io(&real, "the task file is not writable", e))?;
-    let dir = parent_dir(&real);
-    let probe = dir.join(format!(".mdbatch-probe-{}", std::process::id()));
-    std::fs::File::create(&probe)
-        .map_err(|e| StoreError::io(&dir, "cannot create files in the task file's folder", e))?;
-    let _ = std::fs::remove_file(&probe);
-    Ok(())
+    TaskFile::open(path, &ParseOptions::with_path(path)).map(drop)
 }
 
-fn real_path(path: &Path) -> PathBuf {
-    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+/// Identity, length and time stamps of a file: evidence that it changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
 }
 
-fn parent_dir(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
+impl Stamp {
+    pub(crate) fn of(m: &std::fs::Metadata) -> Self {
+        Stamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        }
+    }
+
+    /// The stamp of the file at `path` (`None`: it cannot be stat'ed).
+    pub(crate) fn at(path: &Path) -> Option<Self> {
+        std::fs::metadata(path).ok().map(|m| Stamp::of(&m))
     }
 }
 
-fn rewrite(
-    path: &Path,
-    options: &ParseOptions,
-    ids: &[String],
-    to_checked: bool,
-) -> Result<WriteOutcome, StoreError> {
-    let real = real_path(path);
-    for _ in 0..MAX_RACES {
-        let before = std::fs::read(&real)
-            .map_err(|e| StoreError::io(&real, "cannot read the task file", e))?;
-        let (after, outcome) = flip(&before, path, options, ids, to_checked)?;
-        if after == before {
+/// What one parse of the file told us.
+#[derive(Debug)]
+struct Index {
+    stamp: Stamp,
+    doc: Document,
+    /// Box state per task, kept current by our writes.
+    state: Vec<bool>,
+    /// Tasks by text hash, in document order.
+    by_hash: HashMap<String, Vec<usize>>,
+    mark: u8,
+}
+
+/// The task file as a run writes it: resolved once, parsed again only when
+/// someone else changed it. Blocking: call it off the async runtime.
+#[derive(Debug)]
+pub struct TaskFile {
+    shown: PathBuf,
+    real: PathBuf,
+    options: ParseOptions,
+    index: Option<Index>,
+    /// Tasks with the same text, by hash, as the first parse found them.
+    first_dups: Option<HashMap<String, Vec<String>>>,
+    /// Boxes this writer checked: id → text hash.
+    ours: HashMap<String, String>,
+}
+
+impl TaskFile {
+    /// Resolves `path` (a symlink given by the user is followed, once) and
+    /// checks that it is a regular file open for reading and writing. Removes
+    /// the temp files older mdbatch versions' killed runs left beside it.
+    pub fn open(path: &Path, options: &ParseOptions) -> Result<TaskFile, StoreError> {
+        let real = std::fs::canonicalize(path)
+            .map_err(|e| StoreError::io(path, "the task file is not writable", e))?;
+        let f = TaskFile {
+            shown: path.to_path_buf(),
+            real,
+            options: options.clone(),
+            index: None,
+            first_dups: None,
+            ours: HashMap::new(),
+        };
+        let mut f = f;
+        let (mut file, meta) = f.open_rw()?;
+        // The first parse: what the file was when the run started.
+        f.sync_index(&mut file, Stamp::of(&meta))?;
+        remove_stale_temps(&f.real);
+        Ok(f)
+    }
+
+    /// The document as last parsed (the file when opened, or after someone
+    /// else's change).
+    pub fn document(&self) -> &Document {
+        &self.index.as_ref().expect("parsed when opened").doc
+    }
+
+    /// The stamp the file had after the last parse or write.
+    pub(crate) fn stamp(&self) -> Option<Stamp> {
+        self.index.as_ref().map(|i| i.stamp)
+    }
+
+    fn open_rw(&self) -> Result<(File, std::fs::Metadata), StoreError> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(&self.real)
+            .map_err(|e| {
+                let why = if e.raw_os_error() == Some(libc::ELOOP) {
+                    "the task file was replaced by a symbolic link; refusing to follow it"
+                } else {
+                    "the task file is not writable"
+                };
+                StoreError::io(&self.real, why, e)
+            })?;
+        let meta = file
+            .metadata()
+            .map_err(|e| StoreError::io(&self.real, "cannot stat the task file", e))?;
+        if !meta.is_file() {
+            return Err(StoreError::io(
+                &self.real,
+                "the task file is not writable",
+                std::io::Error::other("not a regular file"),
+            ));
+        }
+        Ok((file, meta))
+    }
+
+    /// Reads and parses the file if it changed since the last look. Returns
+    /// whether it did.
+    fn sync_index(&mut self, file: &mut File, stamp: Stamp) -> Result<bool, StoreError> {
+        if self.index.as_ref().is_some_and(|i| i.stamp == stamp) {
+            return Ok(false);
+        }
+        let mut bytes = Vec::with_capacity(stamp.len as usize);
+        file.read_to_end(&mut bytes)
+            .map_err(|e| StoreError::io(&self.real, "cannot read the task file", e))?;
+        let doc =
+            Document::parse_bytes(&bytes, &self.options).map_err(|_| StoreError::Unparsable {
+                path: self.shown.clone(),
+            })?;
+        let hashes: Vec<String> = doc.tasks.iter().map(|t| text_hash(&t.text)).collect();
+        let mut by_hash: HashMap<String, Vec<usize>> = HashMap::with_capacity(hashes.len());
+        for (t, h) in hashes.iter().enumerate() {
+            by_hash.entry(h.clone()).or_default().push(t);
+        }
+        let state = doc.tasks.iter().map(|t| t.checked).collect();
+        let mark = checked_mark(&doc, &bytes);
+        if self.first_dups.is_none() {
+            self.first_dups = Some(duplicates(&doc, &hashes));
+        }
+        self.index = Some(Index {
+            stamp,
+            doc,
+            state,
+            by_hash,
+            mark,
+        });
+        Ok(true)
+    }
+
+    /// Which ids are checked in the file now, if it changed since the last
+    /// look (`Ok(None)`: unchanged).
+    pub fn refresh(&mut self) -> Result<Option<Vec<String>>, StoreError> {
+        let (mut file, meta) = self.open_rw()?;
+        if !self.sync_index(&mut file, Stamp::of(&meta))? {
+            return Ok(None);
+        }
+        Ok(Some(self.checked_ids()))
+    }
+
+    /// The ids checked in the file as last parsed or written.
+    pub fn checked_ids(&self) -> Vec<String> {
+        self.index.as_ref().map_or_else(Vec::new, |ix| {
+            ix.doc
+                .tasks
+                .iter()
+                .filter(|t| ix.state[t.index])
+                .map(|t| t.id.clone())
+                .collect()
+        })
+    }
+
+    /// Checks the boxes of `wants` (and of parents whose required children
+    /// are now all checked); boxes this writer checked before and finds open
+    /// again are checked again. One `fdatasync` for all of them.
+    pub fn check(&mut self, wants: &[Want]) -> Result<WriteOutcome, StoreError> {
+        self.apply(wants, true)
+    }
+
+    fn apply(&mut self, wants: &[Want], to_checked: bool) -> Result<WriteOutcome, StoreError> {
+        for _ in 0..MAX_RACES {
+            let (mut file, meta) = self.open_rw()?;
+            let reparsed = self.sync_index(&mut file, Stamp::of(&meta))?;
+            let (mut outcome, flips) = self.plan_flips(wants, to_checked, reparsed);
+            outcome.reparsed = reparsed;
+            if flips.is_empty() {
+                self.remember(wants, &outcome);
+                return Ok(outcome);
+            }
+            let ix = self.index.as_mut().expect("parsed above");
+            let want_now: &[u8; 3] = if to_checked { b"[ ]" } else { b"[x]" };
+            let mut stale = false;
+            for &t in &flips {
+                let at = ix.doc.tasks[t].marker.start as u64;
+                let mut now = [0u8; 3];
+                let read = file.read_exact_at(&mut now, at);
+                let ok = read.is_ok()
+                    && (now == *want_now || (!to_checked && now == *b"[X]"))
+                    && meta.len() == ix.stamp.len;
+                if !ok {
+                    stale = true;
+                    break;
+                }
+                let byte = if to_checked { ix.mark } else { b' ' };
+                file.write_all_at(&[byte], at + 1)
+                    .map_err(|e| StoreError::io(&self.real, "cannot write the task file", e))?;
+                ix.state[t] = to_checked;
+            }
+            if stale {
+                // Changed under us between the stat and the read-back: parse again.
+                self.index = None;
+                continue;
+            }
+            // Replaced (an editor's rename) while we wrote: our bytes went to
+            // the file the save displaced; do it again in the saved one.
+            // Checked before the sync, so the window is the few microseconds
+            // since the read-back; a save that lands after it read the file
+            // with our bytes in it (or is a stale buffer: see the module docs).
+            let here = std::fs::symlink_metadata(&self.real).ok();
+            if here.is_none_or(|h| h.ino() != meta.ino() || h.dev() != meta.dev()) {
+                self.index = None;
+                continue;
+            }
+            file.sync_data()
+                .map_err(|e| StoreError::io(&self.real, "cannot sync the task file", e))?;
+            if let Ok(m) = file.metadata() {
+                ix.stamp = Stamp::of(&m);
+            } else {
+                self.index = None;
+            }
+            self.remember(wants, &outcome);
             return Ok(outcome);
         }
-        match replace(&real, &before, &after)? {
-            true => return Ok(outcome),
-            false => continue,
-        }
+        Err(StoreError::io(
+            &self.real,
+            "the file kept changing while its boxes were being checked",
+            std::io::Error::other("concurrent modification"),
+        ))
     }
-    Err(StoreError::io(
-        &real,
-        "the file kept changing while its boxes were being checked",
-        std::io::Error::other("concurrent modification"),
-    ))
-}
 
-/// Computes the new bytes. Pure: no I/O.
-pub(crate) fn flip(
-    bytes: &[u8],
-    path: &Path,
-    options: &ParseOptions,
-    ids: &[String],
-    to_checked: bool,
-) -> Result<(Vec<u8>, WriteOutcome), StoreError> {
-    let doc = Document::parse_bytes(bytes, options).map_err(|_| StoreError::Unparsable {
-        path: path.to_path_buf(),
-    })?;
-    let mut out = bytes.to_vec();
-    let mut outcome = WriteOutcome::default();
-    let mark = if to_checked {
-        checked_mark(&doc, bytes)
-    } else {
-        b' '
-    };
-    let mut state: Vec<bool> = doc.tasks.iter().map(|t| t.checked).collect();
-    let mut flipped: Vec<usize> = Vec::new();
-
-    for id in ids {
-        let Some(task) = doc.task_by_id(id) else {
-            outcome.problems.push(StoreError::TaskGone {
-                path: path.to_path_buf(),
-                id: id.clone(),
-            });
-            continue;
-        };
-        match marker_state(bytes, &task.marker) {
-            Some(c) if c == to_checked => outcome.unchanged.push(id.clone()),
-            Some(_) => {
-                out[task.marker.start + 1] = mark;
-                state[task.index] = to_checked;
-                flipped.push(task.index);
-                outcome.changed.push(id.clone());
+    fn remember(&mut self, wants: &[Want], outcome: &WriteOutcome) {
+        let failed: std::collections::HashSet<&str> = outcome
+            .problems
+            .iter()
+            .filter_map(|p| match p {
+                StoreError::TaskGone { id, .. }
+                | StoreError::MarkerMismatch { id, .. }
+                | StoreError::TextChanged { id, .. }
+                | StoreError::Ambiguous { id, .. } => Some(id.as_str()),
+                _ => None,
+            })
+            .collect();
+        for w in wants {
+            if let Some(h) = &w.text_hash
+                && !failed.contains(w.id.as_str())
+            {
+                self.ours.insert(w.id.clone(), h.clone());
             }
-            None => outcome.problems.push(StoreError::MarkerMismatch {
-                path: path.to_path_buf(),
-                id: id.clone(),
-                line: line_of(bytes, task.marker.start),
-                found: String::from_utf8_lossy(bytes.get(task.marker.clone()).unwrap_or_default())
-                    .into_owned(),
-            }),
         }
     }
 
-    // Parents: walk up from every flipped task.
-    let mut i = 0;
-    while i < flipped.len() {
-        let Some(parent) = doc.tasks[flipped[i]].parent else {
-            i += 1;
-            continue;
-        };
-        i += 1;
-        let p = &doc.tasks[parent];
-        if state[parent] == to_checked {
-            continue;
+    /// Which tasks to flip; pure over the index.
+    fn plan_flips(
+        &self,
+        wants: &[Want],
+        to_checked: bool,
+        reparsed: bool,
+    ) -> (WriteOutcome, Vec<usize>) {
+        let ix = self.index.as_ref().expect("parsed before planning");
+        let mut outcome = WriteOutcome::default();
+        let mut state = ix.state.clone();
+        let mut flipped: Vec<usize> = Vec::new();
+        let mut in_write: std::collections::HashSet<usize> = std::collections::HashSet::new();
+        for w in wants {
+            let t = match self.locate(w) {
+                Ok(t) => t,
+                Err(e) => {
+                    outcome.problems.push(e);
+                    continue;
+                }
+            };
+            if state[t] != to_checked {
+                state[t] = to_checked;
+                flipped.push(t);
+                in_write.insert(t);
+                outcome.changed.push(w.id.clone());
+            } else if in_write.contains(&t) {
+                outcome.problems.push(StoreError::Ambiguous {
+                    path: self.shown.clone(),
+                    id: w.id.clone(),
+                    count: 2,
+                });
+            } else {
+                outcome.unchanged.push(w.id.clone());
+            }
         }
-        let ready = if to_checked {
-            p.children
-                .iter()
-                .map(|&c| &doc.tasks[c])
-                .filter(|c| !c.optional && !c.skip)
-                .all(|c| state[c.index])
-        } else {
-            true
+        // Our earlier boxes an editor's stale save opened again.
+        if to_checked && reparsed {
+            for (id, h) in &self.ours {
+                if let Ok(t) = self.locate(&Want::with_hash(id.clone(), h.clone()))
+                    && !state[t]
+                {
+                    state[t] = true;
+                    flipped.push(t);
+                    outcome.rechecked.push(id.clone());
+                }
+            }
+        }
+        // Parents: walk up from every flipped task.
+        let mut i = 0;
+        while i < flipped.len() {
+            let Some(parent) = ix.doc.tasks[flipped[i]].parent else {
+                i += 1;
+                continue;
+            };
+            i += 1;
+            if state[parent] == to_checked {
+                continue;
+            }
+            let p = &ix.doc.tasks[parent];
+            let ready = !to_checked
+                || p.children
+                    .iter()
+                    .map(|&c| &ix.doc.tasks[c])
+                    .filter(|c| !c.optional && !c.skip)
+                    .all(|c| state[c.index]);
+            if ready {
+                state[parent] = to_checked;
+                flipped.push(parent);
+                outcome.parents.push(p.id.clone());
+            }
+        }
+        (outcome, flipped)
+    }
+
+    /// Finds the task `w` names, checking that its text is the one that ran.
+    fn locate(&self, w: &Want) -> Result<usize, StoreError> {
+        let ix = self.index.as_ref().expect("parsed before locating");
+        let by_id = ix.doc.task_by_id(&w.id).map(|t| t.index);
+        let Some(h) = &w.text_hash else {
+            return by_id.ok_or_else(|| StoreError::TaskGone {
+                path: self.shown.clone(),
+                id: w.id.clone(),
+            });
         };
-        if ready && marker_state(bytes, &p.marker) == Some(!to_checked) {
-            out[p.marker.start + 1] = mark;
-            state[parent] = to_checked;
-            flipped.push(parent);
-            outcome.parents.push(p.id.clone());
+        let same: &[usize] = ix.by_hash.get(h).map_or(&[], Vec::as_slice);
+        match (same, by_id) {
+            ([], Some(_)) => Err(StoreError::TextChanged {
+                path: self.shown.clone(),
+                id: w.id.clone(),
+            }),
+            ([], None) => Err(StoreError::TaskGone {
+                path: self.shown.clone(),
+                id: w.id.clone(),
+            }),
+            // One task with that text: it is the one, whatever its id now.
+            ([t], _) => Ok(*t),
+            (many, by_id) => {
+                let ids: Vec<String> = many.iter().map(|&t| ix.doc.tasks[t].id.clone()).collect();
+                let as_before = self
+                    .first_dups
+                    .as_ref()
+                    .and_then(|d| d.get(h))
+                    .is_some_and(|before| before == &ids);
+                match by_id {
+                    Some(t) if as_before && many.contains(&t) => Ok(t),
+                    _ => Err(StoreError::Ambiguous {
+                        path: self.shown.clone(),
+                        id: w.id.clone(),
+                        count: many.len(),
+                    }),
+                }
+            }
         }
     }
-    Ok((out, outcome))
 }
 
-/// `Some(true)` for `[x]`/`[X]`, `Some(false)` for `[ ]`, `None` otherwise.
-fn marker_state(bytes: &[u8], marker: &std::ops::Range<usize>) -> Option<bool> {
-    match bytes.get(marker.clone())? {
-        b"[ ]" => Some(false),
-        b"[x]" | b"[X]" => Some(true),
-        _ => None,
+/// Ids of the tasks sharing a text, by text hash (groups of two or more).
+fn duplicates(doc: &Document, hashes: &[String]) -> HashMap<String, Vec<String>> {
+    let mut by: HashMap<&str, Vec<String>> = HashMap::new();
+    for t in &doc.tasks {
+        by.entry(hashes[t.index].as_str())
+            .or_default()
+            .push(t.id.clone());
     }
+    by.into_iter()
+        .filter(|(_, v)| v.len() > 1)
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
 }
 
 /// `X` when most checked boxes in the file use `X`, else `x`.
@@ -217,56 +546,42 @@ fn checked_mark(doc: &Document, bytes: &[u8]) -> u8 {
     if upper > lower { b'X' } else { b'x' }
 }
 
-fn line_of(bytes: &[u8], offset: usize) -> usize {
-    bytes[..offset.min(bytes.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
+/// Removes `.<name>.mdbatch-<pid>.tmp` files that runs of older versions
+/// (which replaced the file by rename) left when killed: only regular files
+/// of ours, never through a symlink, and only when that pid is gone.
+fn remove_stale_temps(real: &Path) {
+    let (Some(dir), Some(name)) = (real.parent(), real.file_name()) else {
+        return;
+    };
+    let prefix = format!(".{}.mdbatch-", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    for e in entries.flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = n
+            .strip_prefix(&prefix)
+            .and_then(|r| r.strip_suffix(".tmp"))
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(m) = e.path().symlink_metadata() else {
+            continue;
+        };
+        if m.is_file() && m.uid() == me && !pid_alive(pid) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
-/// Replaces `path` with `after`, unless it no longer holds `before` (then
-/// returns `Ok(false)` so the caller starts over).
-fn replace(path: &Path, before: &[u8], after: &[u8]) -> Result<bool, StoreError> {
-    let dir = parent_dir(path);
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.mdbatch-{}.tmp", std::process::id()));
-    let perms = std::fs::metadata(path)
-        .map_err(|e| StoreError::io(path, "cannot read the task file's permissions", e))?
-        .permissions();
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(|e| {
-                StoreError::io(&tmp, "cannot create a temp file beside the task file", e)
-            })?;
-        f.write_all(after)
-            .and_then(|()| f.sync_all())
-            .map_err(|e| StoreError::io(&tmp, "cannot write the temp file", e))?;
-        std::fs::set_permissions(&tmp, perms)
-            .map_err(|e| StoreError::io(&tmp, "cannot copy the task file's permissions", e))?;
-        drop(f);
-        // Last look: the user may have saved the file since we read it.
-        let now = std::fs::read(path)
-            .map_err(|e| StoreError::io(path, "cannot read the task file", e))?;
-        if now != before {
-            return Ok(false);
-        }
-        std::fs::rename(&tmp, path)
-            .map_err(|e| StoreError::io(path, "cannot replace the task file", e))?;
-        if let Ok(d) = std::fs::File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(true)
-    })();
-    if !matches!(result, Ok(true)) {
-        let _ = std::fs::remove_file(&tmp);
+fn pid_alive(pid: i32) -> bool {
+    if pid <= 0 {
+        return true;
     }
-    result
+    // SAFETY: signal 0 only checks that the process exists.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }

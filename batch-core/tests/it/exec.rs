@@ -1286,8 +1286,11 @@ fn the_task_file_is_read_off_the_runtimes_threads() {
                     }
                 }
             };
+            // Without write-back: a FIFO is not a file boxes can be written
+            // into (with it, the run is refused before anything is read).
             let run = ExecutorBuilder::new(&path)
                 .runner(Arc::new(Fake::new(Step::Ok(0))))
+                .write_back(false)
                 .build()
                 .unwrap()
                 .run();
@@ -1687,4 +1690,50 @@ async fn a_task_added_during_the_run_waits_for_its_wave_and_its_after_and_is_ski
         .expect("x is in the run");
     assert_eq!(x.outcome, Outcome::Skipped);
     assert!(run.text().contains("- [ ] <!-- id: x -->"));
+}
+
+/// Deletes the task file when task `a` starts.
+struct Deleting {
+    fake: Arc<Fake>,
+    path: PathBuf,
+}
+
+#[async_trait::async_trait]
+impl SubagentRunner for Deleting {
+    async fn run(&self, task: &TaskSpec, ctx: RunContext) -> Result<TaskOutput, RunError> {
+        if task.id == "a" {
+            std::fs::remove_file(&self.path).unwrap();
+        }
+        self.fake.run(task, ctx).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_task_file_deleted_during_the_run_stops_later_waves_from_launching() {
+    let run = Run::file(TWO_WAVES);
+    let fake = Arc::new(Fake::new(Step::Ok(1)));
+    let mut options = opts();
+    options.jobs = Some(1);
+    let report = ExecutorBuilder::new(&run.path)
+        .options(options)
+        .runner(Arc::new(Deleting {
+            fake: fake.clone(),
+            path: run.path.clone(),
+        }))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    let ran: Vec<String> = fake.recs().iter().map(|r| r.id.clone()).collect();
+    assert_eq!(ran, ["a"], "nothing starts once the file is gone");
+    assert_eq!(outcome(&report, "a"), Outcome::Failed);
+    assert!(
+        report
+            .tasks
+            .iter()
+            .filter(|t| t.id != "a")
+            .all(|t| t.outcome == Outcome::Skipped)
+    );
+    assert!(!run.path.exists(), "the file is not recreated");
 }

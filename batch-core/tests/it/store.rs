@@ -273,3 +273,292 @@ proptest! {
         prop_assert_eq!(out.changed.len(), targets.len());
     }
 }
+
+/// `n` tasks with id hints, one per line.
+fn many(n: usize) -> String {
+    let mut s = String::from("# Many\n\n");
+    for i in 0..n {
+        s.push_str(&format!("- [ ] <!-- id: t{i} --> task number {i}\n"));
+    }
+    s
+}
+
+fn want(path: &Path, id: &str) -> taskfile::Want {
+    let doc = Document::read(path, &ParseOptions::with_path(path)).unwrap();
+    let t = doc.task_by_id(id).unwrap();
+    taskfile::Want::with_hash(id, journal::text_hash(&t.text))
+}
+
+#[test]
+fn an_in_place_save_written_in_two_chunks_while_a_box_is_checked_is_kept_whole() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "task.md", SIMPLE.as_bytes());
+    let mut tf = taskfile::TaskFile::open(&path, &ParseOptions::with_path(&path)).unwrap();
+    // The user's program saves in place: truncate, first chunk, (mdbatch
+    // checks `a` now), second chunk.
+    let saved = format!("{SIMPLE}\n## Notes\n\n{}\n", "A long note. ".repeat(40));
+    let (one, two) = saved.as_bytes().split_at(SIMPLE.len() - 10);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap();
+    f.write_all(one).unwrap();
+    f.flush().unwrap();
+    let out = tf.check(&[taskfile::Want::id("a")]).unwrap();
+    assert_eq!(out.changed, ["a"]);
+    f.write_all(two).unwrap();
+    drop(f);
+    let after = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(
+        after,
+        saved.replace("- [ ] <!-- id: a -->", "- [x] <!-- id: a -->")
+    );
+}
+
+#[test]
+fn an_editor_process_saving_by_rename_throughout_the_writes_loses_no_save_and_no_box() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 150;
+    let text = many(n);
+    let path = write(dir.path(), "task.md", text.as_bytes());
+    let opts = ParseOptions::with_path(&path);
+    let wants: Vec<taskfile::Want> = (0..n).map(|i| want(&path, &format!("t{i}"))).collect();
+    let mut tf = taskfile::TaskFile::open(&path, &opts).unwrap();
+    // An editor that re-reads the file and saves it with one more line,
+    // by writing a new file and renaming it over, as fast as it can.
+    let saves = 300;
+    let mut editor = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "i=0; while [ $i -lt {saves} ]; do cat task.md > .edit.tmp && echo \"<!-- save $i -->\" >> .edit.tmp && mv .edit.tmp task.md; i=$((i+1)); done"
+        ))
+        .current_dir(dir.path())
+        .spawn()
+        .unwrap();
+    for w in &wants {
+        // A save of a stale copy may open a box again: the next write sees it.
+        let out = tf.check(std::slice::from_ref(w)).unwrap();
+        assert!(out.problems.is_empty(), "{:?}", out.problems);
+    }
+    assert!(editor.wait().unwrap().success());
+    tf.check(&[]).unwrap();
+    let after = std::fs::read_to_string(&path).unwrap();
+    // Every save is there, in order, and nothing else changed but the boxes.
+    let mut expected = text.replace("- [ ]", "- [x]");
+    for i in 0..saves {
+        expected.push_str(&format!("<!-- save {i} -->\n"));
+    }
+    assert_eq!(after, expected);
+}
+
+#[test]
+fn symlinks_planted_at_the_old_temp_and_probe_names_are_never_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "task.md", SIMPLE.as_bytes());
+    let victim = write(dir.path(), "bashrc", b"export PATH=/usr/bin\n");
+    let pid = std::process::id();
+    for name in [
+        format!(".task.md.mdbatch-{pid}.tmp"),
+        format!(".mdbatch-probe-{pid}"),
+    ] {
+        std::os::unix::fs::symlink(&victim, dir.path().join(name)).unwrap();
+    }
+    taskfile::ensure_writable(&path).unwrap();
+    taskfile::check_boxes(&path, &ParseOptions::with_path(&path), &["a".into()]).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "export PATH=/usr/bin\n"
+    );
+    let m = std::fs::symlink_metadata(&path).unwrap();
+    assert!(m.file_type().is_file());
+    assert!(
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("- [x] <!-- id: a -->")
+    );
+}
+
+#[test]
+fn a_task_file_replaced_by_a_symlink_during_the_run_is_refused_not_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "task.md", SIMPLE.as_bytes());
+    let victim = write(dir.path(), "victim.md", SIMPLE.as_bytes());
+    let mut tf = taskfile::TaskFile::open(&path, &ParseOptions::with_path(&path)).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    std::os::unix::fs::symlink(&victim, &path).unwrap();
+    let err = tf.check(&[taskfile::Want::id("a")]).unwrap_err();
+    assert!(err.to_string().contains("symbolic link"), "{err}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), SIMPLE);
+}
+
+#[test]
+fn owner_mode_and_hard_links_survive_a_write() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "task.md", SIMPLE.as_bytes());
+    let other = dir.path().join("linked.md");
+    std::fs::hard_link(&path, &other).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o604)).unwrap();
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        std::os::unix::fs::chown(&path, Some(4242), Some(4242)).unwrap();
+    }
+    let before = std::fs::metadata(&path).unwrap();
+    taskfile::check_boxes(&path, &ParseOptions::with_path(&path), &["b".into()]).unwrap();
+    let after = std::fs::metadata(&path).unwrap();
+    assert_eq!(after.ino(), before.ino());
+    assert_eq!((after.uid(), after.gid()), (before.uid(), before.gid()));
+    assert_eq!(after.mode() & 0o7777, 0o604);
+    assert!(
+        std::fs::read_to_string(&other)
+            .unwrap()
+            .contains("- [x] <!-- id: b -->")
+    );
+}
+
+#[test]
+fn a_task_whose_text_changed_while_it_ran_is_not_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "task.md", SIMPLE.as_bytes());
+    let w = want(&path, "b");
+    let mut tf = taskfile::TaskFile::open(&path, &ParseOptions::with_path(&path)).unwrap();
+    // Regenerated mid-run: `b` now names other work.
+    let edited = SIMPLE.replace("write the planner", "delete the planner");
+    std::fs::write(&path, &edited).unwrap();
+    let out = tf.check(&[w]).unwrap();
+    assert!(out.changed.is_empty());
+    assert!(
+        matches!(&out.problems[..], [StoreError::TextChanged { id, .. }] if id == "b"),
+        "{:?}",
+        out.problems
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), edited);
+}
+
+#[test]
+fn a_copy_of_the_running_task_added_above_it_gets_no_box_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "# Fixes\n\n- [ ] Fix the tests\n- [ ] Ship\n";
+    let path = write(dir.path(), "task.md", text.as_bytes());
+    let doc = Document::read(&path, &ParseOptions::with_path(&path)).unwrap();
+    let id = doc.tasks[0].id.clone();
+    let w = taskfile::Want::with_hash(&id, journal::text_hash(&doc.tasks[0].text));
+    let mut tf = taskfile::TaskFile::open(&path, &ParseOptions::with_path(&path)).unwrap();
+    // The user inserts a second "Fix the tests" above the running one: it
+    // takes the running task's id.
+    let edited = "# Fixes\n\n- [ ] Fix the tests\n- [ ] Fix the tests\n- [ ] Ship\n";
+    std::fs::write(&path, edited).unwrap();
+    let out = tf.check(&[w]).unwrap();
+    assert!(out.changed.is_empty());
+    assert!(
+        matches!(&out.problems[..], [StoreError::Ambiguous { count: 2, .. }]),
+        "{:?}",
+        out.problems
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), edited);
+}
+
+#[test]
+fn a_task_found_under_a_new_id_with_the_same_text_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "- [ ] T001 Write the parser\n- [ ] T002 Write the planner\n";
+    let path = write(dir.path(), "task.md", text.as_bytes());
+    let w = want(&path, "T002");
+    let mut tf = taskfile::TaskFile::open(&path, &ParseOptions::with_path(&path)).unwrap();
+    // Renumbered: the planner is T003 now, and T002 is new work.
+    let edited =
+        "- [ ] T001 Write the parser\n- [ ] T002 Write the lexer\n- [ ] T003 Write the planner\n";
+    std::fs::write(&path, edited).unwrap();
+    let out = tf.check(&[w]).unwrap();
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        edited.replace("- [ ] T003", "- [x] T003")
+    );
+}
+
+#[test]
+fn device_and_fifo_task_files_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = taskfile::ensure_writable(Path::new("/dev/null")).unwrap_err();
+    let cause = std::error::Error::source(&err).map(|c| c.to_string());
+    assert_eq!(cause.as_deref(), Some("not a regular file"), "{err}");
+    let fifo = dir.path().join("task.md");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    assert!(taskfile::ensure_writable(&fifo).is_err());
+}
+
+#[test]
+fn temp_files_left_by_killed_runs_of_old_versions_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "task.md", SIMPLE.as_bytes());
+    // A pid above the kernel's pid_max is never alive.
+    let stale = write(dir.path(), ".task.md.mdbatch-2147483600.tmp", b"half");
+    let live = write(
+        dir.path(),
+        &format!(".task.md.mdbatch-{}.tmp", std::process::id()),
+        b"ours",
+    );
+    taskfile::TaskFile::open(&path, &ParseOptions::with_path(&path)).unwrap();
+    assert!(!stale.exists());
+    assert!(live.exists());
+}
+
+#[test]
+fn ids_that_make_the_same_file_name_get_separate_logs() {
+    use batch_core::store::log_path;
+    let s = Path::new("/s");
+    assert_ne!(log_path(s, "a/b", 1), log_path(s, "a_b", 1));
+    let long = "x".repeat(100);
+    assert_ne!(
+        log_path(s, &format!("{long}1"), 1),
+        log_path(s, &format!("{long}2"), 1)
+    );
+    // A plain id keeps its plain name (`mdbatch logs` finds old logs).
+    assert_eq!(log_path(s, "T001", 2), Path::new("/s/logs/T001/2.log"));
+}
+
+#[test]
+fn a_state_folder_that_is_a_symlink_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let state = dir.path().join(".mdbatch");
+    std::fs::create_dir(&state).unwrap();
+    let mine = state.join("task.md");
+    std::os::unix::fs::symlink(&elsewhere, &mine).unwrap();
+    let err = lock::RunLock::acquire(&mine, &dir.path().join("task.md")).unwrap_err();
+    assert!(err.to_string().contains("symbolic link"), "{err}");
+    assert!(journal::Journal::open(&mine, "r").is_err());
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+}
+
+#[test]
+fn a_symlink_planted_at_a_log_folder_makes_no_write_or_delete_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let precious = write(&elsewhere, "1.log", b"precious");
+    let state = dir.path().join(".mdbatch").join("task.md");
+    std::fs::create_dir_all(state.join("logs")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, state.join("logs").join("a")).unwrap();
+    let log = batch_core::store::log_path(&state, "a", 1);
+    assert!(batch_core::store::prepare_log(&log).is_err());
+    assert_eq!(std::fs::read(&precious).unwrap(), b"precious");
+}
+
+#[test]
+fn journal_lines_are_durable_when_a_sync_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = journal::Journal::open(dir.path(), "run").unwrap();
+    j.append(journal::JournalRecord::TaskReset { id: "a".into() })
+        .unwrap();
+    j.sync().unwrap();
+    let read = journal::read(dir.path()).unwrap();
+    assert_eq!(read.entries.len(), 1);
+}
