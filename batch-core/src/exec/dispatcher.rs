@@ -46,7 +46,7 @@ use super::attempt::{
     AbortOnDrop, AttemptEnv, AttemptFuture, AttemptResult, TimerFuture, panic_message, run_attempt,
 };
 use super::executor::EventCallback;
-use super::isolate::{CommitOnly, Isolation};
+use super::isolate::{CommitOnly, Isolation, short_run_id};
 use super::options::{Launcher, RunOptions};
 use super::retry::{self, Decision};
 use super::schedule::{NodeState, Scheduler};
@@ -552,7 +552,7 @@ impl Dispatcher {
         );
         ctx.previous_error = r.last_error.clone();
         if self.options.launcher == Launcher::Slurm {
-            let run: String = self.run_id.chars().filter(|c| *c != '-').take(8).collect();
+            let run = short_run_id(&self.run_id);
             ctx.launcher = Some(SlurmJob::new(
                 &run,
                 &spec.id,

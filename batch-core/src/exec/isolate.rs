@@ -226,7 +226,7 @@ impl Isolation {
             return Err(IsolateError::NoSuchBranch { branch: target });
         };
         let checkout = repo.checked_out_in(&format!("refs/heads/{target}"))?;
-        let run: String = run_id.chars().filter(|c| *c != '-').take(8).collect();
+        let run = short_run_id(run_id);
         let integration = format!("mdbatch/{run}/integration");
         // A killed run's integration branch that is ahead of the target holds
         // landed work not yet brought in: this run continues from it.
@@ -236,12 +236,7 @@ impl Isolation {
         let task_file_rel = repo.relative_path(task_file)?;
         let state_rel = repo.relative_path(state_dir)?;
         let exclude = vec![task_file_rel.clone(), state_rel];
-        // mdbatch's state never shows in the user's `git status`.
-        let ignore = state_dir.join(".gitignore");
-        if !ignore.exists() {
-            let _ = std::fs::create_dir_all(state_dir);
-            let _ = std::fs::write(&ignore, "*\n");
-        }
+        hide_from_git(state_dir);
         let excluded: Vec<&str> = exclude.iter().map(String::as_str).collect();
         let dirty = repo
             .uncommitted_changes(&excluded)?
@@ -283,7 +278,7 @@ impl Isolation {
         }
         let mut found = std::collections::HashMap::new();
         for (run_id, cands) in by_run {
-            let run8: String = run_id.chars().filter(|c| *c != '-').take(8).collect();
+            let run8 = short_run_id(run_id);
             let refs = vec![
                 format!("refs/heads/{}", self.integration),
                 format!("refs/heads/mdbatch/{run8}/integration"),
@@ -389,15 +384,21 @@ impl Isolation {
             include: IncludeMode::Copy,
         };
         let wt = land::create_task_worktree(&self.repo, &spec).map_err(git_failed)?;
-        let workdir = if self.rel_workdir.as_os_str().is_empty() {
-            wt.path.clone()
-        } else {
-            wt.path.join(&self.rel_workdir)
-        };
+        let workdir = self.workdir_in(&wt.path);
         if let Ok(mut latest) = self.latest.lock() {
             latest.insert(id.to_string(), wt.clone());
         }
         Ok((wt, workdir))
+    }
+
+    /// The subagents' folder inside a checkout of the repository at `root`
+    /// (a worktree): the same place the workdir has in the user's checkout.
+    fn workdir_in(&self, root: &Path) -> PathBuf {
+        if self.rel_workdir.as_os_str().is_empty() {
+            root.to_path_buf()
+        } else {
+            root.join(&self.rel_workdir)
+        }
     }
 
     fn latest_of(&self, id: &str) -> Option<TaskWorktree> {
@@ -488,12 +489,7 @@ impl Isolation {
                 let scratch =
                     ScratchWorktree::create(&self.repo, &candidate.commit, &dir, IncludeMode::Copy)
                         .map_err(git_failed)?;
-                let dir = if self.rel_workdir.as_os_str().is_empty() {
-                    scratch.path().to_path_buf()
-                } else {
-                    scratch.path().join(&self.rel_workdir)
-                };
-                let r = verify(&dir);
+                let r = verify(&self.workdir_in(scratch.path()));
                 let _ = scratch.remove();
                 r
             },
@@ -715,11 +711,7 @@ impl CommitOnly {
         if !dirty.is_empty() {
             return Err(IsolateError::DirtyForCommit { files: dirty });
         }
-        let ignore = state_dir.join(".gitignore");
-        if !ignore.exists() {
-            let _ = std::fs::create_dir_all(state_dir);
-            let _ = std::fs::write(&ignore, "*\n");
-        }
+        hide_from_git(state_dir);
         let identity = repo.identity()?;
         Ok(CommitOnly {
             repo,
@@ -756,6 +748,21 @@ impl CommitOnly {
     /// The branch the commits go on.
     pub(crate) fn branch(&self) -> &str {
         &self.branch
+    }
+}
+
+/// The short form of a run id that names its branches, worktree folder and
+/// cluster jobs: its first 8 hex digits.
+pub(crate) fn short_run_id(run_id: &str) -> String {
+    run_id.chars().filter(|c| *c != '-').take(8).collect()
+}
+
+/// Keeps mdbatch's state folder out of the user's `git status`.
+fn hide_from_git(state_dir: &Path) {
+    let ignore = state_dir.join(".gitignore");
+    if !ignore.exists() {
+        let _ = std::fs::create_dir_all(state_dir);
+        let _ = std::fs::write(&ignore, "*\n");
     }
 }
 

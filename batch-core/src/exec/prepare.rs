@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::dispatcher::{Dispatcher, NodeConfig, NodeRun};
 use super::executor::{Executor, Source, StateDir};
-use super::isolate::{CommitOnly, Isolate, Isolation, RecoverCandidate};
+use super::isolate::{CommitOnly, Isolate, Isolation, RecoverCandidate, short_run_id};
 use super::options::{DEFAULT_JOBS, Launcher};
 use super::schedule::Scheduler;
 use super::spec::{SpecPlace, task_spec};
@@ -128,7 +128,7 @@ impl Dispatcher {
             // Jobs of runs that never ended (killed) must not hold the
             // cluster's slots, nor edit files beside this run's agents.
             for r in history.runs.iter().filter(|r| r.ended.is_none()) {
-                let run8: String = r.run_id.chars().filter(|c| *c != '-').take(8).collect();
+                let run8 = short_run_id(&r.run_id);
                 if let Ok(jobs) = slurm::jobs_of_run(&slurm::run_prefix(&run8)) {
                     for (name, _) in jobs {
                         let _ = slurm::cancel(&name, None);
