@@ -179,6 +179,9 @@ fn story_tag(s: &str) -> Option<&str> {
 /// (`T012`, `1.2`, ranges of them), so prose such as "depends on the
 /// database" adds nothing.
 pub(crate) fn depends_on(text: &str, out: &mut Vec<String>) {
+    if !mentions_depend(text) {
+        return;
+    }
     let lower = text.to_ascii_lowercase();
     let mut from = 0;
     while let Some(i) = lower[from..].find("depend") {
@@ -215,6 +218,34 @@ pub(crate) fn depends_on(text: &str, out: &mut Vec<String>) {
         }
         from = list_end.max(from);
     }
+}
+
+/// Whether `text` has `depend` in it, in any case: what [`depends_on`]
+/// looks for first, checked without lowercasing a copy of the text.
+///
+/// A Horspool search (the window's last byte says how far to jump), so
+/// most task texts are skipped six bytes at a time.
+pub(crate) fn mentions_depend(text: &str) -> bool {
+    const WORD: &[u8; 6] = b"depend";
+    let b = text.as_bytes();
+    let mut end = WORD.len() - 1;
+    while end < b.len() {
+        // `| 0x20` lowercases ASCII letters and maps no other byte to one.
+        let shift = match b[end] | 0x20 {
+            b'd' => {
+                if b[end + 1 - WORD.len()..=end].eq_ignore_ascii_case(WORD) {
+                    return true;
+                }
+                5
+            }
+            b'n' => 1,
+            b'e' => 2,
+            b'p' => 3,
+            _ => 6,
+        };
+        end += shift;
+    }
+    false
 }
 
 /// Expands one id or range word; ignores words that are not id-shaped.
@@ -423,6 +454,36 @@ mod tests {
         assert_eq!(read_prefix("3 retries").number, None);
         assert_eq!(read_prefix("1.5x faster").number, None);
         assert_eq!(read_prefix("Write docs").number, None);
+    }
+
+    #[test]
+    fn mentions_depend_finds_the_word_in_any_case_anywhere() {
+        for yes in [
+            "depend",
+            "Depends on T001",
+            "x _DEPENDS: 1.2_",
+            "(dEpEnDs on 3)",
+            "ddepend",
+            "edepend",
+            "ndepend",
+        ] {
+            assert!(mentions_depend(yes), "{yes}");
+        }
+        for no in [
+            "",
+            "depen",
+            "epend",
+            "de-pend",
+            "independ",
+            "dpend",
+            "the dependant",
+        ] {
+            assert_eq!(
+                mentions_depend(no),
+                no.to_ascii_lowercase().contains("depend"),
+                "{no}"
+            );
+        }
     }
 
     #[test]

@@ -9,7 +9,9 @@
 //! only changes when a task with the same text is inserted before it under
 //! the same headings. Two `id:` hints naming the same id are an error.
 
-use std::collections::{HashMap, HashSet};
+use std::borrow::Cow;
+
+use super::fxhash::{FxHashMap, FxHashSet, map_with_capacity, set_with_capacity};
 
 use super::model::IdSource;
 
@@ -34,88 +36,141 @@ pub(crate) struct Assigned {
 }
 
 /// Assigns every task an id, unique in the document.
-pub(crate) fn assign(candidates: &[Candidate]) -> Assigned {
-    let mut out = Assigned::default();
-    let mut taken: HashMap<String, usize> = HashMap::new();
-    // Hint ids first: they are what the user wrote and must not be renamed.
-    for (i, c) in candidates.iter().enumerate() {
-        if let Some(id) = &c.hint {
-            if let Some(&first) = taken.get(id) {
-                out.duplicate_hints.push((first, i));
-            } else {
-                taken.insert(id.clone(), i);
-            }
-        }
-    }
-    let mut used: HashSet<String> = taken.keys().cloned().collect();
-    // The next suffix to try per base: 10,000 tasks with the same text stay linear.
-    let mut next_suffix: HashMap<String, usize> = HashMap::new();
-    for (i, c) in candidates.iter().enumerate() {
-        if let Some(id) = &c.hint {
-            out.ids.push((id.clone(), IdSource::Hint));
-            continue;
-        }
-        let (base, source) = if let Some(id) = &c.speckit {
-            (id.clone(), IdSource::SpecKit)
-        } else if let Some(n) = &c.number {
-            (n.clone(), IdSource::Number)
+///
+/// Takes the candidates by value: the chosen string of each (its hint, its
+/// spec-kit id, its number or its slug) becomes its id without a copy. A
+/// candidate with a hint, a spec-kit id or a number may leave `slug` empty.
+pub(crate) fn assign(candidates: Vec<Candidate>) -> Assigned {
+    let n = candidates.len();
+    let mut ids: Vec<(String, IdSource)> = Vec::with_capacity(n);
+    for c in candidates {
+        ids.push(if let Some(id) = c.hint {
+            (id, IdSource::Hint)
+        } else if let Some(id) = c.speckit {
+            (id, IdSource::SpecKit)
+        } else if let Some(id) = c.number {
+            (id, IdSource::Number)
         } else {
-            (c.slug.clone(), IdSource::Slug)
-        };
-        let mut id = base.clone();
-        if used.contains(&id) {
-            if source != IdSource::Slug
-                && let Some(&first) = taken.get(&base)
-            {
-                out.duplicate_derived.push((first, i));
-            }
-            let n = next_suffix.entry(base.clone()).or_insert(2);
-            loop {
-                id = format!("{base}-{n}");
-                *n += 1;
-                if !used.contains(&id) {
-                    break;
+            (c.slug, IdSource::Slug)
+        });
+    }
+    let mut duplicate_hints = Vec::new();
+    let mut duplicate_derived = Vec::new();
+    // Ids that had to take a suffix: (task, id).
+    let mut renamed: Vec<(usize, String)> = Vec::new();
+    {
+        // Every map borrows the strings in `ids`; suffixed ids are owned.
+        let mut taken: FxHashMap<&str, usize> = map_with_capacity(n);
+        // Hint ids first: they are what the user wrote and must not be renamed.
+        for (i, (id, source)) in ids.iter().enumerate() {
+            if *source == IdSource::Hint {
+                if let Some(&first) = taken.get(id.as_str()) {
+                    duplicate_hints.push((first, i));
+                } else {
+                    taken.insert(id, i);
                 }
             }
         }
-        used.insert(id.clone());
-        taken.entry(base).or_insert(i);
-        out.ids.push((id, source));
+        let mut used: FxHashSet<Cow<'_, str>> = set_with_capacity(n);
+        used.extend(taken.keys().map(|k| Cow::Borrowed(*k)));
+        // The next suffix to try per base: 10,000 tasks with the same text stay linear.
+        let mut next_suffix: FxHashMap<&str, usize> = FxHashMap::default();
+        for (i, (base, source)) in ids.iter().enumerate() {
+            if *source == IdSource::Hint {
+                continue;
+            }
+            if used.contains(base.as_str()) {
+                if *source != IdSource::Slug
+                    && let Some(&first) = taken.get(base.as_str())
+                {
+                    duplicate_derived.push((first, i));
+                }
+                let n = next_suffix.entry(base.as_str()).or_insert(2);
+                let id = loop {
+                    let id = format!("{base}-{n}");
+                    *n += 1;
+                    if !used.contains(id.as_str()) {
+                        break id;
+                    }
+                };
+                used.insert(Cow::Owned(id.clone()));
+                renamed.push((i, id));
+            } else {
+                used.insert(Cow::Borrowed(base.as_str()));
+            }
+            taken.entry(base.as_str()).or_insert(i);
+        }
     }
+    for (i, id) in renamed {
+        ids[i].0 = id;
+    }
+    Assigned {
+        ids,
+        duplicate_hints,
+        duplicate_derived,
+    }
+}
+
+/// A lowercase ASCII slug of `text`: words joined by `-`, at most `max` bytes
+/// (at most [`MAX_SLUG`]), cut at a word boundary. Markdown punctuation
+/// disappears.
+pub(crate) fn slug(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    push_slug(&mut out, text, max);
     out
 }
 
-/// A lowercase ASCII slug of `text`: words joined by `-`, at most `max` bytes,
-/// cut at a word boundary. Markdown punctuation disappears.
-pub(crate) fn slug(text: &str, max: usize) -> String {
-    let mut out = String::new();
+/// The longest slug [`slug`] makes.
+pub(crate) const MAX_SLUG: usize = 64;
+
+/// Each byte as it stands in a slug: ASCII letters lowercased, digits kept,
+/// 0 for anything else (a word boundary). Every byte of a non-ASCII
+/// character is >= 0x80, so accents and CJK end a word like any other symbol
+/// (they would make ids hard to type).
+static SLUG_BYTE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        if b.is_ascii_alphanumeric() {
+            t[i] = b.to_ascii_lowercase();
+        }
+        i += 1;
+    }
+    t
+};
+
+/// Appends [`slug`]`(text, max)` to `out` (the `max` counts only what is appended).
+pub(crate) fn push_slug(out: &mut String, text: &str, max: usize) {
+    let max = max.min(MAX_SLUG);
+    let mut buf = [0u8; MAX_SLUG];
+    let mut len = 0;
     let mut pending_dash = false;
-    for c in text.chars() {
-        if c.is_ascii_alphanumeric() {
-            if pending_dash && !out.is_empty() {
-                if out.len() + 1 >= max {
-                    break;
-                }
-                out.push('-');
-            }
-            pending_dash = false;
-            if out.len() >= max {
-                // Cut at the last word boundary.
-                if let Some(dash) = out.rfind('-') {
-                    out.truncate(dash);
-                }
+    for &b in text.as_bytes() {
+        let c = SLUG_BYTE[usize::from(b)];
+        if c == 0 {
+            pending_dash = true;
+            continue;
+        }
+        if pending_dash && len > 0 {
+            if len + 1 >= max {
                 break;
             }
-            out.push(c.to_ascii_lowercase());
-        } else if c.is_alphanumeric() {
-            // Non-ASCII letters (accents, CJK) would make ids hard to type;
-            // keep a word boundary instead.
-            pending_dash = true;
-        } else {
-            pending_dash = true;
+            buf[len] = b'-';
+            len += 1;
         }
+        pending_dash = false;
+        if len >= max {
+            // Cut at the last word boundary.
+            if let Some(dash) = buf[..len].iter().rposition(|&c| c == b'-') {
+                len = dash;
+            }
+            break;
+        }
+        buf[len] = c;
+        len += 1;
     }
-    out
+    out.push_str(std::str::from_utf8(&buf[..len]).expect("a slug is ASCII"));
 }
 
 /// The module name of a group heading: trimmed, case-folded, with status
@@ -249,7 +304,7 @@ mod tests {
 
     #[test]
     fn ids_prefer_hint_then_speckit_then_number_then_slug() {
-        let a = assign(&[
+        let a = assign(vec![
             cand(Some("mine"), Some("T001"), None, "x"),
             cand(None, Some("T002"), Some("1.1"), "y"),
             cand(None, None, Some("1.2"), "z"),
@@ -269,7 +324,7 @@ mod tests {
 
     #[test]
     fn colliding_derived_ids_get_numbered_suffixes() {
-        let a = assign(&[
+        let a = assign(vec![
             cand(None, None, None, "a/x"),
             cand(None, None, None, "a/x"),
             cand(None, None, None, "a/x"),
@@ -284,7 +339,7 @@ mod tests {
         let c: Vec<_> = (0..20_000)
             .map(|_| cand(None, None, None, "todo"))
             .collect();
-        let a = assign(&c);
+        let a = assign(c);
         assert_eq!(a.ids[19_999].0, "todo-20000");
         let mut ids: Vec<_> = a.ids.iter().map(|(i, _)| i.as_str()).collect();
         ids.sort_unstable();
@@ -294,7 +349,7 @@ mod tests {
 
     #[test]
     fn a_suffixed_id_never_collides_with_a_written_one() {
-        let a = assign(&[
+        let a = assign(vec![
             cand(None, None, None, "x-2"),
             cand(None, None, None, "x"),
             cand(None, None, None, "x"),
@@ -305,7 +360,7 @@ mod tests {
 
     #[test]
     fn a_hint_id_wins_over_an_earlier_derived_id() {
-        let a = assign(&[
+        let a = assign(vec![
             cand(None, Some("T001"), None, "x"),
             cand(Some("T001"), None, None, "y"),
         ]);
@@ -315,12 +370,12 @@ mod tests {
 
     #[test]
     fn duplicate_hint_ids_are_reported_and_duplicate_numbers_noted() {
-        let a = assign(&[
+        let a = assign(vec![
             cand(Some("a"), None, None, "x"),
             cand(Some("a"), None, None, "y"),
         ]);
         assert_eq!(a.duplicate_hints, [(0, 1)]);
-        let a = assign(&[
+        let a = assign(vec![
             cand(None, Some("T005"), None, "x"),
             cand(None, Some("T005"), None, "y"),
         ]);

@@ -103,6 +103,7 @@
 //! `Phase 2`, `US3`, `2.1`), so ordinary prose adds nothing.
 
 mod dialect;
+pub(crate) mod fxhash;
 mod hints;
 mod ids;
 mod model;

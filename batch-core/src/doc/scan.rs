@@ -22,6 +22,7 @@ use std::ops::Range;
 use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 
 use super::dialect::{self, Prefix, Signals};
+use super::fxhash::{FxHashMap, map_with_capacity};
 use super::hints::{self, Level, Problem};
 use super::ids::{self, Candidate};
 use super::model::*;
@@ -698,30 +699,32 @@ impl Scanner<'_, '_> {
 
         // Texts, prefixes, details, dependency text.
         let n = self.tasks.len();
-        let mut texts = Vec::with_capacity(n);
+        let mut texts: Vec<String> = Vec::with_capacity(n);
         let mut prefixes: Vec<Prefix> = Vec::with_capacity(n);
         let mut details = Vec::with_capacity(n);
         let mut depends = Vec::with_capacity(n);
         for t in &self.tasks {
-            let raw = cut(
-                body,
-                t.text_start..t.text_end.max(t.text_start),
-                &t.comments,
-            );
-            let full = clean_text(&raw);
+            let text_range = t.text_start..t.text_end.max(t.text_start);
+            let full = paragraph_text(body, text_range, &t.comments);
             let prefix = dialect::read_prefix(&full);
             let text = full[prefix.rest..].trim().to_string();
-            let mut excluded: Vec<Range<usize>> = t.child_items.clone();
-            excluded.extend(t.comments.iter().cloned());
-            excluded.sort_by_key(|r| r.start);
             let det_start = t.text_end.max(t.text_start).min(t.item.end);
-            let det = dedent(&cut(body, det_start..t.item.end, &excluded));
+            let det = if t.child_items.is_empty() && t.comments.is_empty() {
+                dedent(&body[det_start..t.item.end])
+            } else {
+                let mut excluded: Vec<Range<usize>> = t.child_items.clone();
+                excluded.extend(t.comments.iter().cloned());
+                excluded.sort_by_key(|r| r.start);
+                dedent(&cut(body, det_start..t.item.end, &excluded))
+            };
             let mut deps = Vec::new();
             dialect::depends_on(&full, &mut deps);
-            for line in det.lines() {
-                dialect::depends_on(line, &mut deps);
+            if dialect::mentions_depend(&det) {
+                for line in det.lines() {
+                    dialect::depends_on(line, &mut deps);
+                }
             }
-            texts.push((full, text));
+            texts.push(text);
             prefixes.push(prefix);
             details.push(det);
             depends.push(deps);
@@ -796,9 +799,9 @@ impl Scanner<'_, '_> {
         // `- [ ] 2. Implement AuthService` with bullets saying how is a task,
         // and `2.1` simply comes after it.
         let mut parents: Vec<Option<TaskIdx>> = self.tasks.iter().map(|t| t.nest_parent).collect();
-        let own_work: Vec<bool> = details.iter().map(|d| has_own_work(d)).collect();
         if dialect == Dialect::Kiro {
-            let mut by_number: std::collections::HashMap<&str, TaskIdx> = Default::default();
+            let own_work: Vec<bool> = details.iter().map(|d| has_own_work(d)).collect();
+            let mut by_number: FxHashMap<&str, TaskIdx> = map_with_capacity(n);
             for (i, p) in prefixes.iter().enumerate() {
                 let Some(num) = p.number.as_deref() else {
                     continue;
@@ -939,8 +942,8 @@ impl Scanner<'_, '_> {
         let mut task_wave = vec![None; n];
         let mut task_group = vec![None; n];
         let mut early_items: Vec<Range<usize>> = Vec::new();
-        let mut group_key: std::collections::HashMap<(WaveIdx, Option<SectionIdx>), GroupIdx> =
-            Default::default();
+        let mut group_key: FxHashMap<(WaveIdx, Option<SectionIdx>), GroupIdx> =
+            FxHashMap::default();
         if wave_level == 0 {
             // One wave, one group.
             let g = self.new_group(&mut groups, &mut waves, 0, None, default_parallel);
@@ -996,45 +999,67 @@ impl Scanner<'_, '_> {
         }
 
         // Ids.
+        // The slug path of each section, computed once per heading rather
+        // than once per task under it: the whole heading path but the
+        // document title, not the path from the wave heading, so ids do not
+        // depend on the detected (or asked for) wave level. Each title is
+        // normalised first: a heading an agent decorates with `✅ COMPLETE`
+        // keeps its tasks' ids. Parents come before their children.
+        let mut section_path: Vec<String> = Vec::with_capacity(self.sections.len());
+        for (i, sec) in self.sections.iter().enumerate() {
+            let mut path = match sec.parent {
+                Some(p) if Some(i) != lone_title => section_path[p].clone(),
+                _ => String::new(),
+            };
+            if Some(i) != lone_title {
+                let slug = ids::slug(&ids::module_name(&sec.title), 24);
+                if !slug.is_empty() {
+                    if !path.is_empty() {
+                        path.push('/');
+                    }
+                    path.push_str(&slug);
+                }
+            }
+            section_path.push(path);
+        }
         let candidates: Vec<Candidate> = (0..n)
             .map(|i| {
                 let t = &self.tasks[i];
-                // The whole heading path but the document title: not the
-                // path from the wave heading, so ids do not depend on the
-                // detected (or asked for) wave level.
-                let mut path: Vec<String> = Vec::new();
-                let mut cur = t.section;
-                while let Some(s) = cur {
-                    let sec = &self.sections[s];
-                    if Some(s) == lone_title {
-                        break;
+                let hint = t.hints.id.clone();
+                let speckit = prefixes[i].speckit_id.take();
+                let number = prefixes[i].number.take();
+                // Only a task without a hint, spec-kit id or number is named
+                // by its slug.
+                let slug = if hint.is_some() || speckit.is_some() || number.is_some() {
+                    String::new()
+                } else {
+                    let prefix = t.section.map_or("", |s| section_path[s].as_str());
+                    let mut slug = String::with_capacity(prefix.len() + 41);
+                    slug.push_str(prefix);
+                    if !prefix.is_empty() {
+                        slug.push('/');
                     }
-                    // The normalised title: a heading an agent decorates
-                    // with `✅ COMPLETE` keeps its tasks' ids.
-                    path.push(ids::slug(&ids::module_name(&sec.title), 24));
-                    cur = sec.parent;
-                }
-                path.retain(|p| !p.is_empty());
-                path.reverse();
-                // The first line only: editing a continuation line keeps the id.
-                let first_line = texts[i].1.lines().next().unwrap_or("");
-                let mut text_slug = ids::slug(first_line, 40);
-                if text_slug.is_empty() {
-                    text_slug = "task".to_string();
-                }
-                path.push(text_slug);
+                    // The first line only: editing a continuation line keeps the id.
+                    let first_line = texts[i].lines().next().unwrap_or("");
+                    let at = slug.len();
+                    ids::push_slug(&mut slug, first_line, 40);
+                    if slug.len() == at {
+                        slug.push_str("task");
+                    }
+                    slug
+                };
                 Candidate {
-                    hint: t.hints.id.clone(),
-                    speckit: prefixes[i].speckit_id.clone(),
-                    number: prefixes[i].number.clone(),
-                    slug: path.join("/"),
+                    hint,
+                    speckit,
+                    number,
+                    slug,
                 }
             })
             .collect();
-        let assigned = ids::assign(&candidates);
+        let assigned = ids::assign(candidates);
         for &(first, again) in &assigned.duplicate_hints {
             let first_line = src.line_of(src.orig(self.tasks[first].item.start));
-            let id = candidates[again].hint.clone().unwrap_or_default();
+            let id = self.tasks[again].hints.id.clone().unwrap_or_default();
             let at = self.tasks[again].item.start;
             self.error(
                 at,
@@ -1058,14 +1083,15 @@ impl Scanner<'_, '_> {
 
         // The tasks.
         let mut tasks: Vec<Task> = Vec::with_capacity(n);
-        for (i, raw) in self.tasks.iter().enumerate() {
-            let (id, id_source) = assigned.ids[i].clone();
-            let p = &prefixes[i];
+        let mut ids = assigned.ids.into_iter();
+        for (i, raw) in self.tasks.iter_mut().enumerate() {
+            let (id, id_source) = ids.next().expect("one id per task");
+            let p = &mut prefixes[i];
             tasks.push(Task {
                 index: i,
                 id,
                 id_source,
-                text: std::mem::take(&mut texts[i].1),
+                text: std::mem::take(&mut texts[i]),
                 details: std::mem::take(&mut details[i]),
                 checked: raw.checked,
                 optional: raw
@@ -1080,10 +1106,10 @@ impl Scanner<'_, '_> {
                 section: raw.section,
                 wave: task_wave[i],
                 group: task_group[i],
-                hints: raw.hints.clone(),
+                hints: std::mem::take(&mut raw.hints),
                 depends_on: std::mem::take(&mut depends[i]),
                 parallel_marker: p.parallel,
-                story: p.story.clone(),
+                story: p.story.take(),
                 list_step: raw.list_step,
             });
         }
@@ -1369,6 +1395,25 @@ fn cut(body: &str, range: Range<usize>, excluded: &[Range<usize>]) -> String {
     out
 }
 
+/// A task's first paragraph as [`clean_text`] gives it, from `body[range]`
+/// without the `comments` (sorted by start). A one-line paragraph without
+/// comments, the common case, is trimmed without building the cut first.
+fn paragraph_text<'b>(
+    body: &'b str,
+    range: Range<usize>,
+    comments: &[Range<usize>],
+) -> std::borrow::Cow<'b, str> {
+    let raw = &body[range.clone()];
+    if !raw.contains('\n')
+        && comments
+            .iter()
+            .all(|c| c.end <= range.start || c.start >= range.end)
+    {
+        return std::borrow::Cow::Borrowed(raw.trim());
+    }
+    std::borrow::Cow::Owned(clean_text(&cut(body, range, comments)))
+}
+
 /// A paragraph's source text: each line trimmed (continuation lines lose
 /// their indentation and blockquote `>`), joined with `\n`.
 fn clean_text(raw: &str) -> String {
@@ -1417,6 +1462,9 @@ fn has_own_work(details: &str) -> bool {
 /// Removes the common indentation, CRs, blank lines at both ends and runs of
 /// blank lines.
 fn dedent(raw: &str) -> String {
+    if raw.trim().is_empty() {
+        return String::new();
+    }
     let lines: Vec<&str> = raw.lines().map(|l| l.trim_end_matches('\r')).collect();
     let indent = lines
         .iter()

@@ -1,0 +1,103 @@
+//! A small, fast, non-cryptographic hasher for the parser's and planner's
+//! maps (ids, sections, barriers), after rustc's `FxHasher`.
+//!
+//! std's default SipHash costs more than the rest of id assignment on a
+//! 10,000-task file. Keys here come from the user's own task file; rustc
+//! hashes untrusted source code the same way.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// The multiplier of rustc's FxHasher (64-bit).
+const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+/// rustc's Fx hash: one rotate, xor and multiply per word.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct FxHasher {
+    hash: u64,
+}
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(SEED);
+    }
+}
+
+impl Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes(c.try_into().expect("chunks of 8")));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut buf = [0u8; 8];
+            buf[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(buf));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.hash
+    }
+}
+
+/// A `HashMap` with [`FxHasher`].
+pub(crate) type FxHashMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+/// A `HashSet` with [`FxHasher`].
+pub(crate) type FxHashSet<K> = HashSet<K, BuildHasherDefault<FxHasher>>;
+
+/// An empty map with room for `n` entries.
+pub(crate) fn map_with_capacity<K, V>(n: usize) -> FxHashMap<K, V> {
+    FxHashMap::with_capacity_and_hasher(n, BuildHasherDefault::default())
+}
+
+/// An empty set with room for `n` entries.
+pub(crate) fn set_with_capacity<K>(n: usize) -> FxHashSet<K> {
+    FxHashSet::with_capacity_and_hasher(n, BuildHasherDefault::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_keys_hash_equal_and_different_keys_differ() {
+        let h = |s: &str| {
+            let mut x = FxHasher::default();
+            x.write(s.as_bytes());
+            x.finish()
+        };
+        assert_eq!(h("wave-1/m0/implement"), h("wave-1/m0/implement"));
+        assert_ne!(h("a/b-2"), h("a/b-3"));
+        assert_ne!(h("abcdefgh1"), h("abcdefgh2"));
+        let mut m: FxHashMap<String, usize> = map_with_capacity(4);
+        m.insert("x".into(), 1);
+        m.insert("x-2".into(), 2);
+        assert_eq!(m.get("x"), Some(&1));
+        assert_eq!(m.get("x-2"), Some(&2));
+    }
+}
