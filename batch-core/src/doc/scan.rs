@@ -695,7 +695,7 @@ impl Scanner<'_, '_> {
     /// The document (hints in error left out) and the errors found.
     fn assemble(mut self, options: &ParseOptions) -> (Document, Vec<Diagnostic>) {
         let src = self.src;
-        let body = src.body.as_str();
+        let body: &str = &src.body;
 
         // Texts, prefixes, details, dependency text.
         let n = self.tasks.len();

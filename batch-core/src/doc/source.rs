@@ -7,6 +7,7 @@
 //! what keeps a task's marker range exact in files that start with a BOM or
 //! with YAML front matter.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::ops::Range;
 
@@ -22,7 +23,8 @@ pub(crate) struct Source<'a> {
     /// Bytes stripped from the front (3 for a BOM, else 0).
     pub(crate) bom: usize,
     /// The text pulldown-cmark sees: BOM stripped, front matter blanked.
-    pub(crate) body: String,
+    /// Borrowed from the original unless there is front matter to blank.
+    pub(crate) body: Cow<'a, str>,
     /// The front matter between its `---` fences, when there is one.
     pub(crate) front_matter: Option<String>,
     /// Where the front matter ends in the body (0 without front matter).
@@ -46,15 +48,17 @@ impl<'a> Source<'a> {
         let rest = &original[bom..];
         let mut line_starts = vec![0];
         let (mut crlf_count, mut lf_count) = (0usize, 0usize);
-        for (i, b) in original.bytes().enumerate() {
-            if b == b'\n' {
-                line_starts.push(i + 1);
-                if i > 0 && original.as_bytes()[i - 1] == b'\r' {
-                    crlf_count += 1;
-                } else {
-                    lf_count += 1;
-                }
+        // `find(char)` is a memchr: line ends are found a word at a time.
+        let mut from = 0;
+        while let Some(nl) = original[from..].find('\n') {
+            let i = from + nl;
+            line_starts.push(i + 1);
+            if i > 0 && original.as_bytes()[i - 1] == b'\r' {
+                crlf_count += 1;
+            } else {
+                lf_count += 1;
             }
+            from = i + 1;
         }
         let (front_matter, front_matter_end) = match find_front_matter(rest) {
             Some((inner, end)) => (Some(rest[inner].to_string()), end),
@@ -72,9 +76,11 @@ impl<'a> Source<'a> {
             // Only ASCII bytes were replaced by ASCII bytes, and whole UTF-8
             // sequences are replaced (every byte of a multi-byte character is
             // non-ASCII and gets blanked), so the result is valid UTF-8.
-            String::from_utf8(bytes).expect("blanking whole characters keeps UTF-8 valid")
+            Cow::Owned(
+                String::from_utf8(bytes).expect("blanking whole characters keeps UTF-8 valid"),
+            )
         } else {
-            rest.to_string()
+            Cow::Borrowed(rest)
         };
         Source {
             original,

@@ -21,11 +21,12 @@
 
 use std::cell::OnceCell;
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeSet, BinaryHeap};
 
 use super::model::{
     Barrier, Edge, EdgeReason, Excluded, Plan, PlanGroup, PlanNode, PlanOptions, ProseUse,
 };
+use crate::doc::fxhash::{FxHashMap, FxHashSet, map_with_capacity};
 use crate::doc::{Dialect, Document, Parallelism, ProseWaiter, SectionIdx, TaskIdx};
 use crate::error::{Diagnostic, Diagnostics};
 
@@ -91,19 +92,19 @@ struct Builder<'a> {
     /// Order successors (for the sinks of a set).
     order_succ: Vec<Vec<usize>>,
     drafts: Vec<Draft>,
-    draft_keys: HashMap<SetKey, usize>,
+    draft_keys: FxHashMap<SetKey, usize>,
     /// Per section: the end offset of its extent (exclusive).
     section_end: Vec<usize>,
     /// Id → task, built on the first reference (most files have none).
-    ids: OnceCell<HashMap<&'a str, TaskIdx>>,
+    ids: OnceCell<FxHashMap<&'a str, TaskIdx>>,
     /// Case-folded id → task, built on the first reference that needs it.
-    ids_folded: OnceCell<HashMap<String, TaskIdx>>,
+    ids_folded: OnceCell<FxHashMap<String, TaskIdx>>,
     errors: Vec<Diagnostic>,
     /// The dependencies read from prose, and what became of each.
     prose: Vec<ProseUse>,
     /// Candidates whose section says in prose what it waits for: the
     /// author's dependencies replace the strict wave order for them.
-    prose_waiters: HashSet<usize>,
+    prose_waiters: FxHashSet<usize>,
     /// Scratch marks for set membership.
     stamp: Vec<u32>,
     stamp_now: u32,
@@ -160,13 +161,13 @@ impl<'a> Builder<'a> {
             node_barriers: vec![Vec::new(); c],
             order_succ: vec![Vec::new(); c],
             drafts: Vec::new(),
-            draft_keys: HashMap::new(),
+            draft_keys: FxHashMap::default(),
             section_end: section_ends(doc),
             ids: OnceCell::new(),
             ids_folded: OnceCell::new(),
             errors: Vec::new(),
             prose: Vec::new(),
-            prose_waiters: HashSet::new(),
+            prose_waiters: FxHashSet::default(),
             stamp: vec![0; c],
             stamp_now: 0,
         }
@@ -348,7 +349,7 @@ impl<'a> Builder<'a> {
     fn numbered_sequences(&mut self, members: &[TaskIdx]) {
         let doc = self.doc;
         // Sequence → (current number, its step, the step before).
-        let mut seqs: HashMap<(u8, usize), Sequence> = HashMap::new();
+        let mut seqs: FxHashMap<(u8, usize), Sequence> = FxHashMap::default();
         for (n, &t) in members.iter().enumerate() {
             let task = &doc.tasks[t];
             let Some(c) = self.cand_of[t] else {
@@ -460,7 +461,7 @@ impl<'a> Builder<'a> {
         let mut last_join: Option<usize> = None; // barrier
         // The latest unit of each key since the last join.
         let mut frontier: Vec<(String, usize)> = Vec::new();
-        let mut latest: HashMap<String, usize> = HashMap::new(); // key -> barrier
+        let mut latest: FxHashMap<String, usize> = FxHashMap::default(); // key -> barrier
         let mut prev_wave: Option<usize> = None; // wave index
         let mut i = 0;
         while i < units.len() {
@@ -576,7 +577,7 @@ impl<'a> Builder<'a> {
             return None;
         }
         let ids = self.ids.get_or_init(|| {
-            let mut m = HashMap::with_capacity(self.doc.tasks.len());
+            let mut m = map_with_capacity(self.doc.tasks.len());
             for t in &self.doc.tasks {
                 m.entry(t.id.as_str()).or_insert(t.index);
             }
@@ -586,7 +587,7 @@ impl<'a> Builder<'a> {
             return Some(Target::Tasks(vec![t]));
         }
         let folded_ids = self.ids_folded.get_or_init(|| {
-            let mut m = HashMap::new();
+            let mut m = FxHashMap::default();
             for t in &self.doc.tasks {
                 m.entry(t.id.to_lowercase()).or_insert(t.index);
             }
@@ -720,7 +721,7 @@ impl<'a> Builder<'a> {
     /// `after:` hints and dependency text.
     fn reference_edges(&mut self) {
         let doc = self.doc;
-        let mut reported: HashSet<(usize, usize, String)> = HashSet::new();
+        let mut reported: FxHashSet<(usize, usize, String)> = FxHashSet::default();
         for c in 0..self.cands.len() {
             let t = self.cands[c];
             let task = &doc.tasks[t];
@@ -758,7 +759,7 @@ impl<'a> Builder<'a> {
                     refs.push((a, EdgeReason::After, origin));
                 }
             }
-            let mut seen_refs: HashSet<&str> = HashSet::new();
+            let mut seen_refs: FxHashSet<&str> = FxHashSet::default();
             for (r, reason, origin) in refs {
                 if !seen_refs.insert(r) {
                     continue;
@@ -906,8 +907,8 @@ impl<'a> Builder<'a> {
     /// they wait for: `**Dependencies:** Task 9` (or `None`) under a
     /// heading, an item of an "Implementation order" list. User stories are
     /// left out: their phases keep the strict order unless `--cross-wave`.
-    fn prose_waiters(&self) -> HashSet<usize> {
-        let mut out = HashSet::new();
+    fn prose_waiters(&self) -> FxHashSet<usize> {
+        let mut out = FxHashSet::default();
         for dep in &self.doc.prose_deps {
             let waiters = match &dep.waiter {
                 // A line under the title speaks of the whole file, not of
@@ -943,7 +944,7 @@ impl<'a> Builder<'a> {
 
     /// Whether some node of `from` waits, directly or not, for a node of `to`.
     fn reaches(&self, from: &[usize], to: &[usize]) -> bool {
-        let target: HashSet<usize> = to.iter().copied().collect();
+        let target: FxHashSet<usize> = to.iter().copied().collect();
         let mut seen = vec![false; self.cands.len()];
         let mut seen_barrier = vec![false; self.drafts.len()];
         let mut stack: Vec<usize> = from.to_vec();
@@ -983,7 +984,7 @@ impl<'a> Builder<'a> {
             let mut on: Vec<usize> = dep.on.iter().flat_map(|r| self.prose_cands(r)).collect();
             on.sort_unstable();
             on.dedup();
-            let waiter_set: HashSet<usize> = waiters.iter().copied().collect();
+            let waiter_set: FxHashSet<usize> = waiters.iter().copied().collect();
             on.retain(|c| !waiter_set.contains(c));
             let mut use_ = ProseUse {
                 line: dep.line,
@@ -1212,12 +1213,12 @@ impl<'a> Builder<'a> {
             if comp.len() < 2 {
                 continue;
             }
-            let in_comp: HashSet<usize> = comp.iter().copied().collect();
+            let in_comp: FxHashSet<usize> = comp.iter().copied().collect();
             let Some(&start) = comp.iter().filter(|&&v| v < n).min() else {
                 continue;
             };
             // BFS from start back to start inside the component.
-            let mut parent: HashMap<usize, usize> = HashMap::new();
+            let mut parent: FxHashMap<usize, usize> = FxHashMap::default();
             let mut queue = std::collections::VecDeque::from([start]);
             let mut closing = None;
             'bfs: while let Some(v) = queue.pop_front() {
@@ -1286,7 +1287,7 @@ impl<'a> Builder<'a> {
             }
             let mut members: Vec<usize> = comp.iter().copied().filter(|&v| v < n).collect();
             members.sort_unstable();
-            let on_path: HashSet<usize> = path.iter().copied().collect();
+            let on_path: FxHashSet<usize> = path.iter().copied().collect();
             let others: Vec<String> = members
                 .iter()
                 .filter(|v| !on_path.contains(v))
@@ -1325,7 +1326,7 @@ impl<'a> Builder<'a> {
     }
 
     /// Renumbers in topological order, keeps `--only`'s selection, computes chains.
-    fn finish(self, order: Vec<usize>, selected: Option<Vec<bool>>) -> Plan {
+    fn finish(mut self, order: Vec<usize>, selected: Option<Vec<bool>>) -> Plan {
         let doc = self.doc;
         let keep = |c: usize| selected.as_ref().is_none_or(|s| s[c]);
         let order: Vec<usize> = order.into_iter().filter(|&c| keep(c)).collect();
@@ -1382,19 +1383,17 @@ impl<'a> Builder<'a> {
         for (i, &c) in order.iter().enumerate() {
             let t = self.cands[c];
             let task = &doc.tasks[t];
-            let deps = self.deps[c]
-                .iter()
-                .filter(|e| node_of[e.on] != usize::MAX)
-                .map(|e| Edge {
-                    on: node_of[e.on],
-                    reason: e.reason.clone(),
-                })
-                .collect();
-            let node_barriers = self.node_barriers[c]
-                .iter()
-                .map(|&b| barrier_of[b])
-                .filter(|&b| b != usize::MAX)
-                .collect();
+            // Renumbered in place: the builder's vectors become the node's.
+            let mut deps = std::mem::take(&mut self.deps[c]);
+            deps.retain_mut(|e| {
+                e.on = node_of[e.on];
+                e.on != usize::MAX
+            });
+            let mut node_barriers = std::mem::take(&mut self.node_barriers[c]);
+            node_barriers.retain_mut(|b| {
+                *b = barrier_of[*b];
+                *b != usize::MAX
+            });
             let group = task.group.unwrap_or(0);
             nodes.push(PlanNode {
                 index: i,

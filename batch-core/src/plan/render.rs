@@ -117,14 +117,54 @@ fn nodes_by_group(doc: &Document, plan: &Plan) -> Vec<Vec<usize>> {
 
 /// One line of text, at most `max` characters.
 fn short(s: &str, max: usize) -> String {
-    let one_line = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one_line.chars().count() <= max {
-        return one_line;
+    // Most task texts are already one short ASCII line with single spaces.
+    if s.len() <= max && is_one_clean_line(s) {
+        return s.to_string();
     }
-    let mut out: String = one_line.chars().take(max.saturating_sub(1)).collect();
+    // The words joined by one space, built only as far as the cut.
+    let mut out = String::with_capacity(s.len().min(max.saturating_mul(4)));
+    let mut chars = 0;
+    for word in s.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+            chars += 1;
+        }
+        out.push_str(word);
+        chars += word.chars().count();
+        if chars > max {
+            break;
+        }
+    }
+    if chars <= max {
+        return out;
+    }
+    let cut = out
+        .char_indices()
+        .nth(max.saturating_sub(1))
+        .map_or(out.len(), |(i, _)| i);
+    out.truncate(cut);
     out.truncate(out.trim_end().len());
     out.push('…');
     out
+}
+
+/// Whether `s` is ASCII words separated by single spaces, without
+/// leading or trailing whitespace: what [`short`] would make of it.
+fn is_one_clean_line(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.first() == Some(&b' ') || b.last() == Some(&b' ') {
+        return false;
+    }
+    let mut prev_space = false;
+    for &c in b {
+        // Other whitespace (tabs, line ends; anything non-ASCII may be
+        // Unicode whitespace) goes the long way.
+        if c >= 0x80 || (0x09..=0x0d).contains(&c) || (c == b' ' && prev_space) {
+            return false;
+        }
+        prev_space = c == b' ';
+    }
+    true
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {
@@ -162,30 +202,41 @@ fn group_mode(doc: &Document, plan: &Plan, g: usize) -> String {
 
 /// How a task is named in text output: its id, or `#N` (its order) when the
 /// id is only a slug of its text, which the line already shows.
-fn short_name(doc: &Document, plan: &Plan, node: usize) -> String {
+fn push_short_name(out: &mut String, doc: &Document, plan: &Plan, node: usize) {
     let n = &plan.nodes[node];
     match doc.tasks.get(n.task).map(|t| t.id_source) {
-        Some(IdSource::Slug) => format!("#{}", n.order + 1),
-        _ => n.id.clone(),
+        Some(IdSource::Slug) => {
+            let _ = write!(out, "#{}", n.order + 1);
+        }
+        _ => out.push_str(&n.id),
     }
 }
 
-/// "T003, T004" / "wave 1": what a node waits for, compactly.
-fn waits_text(doc: &Document, plan: &Plan, node: usize) -> String {
+/// Appends "T003, T004" / "wave 1": what a node waits for, compactly (at
+/// most five names; the fifth and later counted).
+fn push_waits(out: &mut String, doc: &Document, plan: &Plan, node: usize) {
     let n = &plan.nodes[node];
-    let mut items: Vec<String> = n.deps.iter().map(|e| short_name(doc, plan, e.on)).collect();
-    items.extend(
-        n.barriers
-            .iter()
-            .filter_map(|&b| plan.barriers.get(b))
-            .map(|b| b.label.clone()),
-    );
-    if items.len() > 5 {
-        let more = items.len() - 4;
-        items.truncate(4);
-        items.push(format!("… (+{more})"));
+    let barriers = || n.barriers.iter().filter_map(|&b| plan.barriers.get(b));
+    let total = n.deps.len() + barriers().count();
+    let shown = if total > 5 { 4 } else { total };
+    let names = n
+        .deps
+        .iter()
+        .map(|e| Err(e.on))
+        .chain(barriers().map(|b| Ok(b.label.as_str())))
+        .take(shown);
+    for (i, name) in names.enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        match name {
+            Err(on) => push_short_name(out, doc, plan, on),
+            Ok(label) => out.push_str(label),
+        }
     }
-    items.join(", ")
+    if total > 5 {
+        let _ = write!(out, ", … (+{})", total - 4);
+    }
 }
 
 fn text(doc: &Document, plan: &Plan) -> String {
@@ -286,16 +337,27 @@ fn text(doc: &Document, plan: &Plan) -> String {
                 } else {
                     n.id.as_str()
                 };
-                let mut line = format!("    {:>num_width$}. ", n.order + 1);
+                // Written in place: one line per node, trailing blanks cut.
+                let line_start = out.len();
+                let _ = write!(out, "    {:>num_width$}. ", n.order + 1);
                 if id_width > 0 {
-                    let _ = write!(line, "{id:<id_width$}  ");
+                    let _ = write!(out, "{id:<id_width$}  ");
                 }
-                line.push_str(&short(&task.text, 60));
-                let waits = waits_text(doc, plan, i);
-                if !waits.is_empty() {
-                    let _ = write!(line, "  (waits for: {waits})");
+                out.push_str(&short(&task.text, 60));
+                if !n.deps.is_empty() || !n.barriers.is_empty() {
+                    let before = out.len();
+                    out.push_str("  (waits for: ");
+                    let names = out.len();
+                    push_waits(&mut out, doc, plan, i);
+                    if out.len() == names {
+                        out.truncate(before);
+                    } else {
+                        out.push(')');
+                    }
                 }
-                let _ = writeln!(out, "{}", line.trim_end());
+                let end = line_start + out[line_start..].trim_end().len();
+                out.truncate(end);
+                out.push('\n');
             }
         }
     }
