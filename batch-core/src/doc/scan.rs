@@ -21,7 +21,7 @@ use std::ops::Range;
 
 use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 
-use super::dialect::{self, Prefix, Signals};
+use super::dialect::{self, Signals};
 use super::fxhash::{FxHashMap, map_with_capacity};
 use super::hints::{self, Level, Problem};
 use super::ids::{self, Candidate};
@@ -43,7 +43,8 @@ struct RawTask {
     child_items: Vec<Range<usize>>,
     comments: Vec<Range<usize>>,
     section: Option<SectionIdx>,
-    hints: Hints,
+    /// Boxed: most tasks have none, and a `Hints` is 192 bytes.
+    hints: Option<Box<Hints>>,
     list_step: Option<(usize, usize)>,
 }
 
@@ -594,7 +595,7 @@ impl Scanner<'_, '_> {
             child_items: Vec::new(),
             comments: Vec::new(),
             section: self.heading_stack.last().copied(),
-            hints: Hints::default(),
+            hints: None,
             list_step,
         });
         self.items[depth].task = Some(idx);
@@ -627,7 +628,8 @@ impl Scanner<'_, '_> {
         let task = self.items.iter().rev().find_map(|f| f.task);
         let problems = if let Some(t) = task {
             self.tasks[t].comments.push(whole.clone());
-            hints::apply(&entries, Level::Task, &mut self.tasks[t].hints)
+            let hints = self.tasks[t].hints.get_or_insert_with(Box::default);
+            hints::apply(&entries, Level::Task, hints)
         } else if !self.items.is_empty() {
             return self.misplaced(whole.start, "inside a list item that is not a task");
         } else {
@@ -697,13 +699,24 @@ impl Scanner<'_, '_> {
         let src = self.src;
         let body: &str = &src.body;
 
-        // Texts, prefixes, details, dependency text.
-        let n = self.tasks.len();
-        let mut texts: Vec<String> = Vec::with_capacity(n);
-        let mut prefixes: Vec<Prefix> = Vec::with_capacity(n);
-        let mut details = Vec::with_capacity(n);
-        let mut depends = Vec::with_capacity(n);
-        for t in &self.tasks {
+        // The tasks, built straight from what the pass collected: texts,
+        // prefixes, details, dependency text. Ids, parents by number, waves
+        // and groups are filled in below. The pass's records are used up from
+        // the end and their buffer given back as it goes, so the two never
+        // take their full memory side by side (100,000 tasks).
+        let mut raw_tasks = std::mem::take(&mut self.tasks);
+        let n = raw_tasks.len();
+        let mut tasks: Vec<Task> = Vec::with_capacity(n);
+        // The id-shaped prefix of each task (spec-kit id, kiro number).
+        let mut prefix_ids: Vec<(Option<String>, Option<String>)> = Vec::with_capacity(n);
+        // Each task's list item (body offsets).
+        let mut items: Vec<Range<usize>> = Vec::with_capacity(n);
+        let mut signals = Signals {
+            tasks: n,
+            ..Signals::default()
+        };
+        while let Some(mut t) = raw_tasks.pop() {
+            let i = raw_tasks.len();
             let text_range = t.text_start..t.text_end.max(t.text_start);
             let full = paragraph_text(body, text_range, &t.comments);
             let prefix = dialect::read_prefix(&full);
@@ -712,8 +725,8 @@ impl Scanner<'_, '_> {
             let det = if t.child_items.is_empty() && t.comments.is_empty() {
                 dedent(&body[det_start..t.item.end])
             } else {
-                let mut excluded: Vec<Range<usize>> = t.child_items.clone();
-                excluded.extend(t.comments.iter().cloned());
+                let mut excluded: Vec<Range<usize>> = std::mem::take(&mut t.child_items);
+                excluded.append(&mut t.comments);
                 excluded.sort_by_key(|r| r.start);
                 dedent(&cut(body, det_start..t.item.end, &excluded))
             };
@@ -724,16 +737,51 @@ impl Scanner<'_, '_> {
                     dialect::depends_on(line, &mut deps);
                 }
             }
-            texts.push(text);
-            prefixes.push(prefix);
-            details.push(det);
-            depends.push(deps);
+            signals.speckit_ids += usize::from(prefix.speckit_id.is_some());
+            signals.speckit_markers += usize::from(prefix.parallel && !prefix.kiro_parallel);
+            signals.numbered += usize::from(prefix.number.is_some());
+            signals.kiro_parallel += usize::from(prefix.kiro_parallel);
+            let hints = t.hints.take().map(|h| *h).unwrap_or_default();
+            tasks.push(Task {
+                index: i,
+                // Filled in below.
+                id: String::new(),
+                id_source: IdSource::Slug,
+                text,
+                details: det,
+                checked: t.checked,
+                optional: hints
+                    .optional
+                    .unwrap_or(t.optional_syntax || prefix.optional),
+                skip: hints.skip.unwrap_or(false),
+                marker: src.orig_range(&t.marker),
+                pos: src.pos(src.orig(t.item.start)),
+                // By nesting; kiro numbers may add parents below.
+                parent: t.nest_parent,
+                children: Vec::new(),
+                section: t.section,
+                wave: None,
+                group: None,
+                hints,
+                depends_on: deps,
+                parallel_marker: prefix.parallel,
+                story: prefix.story,
+                list_step: t.list_step,
+            });
+            prefix_ids.push((prefix.speckit_id, prefix.number));
+            items.push(t.item);
+            if i % 4096 == 0 {
+                raw_tasks.shrink_to_fit();
+            }
         }
+        tasks.reverse();
+        prefix_ids.reverse();
+        items.reverse();
 
         // Which headings have tasks beneath them.
         let mut has_tasks = vec![false; self.sections.len()];
         let mut direct_tasks = vec![false; self.sections.len()];
-        for t in &self.tasks {
+        for t in &tasks {
             if let Some(s) = t.section {
                 direct_tasks[s] = true;
             }
@@ -755,7 +803,7 @@ impl Scanner<'_, '_> {
             let mut roots = (0..self.sections.len())
                 .filter(|&i| self.sections[i].parent.is_none() && has_tasks[i]);
             match (roots.next(), roots.next()) {
-                (Some(r), None) if self.tasks.iter().all(|t| t.section.is_some()) => Some(r),
+                (Some(r), None) if tasks.iter().all(|t| t.section.is_some()) => Some(r),
                 _ => None,
             }
         };
@@ -763,19 +811,11 @@ impl Scanner<'_, '_> {
 
         // Dialect.
         let signals = Signals {
-            tasks: n,
-            speckit_ids: prefixes.iter().filter(|p| p.speckit_id.is_some()).count(),
-            speckit_markers: prefixes
-                .iter()
-                .filter(|p| p.parallel && !p.kiro_parallel)
-                .count(),
             phase_headings: self
                 .sections
                 .iter()
                 .filter(|s| dialect::is_phase_heading(&s.title))
                 .count(),
-            numbered: prefixes.iter().filter(|p| p.number.is_some()).count(),
-            kiro_parallel: prefixes.iter().filter(|p| p.kiro_parallel).count(),
             requirements_lines: body.matches("_Requirements:").count(),
             // `## 1. Foundation`: cc-sdd's and OpenSpec's groups are level-2 headings.
             numbered_groups: self
@@ -787,6 +827,7 @@ impl Scanner<'_, '_> {
                 })
                 .count(),
             task_headings: direct_tasks.iter().filter(|d| **d).count(),
+            ..signals
         };
         let (dialect, dialect_reason) = match options.dialect {
             Some(d) => (d, "set by --dialect".to_string()),
@@ -798,17 +839,17 @@ impl Scanner<'_, '_> {
         // followed by `- [ ] 2.1 …` at its indentation heads 2.1, while
         // `- [ ] 2. Implement AuthService` with bullets saying how is a task,
         // and `2.1` simply comes after it.
-        let mut parents: Vec<Option<TaskIdx>> = self.tasks.iter().map(|t| t.nest_parent).collect();
         if dialect == Dialect::Kiro {
-            let own_work: Vec<bool> = details.iter().map(|d| has_own_work(d)).collect();
+            let mut parents: Vec<Option<TaskIdx>> = tasks.iter().map(|t| t.parent).collect();
+            let own_work: Vec<bool> = tasks.iter().map(|t| has_own_work(&t.details)).collect();
             let mut by_number: FxHashMap<&str, TaskIdx> = map_with_capacity(n);
-            for (i, p) in prefixes.iter().enumerate() {
-                let Some(num) = p.number.as_deref() else {
+            for (i, (_, number)) in prefix_ids.iter().enumerate() {
+                let Some(num) = number.as_deref() else {
                     continue;
                 };
                 if let Some((head, _)) = num.rsplit_once('.')
                     && let Some(&c) = by_number.get(head)
-                    && parents[i] == self.tasks[c].nest_parent
+                    && parents[i] == tasks[c].parent
                     && parents[i].is_none_or(|p| p != c)
                     && !own_work[c]
                 {
@@ -816,11 +857,15 @@ impl Scanner<'_, '_> {
                 }
                 by_number.insert(num, i);
             }
+            drop(by_number);
+            for (t, p) in tasks.iter_mut().zip(parents) {
+                t.parent = p;
+            }
         }
 
         // Wave level.
         // A `wave-level:` hint may stand anywhere before the first task.
-        let first_task = self.tasks.first().map_or(body.len(), |t| t.item.start);
+        let first_task = items.first().map_or(body.len(), |r| r.start);
         let preamble_wave_level =
             self.deferred
                 .iter()
@@ -939,8 +984,6 @@ impl Scanner<'_, '_> {
             Dialect::Waves => Parallelism::Unbounded,
             _ => Parallelism::Sequential,
         };
-        let mut task_wave = vec![None; n];
-        let mut task_group = vec![None; n];
         let mut early_items: Vec<Range<usize>> = Vec::new();
         let mut group_key: FxHashMap<(WaveIdx, Option<SectionIdx>), GroupIdx> =
             FxHashMap::default();
@@ -948,13 +991,13 @@ impl Scanner<'_, '_> {
             // One wave, one group.
             let g = self.new_group(&mut groups, &mut waves, 0, None, default_parallel);
             for i in 0..n {
-                task_wave[i] = Some(0);
-                task_group[i] = Some(g);
+                tasks[i].wave = Some(0);
+                tasks[i].group = Some(g);
                 groups[g].tasks.push(i);
             }
         } else {
             for i in 0..n {
-                let Some(s) = self.tasks[i].section else {
+                let Some(s) = tasks[i].section else {
                     continue;
                 };
                 // Open tasks under the title, before the first wave heading
@@ -962,12 +1005,12 @@ impl Scanner<'_, '_> {
                 // of their own that runs first.
                 let early = wave_section_of[s].is_none()
                     && self.sections[s].level < wave_level
-                    && self.tasks[i].item.start < first_wave_start;
+                    && items[i].start < first_wave_start;
                 let Some(ws) = wave_section_of[s].or(early.then_some(s)) else {
                     continue;
                 };
                 if early {
-                    early_items.push(self.tasks[i].item.clone());
+                    early_items.push(items[i].clone());
                 }
                 // Waves are made as their first task is met: a heading at the
                 // wave level without tasks (a legend, notes) is no wave.
@@ -992,8 +1035,8 @@ impl Scanner<'_, '_> {
                         g
                     }
                 };
-                task_wave[i] = Some(w);
-                task_group[i] = Some(g);
+                tasks[i].wave = Some(w);
+                tasks[i].group = Some(g);
                 groups[g].tasks.push(i);
             }
         }
@@ -1024,10 +1067,9 @@ impl Scanner<'_, '_> {
         }
         let candidates: Vec<Candidate> = (0..n)
             .map(|i| {
-                let t = &self.tasks[i];
+                let t = &tasks[i];
                 let hint = t.hints.id.clone();
-                let speckit = prefixes[i].speckit_id.take();
-                let number = prefixes[i].number.take();
+                let (speckit, number) = std::mem::take(&mut prefix_ids[i]);
                 // Only a task without a hint, spec-kit id or number is named
                 // by its slug.
                 let slug = if hint.is_some() || speckit.is_some() || number.is_some() {
@@ -1040,7 +1082,7 @@ impl Scanner<'_, '_> {
                         slug.push('/');
                     }
                     // The first line only: editing a continuation line keeps the id.
-                    let first_line = texts[i].lines().next().unwrap_or("");
+                    let first_line = t.text.lines().next().unwrap_or("");
                     let at = slug.len();
                     ids::push_slug(&mut slug, first_line, 40);
                     if slug.len() == at {
@@ -1058,9 +1100,9 @@ impl Scanner<'_, '_> {
             .collect();
         let assigned = ids::assign(candidates);
         for &(first, again) in &assigned.duplicate_hints {
-            let first_line = src.line_of(src.orig(self.tasks[first].item.start));
-            let id = self.tasks[again].hints.id.clone().unwrap_or_default();
-            let at = self.tasks[again].item.start;
+            let first_line = src.line_of(src.orig(items[first].start));
+            let id = tasks[again].hints.id.clone().unwrap_or_default();
+            let at = items[again].start;
             self.error(
                 at,
                 format!("duplicate task id `{id}` (also on line {first_line})"),
@@ -1068,8 +1110,8 @@ impl Scanner<'_, '_> {
             );
         }
         for &(first, again) in &assigned.duplicate_derived {
-            let first_line = src.line_of(src.orig(self.tasks[first].item.start));
-            let at = self.tasks[again].item.start;
+            let first_line = src.line_of(src.orig(items[first].start));
+            let at = items[again].start;
             let id = assigned.ids[again].0.clone();
             self.warning(
                 at,
@@ -1081,37 +1123,10 @@ impl Scanner<'_, '_> {
         // Empty tasks are not warned about here: `plan::check_document`
         // reports each open one once, with its id (`mdbatch check`).
 
-        // The tasks.
-        let mut tasks: Vec<Task> = Vec::with_capacity(n);
-        let mut ids = assigned.ids.into_iter();
-        for (i, raw) in self.tasks.iter_mut().enumerate() {
-            let (id, id_source) = ids.next().expect("one id per task");
-            let p = &mut prefixes[i];
-            tasks.push(Task {
-                index: i,
-                id,
-                id_source,
-                text: std::mem::take(&mut texts[i]),
-                details: std::mem::take(&mut details[i]),
-                checked: raw.checked,
-                optional: raw
-                    .hints
-                    .optional
-                    .unwrap_or(raw.optional_syntax || p.optional),
-                skip: raw.hints.skip.unwrap_or(false),
-                marker: src.orig_range(&raw.marker),
-                pos: src.pos(src.orig(raw.item.start)),
-                parent: parents[i],
-                children: Vec::new(),
-                section: raw.section,
-                wave: task_wave[i],
-                group: task_group[i],
-                hints: std::mem::take(&mut raw.hints),
-                depends_on: std::mem::take(&mut depends[i]),
-                parallel_marker: p.parallel,
-                story: p.story.take(),
-                list_step: raw.list_step,
-            });
+        // The ids.
+        for (t, (id, id_source)) in tasks.iter_mut().zip(assigned.ids) {
+            t.id = id;
+            t.id_source = id_source;
         }
         for i in 0..n {
             if let Some(p) = tasks[i].parent {
@@ -1140,9 +1155,9 @@ impl Scanner<'_, '_> {
         let pre_end = if wave_level > 0 {
             first_wave_start.min(body.len())
         } else {
-            self.tasks
+            items
                 .first()
-                .map_or(body.len(), |t| src.body_line_start(t.item.start))
+                .map_or(body.len(), |r| src.body_line_start(r.start))
         };
         let pre_start = src.front_matter_end.min(pre_end);
         // Hints are for mdbatch, not for the subagents the preamble is given to.
