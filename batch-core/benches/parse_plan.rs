@@ -7,6 +7,11 @@
 //! every event of the offset iterator consumed. The interesting figure is the
 //! ratio `parse_plan / bare` at each size.
 //!
+//! The `pathological` group times inputs that once made the parser
+//! quadratic (100,000 comments on one line, 200,000 nested list markers,
+//! 100,000 nested blockquotes, …): each must parse in time linear in its
+//! size. These were a timed unit test; speed targets live here.
+//!
 //! Run: `cargo bench -p batch-core --bench parse_plan`.
 
 use std::fmt::Write as _;
@@ -110,5 +115,38 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// Inputs built to be slow: what each must survive in linear time.
+fn pathological_inputs() -> Vec<(&'static str, String)> {
+    vec![
+        ("id_comments_on_one_line", "<!-- id: a -->".repeat(100_000)),
+        ("open_brackets", "[".repeat(1_000_000)),
+        ("nested_list_markers", "- ".repeat(200_000)),
+        ("emphasis_runs", "*a **b ".repeat(100_000)),
+        ("nested_blockquotes", format!("{}x\n", "> ".repeat(100_000))),
+        (
+            "misspelt_hint_per_task",
+            "- [ ] x <!-- paralel: 1 -->\n".repeat(5_000),
+        ),
+        ("unclosed_comments", "<!--".repeat(200_000)),
+        ("backticks", "`".repeat(500_000)),
+    ]
+}
+
+fn pathological(c: &mut Criterion) {
+    let mut g = c.benchmark_group("pathological");
+    g.sample_size(10);
+    for (name, text) in pathological_inputs() {
+        g.throughput(Throughput::Bytes(text.len() as u64));
+        g.bench_with_input(BenchmarkId::new("parse", name), &text, |b, t| {
+            b.iter(|| {
+                Document::parse(black_box(t), &ParseOptions::default())
+                    .map(|d| d.tasks.len())
+                    .unwrap_or(0)
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, pathological);
 criterion_main!(benches);

@@ -6,6 +6,7 @@
 
 use std::ops::Range;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -180,8 +181,12 @@ pub struct Task {
     pub wave: Option<WaveIdx>,
     /// The group this task belongs to.
     pub group: Option<GroupIdx>,
-    /// Task-level hints.
-    pub hints: Hints,
+    /// Task-level hints. Shared: the tasks without hints (most of them)
+    /// hold one empty set between them, which keeps a task small (a
+    /// `Hints` is 192 bytes). Read through it as a `Hints`; change one
+    /// task's with [`Arc::make_mut`].
+    #[serde(with = "shared_hints")]
+    pub hints: Arc<Hints>,
     /// Dependency references read from the text (`depends on T012`, `_Depends: 1.2_`),
     /// ranges already expanded where they could be.
     pub depends_on: Vec<String>,
@@ -195,6 +200,24 @@ pub struct Task {
     /// item holds it below its parent task. Tasks of one numbered list run in
     /// the order of their numbers.
     pub list_step: Option<(usize, usize)>,
+}
+
+/// Serde for a shared [`Hints`]: written and read as the `Hints` itself (no
+/// need for serde's `rc` feature, and the JSON is unchanged).
+mod shared_hints {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::Hints;
+
+    pub(super) fn serialize<S: Serializer>(h: &Arc<Hints>, s: S) -> Result<S::Ok, S::Error> {
+        Hints::serialize(h, s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<Hints>, D::Error> {
+        Hints::deserialize(d).map(Arc::new)
+    }
 }
 
 impl Task {

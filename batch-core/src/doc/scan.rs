@@ -18,6 +18,7 @@
 //!   from the source over the whole HTML block instead.
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 
@@ -715,6 +716,8 @@ impl Scanner<'_, '_> {
             tasks: n,
             ..Signals::default()
         };
+        // What every task without hints shares.
+        let no_hints = Arc::new(Hints::default());
         while let Some(mut t) = raw_tasks.pop() {
             let i = raw_tasks.len();
             let text_range = t.text_start..t.text_end.max(t.text_start);
@@ -741,7 +744,14 @@ impl Scanner<'_, '_> {
             signals.speckit_markers += usize::from(prefix.parallel && !prefix.kiro_parallel);
             signals.numbered += usize::from(prefix.number.is_some());
             signals.kiro_parallel += usize::from(prefix.kiro_parallel);
-            let hints = t.hints.take().map(|h| *h).unwrap_or_default();
+            let (optional, skip) = match &t.hints {
+                Some(h) => (h.optional, h.skip),
+                None => (None, None),
+            };
+            let hints = match t.hints.take() {
+                Some(h) => Arc::new(*h),
+                None => Arc::clone(&no_hints),
+            };
             tasks.push(Task {
                 index: i,
                 // Filled in below.
@@ -750,10 +760,8 @@ impl Scanner<'_, '_> {
                 text,
                 details: det,
                 checked: t.checked,
-                optional: hints
-                    .optional
-                    .unwrap_or(t.optional_syntax || prefix.optional),
-                skip: hints.skip.unwrap_or(false),
+                optional: optional.unwrap_or(t.optional_syntax || prefix.optional),
+                skip: skip.unwrap_or(false),
                 marker: src.orig_range(&t.marker),
                 pos: src.pos(src.orig(t.item.start)),
                 // By nesting; kiro numbers may add parents below.
@@ -1392,8 +1400,15 @@ fn cut(body: &str, range: Range<usize>, excluded: &[Range<usize>]) -> String {
             continue;
         }
         // Drop the indentation before an excluded block too, so the line it
-        // stood on does not glue onto the next one.
-        let line_start = body[..ex.start].rfind('\n').map_or(0, |p| p + 1);
+        // stood on does not glue onto the next one. Only a line start at or
+        // after `at` matters, so the search for it stops there: 100,000
+        // comments on one line stay linear.
+        let from = at.saturating_sub(1).min(ex.start);
+        let line_start = match body[from..ex.start].rfind('\n') {
+            Some(p) => from + p + 1,
+            None if from == 0 => 0,
+            None => from,
+        };
         let start = if line_start >= at && body[line_start..ex.start].trim().is_empty() {
             line_start
         } else {

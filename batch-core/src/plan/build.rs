@@ -1752,6 +1752,8 @@ fn tarjan(total: usize, succ: &dyn Fn(usize) -> Vec<usize>) -> Vec<Vec<usize>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+
     use crate::plan::testdoc::DocBuilder;
 
     fn plan(b: &DocBuilder) -> Plan {
@@ -1880,7 +1882,9 @@ mod tests {
         b.wave("Two");
         let t3 = b.task("t3", "needs t1");
         b.edit(done, |t| t.checked = true);
-        b.edit(t3, |t| t.hints.after = vec!["t1".into()]);
+        b.edit(t3, |t| {
+            Arc::make_mut(&mut t.hints).after = vec!["t1".into()]
+        });
         let p = plan(&b);
         assert_eq!(ids(&p), ["t2", "t3"]);
         assert_eq!(waits(&p, "t3"), ["t2"]);
@@ -2050,7 +2054,9 @@ mod tests {
         }
         b.group("Rest");
         let r = b.task("r", "after setup");
-        b.edit(r, |t| t.hints.after = vec!["all of group setup".into()]);
+        b.edit(r, |t| {
+            Arc::make_mut(&mut t.hints).after = vec!["all of group setup".into()]
+        });
         let p = plan(&b);
         assert_eq!(waits(&p, "r"), ["s0", "s1", "s2", "s3", "s4", "s5"]);
         let n = p.node_by_id("r").unwrap();
@@ -2102,7 +2108,7 @@ mod tests {
         let t = b.task("a", "a");
         let p1 = b.task("p", "parent");
         let c = b.child(p1, "p.1", "child");
-        b.edit(t, |t| t.hints.after = vec!["a".into()]);
+        b.edit(t, |t| Arc::make_mut(&mut t.hints).after = vec!["a".into()]);
         b.edit(c, |t| t.depends_on = vec!["p".into()]);
         let err = plan_with(&b, |_| {}).unwrap_err();
         let msgs: Vec<&str> = err.0.iter().map(|d| d.message.as_str()).collect();
@@ -2123,8 +2129,8 @@ mod tests {
         let c = b.task("b", "b");
         let d = b.task("c", "c");
         b.task("free", "not in the cycle");
-        b.edit(a, |t| t.hints.after = vec!["c".into()]);
-        b.edit(c, |t| t.hints.after = vec!["a".into()]);
+        b.edit(a, |t| Arc::make_mut(&mut t.hints).after = vec!["c".into()]);
+        b.edit(c, |t| Arc::make_mut(&mut t.hints).after = vec!["a".into()]);
         b.edit(d, |t| t.depends_on = vec!["b".into()]);
         let err = plan_with(&b, |_| {}).unwrap_err();
         assert_eq!(err.0.len(), 1, "{err}");
@@ -2144,7 +2150,7 @@ mod tests {
         let a = b.task("a", "a");
         b.wave("Two");
         b.task("b", "b");
-        b.edit(a, |t| t.hints.after = vec!["b".into()]);
+        b.edit(a, |t| Arc::make_mut(&mut t.hints).after = vec!["b".into()]);
         let err = plan_with(&b, |_| {}).unwrap_err();
         assert_eq!(err.0.len(), 1);
         assert_eq!(err.0[0].message, "dependency cycle: a → b → [wave 1] → a");
@@ -2198,7 +2204,7 @@ mod tests {
         let o = b.task("2", "optional");
         let s = b.task("3", "skipped");
         b.edit(o, |t| t.optional = true);
-        b.edit(s, |t| t.hints.skip = Some(true));
+        b.edit(s, |t| Arc::make_mut(&mut t.hints).skip = Some(true));
         let p = plan(&b);
         assert_eq!(ids(&p), ["1"]);
         let reasons: Vec<(&str, &str)> = p
@@ -2236,7 +2242,9 @@ mod tests {
         let mut b = DocBuilder::new(Dialect::Waves);
         let w = b.wave("One");
         let t = b.task("a", "a");
-        b.edit(t, |t| t.hints.resource = vec!["db".into()]);
+        b.edit(t, |t| {
+            Arc::make_mut(&mut t.hints).resource = vec!["db".into()]
+        });
         let s = b.build().waves[w].section.unwrap_or(0);
         b.edit_section(s, |s| s.hints.resource = vec!["build".into()]);
         let p = plan(&b);
@@ -2250,7 +2258,7 @@ mod tests {
         let a = b.task("a", "a");
         b.task("b", "b");
         b.task("c", "c");
-        b.edit(a, |t| t.hints.after = vec!["c".into()]);
+        b.edit(a, |t| Arc::make_mut(&mut t.hints).after = vec!["c".into()]);
         let p = plan(&b);
         assert_eq!(ids(&p), ["b", "c", "a"]);
         for (i, n) in p.nodes.iter().enumerate() {

@@ -514,6 +514,8 @@ fn parallel_group_with_deps(doc: &Document, plan: &Plan) -> Vec<Diagnostic> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::doc::Dialect;
     use crate::plan::PlanOptions;
@@ -584,7 +586,7 @@ mod tests {
         b.wave("One");
         b.task("a", "Create src/auth.rs");
         let t = b.task("b", "Extend src/auth.rs");
-        b.edit(t, |t| t.hints.after = vec!["a".into()]);
+        b.edit(t, |t| Arc::make_mut(&mut t.hints).after = vec!["a".into()]);
         assert!(lints(&b).is_empty());
     }
 

@@ -72,6 +72,7 @@
 //!   the `line` and `source` text it was read from, the `waiter`, what it
 //!   waits `on`, whether the plan `followed` it and a `note` when not.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use serde::Serialize;
@@ -116,10 +117,10 @@ fn nodes_by_group(doc: &Document, plan: &Plan) -> Vec<Vec<usize>> {
 }
 
 /// One line of text, at most `max` characters.
-fn short(s: &str, max: usize) -> String {
+fn short(s: &str, max: usize) -> Cow<'_, str> {
     // Most task texts are already one short ASCII line with single spaces.
     if s.len() <= max && is_one_clean_line(s) {
-        return s.to_string();
+        return Cow::Borrowed(s);
     }
     // The words joined by one space, built only as far as the cut.
     let mut out = String::with_capacity(s.len().min(max.saturating_mul(4)));
@@ -136,7 +137,7 @@ fn short(s: &str, max: usize) -> String {
         }
     }
     if chars <= max {
-        return out;
+        return Cow::Owned(out);
     }
     let cut = out
         .char_indices()
@@ -145,7 +146,7 @@ fn short(s: &str, max: usize) -> String {
     out.truncate(cut);
     out.truncate(out.trim_end().len());
     out.push('…');
-    out
+    Cow::Owned(out)
 }
 
 /// Whether `s` is ASCII words separated by single spaces, without
@@ -240,7 +241,8 @@ fn push_waits(out: &mut String, doc: &Document, plan: &Plan, node: usize) {
 }
 
 fn text(doc: &Document, plan: &Plan) -> String {
-    let mut out = String::new();
+    // About a line per node: one allocation instead of doubling through megabytes.
+    let mut out = String::with_capacity(512 + plan.nodes.len() * 96);
     let file = doc
         .path
         .as_ref()
@@ -799,6 +801,8 @@ fn mermaid(doc: &Document, plan: &Plan) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::plan::PlanOptions;
     use crate::plan::testdoc::DocBuilder;
@@ -812,7 +816,9 @@ mod tests {
         let t3 = b.task("T003", "Create the model in `src/model.rs`");
         b.task("T004", "Add the service");
         b.edit(done, |t| t.checked = true);
-        b.edit(t3, |t| t.hints.resource = vec!["db".into()]);
+        b.edit(t3, |t| {
+            Arc::make_mut(&mut t.hints).resource = vec!["db".into()]
+        });
         let doc = b.build();
         let plan = Plan::build(&doc, &PlanOptions::default()).expect("plans");
         (doc, plan)

@@ -158,7 +158,7 @@ impl DocBuilder {
             section,
             wave,
             group,
-            hints: Hints::default(),
+            hints: Default::default(),
             depends_on: Vec::new(),
             parallel_marker: false,
             story: None,
