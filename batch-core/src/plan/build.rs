@@ -1379,6 +1379,32 @@ impl<'a> Builder<'a> {
                 label,
             });
         }
+        let mut excluded = Vec::new();
+        for (t, reason) in self.excluded.iter().enumerate() {
+            let reason = match reason {
+                Some(r) => *r,
+                None => match self.cand_of[t] {
+                    Some(c) if !keep(c) => "not selected by --only",
+                    _ => continue,
+                },
+            };
+            excluded.push(Excluded {
+                task: t,
+                id: doc.tasks[t].id.clone(),
+                reason: reason.to_string(),
+            });
+        }
+        // What the nodes no longer need goes before they are made (100,000
+        // nodes: the peak of a plan is here).
+        drop(std::mem::take(&mut self.excluded));
+        drop(std::mem::take(&mut self.cand_of));
+        drop(std::mem::take(&mut self.order_succ));
+        drop(std::mem::take(&mut self.stamp));
+        drop(std::mem::take(&mut self.section_end));
+        drop(std::mem::take(&mut self.draft_keys));
+        drop(std::mem::take(&mut self.ids));
+        drop(std::mem::take(&mut self.ids_folded));
+        drop(std::mem::take(&mut self.drafts));
         let mut nodes: Vec<PlanNode> = Vec::with_capacity(order.len());
         for (i, &c) in order.iter().enumerate() {
             let t = self.cands[c];
@@ -1409,21 +1435,6 @@ impl<'a> Builder<'a> {
             });
         }
         compute_chains(&mut nodes, &barriers);
-        let mut excluded = Vec::new();
-        for (t, reason) in self.excluded.iter().enumerate() {
-            let reason = match reason {
-                Some(r) => *r,
-                None => match self.cand_of[t] {
-                    Some(c) if !keep(c) => "not selected by --only",
-                    _ => continue,
-                },
-            };
-            excluded.push(Excluded {
-                task: t,
-                id: doc.tasks[t].id.clone(),
-                reason: reason.to_string(),
-            });
-        }
         let groups = doc
             .groups
             .iter()
