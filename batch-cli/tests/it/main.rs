@@ -17,6 +17,7 @@ mod plan_cli;
 mod pty;
 mod run_claude;
 mod run_e2e;
+mod run_edits;
 mod slurm;
 mod status;
 mod trust;
