@@ -70,7 +70,7 @@ fn in_flags(e: &RunSetupError) -> Option<String> {
 pub fn command_template(e: &CommandTemplateError) -> String {
     match e {
         CommandTemplateError::Empty => {
-            "--cmd is empty; give a command such as `my-agent {prompt}`".into()
+            "--cmd is empty; give a command such as `my-agent -- {prompt}`".into()
         }
         other => format!("--cmd: {other}"),
     }

@@ -21,6 +21,7 @@ mod run_edits;
 mod slurm;
 mod status;
 mod trust;
+mod unsafe_inputs;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
