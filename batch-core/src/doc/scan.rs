@@ -7,6 +7,13 @@
 //! range stored in the model is converted to the original file with
 //! [`Source::orig`].
 //!
+//! Cost: the pass keeps one small record per task (hints, child items and
+//! comments beside it, not in it); assembling turns each record into its
+//! [`Task`] and gives the records' memory back as it goes. Each heading's
+//! slug path is made once, not once per task under it. A 100,000-task file
+//! stays within a few times a bare pulldown-cmark pass (the `parse_plan`
+//! bench).
+//!
 //! Pitfalls handled here:
 //! - In a loose list item, `Start(Paragraph)` comes before `TaskListMarker`
 //!   in event order although the marker comes first in the source; the
