@@ -802,7 +802,7 @@ impl Scanner<'_, '_> {
             });
             prefix_ids.push((prefix.speckit_id, prefix.number));
             items.push(t.item);
-            if i % 4096 == 0 {
+            if i.is_multiple_of(4096) {
                 raw_tasks.shrink_to_fit();
             }
         }
@@ -1022,9 +1022,9 @@ impl Scanner<'_, '_> {
         if wave_level == 0 {
             // One wave, one group.
             let g = self.new_group(&mut groups, &mut waves, 0, None, default_parallel);
-            for i in 0..n {
-                tasks[i].wave = Some(0);
-                tasks[i].group = Some(g);
+            for (i, t) in tasks.iter_mut().enumerate() {
+                t.wave = Some(0);
+                t.group = Some(g);
                 groups[g].tasks.push(i);
             }
         } else {
