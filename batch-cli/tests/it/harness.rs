@@ -557,7 +557,6 @@ sleep 0.02
             c
         };
         let mut before = original.clone().into_bytes();
-        let mut seen_pids = 0;
         for _ in 0..6 {
             let mut child = run(&[]).spawn().unwrap();
             let target = lines(logs.path(), "started.log") + rng.range(1, 3) as usize;
