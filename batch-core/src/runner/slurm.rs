@@ -763,7 +763,7 @@ pub fn refuse_launcher_hints(
 ) -> Result<(), crate::error::RunSetupError> {
     let places = std::iter::once((None, &doc.hints))
         .chain(doc.sections.iter().map(|s| (Some(&s.pos), &s.hints)))
-        .chain(doc.tasks.iter().map(|t| (Some(&t.pos), &t.hints)));
+        .chain(doc.tasks.iter().map(|t| (Some(&t.pos), &*t.hints)));
     for (pos, hints) in places {
         for arg in &hints.launcher_args {
             if let Some(why) = refused_launcher_hint(arg) {
