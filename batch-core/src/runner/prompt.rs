@@ -191,7 +191,33 @@ impl PromptTemplate {
 
     /// Composes the prompt of a task (uses every field of `spec` but `prompt`).
     pub fn render(&self, spec: &TaskSpec) -> String {
-        let mut out = String::new();
+        // Sized once: the literal text plus every field it uses.
+        let size: usize = self
+            .pieces
+            .iter()
+            .map(|piece| match piece {
+                Piece::Text(t) => t.len(),
+                Piece::Field(f) => match f {
+                    Field::Preamble => spec.preamble.len(),
+                    Field::Section => spec
+                        .section_path
+                        .iter()
+                        .map(|s| s.len() + 3)
+                        .sum::<usize>()
+                        .max("the task list".len()),
+                    Field::Task => spec.text.len(),
+                    Field::Details => spec.details.len(),
+                    Field::File => spec.task_file.as_os_str().len(),
+                    Field::Id => spec.id.len(),
+                    Field::Workdir => spec.workdir.as_os_str().len(),
+                },
+            })
+            .sum();
+        let mut out = String::with_capacity(size);
+        let push_path = |out: &mut String, p: &std::path::Path| match p.to_str() {
+            Some(p) => out.push_str(p),
+            None => out.push_str(&p.display().to_string()),
+        };
         for piece in &self.pieces {
             match piece {
                 Piece::Text(t) => out.push_str(t),
@@ -201,14 +227,19 @@ impl PromptTemplate {
                         if spec.section_path.is_empty() {
                             out.push_str("the task list");
                         } else {
-                            out.push_str(&spec.section_path.join(" > "));
+                            for (k, s) in spec.section_path.iter().enumerate() {
+                                if k > 0 {
+                                    out.push_str(" > ");
+                                }
+                                out.push_str(s);
+                            }
                         }
                     }
                     Field::Task => out.push_str(spec.text.trim()),
                     Field::Details => out.push_str(spec.details.trim_end()),
-                    Field::File => out.push_str(&spec.task_file.display().to_string()),
+                    Field::File => push_path(&mut out, &spec.task_file),
                     Field::Id => out.push_str(&spec.id),
-                    Field::Workdir => out.push_str(&spec.workdir.display().to_string()),
+                    Field::Workdir => push_path(&mut out, &spec.workdir),
                 },
             }
         }
@@ -234,24 +265,52 @@ impl fmt::Display for PromptTemplate {
 
 /// Collapses runs of blank lines (whitespace-only lines count) into one blank
 /// line, trims trailing spaces of blank lines, and trims both ends.
+///
+/// Lines are those of [`str::lines`] (`\n` or `\r\n`); a line is blank
+/// when [`str::trim`] leaves nothing. This runs once per task of a run, so
+/// it looks at a line's first bytes only until it meets one that is not
+/// whitespace, and copies each kept line in one go.
 pub(crate) fn collapse_blank_lines(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    let mut blank_run = 0;
-    for line in text.lines() {
-        if line.trim().is_empty() {
-            blank_run += 1;
+    let mut blank_run = false;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let (line, next) = match rest.find('\n') {
+            Some(n) => {
+                let line = &rest[..n];
+                (line.strip_suffix('\r').unwrap_or(line), &rest[n + 1..])
+            }
+            None => (rest, ""),
+        };
+        rest = next;
+        if is_blank(line) {
+            blank_run = true;
             continue;
         }
         if !out.is_empty() {
             out.push('\n');
-            if blank_run > 0 {
+            if blank_run {
                 out.push('\n');
             }
         }
-        blank_run = 0;
+        blank_run = false;
         out.push_str(line);
     }
     out
+}
+
+/// `line.trim().is_empty()`, deciding at the first byte that is not ASCII
+/// whitespace when it is ASCII.
+fn is_blank(line: &str) -> bool {
+    // `char::is_whitespace` in ASCII: tab, LF, VT, FF, CR and space.
+    match line
+        .bytes()
+        .find(|b| !matches!(b, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' '))
+    {
+        None => true,
+        Some(b) if b.is_ascii() => false,
+        Some(_) => line.trim().is_empty(),
+    }
 }
 
 #[cfg(test)]
@@ -328,6 +387,50 @@ mod tests {
         for p in PLACEHOLDERS {
             let t = PromptTemplate::parse(&format!("<{{{p}}}>")).unwrap();
             assert_eq!(t.to_string(), format!("<{{{p}}}>"));
+        }
+    }
+
+    /// The definition `collapse_blank_lines` must keep.
+    fn collapse_reference(text: &str) -> String {
+        let mut out = String::new();
+        let mut blank_run = 0;
+        for line in text.lines() {
+            if line.trim().is_empty() {
+                blank_run += 1;
+                continue;
+            }
+            if !out.is_empty() {
+                out.push('\n');
+                if blank_run > 0 {
+                    out.push('\n');
+                }
+            }
+            blank_run = 0;
+            out.push_str(line);
+        }
+        out
+    }
+
+    #[test]
+    fn collapsing_blank_lines_keeps_its_definition_on_every_kind_of_whitespace() {
+        let pieces = [
+            "", "a", " ", "\t", "\n", "\r\n", "\r", "\u{0b}", "\u{0c}", "\u{a0}", "\u{2003}",
+            "\u{85}", "é", "x ", " y", "\n\n\n",
+        ];
+        // Every string of up to four pieces.
+        let mut cases = vec![String::new()];
+        for _ in 0..4 {
+            let mut next = Vec::new();
+            for c in &cases {
+                for p in pieces {
+                    next.push(format!("{c}{p}"));
+                }
+            }
+            cases.extend(next);
+            cases.dedup();
+        }
+        for c in &cases {
+            assert_eq!(collapse_blank_lines(c), collapse_reference(c), "{c:?}");
         }
     }
 
