@@ -289,12 +289,13 @@ impl Envelope {
     }
 }
 
-/// `t` as the envelope's `ts`: RFC 3339 UTC with milliseconds
-/// (`2026-11-25T09:00:00.123Z`), the format of [`now_rfc3339`](crate::now_rfc3339).
+/// `t` as the envelope's `ts` and the journal's: RFC 3339 UTC with
+/// milliseconds (`2026-11-25T09:00:00.123Z`).
 ///
-/// Written out by hand: an event is stamped several times per task, and
-/// the general formatter of the `time` crate cost more than the rest of
-/// building the event. Times before 1970 or after 9999 are clamped.
+/// Written out by hand: events and journal lines are stamped several times
+/// per task, and the general formatter of the `time` crate cost more than
+/// the rest of building an event. Times before 1970 or after 9999 are
+/// clamped.
 #[cfg(feature = "exec")]
 pub(crate) fn rfc3339_millis(t: std::time::SystemTime) -> String {
     let since = t

@@ -214,7 +214,7 @@ impl Dispatcher {
         let env = Envelope {
             v: SCHEMA_VERSION,
             seq,
-            ts: crate::events::rfc3339_millis(std::time::SystemTime::now()),
+            ts: crate::util::now_rfc3339(),
             run_id: self.run_id.clone(),
             event,
         };
