@@ -228,11 +228,12 @@ impl Dispatcher {
         place.workdir = ex.options.workdir.as_deref();
         place.verify = ex.options.verify.as_deref();
         let place = Resolved::new(&place);
+        let template = place.bind(&doc, &ex.prompt);
         let mut nodes = Vec::with_capacity(plan.nodes.len());
         let mut id_to_node = HashMap::with_capacity(plan.nodes.len());
         for node in &plan.nodes {
             let task = &doc.tasks[node.task];
-            let spec = place.spec(&doc, task, &ex.prompt);
+            let spec = place.spec(&doc, task, &template);
             id_to_node.insert(task.id.clone(), node.index);
             nodes.push(NodeConfig {
                 hash: text_hash(&task.text),
