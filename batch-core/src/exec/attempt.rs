@@ -2,7 +2,7 @@
 //! cancellation, then the verify step.
 //!
 //! Each attempt runs as its own tokio task ([`run_attempt`]); the dispatcher
-//! holds it as an [`AbortOnDrop`] so that dropping the run aborts it.
+//! holds it as an [`AttemptFuture`] so that dropping the run aborts it.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -27,34 +27,23 @@ use super::isolate::{CommitOnly, Isolation, Landing, Recovery, task_message};
 /// awaited before the attempt says so (it is still awaited after that).
 const STOP_MARGIN: Duration = Duration::from_secs(2);
 
-/// A spawned attempt, aborted if dropped before it finished.
-pub(super) struct AbortOnDrop<T>(pub(super) JoinHandle<T>);
-
-impl<T> Future for AbortOnDrop<T> {
-    type Output = Result<T, JoinError>;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0).poll(cx)
-    }
-}
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 pub(super) type AttemptResult = Result<(TaskOutput, Option<Landing>), RunError>;
 type RunnerResult = Result<TaskOutput, RunError>;
 /// A spawned attempt of node `i`, resolving to `i` and its result (a named
-/// future: no box per attempt).
+/// future: no box per attempt); aborted if dropped before it finished.
 pub(super) struct AttemptFuture {
     i: NodeIdx,
-    handle: AbortOnDrop<AttemptResult>,
+    handle: JoinHandle<AttemptResult>,
+    done: bool,
 }
 
 impl AttemptFuture {
-    pub(super) fn new(i: NodeIdx, handle: AbortOnDrop<AttemptResult>) -> Self {
-        Self { i, handle }
+    pub(super) fn new(i: NodeIdx, handle: JoinHandle<AttemptResult>) -> Self {
+        Self {
+            i,
+            handle,
+            done: false,
+        }
     }
 }
 
@@ -62,9 +51,20 @@ impl Future for AttemptFuture {
     type Output = (NodeIdx, Result<AttemptResult, JoinError>);
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let i = self.i;
-        Pin::new(&mut self.handle).poll(cx).map(|r| (i, r))
+        let r = std::task::ready!(Pin::new(&mut self.handle).poll(cx));
+        self.done = true;
+        Poll::Ready((i, r))
     }
 }
+
+impl Drop for AttemptFuture {
+    fn drop(&mut self) {
+        if !self.done {
+            self.handle.abort();
+        }
+    }
+}
+
 pub(super) type TimerFuture = Pin<Box<dyn Future<Output = NodeIdx> + Send>>;
 
 /// What an attempt needs beyond its runner, spec and context.

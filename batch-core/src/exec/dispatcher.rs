@@ -43,7 +43,7 @@ use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use super::attempt::{
-    AbortOnDrop, AttemptEnv, AttemptFuture, AttemptResult, TimerFuture, panic_message, run_attempt,
+    AttemptEnv, AttemptFuture, AttemptResult, TimerFuture, panic_message, run_attempt,
 };
 use super::executor::EventCallback;
 use super::isolate::{CommitOnly, Isolation, short_run_id};
@@ -616,8 +616,7 @@ impl Dispatcher {
             commit: self.commit_only.clone().map(|c| (c, self.run_id.clone())),
         };
         let handle = tokio::spawn(run_attempt(env, spec, ctx));
-        self.attempts
-            .push(AttemptFuture::new(i, AbortOnDrop(handle)));
+        self.attempts.push(AttemptFuture::new(i, handle));
     }
 
     pub(super) fn on_attempt_done(&mut self, i: NodeIdx, res: Result<AttemptResult, JoinError>) {
