@@ -273,7 +273,7 @@ fn build_runner(args: &RunArgs) -> anyhow::Result<Arc<dyn SubagentRunner>> {
     }
     anyhow::bail!(
         "choose how tasks run: --runner claude|codex|gemini|shell, or --cmd 'TEMPLATE' \
-         (e.g. --cmd 'my-agent {{prompt}}')"
+         (e.g. --cmd 'my-agent -- {{prompt}}')"
     )
 }
 
