@@ -615,7 +615,9 @@ impl Dispatcher {
                 .map(|iso| (iso, self.prompt.clone(), self.run_id.clone())),
             commit: self.commit_only.clone().map(|c| (c, self.run_id.clone())),
         };
-        let handle = tokio::spawn(run_attempt(env, spec, ctx));
+        // Boxed: the task then moves a pointer, not the future, as it is
+        // spawned and stored.
+        let handle = tokio::spawn(Box::pin(run_attempt(env, spec, ctx)));
         self.attempts.push(AttemptFuture::new(i, handle));
     }
 
