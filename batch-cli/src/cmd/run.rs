@@ -25,6 +25,12 @@ pub fn run(args: &RunArgs, color: ColorChoice) -> anyhow::Result<u8> {
         );
     }
     let mut options = run_options(args, &popts)?;
+    if args.launcher.as_deref() == Some("slurm") {
+        // Before a detached run forks: the refusal is shown here.
+        if let Ok(doc) = Document::read(&path, &popts) {
+            batch_core::runner::slurm::refuse_launcher_hints(&doc, &path)?;
+        }
+    }
     let template = prompt_template(args)?;
 
     if args.dry_run {

@@ -19,6 +19,7 @@ mod run_claude;
 mod run_e2e;
 mod run_edits;
 mod slurm;
+mod state_safety;
 mod status;
 mod trust;
 mod unsafe_inputs;

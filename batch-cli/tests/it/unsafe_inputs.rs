@@ -146,3 +146,20 @@ fn a_detached_run_with_mdbatch_planted_as_a_symlink_writes_nothing_through_it() 
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
 }
+
+#[test]
+fn a_launcher_arg_hint_that_would_write_a_file_refuses_the_run_naming_its_line() {
+    let f = Fixture::new(
+        "# Batch\n\n- [ ] a <!-- id: a -->\n- [ ] b <!-- id: b; launcher-arg: --output=pwned -->\n",
+    );
+    f.script("agent.sh", "echo ran >> ran.log\n");
+    let out = f.mdbatch(&["run", "--launcher", "slurm", "--cmd", "./agent.sh"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("task.md:4:") && stderr.contains("launcher-arg: --output=pwned: refused"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--launcher-arg"), "{stderr}");
+    assert!(!f.file("ran.log").exists() && !f.file("pwned").exists());
+}
