@@ -324,6 +324,7 @@ fn after_a_sigkill_every_descendant_of_every_subagent_is_stopped_without_a_rerun
 id=$MDBATCH_TASK_ID
 sh -c 'trap "" TERM; sh -c "echo \$\$ > gpid-$0.tmp; mv gpid-$0.tmp gpid-$0; while :; do sleep 0.05; done" & echo $$ > cpid-$0.tmp; mv cpid-$0.tmp cpid-$0; while :; do sleep 0.05; done' "$id" &
 while [ ! -f "gpid-$id" ] || [ ! -f "cpid-$id" ]; do sleep 0.05; done
+echo $$ > "apid-$id"
 echo "$id" >> ran.log
 while :; do sleep 0.05; done
 "#,
@@ -334,7 +335,9 @@ while :; do sleep 0.05; done
     d.wait_line("ran.log", "t2");
     let mut pids = Vec::new();
     for id in ["t1", "t2"] {
-        for kind in ["cpid", "gpid"] {
+        // The subagent itself (no parent-death signal: the reaper stops
+        // it too), its child and its grandchild.
+        for kind in ["apid", "cpid", "gpid"] {
             pids.push(
                 d.read(&format!("{kind}-{id}"))
                     .trim()

@@ -5,6 +5,12 @@
 //! [`spawn_streaming`]; it is kept stable for them.
 //!
 //! What it guarantees:
+//! - the child is started with `posix_spawn` (no `pre_exec` hook, which would
+//!   force a full `fork` of mdbatch: most of the per-task cost at high
+//!   `-j`), and registered with the per-run [`reaper`] from this side; the
+//!   reaper's docs say how a child is found if mdbatch dies between the
+//!   spawn and the registration, and when a fallback hook (and so `fork`)
+//!   is used instead;
 //! - the child gets its own process group (`setpgid(0, 0)`), stdin is `/dev/null`
 //!   (or the given bytes, then closed), no shell is involved: `argv[0]` is
 //!   looked up on `PATH` and the other elements reach the child verbatim;
@@ -205,14 +211,25 @@ where
     if let Some(dir) = &cmd.workdir {
         command.current_dir(dir);
     }
-    die_with_parent(&mut command);
-    register_with_reaper(&mut command, ctx.grace);
+    // Told before the spawn, registered right after (see `reaper`); where
+    // that cannot be, the child registers itself or dies with us.
+    let spawning = reaper::Spawning::begin(ctx.grace);
+    match &spawning {
+        Some(s) => {
+            let (k, v) = s.env();
+            command.env(k, v);
+        }
+        None => fallback_hooks(&mut command, ctx.grace),
+    }
 
     let started = Instant::now();
     let mut child = command
         .spawn()
         .map_err(|e| spawn_error(program, cmd.workdir.as_deref(), e))?;
     let pid = child.id().unwrap_or(0);
+    if let Some(s) = spawning {
+        s.registered(pid);
+    }
     let mut guard = GroupGuard {
         pgid: pid,
         armed: pid != 0,
@@ -461,49 +478,52 @@ fn spawn_error(program: &str, workdir: Option<&Path>, e: std::io::Error) -> RunE
     RunError::new(kind, message).with_source(e)
 }
 
-/// If mdbatch is killed outright (SIGKILL, OOM) no drop guard runs: on Linux
-/// the kernel then sends the child SIGKILL (`PR_SET_PDEATHSIG`), so no
-/// subagent outlives its run for long. The journal records the pid too, and
-/// the next run reports any group still alive.
-#[cfg(target_os = "linux")]
-fn die_with_parent(command: &mut tokio::process::Command) {
-    let parent = std::process::id();
-    // SAFETY: the closure runs in the forked child before exec and only calls
-    // async-signal-safe functions (prctl, getppid, kill, getpid); it allocates
-    // nothing and touches no locks.
-    unsafe {
-        command.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The parent may have died between fork and prctl.
-            if u32::try_from(libc::getppid()).ok() != Some(parent) {
-                libc::kill(libc::getpid(), libc::SIGKILL);
-            }
-            Ok(())
-        });
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn die_with_parent(_command: &mut tokio::process::Command) {}
-
-/// The child registers its new process group with the [`reaper`] before it
-/// runs anything, so whatever it starts is stopped if mdbatch dies.
-fn register_with_reaper(command: &mut tokio::process::Command, grace: Duration) {
-    let Some(fd) = reaper::fd() else {
+/// Where the parent cannot register the child with the [`reaper`] (its
+/// module docs say when), the child does what it can itself before `exec`.
+/// Either hook makes std fork instead of using `posix_spawn`.
+///
+/// - A reaper runs (not Linux: no `/proc` to find an unregistered child
+///   in): the child registers its new process group.
+/// - No reaper (no `/bin/sh`), on Linux: the kernel SIGKILLs the child when
+///   mdbatch dies (`PR_SET_PDEATHSIG`); its descendants are left to the
+///   journal check of the next run.
+fn fallback_hooks(command: &mut tokio::process::Command, grace: Duration) {
+    #[cfg(not(target_os = "linux"))]
+    if let Some(fd) = reaper::fd() {
+        let tenths = reaper::tenths(grace);
+        // SAFETY: runs in the forked child before exec, after `process_group(0)`
+        // made it a group leader; `register_self` only calls getpid and write on
+        // stack buffers (async-signal-safe, no allocation, no locks).
+        unsafe {
+            command.pre_exec(move || {
+                reaper::register_self(fd, tenths);
+                Ok(())
+            });
+        }
         return;
-    };
-    let tenths = reaper::tenths(grace);
-    // SAFETY: runs in the forked child before exec, after `process_group(0)`
-    // made it a group leader; `register_self` only calls getpid and write on
-    // stack buffers (async-signal-safe, no allocation, no locks).
-    unsafe {
-        command.pre_exec(move || {
-            reaper::register_self(fd, tenths);
-            Ok(())
-        });
     }
+    let _ = grace;
+    #[cfg(target_os = "linux")]
+    {
+        let parent = std::process::id();
+        // SAFETY: the closure runs in the forked child before exec and only calls
+        // async-signal-safe functions (prctl, getppid, kill, getpid); it allocates
+        // nothing and touches no locks.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The parent may have died between fork and prctl.
+                if u32::try_from(libc::getppid()).ok() != Some(parent) {
+                    libc::kill(libc::getpid(), libc::SIGKILL);
+                }
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = command;
 }
 
 /// Time a cluster job spent waiting for a slot.
