@@ -131,6 +131,11 @@ fn after_a_sigkill_the_file_is_intact_and_the_rerun_does_not_repeat_checked_task
     let mut child = d.spawn(&["-j", "1"]);
     d.wait_line("ran.log", "t3");
     let agent = d.pid("t3");
+    // t3 may start while t2's box is still being written (its slot is free
+    // once t2's work is done): the kill comes once the write has landed.
+    wait_for("t2's box to be checked", || {
+        std::fs::read_to_string(d.path("tasks.md")).is_ok_and(|t| t.contains("[x] <!-- id: t2"))
+    });
     child.kill().unwrap(); // SIGKILL: no cleanup code runs in mdbatch
     child.wait().unwrap();
 
