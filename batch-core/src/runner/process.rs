@@ -179,10 +179,18 @@ where
     let mut log = LogFile::open(ctx.log_path.as_deref(), ctx);
 
     if let Some(pf) = &cmd.progress_file {
-        if let Some(dir) = pf.parent().filter(|d| !d.as_os_str().is_empty()) {
+        // Its folder is usually there (the attempt's log folder): made only
+        // when the file cannot be created without it.
+        let mut made = std::fs::write(pf, b"");
+        if made
+            .as_ref()
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+            && let Some(dir) = pf.parent().filter(|d| !d.as_os_str().is_empty())
+        {
             let _ = std::fs::create_dir_all(dir);
+            made = std::fs::write(pf, b"");
         }
-        if let Err(e) = std::fs::write(pf, b"") {
+        if let Err(e) = made {
             ctx.progress
                 .line(format!("cannot create progress file {}: {e}", pf.display()));
         }
@@ -195,7 +203,17 @@ where
         Some(job) => job.wrap(&cmd.argv, cmd.workdir.as_deref()),
         None => cmd.argv.clone(),
     };
-    let mut command = tokio::process::Command::new(&argv[0]);
+    // Looked up on PATH here, once per program (checked with one `access`
+    // per spawn): `posix_spawnp` would try every PATH entry with a failed
+    // `execve` each, in the child, while the spawning thread waits.
+    let mut command = match resolve_on_path(&argv[0], &cmd.env) {
+        Some(path) => {
+            let mut c = tokio::process::Command::new(path);
+            c.arg0(&argv[0]);
+            c
+        }
+        None => tokio::process::Command::new(&argv[0]),
+    };
     command
         .args(&argv[1..])
         .envs(cmd.env.iter().map(|(k, v)| (k, v)))
@@ -310,7 +328,8 @@ where
     let mut kill_at: Option<Instant> = None;
     let mut killed = false;
     let mut drain_until: Option<Instant> = None;
-    let mut poll = tokio::time::interval(PROGRESS_POLL);
+    // The file was just created empty: the first look is one period on.
+    let mut poll = tokio::time::interval_at(Instant::now() + PROGRESS_POLL, PROGRESS_POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let far = Instant::now() + Duration::from_secs(86400 * 365);
 
@@ -409,6 +428,60 @@ async fn read_some<R: AsyncRead + Unpin>(reader: &mut Option<R>, buf: &mut [u8])
         Ok(0) | Err(_) => None,
         Ok(n) => Some(n),
     }
+}
+
+/// `program`'s path on the child's PATH (`env`'s, else ours), or `None` to
+/// leave the lookup to the spawn: a name with a `/`, no PATH, a relative
+/// PATH entry before a match (it depends on the child's folder), or no
+/// match. Found paths are remembered per (PATH, name) and checked again with
+/// one `access` per spawn, so a program removed or replaced is looked up
+/// anew.
+fn resolve_on_path(program: &str, env: &[(OsString, OsString)]) -> Option<PathBuf> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static FOUND: OnceLock<Mutex<HashMap<(OsString, String), PathBuf>>> = OnceLock::new();
+
+    if program.is_empty() || program.contains('/') {
+        return None;
+    }
+    let path_var = match env.iter().rev().find(|(k, _)| k == "PATH") {
+        Some((_, v)) => v.clone(),
+        None => std::env::var_os("PATH")?,
+    };
+    let key = (path_var, program.to_string());
+    let found = FOUND.get_or_init(Default::default);
+    let cached = found.lock().ok().and_then(|m| m.get(&key).cloned());
+    if let Some(p) = cached {
+        if executable(&p) {
+            return Some(p);
+        }
+        if let Ok(mut m) = found.lock() {
+            m.remove(&key);
+        }
+    }
+    for dir in std::env::split_paths(&key.0) {
+        if !dir.is_absolute() {
+            return None;
+        }
+        let candidate = dir.join(program);
+        if candidate.is_file() && executable(&candidate) {
+            if let Ok(mut m) = found.lock() {
+                m.insert(key, candidate.clone());
+            }
+            return Some(candidate);
+        }
+    }
+    None
+}
+
+/// Whether `path` may be executed by us (`access(X_OK)`).
+fn executable(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: access(2) reads a NUL-terminated string that outlives the call.
+    unsafe { libc::access(c.as_ptr(), libc::X_OK) == 0 }
 }
 
 /// The longest single argument or environment string Linux passes to a
@@ -737,15 +810,23 @@ impl ProgressFileReader {
 
     fn read_new(&mut self) -> Vec<u8> {
         use std::io::{Read, Seek, SeekFrom};
-        let Ok(mut f) = std::fs::File::open(&self.path) else {
+        // One `stat` when nothing was appended (most looks, and every look
+        // for a subagent that writes no progress): the file is opened only
+        // to read.
+        let Ok(len) = std::fs::metadata(&self.path).map(|m| m.len()) else {
             return Vec::new();
         };
-        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
         if len < self.pos {
             // Truncated or replaced: start over.
             self.pos = 0;
         }
-        if len == self.pos || f.seek(SeekFrom::Start(self.pos)).is_err() {
+        if len == self.pos {
+            return Vec::new();
+        }
+        let Ok(mut f) = std::fs::File::open(&self.path) else {
+            return Vec::new();
+        };
+        if f.seek(SeekFrom::Start(self.pos)).is_err() {
             return Vec::new();
         }
         let mut buf = Vec::new();

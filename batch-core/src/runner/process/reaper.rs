@@ -20,7 +20,7 @@
 //! 1. Before spawning, mdbatch writes `? GRACE` (a *pending* spawn), and the
 //!    child's environment gets this process's random token
 //!    ([`TOKEN_VAR`]`=<token>`; the reaper has it as its argument).
-//! 2. Right after the spawn returned, mdbatch writes `= PGID GRACE`: the
+//! 2. Right after the spawn returned, mdbatch writes `= PGID`: the
 //!    group is registered and one pending spawn resolved (`!` resolves one
 //!    whose spawn failed).
 //! 3. mdbatch writes `- PGID` once it has killed a group.
@@ -80,7 +80,7 @@ while read -r op pg g; do
   case "$pg" in ''|*[!0-9]*) continue ;; esac
   case "$op" in
     +) eval "g_$pg=1"; longer "$g" ;;
-    =) eval "g_$pg=1"; longer "$g"; [ "$pending" -gt 0 ] && pending=$((pending-1)) ;;
+    =) eval "g_$pg=1"; [ "$pending" -gt 0 ] && pending=$((pending-1)) ;;
     -) unset "g_$pg" ;;
   esac
 done
@@ -174,7 +174,6 @@ pub(crate) fn fd() -> Option<RawFd> {
 /// (the spawn failed), with `!`.
 pub(crate) struct Spawning {
     reaper: &'static Reaper,
-    grace: u64,
     resolved: bool,
 }
 
@@ -191,7 +190,6 @@ impl Spawning {
         send(reaper, &format!("? {grace}\n"));
         Some(Self {
             reaper,
-            grace,
             resolved: false,
         })
     }
@@ -201,9 +199,10 @@ impl Spawning {
         (TOKEN_VAR, self.reaper.token.as_str())
     }
 
-    /// Registers the started child's group (`= PGID GRACE`).
+    /// Registers the started child's group (`= PGID`).
     pub(crate) fn registered(mut self, pgid: u32) {
-        send(self.reaper, &format!("= {pgid} {}\n", self.grace));
+        // The grace came with `?`.
+        send(self.reaper, &format!("= {pgid}\n"));
         self.resolved = true;
     }
 }
