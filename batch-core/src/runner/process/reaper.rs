@@ -71,6 +71,7 @@ const SCRIPT: &str = r#"trap '' INT TERM HUP QUIT PIPE
 tok=$1
 grace=1
 pending=0
+n=0
 longer() { case "$1" in ''|*[!0-9]*) ;; *) [ "$1" -gt "$grace" ] && grace=$1 ;; esac; }
 while read -r op pg g; do
   case "$op" in
@@ -79,11 +80,13 @@ while read -r op pg g; do
   esac
   case "$pg" in ''|*[!0-9]*) continue ;; esac
   case "$op" in
-    +) eval "g_$pg=1"; longer "$g" ;;
-    =) eval "g_$pg=1"; [ "$pending" -gt 0 ] && pending=$((pending-1)) ;;
-    -) unset "g_$pg" ;;
+    +) eval "g_$pg=1"; n=$((n+1)); longer "$g" ;;
+    =) eval "g_$pg=1"; n=$((n+1)); [ "$pending" -gt 0 ] && pending=$((pending-1)) ;;
+    -) eval "t=\${g_$pg:-}"; [ -n "$t" ] && n=$((n-1)); unset "g_$pg" ;;
   esac
 done
+# The common end: nothing registered, nothing pending (no subshell, no sed).
+[ "$n" -le 0 ] && [ "$pending" -eq 0 ] && exit 0
 groups=$(set | sed -n 's/^g_\([0-9][0-9]*\)=.*/\1/p')
 [ -z "$groups" ] && [ "$pending" -eq 0 ] && exit 0
 scan() {
