@@ -47,7 +47,7 @@ pub enum Command {
     Plan(PlanArgs),
     /// Run every open task through subagents.
     #[command(
-        after_help = "Examples:\n  mdbatch run --runner claude\n  mdbatch run --cmd 'my-agent --task {prompt}' -j 8\n  mdbatch run --only T004-T010 --dry-run\n  mdbatch run --json > events.jsonl"
+        after_help = "Examples:\n  mdbatch run --runner claude\n  mdbatch run --cmd 'my-agent --task={prompt}' -j 8\n  mdbatch run --only T004-T010 --dry-run\n  mdbatch run --json > events.jsonl"
     )]
     Run(Box<RunArgs>),
     /// Done/open per wave and group, and what the journal knows.

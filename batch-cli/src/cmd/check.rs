@@ -72,7 +72,7 @@ pub(crate) fn read_task_file(
         eprintln!("error: {}", crate::output::safe::text(&format!("{e:#}")));
         exit::USAGE
     })?;
-    let bytes = std::fs::read(&path).map_err(|e| {
+    let bytes = resolve::read_task_bytes(&path).map_err(|e| {
         eprintln!("error: {}: cannot read the task file: {e}", path.display());
         exit::USAGE
     })?;

@@ -50,7 +50,10 @@ pub struct Started {
 /// The file is locked by a run in progress, the child cannot be started, or
 /// it ended before its run began (its log's tail is in the message).
 pub fn start(file: &Path, cwd: &Path, run_args: &[OsString]) -> anyhow::Result<Started> {
+    // Before anything is made beside it: `/dev/null` would get `/dev/.mdbatch`.
+    crate::resolve::regular_task_file(file)?;
     let state = batch_core::store::state_dir(file);
+    let dir = detached_dir(&state)?;
     if let Some(pid) = batch_core::store::lock::holder(&state)? {
         bail!(
             "{}: a run is in progress already (pid {pid}); follow it with `mdbatch wait`, \
@@ -58,14 +61,12 @@ pub fn start(file: &Path, cwd: &Path, run_args: &[OsString]) -> anyhow::Result<S
             file.display()
         );
     }
-    let dir = state.join("detached");
-    std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
     let ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis())
         .unwrap_or(0);
     let log = dir.join(format!("{ms}.log"));
-    let out = std::fs::File::create(&log)
+    let out = new_file(&log, false)
         .with_context(|| format!("{}: cannot create the run's log", log.display()))?;
     let err = out
         .try_clone()
@@ -124,6 +125,44 @@ pub fn start(file: &Path, cwd: &Path, run_args: &[OsString]) -> anyhow::Result<S
         }
         std::thread::sleep(POLL);
     }
+}
+
+/// `<state>/detached`, made one level at a time (`.mdbatch`, `<file name>`,
+/// `detached`), each refused by the core's own check
+/// ([`check_state_dir`](batch_core::store::check_state_dir)) when it is a
+/// symlink, not a folder, or someone else's, before anything is made inside
+/// it: a planted `.mdbatch -> elsewhere` gets nothing written elsewhere.
+fn detached_dir(state: &Path) -> anyhow::Result<PathBuf> {
+    let dir = state.join("detached");
+    let levels = [state.parent(), Some(state), Some(dir.as_path())];
+    for level in levels.into_iter().flatten() {
+        // `mkdir` never follows a symlink at the name it makes; an existing
+        // one is left for the check to refuse.
+        match std::fs::create_dir(level) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(e).with_context(|| format!("{}: cannot create", level.display()));
+            }
+        }
+        batch_core::store::check_state_dir(level)?;
+    }
+    Ok(dir)
+}
+
+/// Opens `path` for writing without following a symlink at it: made new
+/// (`O_EXCL`), or with `truncate`, made or emptied.
+fn new_file(path: &Path, truncate: bool) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+    if truncate {
+        o.create(true).truncate(true);
+    } else {
+        o.create_new(true);
+    }
+    o.open(path)
 }
 
 /// Reaps the child when it ends, so a long-lived parent (the MCP server)
@@ -229,10 +268,13 @@ pub fn stop(file: &Path, now: bool) -> anyhow::Result<Stopped> {
             bail!("cannot signal the run (pid {pid}): {e}");
         }
     }
-    if let Some(parent) = marker.parent() {
-        let _ = std::fs::create_dir_all(parent);
+    // Through the same checks as the log: never written through a symlink.
+    if detached_dir(&state).is_ok()
+        && let Ok(mut f) = new_file(&marker, true)
+    {
+        use std::io::Write;
+        let _ = f.write_all(pid.to_string().as_bytes());
     }
-    let _ = std::fs::write(&marker, pid.to_string());
     Ok(Stopped {
         run_id,
         pid,

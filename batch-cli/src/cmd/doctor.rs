@@ -46,7 +46,7 @@ pub fn run(args: &DoctorArgs, _color: ColorChoice) -> u8 {
         .any(|r| r.status != VersionStatus::Missing && !r.ok());
     if !usable {
         println!(
-            "\nno agent CLI is ready: install one (see above), or use --cmd 'YOUR-AGENT {{prompt}}'"
+            "\nno agent CLI is ready: install one (see above), or use --cmd 'YOUR-AGENT -- {{prompt}}'"
         );
     }
     if usable && !troubled && cluster_ok {

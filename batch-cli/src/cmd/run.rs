@@ -25,6 +25,9 @@ pub fn run(args: &RunArgs, color: ColorChoice) -> anyhow::Result<u8> {
         );
     }
     let mut options = run_options(args, &popts)?;
+    if args.launcher.as_deref() == Some("slurm") {
+        refuse_launcher_hints(&path, &popts)?;
+    }
     let template = prompt_template(args)?;
 
     if args.dry_run {
@@ -223,6 +226,36 @@ fn run_options(args: &RunArgs, popts: &batch_core::ParseOptions) -> anyhow::Resu
         .with_launcher_args(&args.launcher_args))
 }
 
+/// Refuses the run when a `launcher-arg:` hint in the task file (which
+/// agents can write) asks `srun` for more than where and with what resources
+/// a job runs ([`refused_launcher_hint`](batch_core::runner::slurm::refused_launcher_hint)):
+/// a prolog, an output file, another folder. A file that does not parse is
+/// left to the run, which reports it with its diagnostics.
+fn refuse_launcher_hints(
+    path: &std::path::Path,
+    popts: &batch_core::ParseOptions,
+) -> anyhow::Result<()> {
+    use batch_core::runner::slurm::refused_launcher_hint;
+    let Ok(doc) = Document::read(path, popts) else {
+        return Ok(());
+    };
+    let places = std::iter::once((None, &doc.hints))
+        .chain(doc.sections.iter().map(|s| (Some(&s.pos), &s.hints)))
+        .chain(doc.tasks.iter().map(|t| (Some(&t.pos), &t.hints)));
+    for (pos, hints) in places {
+        for arg in &hints.launcher_args {
+            if let Some(why) = refused_launcher_hint(arg) {
+                let place = match pos {
+                    Some(p) => format!("{}:{}:{}", path.display(), p.line, p.col),
+                    None => path.display().to_string(),
+                };
+                anyhow::bail!("{place}: launcher-arg: {arg}: refused: {why}");
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `run --detach`: the same command line without `--detach`, in the background.
 fn detach(path: &std::path::Path) -> anyhow::Result<u8> {
     let run_args: Vec<std::ffi::OsString> = std::env::args_os()
@@ -273,7 +306,7 @@ fn build_runner(args: &RunArgs) -> anyhow::Result<Arc<dyn SubagentRunner>> {
     }
     anyhow::bail!(
         "choose how tasks run: --runner claude|codex|gemini|shell, or --cmd 'TEMPLATE' \
-         (e.g. --cmd 'my-agent {{prompt}}')"
+         (e.g. --cmd 'my-agent -- {{prompt}}')"
     )
 }
 

@@ -19,7 +19,7 @@ pub fn render(
     if let Some(d) = diagnostics(e) {
         let mut diags = d.0.clone();
         if let Some(path) = diags.iter().find_map(|d| d.path.clone())
-            && let Ok(bytes) = std::fs::read(&path)
+            && let Ok(bytes) = crate::resolve::read_task_bytes(&path)
         {
             attach_source_lines(&mut diags, &String::from_utf8_lossy(&bytes));
         }
@@ -70,7 +70,7 @@ fn in_flags(e: &RunSetupError) -> Option<String> {
 pub fn command_template(e: &CommandTemplateError) -> String {
     match e {
         CommandTemplateError::Empty => {
-            "--cmd is empty; give a command such as `my-agent {prompt}`".into()
+            "--cmd is empty; give a command such as `my-agent -- {prompt}`".into()
         }
         other => format!("--cmd: {other}"),
     }

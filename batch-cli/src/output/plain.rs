@@ -197,17 +197,20 @@ pub fn line(env: &Envelope, state: &RunState, p: Paint) -> Option<String> {
             dropped,
             added,
         } => {
+            // Each list says what this run does with those tasks: added ones
+            // join it, dropped ones are not run, changed ones run as now
+            // written.
             let mut parts = Vec::new();
-            if !changed.is_empty() {
-                parts.push(format!("runs as now written: {}", changed.join(", ")));
+            if !added.is_empty() {
+                parts.push(format!("added {} (joins this run)", added.join(", ")));
             }
             if !dropped.is_empty() {
-                parts.push(format!("dropped: {}", dropped.join(", ")));
+                parts.push(format!("dropped {} (not run)", dropped.join(", ")));
             }
-            if !added.is_empty() {
+            if !changed.is_empty() {
                 parts.push(format!(
-                    "added (the next run runs them): {}",
-                    added.join(", ")
+                    "changed {} (runs as now written)",
+                    changed.join(", ")
                 ));
             }
             format!("{}: {}", p.yellow("task file edited"), parts.join("; "))
@@ -358,6 +361,25 @@ mod tests {
             buf.text(),
             "2026-11-25T09:00:39.000Z warning: journal: disk full\n"
         );
+    }
+
+    #[test]
+    fn an_edited_task_file_is_announced_with_what_this_run_does_with_each_task() {
+        let st = RunState::new();
+        let p = Paint { on: false };
+        let ev = |data| crate::output::testing::env(7, "plan_changed", data);
+        let all = ev(serde_json::json!({"changed":["b"],"dropped":["c","x"],"added":["d"]}));
+        assert_eq!(
+            line(&all, &st, p).as_deref(),
+            Some(
+                "task file edited: added d (joins this run); dropped c, x (not run); \
+                 changed b (runs as now written)"
+            )
+        );
+        let added = ev(serde_json::json!({"changed":[],"dropped":[],"added":["c"]}));
+        let text = line(&added, &st, p).unwrap();
+        assert_eq!(text, "task file edited: added c (joins this run)");
+        assert!(!text.contains("next run"), "{text}");
     }
 
     #[test]

@@ -241,9 +241,6 @@ fn an_editor_saving_by_rename_throughout_a_run_loses_no_save() {
 }
 
 #[test]
-#[ignore = "an editor that rewrites task.md in place without pause can be read half-written: \
-            no save is lost, but a task missing from the torn read ends 'no longer in the file' \
-            (box left open for the next run) instead of being retried; open item of issue 13"]
 fn an_editor_saving_in_place_throughout_a_run_loses_no_save() {
     editor_throughout_a_run(true);
 }

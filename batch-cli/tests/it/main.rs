@@ -17,9 +17,12 @@ mod plan_cli;
 mod pty;
 mod run_claude;
 mod run_e2e;
+mod run_edits;
 mod slurm;
+mod state_safety;
 mod status;
 mod trust;
+mod unsafe_inputs;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -33,6 +36,9 @@ pub fn bin() -> &'static str {
 /// A folder with a task file and agent scripts.
 pub struct Fixture {
     pub dir: tempfile::TempDir,
+    /// The user's state folder outside the project (`XDG_STATE_HOME`), where
+    /// approved verify commands are kept: one per fixture.
+    pub state_home: tempfile::TempDir,
 }
 
 impl Fixture {
@@ -40,7 +46,8 @@ impl Fixture {
     pub fn new(text: &str) -> Self {
         let dir = tempfile::tempdir().expect("a temp dir");
         std::fs::write(dir.path().join("task.md"), text).expect("write task.md");
-        Self { dir }
+        let state_home = tempfile::tempdir().expect("a temp dir");
+        Self { dir, state_home }
     }
 
     /// The folder.
@@ -74,6 +81,7 @@ impl Fixture {
             .current_dir(self.path())
             .env_remove("CI")
             .env_remove("NO_COLOR")
+            .env("XDG_STATE_HOME", self.state_home.path())
             .stdin(std::process::Stdio::null());
         c
     }

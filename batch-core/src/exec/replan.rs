@@ -67,7 +67,7 @@ impl Dispatcher {
             let spec = task_spec(doc, task, &place, &self.prompt);
             if let (Some(cmd), Some(state)) = (&task.hints.verify, &self.state_dir)
                 && !self.options.trust_verify
-                && super::trust::pending(state, &[(id.clone(), task.pos.line, cmd.clone())])
+                && super::trust::pending(state, &[(id.clone(), task.pos.line, cmd.clone())], true)
                     .is_ok_and(|p| !p.is_empty())
             {
                 unapproved.push((i, cmd.clone()));
@@ -168,8 +168,12 @@ impl Dispatcher {
             self.added_seen.insert(task.id.clone());
             if let (Some(cmd), Some(state)) = (&task.hints.verify, &self.state_dir)
                 && !self.options.trust_verify
-                && super::trust::pending(state, &[(task.id.clone(), task.pos.line, cmd.clone())])
-                    .is_ok_and(|p| !p.is_empty())
+                && super::trust::pending(
+                    state,
+                    &[(task.id.clone(), task.pos.line, cmd.clone())],
+                    true,
+                )
+                .is_ok_and(|p| !p.is_empty())
             {
                 self.emit(RunEvent::Warning {
                     message: format!(

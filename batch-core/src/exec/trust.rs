@@ -7,8 +7,11 @@
 //! commands that appeared or changed since they last ran the file do not run
 //! until they say so.
 //!
-//! So the commands of every run are recorded in the state folder
-//! (`verify-approved.jsonl`, one JSON string per line, append-only):
+//! So the commands of every run are recorded, outside the project where the
+//! agents work: `$XDG_STATE_HOME/mdbatch/verify-approved/<key>.jsonl`
+//! (`~/.local/state/…` without it; `<key>` a hash of the file's state
+//! folder path; one JSON string per line, append-only). Only without a home
+//! folder is it kept in the state folder (`verify-approved.jsonl`).
 //! - the first run of a file (no record yet) records the commands it finds:
 //!   they are the user's as written (trust on first use);
 //! - a later run whose plan holds a command not in the record does not start
@@ -18,10 +21,15 @@
 //!   which records them;
 //! - the `--verify` option is the caller's own and never needs approval.
 //!
-//! Deleting the state folder makes the next run a first run again.
+//! - during a run, a record that has gone missing approves nothing: a task
+//!   added or changed with a verify command not approved does not run.
+//!
+//! An agent that deletes the project's `.mdbatch` therefore cannot make the
+//! next run a first run.
 
 use std::collections::HashSet;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::RunSetupError;
@@ -42,9 +50,46 @@ pub struct UnapprovedVerify {
     pub command: String,
 }
 
+/// Where the record of `state_dir`'s approved commands is kept (see the
+/// module docs), its folder made when `make`.
+fn record_path(state_dir: &Path, make: bool) -> Result<PathBuf, RunSetupError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let home = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+                .map(|h| h.join(".local").join("state"))
+        });
+    let (Some(home), Ok(key)) = (home, std::path::absolute(state_dir)) else {
+        return Ok(state_dir.join(FILE));
+    };
+    let dir = home.join("mdbatch").join("verify-approved");
+    if make {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| {
+                io_error(
+                    dir.clone(),
+                    "cannot create the folder of approved verify commands",
+                    e,
+                )
+            })?;
+        crate::store::check_own_dir(&dir)?;
+    }
+    Ok(dir.join(format!(
+        "{}.jsonl",
+        crate::store::journal::text_hash(&key.to_string_lossy())
+    )))
+}
+
 /// The commands approved so far (`None`: no record yet, a first run).
 fn approved(state_dir: &Path) -> Result<Option<HashSet<String>>, RunSetupError> {
-    let path = state_dir.join(FILE);
+    let path = record_path(state_dir, false)?;
     match std::fs::read_to_string(&path) {
         Ok(text) => Ok(Some(
             text.lines()
@@ -70,7 +115,7 @@ fn io_error(path: PathBuf, message: &str, e: std::io::Error) -> RunSetupError {
 
 /// Appends `commands` to the record (creating it).
 fn record(state_dir: &Path, commands: &[&str]) -> Result<(), RunSetupError> {
-    let path = state_dir.join(FILE);
+    let path = record_path(state_dir, true)?;
     let mut text = String::new();
     for c in commands {
         text.push_str(&serde_json::to_string(c).expect("a string serialises"));
@@ -79,6 +124,7 @@ fn record(state_dir: &Path, commands: &[&str]) -> Result<(), RunSetupError> {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(&path)
         .map_err(|e| {
             io_error(
@@ -167,17 +213,26 @@ pub fn unapproved_verify(
             include_optional: options.include_optional,
         },
     )?;
-    pending(&crate::store::state_dir(task_file), &hinted(&doc, &plan))
+    pending(
+        &crate::store::state_dir(task_file),
+        &hinted(&doc, &plan),
+        false,
+    )
 }
 
 /// What a run would need approved before it starts: the `verify:` commands
-/// of `hinted` not in the record of `state_dir` (none on a first run).
+/// of `hinted` not in the record of `state_dir` (none on a first run). With
+/// `during_run`, the record was made when the run started: a missing one was
+/// deleted since, and approves nothing.
 pub(crate) fn pending(
     state_dir: &Path,
     hinted: &[(String, usize, String)],
+    during_run: bool,
 ) -> Result<Vec<UnapprovedVerify>, RunSetupError> {
-    let Some(known) = approved(state_dir)? else {
-        return Ok(Vec::new());
+    let known = match approved(state_dir)? {
+        Some(k) => k,
+        None if during_run => HashSet::new(),
+        None => return Ok(Vec::new()),
     };
     Ok(hinted
         .iter()
@@ -214,7 +269,7 @@ mod tests {
             other => panic!("{other}"),
         }
         assert!(e.to_string().contains("--trust-verify"), "{e}");
-        assert_eq!(pending(dir.path(), &planted).unwrap().len(), 1);
+        assert_eq!(pending(dir.path(), &planted, false).unwrap().len(), 1);
         // Approved once, it runs from then on.
         check(&file, dir.path(), &planted, true).unwrap();
         check(&file, dir.path(), &planted, false).unwrap();
@@ -226,6 +281,27 @@ mod tests {
         let file = dir.path().join("task.md");
         check(&file, dir.path(), &[], false).unwrap();
         assert!(check(&file, dir.path(), &[hint("a", "rm -rf ~")], false).is_err());
+    }
+
+    #[test]
+    fn the_record_is_kept_outside_the_project_and_a_missing_one_approves_nothing_during_a_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("task.md");
+        let state = dir.path().join(".mdbatch").join("task.md");
+        std::fs::create_dir_all(&state).unwrap();
+        check(&file, &state, &[hint("a", "make test")], false).unwrap();
+        let outside = record_path(&state, false).unwrap();
+        assert!(outside.exists(), "{}", outside.display());
+        assert!(!outside.starts_with(dir.path()), "{}", outside.display());
+        // An agent deletes the project's state folder: the record is not there.
+        std::fs::remove_dir_all(dir.path().join(".mdbatch")).unwrap();
+        let planted = [hint("b", "touch pwned")];
+        assert!(check(&file, &state, &planted, false).is_err());
+        // And a record gone missing during a run approves nothing.
+        std::fs::remove_file(&outside).unwrap();
+        assert_eq!(pending(&state, &planted, true).unwrap().len(), 1);
+        assert!(pending(&state, &planted, false).unwrap().is_empty());
+        let _ = std::fs::remove_file(outside);
     }
 
     #[test]

@@ -121,6 +121,16 @@ impl Dispatcher {
             // Our own write is not a change by the user.
             self.file_stamp = f.stamp();
         }
+        if self.journal.as_ref().is_some_and(|j| j.take_restored()) {
+            let state = self.state_dir.clone();
+            self.emit(RunEvent::Warning {
+                message: format!(
+                    "{}: the state folder was deleted during the run; its journal was written \
+                     back whole (logs of attempts that had ended are gone)",
+                    state.as_deref().unwrap_or(&self.task_file).display()
+                ),
+            });
+        }
         let ids: Vec<String> = batch
             .iter()
             .map(|&i| self.nodes[i].spec.id.clone())

@@ -188,13 +188,31 @@ impl CommandRunner {
         ))
     }
 
-    /// A warning when task text is a positional argument of its own with no
-    /// `--` before it (`sort {task} out.txt`): a task whose text starts with
-    /// `-` (`-o/tmp/x`) would then be read by the program as an option.
-    /// Text given as the value of an option (`--task {prompt}`, `-p {prompt}`)
-    /// or after `--` is safe; so are the presets.
+    /// A warning when task text is an argument of its own with no `--`
+    /// before it (`sort {task} out.txt`, `sort -r {task} out.txt`): a task
+    /// whose text starts with `-` (`-o/tmp/x`) would then be read by the
+    /// program as an option. An argument right after an option is no safer
+    /// than any other: mdbatch cannot know whether `-r` takes a value, so
+    /// `-r {task}` is warned about like a bare positional.
+    ///
+    /// Safe, and not warned about: text after `--`, text glued into an
+    /// argument after something else (`--task={prompt}`, `-p{prompt}`: the
+    /// program reads it as that option's value), and the arguments a shell
+    /// gets after `sh -c SCRIPT` (the shell never parses them as options;
+    /// [`shell_warning`](Self::shell_warning) is about the script). The
+    /// presets are safe.
     pub fn option_warning(&self) -> Option<String> {
+        const SHELLS: &[&str] = &["sh", "bash", "zsh", "dash", "ksh", "fish"];
         let raw = self.template_argv();
+        // `sh -c SCRIPT NAME ARGS…`: from NAME on, the shell's positional
+        // parameters.
+        let shell_params = raw
+            .windows(2)
+            .position(|w| {
+                let name = w[0].rsplit('/').next().unwrap_or(&w[0]);
+                SHELLS.contains(&name) && w[1].starts_with('-') && w[1].contains('c')
+            })
+            .map(|pos| pos + 3);
         let mut after_dashes = false;
         for (i, arg) in raw.iter().enumerate() {
             if arg == "--" {
@@ -207,17 +225,23 @@ impl CommandRunner {
             else {
                 continue;
             };
-            let prev = if i == 0 { "" } else { raw[i - 1].as_str() };
-            if after_dashes || i == 0 || prev.starts_with('-') {
+            if after_dashes || i == 0 || shell_params.is_some_and(|p| i >= p) {
                 continue;
             }
             let mut safe: Vec<String> = raw[..i].to_vec();
             safe.push("--".into());
             safe.extend(raw[i..].iter().cloned());
+            let var = if text == "{prompt}" {
+                "MDBATCH_PROMPT"
+            } else {
+                "MDBATCH_TASK"
+            };
             return Some(format!(
                 "--cmd passes {text} to `{program}` as an argument of its own: a task whose text \
-                 starts with `-` would be read as an option; put `--` before it if `{program}` \
-                 accepts one: --cmd '{safe}'",
+                 starts with `-` would be read as an option (after another option too: mdbatch \
+                 cannot tell `-o {text}` from `-r {text}`); put `--` before it if `{program}` \
+                 accepts one: --cmd '{safe}', glue it to its option (`--task={text}`), or have \
+                 the program read ${var} instead",
                 program = raw[0],
                 safe = safe.join(" "),
             ));
@@ -385,11 +409,36 @@ mod tests {
         };
         let w = warn("sort {task} /etc/hostname").expect("positional task text");
         assert!(w.contains("sort -- {task} /etc/hostname"), "{w}");
-        // After `--`, or as an option's value, the text cannot become an option.
+        assert!(w.contains("$MDBATCH_TASK"), "{w}");
+        // After `--`, glued into an option, or as a shell's positional
+        // parameter, the text cannot become an option.
         assert!(warn("sort -- {task} /etc/hostname").is_none());
-        assert!(warn("my-agent --task {prompt}").is_none());
-        assert!(warn("claude -p {prompt}").is_none());
+        assert!(warn("sort -r -- {task} /etc/hostname").is_none());
+        assert!(warn("my-agent --task={prompt}").is_none());
+        assert!(warn("my-agent -p{prompt}").is_none());
+        assert!(warn("sh -c 'my-agent -- \"$1\"' _ {task}").is_none());
         assert!(warn("my-agent {id}").is_none());
+    }
+
+    #[test]
+    fn task_text_right_after_an_option_is_warned_about_since_the_option_may_take_no_value() {
+        let warn = |t: &str| {
+            CommandRunnerBuilder::new(t)
+                .build()
+                .unwrap()
+                .option_warning()
+        };
+        // `-r` takes no value: a task `-o/tmp/x` would be sort's `-o`.
+        let w = warn("sort -r {task} /etc/hostname").expect("text after a flag");
+        assert!(w.contains("sort -r -- {task} /etc/hostname"), "{w}");
+        // An option that does take a value looks the same to mdbatch.
+        let w = warn("my-agent --task {prompt}").expect("text after an option");
+        assert!(w.contains("my-agent --task -- {prompt}"), "{w}");
+        assert!(
+            w.contains("--task={prompt}") && w.contains("$MDBATCH_PROMPT"),
+            "{w}"
+        );
+        assert!(warn("claude -p {prompt}").is_some());
     }
 
     #[test]

@@ -106,6 +106,114 @@ pub fn refused_launcher_arg(arg: &str) -> Option<&'static str> {
     }
 }
 
+/// `srun` options a `launcher-arg:` hint may set, each as `--name=value`:
+/// where a job runs and with what resources. Nothing here runs a program,
+/// names a file to read or write, changes the folder or the environment, or
+/// starts more than one copy of the agent.
+const HINT_VALUE_OPTIONS: &[&str] = &[
+    "account",
+    "begin",
+    "clusters",
+    "comment",
+    "constraint",
+    "cores-per-socket",
+    "cpu-bind",
+    "cpu-freq",
+    "cpus-per-gpu",
+    "cpus-per-task",
+    "deadline",
+    "distribution",
+    "exclude",
+    "gpu-bind",
+    "gpu-freq",
+    "gpus",
+    "gpus-per-node",
+    "gpus-per-socket",
+    "gpus-per-task",
+    "gres",
+    "gres-flags",
+    "hint",
+    "licenses",
+    "mem",
+    "mem-bind",
+    "mem-per-cpu",
+    "mem-per-gpu",
+    "mincpus",
+    "nice",
+    "nodelist",
+    "partition",
+    "qos",
+    "reservation",
+    "signal",
+    "sockets-per-node",
+    "switches",
+    "threads-per-core",
+    "time",
+    "time-min",
+    "tmp",
+    "wckey",
+];
+
+/// `srun` flags a `launcher-arg:` hint may give (`--exclusive`, or with a
+/// value, `--exclusive=user`).
+const HINT_FLAG_OPTIONS: &[&str] = &["contiguous", "exclusive", "overcommit", "oversubscribe"];
+
+/// Why mdbatch refuses `arg` as a `launcher-arg:` hint from the task file,
+/// or `None` when it passes it to `srun`.
+///
+/// The task file is written by agents too, so a hint may only choose where
+/// and with what resources a job runs: a long option from a short
+/// allowlist (partition, time, CPUs, memory, GPUs, constraints, account,
+/// QoS…), its value in the same argument (`--mem=16G`). Everything else is
+/// refused — among others `--prolog`/`--epilog`/`--task-prolog`/
+/// `--task-epilog` and `--multi-prog` (run programs), `--output`/`--error`/
+/// `--input` (write and read files), `--chdir` (leaves the workspace),
+/// `--export` (`LD_PRELOAD`, `PATH`), `--bcast` (copies a file to the
+/// nodes), `--container`, `--jobid` (another job), `--ntasks`/`--nodes`
+/// (more copies of the agent), short options (`-o`) and bare values (which
+/// `srun` would take as the program to run). The same options given on the
+/// command line (`--launcher-arg`) are the user's own and pass, except
+/// those [`refused_launcher_arg`] names.
+///
+/// ```
+/// use batch_core::runner::slurm::refused_launcher_hint;
+/// assert!(refused_launcher_hint("--mem=16G").is_none());
+/// assert!(refused_launcher_hint("--output=/home/me/.bashrc").is_some());
+/// ```
+pub fn refused_launcher_hint(arg: &str) -> Option<String> {
+    if let Some(why) = refused_launcher_arg(arg) {
+        return Some(why.to_string());
+    }
+    let Some(option) = arg.strip_prefix("--") else {
+        return Some(if arg.starts_with('-') {
+            "a hint takes long options only; write it as `--name=value`, e.g. `--partition=gpu`"
+                .to_string()
+        } else {
+            "not an option (srun would run it as the program); give an option and its value in \
+             one hint, e.g. `--time=30`"
+                .to_string()
+        });
+    };
+    let (name, value) = match option.split_once('=') {
+        Some((name, value)) => (name, Some(value)),
+        None => (option, None),
+    };
+    if HINT_VALUE_OPTIONS.contains(&name) {
+        return match value {
+            Some(v) if !v.is_empty() => None,
+            _ => Some(format!("give its value in the same hint: `--{name}=VALUE`")),
+        };
+    }
+    if HINT_FLAG_OPTIONS.contains(&name) {
+        return None;
+    }
+    Some(format!(
+        "the task file (which agents can write) may only choose where and with what a job runs \
+         (`--partition`, `--time`, `--mem`, `--cpus-per-task`, `--gpus`, `--constraint`, …); \
+         `--{name}` is taken from the command line only (--launcher-arg)"
+    ))
+}
+
 /// The prefix of every job name mdbatch submits.
 pub const JOB_PREFIX: &str = "mdbatch-";
 
@@ -648,6 +756,59 @@ fn run_client(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn launcher_arg_hints_may_choose_resources_but_never_run_programs_or_touch_files() {
+        for ok in [
+            "--partition=gpu",
+            "--time=30",
+            "--mem=16G",
+            "--cpus-per-task=4",
+            "--gpus=1",
+            "--constraint=a100",
+            "--exclusive",
+            "--exclusive=user",
+        ] {
+            assert_eq!(refused_launcher_hint(ok), None, "{ok}");
+        }
+        for bad in [
+            "--prolog=/tmp/x.sh",
+            "--task-prolog=/tmp/x.sh",
+            "--epilog=/tmp/x.sh",
+            "--task-epilog=/tmp/x.sh",
+            "--multi-prog",
+            "--output=/home/me/.bashrc",
+            "--out=/home/me/.bashrc",
+            "--error=/tmp/x",
+            "--input=/etc/shadow",
+            "--open-mode=append",
+            "--chdir=/",
+            "--export=ALL,LD_PRELOAD=/tmp/x.so",
+            "--bcast=/tmp/x",
+            "--container=/tmp/bundle",
+            "--jobid=42",
+            "--ntasks=100",
+            "--nodes=10",
+            "-o/tmp/x",
+            "-D/",
+            "/tmp/evil",
+            "--partition",
+            "--partition=",
+            "--quiet",
+            "--job-name=x",
+        ] {
+            assert!(refused_launcher_hint(bad).is_some(), "{bad}");
+        }
+        // The user's own command line stays free (but for the two mdbatch needs).
+        assert_eq!(refused_launcher_arg("--output=/tmp/log"), None);
+        assert_eq!(refused_launcher_arg("--chdir=/scratch"), None);
+        assert!(refused_launcher_arg("--quiet").is_some());
+        let why = refused_launcher_hint("--output=/tmp/x").unwrap();
+        assert!(
+            why.contains("--output") && why.contains("--launcher-arg"),
+            "{why}"
+        );
+    }
 
     #[test]
     fn job_name_names_run_task_and_attempt() {

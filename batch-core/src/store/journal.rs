@@ -176,6 +176,7 @@ pub struct Journal {
     file: File,
     path: PathBuf,
     run_id: String,
+    restored: usize,
 }
 
 impl Journal {
@@ -206,6 +207,7 @@ impl Journal {
             file,
             path,
             run_id: run_id.into(),
+            restored: 0,
         })
     }
 
@@ -239,11 +241,65 @@ impl Journal {
             .map_err(|e| StoreError::io(&self.path, "cannot append to the journal", e))
     }
 
-    /// Flushes the journal to disk.
+    /// Flushes the journal to disk. A journal deleted during the run (its
+    /// state folder removed: `rm -rf .mdbatch`) is first written back whole
+    /// ([`Journal::restore_if_removed`]).
     pub fn sync(&mut self) -> Result<(), StoreError> {
+        self.restore_if_removed()?;
         self.file
             .sync_data()
             .map_err(|e| StoreError::io(&self.path, "cannot sync the journal", e))
+    }
+
+    /// How many times the journal was written back after it was deleted.
+    pub fn restored(&self) -> usize {
+        self.restored
+    }
+
+    /// When the journal file was deleted under the run, makes its folder
+    /// again and writes the journal back whole, from the open file (a
+    /// deleted file stays readable through it): earlier runs' history and
+    /// this run's records alike. Returns whether it did.
+    pub fn restore_if_removed(&mut self) -> Result<bool, StoreError> {
+        use std::os::unix::fs::{FileExt, MetadataExt};
+        let gone = self.file.metadata().is_ok_and(|m| m.nlink() == 0);
+        if !gone {
+            return Ok(false);
+        }
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::io(dir, "cannot create the state folder again", e))?;
+        super::check_state_dir(dir)?;
+        let mut new = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&self.path)
+            .map_err(|e| StoreError::io(&self.path, "cannot write the deleted journal back", e))?;
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut at = 0u64;
+        loop {
+            let n = match self.file.read_at(&mut buf, at) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(StoreError::io(
+                        &self.path,
+                        "cannot read the deleted journal back",
+                        e,
+                    ));
+                }
+            };
+            new.write_all(&buf[..n]).map_err(|e| {
+                StoreError::io(&self.path, "cannot write the deleted journal back", e)
+            })?;
+            at += n as u64;
+        }
+        self.file = new;
+        self.restored += 1;
+        Ok(true)
     }
 }
 
@@ -262,6 +318,10 @@ pub(crate) struct JournalWriter {
     tx: Option<std::sync::mpsc::Sender<Msg>>,
     thread: Option<std::thread::JoinHandle<()>>,
     error: std::sync::Arc<std::sync::Mutex<Option<StoreError>>>,
+    /// How many times the journal was written back after being deleted.
+    restored: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// The count [`JournalWriter::take_restored`] last saw.
+    restored_seen: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for Msg {
@@ -298,6 +358,8 @@ impl JournalWriter {
         let error = std::sync::Arc::new(std::sync::Mutex::new(None));
         let slot = error.clone();
         let path = journal.path.clone();
+        let restored = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let restored_count = restored.clone();
         let thread = std::thread::Builder::new()
             .name("mdbatch-journal".into())
             .spawn(move || {
@@ -340,6 +402,8 @@ impl JournalWriter {
                                     false
                                 }
                             };
+                        restored_count
+                            .store(journal.restored(), std::sync::atomic::Ordering::Release);
                         for w in waiting.drain(..) {
                             let _ = w.send(ok);
                         }
@@ -354,7 +418,19 @@ impl JournalWriter {
             tx: Some(tx),
             thread: Some(thread),
             error,
+            restored,
+            restored_seen: std::sync::atomic::AtomicUsize::new(0),
         })
+    }
+
+    /// Whether the journal was written back (its state folder deleted during
+    /// the run) since the last call.
+    pub(crate) fn take_restored(&self) -> bool {
+        let now = self.restored.load(std::sync::atomic::Ordering::Acquire);
+        let before = self
+            .restored_seen
+            .swap(now, std::sync::atomic::Ordering::AcqRel);
+        now != before
     }
 
     /// Queues a record; never blocks.

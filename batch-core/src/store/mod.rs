@@ -1,7 +1,9 @@
 //! mdbatch's state: the task file write-back, the journal, the lock.
 //!
 //! Everything but the task file lives in a folder of its own per task file,
-//! `.mdbatch/<file name>/` beside it ([`state_dir`]): `journal.jsonl`,
+//! `.mdbatch/<file name>/` beside it ([`state_dir`]; a name that is not a
+//! safe file name as it is — `a b.md` — gets a hash after its safe form,
+//! `a_b.md~…`, so no two files share one): `journal.jsonl`,
 //! `lock`, and `logs/<id>/<attempt>.log`. Two task files in one folder have
 //! separate histories and locks and can run at once; the folder is found
 //! from the file's real path, so a symlink to a task file shares its state.
@@ -22,7 +24,7 @@ pub fn state_dir(task_file: &Path) -> PathBuf {
     let real = std::fs::canonicalize(task_file).unwrap_or_else(|_| task_file.to_path_buf());
     let name = real
         .file_name()
-        .map(|n| safe_name(&n.to_string_lossy()))
+        .map(|n| unique_name(&n.to_string_lossy()))
         .unwrap_or_else(|| "_".into());
     let base = match real.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.join(STATE_DIR),
@@ -36,21 +38,24 @@ pub fn state_dir(task_file: &Path) -> PathBuf {
 ///
 /// An id that is not already a safe file name (it has `/`, spaces, other
 /// oddities, or more than 100 characters) is made safe and given a hash of
-/// the whole id (`a_b-1c0f…`), so two ids never share a log folder (`a/b`
-/// and `a_b`; ids alike in their first 100 characters).
+/// the whole id after a `~` (`a_b~1c0f…`), so two ids never share a log
+/// folder (`a/b` and `a_b`; ids alike in their first 100 characters; an id
+/// spelled like another's safe form — a safe name never has a `~`).
 pub fn log_path(state_dir: &Path, id: &str, attempt: u32) -> PathBuf {
     state_dir
         .join("logs")
-        .join(log_name(id))
+        .join(unique_name(id))
         .join(format!("{attempt}.log"))
 }
 
-fn log_name(id: &str) -> String {
-    let safe = safe_name(id);
-    if safe == id {
+/// `name` as a file name no other name maps to: itself when it is already a
+/// safe name, else its safe form, `~` and a hash of the whole name.
+fn unique_name(name: &str) -> String {
+    let safe = safe_name(name);
+    if safe == name {
         safe
     } else {
-        format!("{safe}-{}", journal::text_hash(id))
+        format!("{safe}~{}", journal::text_hash(name))
     }
 }
 
@@ -92,9 +97,10 @@ pub(crate) fn check_own_dir(path: &Path) -> Result<(), crate::error::StoreError>
 }
 
 /// Where a subagent may write its progress lines (`MDBATCH_PROGRESS_FILE`)
-/// for the attempt logging to `log`: `logs/<id>.<attempt>.progress`, beside
+/// for the attempt logging to `log`: `logs/<id>~<attempt>.progress`, beside
 /// the per-task log folders rather than in one, so that an attempt that
-/// prints nothing creates no folder and no file.
+/// prints nothing creates no folder and no file. The `~` keeps it apart from
+/// every log folder (`x~1.progress` is no safe name, nor a hashed one).
 pub fn progress_path(log: &Path) -> PathBuf {
     let attempt = log
         .file_stem()
@@ -108,7 +114,7 @@ pub fn progress_path(log: &Path) -> PathBuf {
                 .unwrap_or_default();
             dir.parent()
                 .unwrap_or(dir)
-                .join(format!("{name}.{attempt}.progress"))
+                .join(format!("{name}~{attempt}.progress"))
         }
         None => log.with_extension("progress"),
     }

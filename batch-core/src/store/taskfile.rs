@@ -28,15 +28,22 @@
 //!   in several chunks) never loses its writes either: mdbatch only changes a
 //!   byte that it has just read back as the middle of `[ ]`, at an offset
 //!   found by parsing what was in the file; nothing is truncated or replaced.
+//!   A read that caught such a save half-way is not believed when it lost
+//!   tasks, changed a task's text, does not parse or ends mid-line: the file
+//!   is read again every 100 ms until it has held the same bytes for 500 ms
+//!   (at most 3 s), so a half-written file neither drops a task that has not
+//!   started nor leaves a finished task's box open.
 //! - What is not guaranteed: an editor holding the file in a buffer from
 //!   before mdbatch checked a box writes that box back open when it saves.
 //!   mdbatch checks it again at its next write and at the end of the run
 //!   (boxes of tasks that succeeded in this run are re-checked when found open
 //!   with the same text); a box unchecked by hand during a run is therefore
 //!   checked again — use `mdbatch reset` after the run to run a task again.
-//!   And a rewrite in place that lands in the microseconds between mdbatch's
+//!   A rewrite in place that lands in the microseconds between mdbatch's
 //!   read-back of `[ ]` and its one-byte write could see that byte land in
-//!   its text; no file system offers a compare-and-swap to close it.
+//!   its text; no file system offers a compare-and-swap to close it. And a
+//!   save that stops half-way for longer than the confirmation is taken as
+//!   the file's new text.
 //!
 //! # The right box
 //!
@@ -53,7 +60,6 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::Read;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -112,6 +118,16 @@ impl Want {
 
 /// How many times a write is retried when the file is replaced under it.
 const MAX_RACES: usize = 32;
+
+/// How often a suspicious read (one that lost tasks: see
+/// [`TaskFile::sync_index`]) is read again to confirm it.
+const CONFIRM: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// How long a suspicious read must stay the same to be believed.
+const STABLE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// How long reads go on at most before the last one is believed.
+const CONFIRM_MAX: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Checks the boxes of `ids` (and of parents whose required children are now
 /// all checked), each one byte written in place.
@@ -177,6 +193,8 @@ impl Stamp {
 struct Index {
     stamp: Stamp,
     doc: Document,
+    /// Each task's text hash, by task index.
+    hashes: Vec<String>,
     /// Box state per task, kept current by our writes.
     state: Vec<bool>,
     /// Tasks by text hash, in document order.
@@ -192,6 +210,9 @@ pub struct TaskFile {
     real: PathBuf,
     options: ParseOptions,
     index: Option<Index>,
+    /// The file changed under a write: read it again, whatever its stamp
+    /// (the last parse stays as what a new read is checked against).
+    must_read: bool,
     /// Tasks with the same text, by hash, as the first parse found them.
     first_dups: Option<HashMap<String, Vec<String>>>,
     /// Boxes this writer checked: id → text hash.
@@ -210,13 +231,14 @@ impl TaskFile {
             real,
             options: options.clone(),
             index: None,
+            must_read: false,
             first_dups: None,
             ours: HashMap::new(),
         };
         let mut f = f;
         let (mut file, meta) = f.open_rw()?;
         // The first parse: what the file was when the run started.
-        f.sync_index(&mut file, Stamp::of(&meta))?;
+        f.sync_index(&mut file, &mut Stamp::of(&meta))?;
         remove_stale_temps(&f.real);
         Ok(f)
     }
@@ -261,18 +283,61 @@ impl TaskFile {
 
     /// Reads and parses the file if it changed since the last look. Returns
     /// whether it did.
-    fn sync_index(&mut self, file: &mut File, stamp: Stamp) -> Result<bool, StoreError> {
-        if self.index.as_ref().is_some_and(|i| i.stamp == stamp) {
+    ///
+    /// `stamp` is the file's stamp before the read; a read that may have
+    /// caught a save half-way is confirmed by another read, and `stamp` is
+    /// updated to the one the parsed text goes with.
+    fn sync_index(&mut self, file: &mut File, stamp: &mut Stamp) -> Result<bool, StoreError> {
+        if !self.must_read && self.index.as_ref().is_some_and(|i| i.stamp == *stamp) {
             return Ok(false);
         }
-        let mut bytes = Vec::with_capacity(stamp.len as usize);
-        file.read_to_end(&mut bytes)
-            .map_err(|e| StoreError::io(&self.real, "cannot read the task file", e))?;
-        let doc =
-            Document::parse_bytes(&bytes, &self.options).map_err(|_| StoreError::Unparsable {
-                path: self.shown.clone(),
-            })?;
-        let hashes: Vec<String> = doc.tasks.iter().map(|t| text_hash(&t.text)).collect();
+        self.must_read = false;
+        // The read to believe, and the bytes of the suspicious read before it.
+        let started = std::time::Instant::now();
+        let mut before: Option<(Vec<u8>, std::time::Instant)> = None;
+        let index = loop {
+            let mut bytes = Vec::with_capacity(stamp.len as usize);
+            read_whole(file, &mut bytes)
+                .map_err(|e| StoreError::io(&self.real, "cannot read the task file", e))?;
+            let parsed = Document::parse_bytes(&bytes, &self.options).map(|doc| {
+                let hashes: Vec<String> = doc.tasks.iter().map(|t| text_hash(&t.text)).collect();
+                (doc, hashes)
+            });
+            // A program saving in place truncates the file and writes it in
+            // chunks: a read between two chunks sees the start of the file.
+            // Such a read is suspicious when it lost tasks, changed their
+            // text, does not parse, or does not end a line: it is only
+            // believed once reads find the same bytes for [`STABLE`].
+            let suspicious = match (&parsed, &self.index) {
+                (_, None) => false,
+                (Ok((doc, hashes)), Some(ix)) => {
+                    !keeps_every_task(ix, doc, hashes)
+                        || !(bytes.is_empty() || bytes.ends_with(b"\n"))
+                }
+                (Err(_), Some(_)) => true,
+            };
+            let same_since = match &before {
+                Some((b, since)) if b[..] == bytes[..] => Some(*since),
+                _ => None,
+            };
+            if !suspicious
+                || same_since.is_some_and(|t| t.elapsed() >= STABLE)
+                || started.elapsed() >= CONFIRM_MAX
+            {
+                let (doc, hashes) = parsed.map_err(|_| StoreError::Unparsable {
+                    path: self.shown.clone(),
+                })?;
+                break (doc, hashes, bytes);
+            }
+            before = Some((bytes, same_since.unwrap_or_else(std::time::Instant::now)));
+            std::thread::sleep(CONFIRM);
+            *stamp = Stamp::of(
+                &file
+                    .metadata()
+                    .map_err(|e| StoreError::io(&self.real, "cannot stat the task file", e))?,
+            );
+        };
+        let (doc, hashes, bytes) = index;
         let mut by_hash: HashMap<String, Vec<usize>> = HashMap::with_capacity(hashes.len());
         for (t, h) in hashes.iter().enumerate() {
             by_hash.entry(h.clone()).or_default().push(t);
@@ -283,8 +348,9 @@ impl TaskFile {
             self.first_dups = Some(duplicates(&doc, &hashes));
         }
         self.index = Some(Index {
-            stamp,
+            stamp: *stamp,
             doc,
+            hashes,
             state,
             by_hash,
             mark,
@@ -296,7 +362,7 @@ impl TaskFile {
     /// look (`Ok(None)`: unchanged).
     pub fn refresh(&mut self) -> Result<Option<Vec<String>>, StoreError> {
         let (mut file, meta) = self.open_rw()?;
-        if !self.sync_index(&mut file, Stamp::of(&meta))? {
+        if !self.sync_index(&mut file, &mut Stamp::of(&meta))? {
             return Ok(None);
         }
         Ok(Some(self.checked_ids()))
@@ -324,7 +390,8 @@ impl TaskFile {
     fn apply(&mut self, wants: &[Want], to_checked: bool) -> Result<WriteOutcome, StoreError> {
         for _ in 0..MAX_RACES {
             let (mut file, meta) = self.open_rw()?;
-            let reparsed = self.sync_index(&mut file, Stamp::of(&meta))?;
+            let mut stamp = Stamp::of(&meta);
+            let reparsed = self.sync_index(&mut file, &mut stamp)?;
             let (mut outcome, flips) = self.plan_flips(wants, to_checked, reparsed);
             outcome.reparsed = reparsed;
             if flips.is_empty() {
@@ -340,7 +407,7 @@ impl TaskFile {
                 let read = file.read_exact_at(&mut now, at);
                 let ok = read.is_ok()
                     && (now == *want_now || (!to_checked && now == *b"[X]"))
-                    && meta.len() == ix.stamp.len;
+                    && stamp.len == ix.stamp.len;
                 if !ok {
                     stale = true;
                     break;
@@ -352,7 +419,7 @@ impl TaskFile {
             }
             if stale {
                 // Changed under us between the stat and the read-back: parse again.
-                self.index = None;
+                self.must_read = true;
                 continue;
             }
             // Replaced (an editor's rename) while we wrote: our bytes went to
@@ -362,7 +429,7 @@ impl TaskFile {
             // with our bytes in it (or is a stale buffer: see the module docs).
             let here = std::fs::symlink_metadata(&self.real).ok();
             if here.is_none_or(|h| h.ino() != meta.ino() || h.dev() != meta.dev()) {
-                self.index = None;
+                self.must_read = true;
                 continue;
             }
             file.sync_data()
@@ -370,7 +437,7 @@ impl TaskFile {
             if let Ok(m) = file.metadata() {
                 ix.stamp = Stamp::of(&m);
             } else {
-                self.index = None;
+                self.must_read = true;
             }
             self.remember(wants, &outcome);
             return Ok(outcome);
@@ -514,6 +581,40 @@ impl TaskFile {
                         count: many.len(),
                     }),
                 }
+            }
+        }
+    }
+}
+
+/// Whether `doc` still has every task of `before`, each with the same text.
+fn keeps_every_task(before: &Index, doc: &Document, hashes: &[String]) -> bool {
+    before.doc.tasks.iter().all(|t| {
+        doc.task_by_id(&t.id)
+            .is_some_and(|now| hashes[now.index] == before.hashes[t.index])
+    })
+}
+
+/// Reads `file` from its start to its end into `bytes` (whatever the file
+/// position: a file is read again from the start when it did not settle).
+fn read_whole(file: &File, bytes: &mut Vec<u8>) -> std::io::Result<()> {
+    loop {
+        let filled = bytes.len();
+        if bytes.capacity() - filled < 4096 {
+            bytes.reserve(64 * 1024);
+        }
+        bytes.resize(bytes.capacity(), 0);
+        let read = file.read_at(&mut bytes[filled..], filled as u64);
+        match read {
+            Ok(n) => {
+                bytes.truncate(filled + n);
+                if n == 0 {
+                    return Ok(());
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => bytes.truncate(filled),
+            Err(e) => {
+                bytes.truncate(filled);
+                return Err(e);
             }
         }
     }

@@ -1708,6 +1708,91 @@ impl SubagentRunner for Deleting {
     }
 }
 
+/// Deletes the state folder (`rm -rf .mdbatch`) while task `c` runs, then
+/// tries to take the file's lock as a second run would.
+struct RemovingState {
+    fake: Arc<Fake>,
+    path: PathBuf,
+    second: Mutex<Option<Result<(), RunSetupError>>>,
+}
+
+#[async_trait::async_trait]
+impl SubagentRunner for RemovingState {
+    async fn run(&self, task: &TaskSpec, ctx: RunContext) -> Result<TaskOutput, RunError> {
+        if task.id == "c" {
+            let state = batch_core::store::state_dir(&self.path);
+            std::fs::remove_dir_all(state.parent().unwrap()).unwrap();
+            let second = batch_core::store::lock::RunLock::acquire(&state, &self.path).map(drop);
+            *self.second.lock().unwrap() = Some(second);
+        }
+        self.fake.run(task, ctx).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_state_folder_deleted_during_the_run_neither_lets_a_second_run_in_nor_loses_the_journal()
+{
+    let run = Run::file(TWO_WAVES);
+    // A first run leaves history: `c` fails.
+    let fake = Arc::new(Fake::new(Step::Ok(1)).with("c", vec![Step::Fail(1, ErrorKind::Failed)]));
+    let mut o = opts();
+    o.retries = 0;
+    run.go(&fake, o, None).await;
+    let runner = Arc::new(RemovingState {
+        fake: Arc::new(Fake::new(Step::Ok(1))),
+        path: run.path.clone(),
+        second: Mutex::new(None),
+    });
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    let mut options = opts();
+    options.jobs = Some(1);
+    let report = ExecutorBuilder::new(&run.path)
+        .options(options)
+        .runner(runner.clone())
+        .on_event(move |e| sink.lock().unwrap().push(e.clone()))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(report.summary.succeeded, 1, "{report:?}");
+    match runner.second.lock().unwrap().take() {
+        Some(Err(RunSetupError::Locked { pid, .. })) => assert_eq!(pid, std::process::id()),
+        other => panic!("a second run could start on the file: {other:?}"),
+    }
+    let events = events.lock().unwrap();
+    assert!(
+        events.iter().any(|e| matches!(&e.event,
+            RunEvent::Warning { message } if message.contains("state folder was deleted"))),
+        "{events:?}"
+    );
+    // The journal has the first run's history and all of this run.
+    let journal =
+        batch_core::store::journal::read(&batch_core::store::state_dir(&run.path)).unwrap();
+    let runs: std::collections::HashSet<&str> =
+        journal.entries.iter().map(|e| e.run_id.as_str()).collect();
+    assert_eq!(runs.len(), 2, "{journal:?}");
+    let ended = |id: &str, this_run: bool| {
+        journal.entries.iter().any(|e| {
+            (e.run_id == report.run_id) == this_run
+                && matches!(&e.record,
+                    batch_core::store::journal::JournalRecord::AttemptEnd { id: i, .. } if i == id)
+        })
+    };
+    for id in ["a", "b", "c", "d"] {
+        assert!(
+            ended(id, false),
+            "the first run's `{id}` is missing from the journal"
+        );
+    }
+    assert!(
+        ended("c", true),
+        "this run's `c` is missing from the journal"
+    );
+    assert!(run.text().contains("- [x] <!-- id: c -->"));
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_task_file_deleted_during_the_run_stops_later_waves_from_launching() {
     let run = Run::file(TWO_WAVES);

@@ -183,7 +183,7 @@ impl Backend for CoreBackend {
     }
 
     fn check(&self, file: &Path) -> Result<Vec<Diagnostic>, BackendError> {
-        let bytes = std::fs::read(file).map_err(|source| BackendError::Io {
+        let bytes = crate::resolve::read_task_bytes(file).map_err(|source| BackendError::Io {
             path: file.to_path_buf(),
             source,
         })?;

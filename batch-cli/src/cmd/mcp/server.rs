@@ -327,8 +327,10 @@ impl<B: Backend> McpServer<B> {
                     None => Err(format!("{}: no run yet, so no journal", file.display())),
                 }
             } else {
-                let text = std::fs::read_to_string(&file)
+                let bytes = crate::resolve::read_task_bytes(&file)
                     .map_err(|e| format!("{}: {e}", file.display()))?;
+                let text =
+                    String::from_utf8(bytes).map_err(|e| format!("{}: {e}", file.display()))?;
                 Ok(ResourceContents::text(text, uri_owned).with_mime_type("text/markdown"))
             }
         })
