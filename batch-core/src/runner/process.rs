@@ -1001,6 +1001,38 @@ mod tests {
     }
 
     #[test]
+    fn programs_are_found_on_the_childs_path_and_paths_are_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let tool = dir.path().join("mdbatch-test-tool");
+        std::fs::write(&tool, "#!/bin/sh\n").unwrap();
+        let path = |p: &Path| vec![(OsString::from("PATH"), p.as_os_str().to_owned())];
+        // Not executable yet: not found (the spawn reports it).
+        assert_eq!(
+            resolve_on_path("mdbatch-test-tool", &path(dir.path())),
+            None
+        );
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(
+            resolve_on_path("mdbatch-test-tool", &path(dir.path())),
+            Some(tool.clone())
+        );
+        // Remembered, and looked up anew once it is gone.
+        std::fs::remove_file(&tool).unwrap();
+        assert_eq!(
+            resolve_on_path("mdbatch-test-tool", &path(dir.path())),
+            None
+        );
+        // A name with a slash, or a relative PATH entry first: the spawn decides.
+        assert_eq!(
+            resolve_on_path("./mdbatch-test-tool", &path(dir.path())),
+            None
+        );
+        let relative = vec![(OsString::from("PATH"), OsString::from("bin:/usr/bin:/bin"))];
+        assert_eq!(resolve_on_path("sh", &relative), None);
+    }
+
+    #[test]
     fn cut_line_respects_char_boundaries() {
         let s = "é".repeat(10);
         let cut = cut_line(&s, 8);
