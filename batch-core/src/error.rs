@@ -362,6 +362,25 @@ pub enum RunSetupError {
         /// Each command, with its task.
         commands: Vec<crate::exec::UnapprovedVerify>,
     },
+    /// A `launcher-arg:` hint in the task file (which agents can write) asks
+    /// the cluster launcher for more than where and with what resources a
+    /// job runs: a prolog, an output file, another folder.
+    #[error(
+        "{}:{line}:{col}: launcher-arg: {arg}: refused: {why} (give it on the command line with --launcher-arg if you mean it)",
+        path.display()
+    )]
+    RefusedLauncherHint {
+        /// The task file.
+        path: PathBuf,
+        /// 1-based line of the hint's task or section (0: the document's).
+        line: usize,
+        /// 1-based column.
+        col: usize,
+        /// The argument.
+        arg: String,
+        /// Why it is refused.
+        why: String,
+    },
 }
 
 impl RunSetupError {

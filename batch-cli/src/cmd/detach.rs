@@ -133,20 +133,16 @@ pub fn start(file: &Path, cwd: &Path, run_args: &[OsString]) -> anyhow::Result<S
 /// symlink, not a folder, or someone else's, before anything is made inside
 /// it: a planted `.mdbatch -> elsewhere` gets nothing written elsewhere.
 fn detached_dir(state: &Path) -> anyhow::Result<PathBuf> {
+    batch_core::store::make_state_dir(state)?;
     let dir = state.join("detached");
-    let levels = [state.parent(), Some(state), Some(dir.as_path())];
-    for level in levels.into_iter().flatten() {
-        // `mkdir` never follows a symlink at the name it makes; an existing
-        // one is left for the check to refuse.
-        match std::fs::create_dir(level) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => {
-                return Err(e).with_context(|| format!("{}: cannot create", level.display()));
-            }
-        }
-        batch_core::store::check_state_dir(level)?;
+    // `mkdir` never follows a symlink at the name it makes; an existing one
+    // is left for the check to refuse.
+    match std::fs::create_dir(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e).with_context(|| format!("{}: cannot create", dir.display())),
     }
+    batch_core::store::check_state_dir(&dir)?;
     Ok(dir)
 }
 

@@ -26,7 +26,10 @@ pub fn run(args: &RunArgs, color: ColorChoice) -> anyhow::Result<u8> {
     }
     let mut options = run_options(args, &popts)?;
     if args.launcher.as_deref() == Some("slurm") {
-        refuse_launcher_hints(&path, &popts)?;
+        // Before a detached run forks: the refusal is shown here.
+        if let Ok(doc) = Document::read(&path, &popts) {
+            batch_core::runner::slurm::refuse_launcher_hints(&doc, &path)?;
+        }
     }
     let template = prompt_template(args)?;
 
@@ -224,36 +227,6 @@ fn run_options(args: &RunArgs, popts: &batch_core::ParseOptions) -> anyhow::Resu
     }
     Ok(o.with_commit(args.commit)
         .with_launcher_args(&args.launcher_args))
-}
-
-/// Refuses the run when a `launcher-arg:` hint in the task file (which
-/// agents can write) asks `srun` for more than where and with what resources
-/// a job runs ([`refused_launcher_hint`](batch_core::runner::slurm::refused_launcher_hint)):
-/// a prolog, an output file, another folder. A file that does not parse is
-/// left to the run, which reports it with its diagnostics.
-fn refuse_launcher_hints(
-    path: &std::path::Path,
-    popts: &batch_core::ParseOptions,
-) -> anyhow::Result<()> {
-    use batch_core::runner::slurm::refused_launcher_hint;
-    let Ok(doc) = Document::read(path, popts) else {
-        return Ok(());
-    };
-    let places = std::iter::once((None, &doc.hints))
-        .chain(doc.sections.iter().map(|s| (Some(&s.pos), &s.hints)))
-        .chain(doc.tasks.iter().map(|t| (Some(&t.pos), &t.hints)));
-    for (pos, hints) in places {
-        for arg in &hints.launcher_args {
-            if let Some(why) = refused_launcher_hint(arg) {
-                let place = match pos {
-                    Some(p) => format!("{}:{}:{}", path.display(), p.line, p.col),
-                    None => path.display().to_string(),
-                };
-                anyhow::bail!("{place}: launcher-arg: {arg}: refused: {why}");
-            }
-        }
-    }
-    Ok(())
 }
 
 /// `run --detach`: the same command line without `--detach`, in the background.

@@ -133,6 +133,8 @@ fn batch_file() -> String {
 /// and logs its end.
 const AGENT: &str = r#"id=$MDBATCH_TASK_ID
 if grep -qF -- "- [x] <!-- id: $id -->" task.md; then echo "$id" >> violations; fi
+echo $$ >> pids
+sleep 30 & echo $! >> pids
 echo "$id" >> started.log
 case "$id" in *t3|*t6) if [ ! -f "failed-$id" ]; then touch "failed-$id"; echo "flaky" >&2; exit 1; fi ;; esac
 sleep 0.02
@@ -147,6 +149,7 @@ fn random_kill_9s_across_waves_retries_and_write_back_never_lose_the_file_or_rer
     let mut kills = 0;
     let mut rounds = 0;
     let mut resumed = 0;
+    let mut checked_pids = 0;
     while kills < KILLS {
         rounds += 1;
         let dir = tempfile::tempdir().unwrap();
@@ -154,6 +157,7 @@ fn random_kill_9s_across_waves_retries_and_write_back_never_lose_the_file_or_rer
         std::fs::write(d.join("task.md"), &original).unwrap();
         script(d, "agent.sh", AGENT);
         let mut before = original.clone().into_bytes();
+        let mut seen_pids = 0;
         // Kill this round's runs until the batch is done (or the round's share).
         for _ in 0..12 {
             let mut child = mdbatch(d, &["--cmd", "./agent.sh", "-j", "4", "--retries", "2"])
@@ -175,6 +179,30 @@ fn random_kill_9s_across_waves_retries_and_write_back_never_lose_the_file_or_rer
             assert_only_flips(original.as_bytes(), &before, &now, &format!("kill {kills}"));
             before = now;
             resumed += 1;
+            // No subagent, nor a child it left in the background, outlives
+            // the killed run for longer than the grace period (10 s), with
+            // no later run to clean up; and no temp file is left behind.
+            let pids: Vec<i32> = read(d, "pids")
+                .lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect();
+            let until = Instant::now() + Duration::from_secs(20);
+            while pids.iter().any(|&p| alive(p)) {
+                assert!(
+                    Instant::now() < until,
+                    "kill {kills}: subagent processes outlived the killed run: {:?}",
+                    pids.iter().filter(|&&p| alive(p)).collect::<Vec<_>>()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            checked_pids += pids.len() - std::mem::replace(&mut seen_pids, pids.len());
+            let temps: Vec<String> = std::fs::read_dir(d)
+                .unwrap()
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".tmp") || n.contains(".mdbatch-"))
+                .collect();
+            assert!(temps.is_empty(), "kill {kills}: left behind: {temps:?}");
         }
         // The run after the last kill finishes the batch.
         let out = mdbatch(d, &["--cmd", "./agent.sh", "-j", "4", "--retries", "2"])
@@ -196,7 +224,8 @@ fn random_kill_9s_across_waves_retries_and_write_back_never_lose_the_file_or_rer
     }
     eprintln!(
         "harness: kill -9: {kills} kills survived over {rounds} rounds ({resumed} resumed runs), \
-         0 files damaged, 0 checked tasks run again"
+         0 files damaged, 0 checked tasks run again, {checked_pids} subagent processes \
+         (and their background children) gone within the grace period, 0 temp files left"
     );
 }
 
@@ -340,7 +369,8 @@ fn a_subagent_that_tries_every_escape_gets_none() {
     //    clear, a clipboard write);
     // 2. a verify command planted in the task file;
     // 3. a child left running in the background after the agent exits;
-    // 4. the same, in a process that ignores SIGTERM.
+    // 4. the same, in a process that ignores SIGTERM;
+    // (and, in a folder of its own below, the state folder deleted.)
     script(
         &d,
         "agent.sh",
@@ -412,6 +442,47 @@ fi
     check(
         "terminal escapes through `mdbatch plan`",
         controls(&plan.stdout).is_empty(),
+    );
+    // 5. The state folder deleted (the approved verify commands, the lock,
+    //    the journal), a verify command planted, a second run started.
+    let dir2 = tempfile::tempdir().unwrap();
+    let d2 = dir2.path();
+    std::fs::write(
+        d2.join("task.md"),
+        "# Escapes\n\n- [ ] <!-- id: a --> be hostile\n\n## Then\n\n- [ ] <!-- id: b --> be quiet\n",
+    )
+    .unwrap();
+    script(
+        d2,
+        "agent.sh",
+        r#"if [ "$MDBATCH_TASK_ID" = a ]; then
+  printf -- '- [ ] <!-- id: c --> planted\n  <!-- verify: touch pwned -->\n' >> task.md
+  rm -rf .mdbatch
+  "$HARNESS_BIN" run --cmd true > second.out 2>&1; echo $? > second.rc
+fi
+"#,
+    );
+    mdbatch(d2, &["--cmd", "./agent.sh"])
+        .env("HARNESS_BIN", BIN)
+        .output()
+        .unwrap();
+    check(
+        "a planted verify command run in the same run, its approvals deleted",
+        !d2.join("pwned").exists(),
+    );
+    check(
+        "a second run started on the file while the state folder is gone",
+        read(d2, "second.rc").trim() != "0" && read(d2, "second.out").contains("locked by another"),
+    );
+    check(
+        "the run's journal lost with the state folder",
+        std::fs::read_to_string(d2.join(".mdbatch/task.md/journal.jsonl"))
+            .is_ok_and(|j| j.contains("run_start") && j.contains("\"b\"")),
+    );
+    let next = mdbatch(d2, &["--cmd", "./agent.sh"]).output().unwrap();
+    check(
+        "a planted verify command run by the next run, its approvals deleted",
+        next.status.code() == Some(2) && !d2.join("pwned").exists(),
     );
     eprintln!("harness: escapes: {tried} tried, 0 got through");
 }

@@ -791,10 +791,19 @@ fn could_be_in_git(folder: &Path) -> bool {
 }
 
 fn hide_from_git(state_dir: &Path) {
-    let ignore = state_dir.join(".gitignore");
-    if !ignore.exists() {
-        let _ = std::fs::create_dir_all(state_dir);
-        let _ = std::fs::write(&ignore, "*\n");
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if crate::store::make_state_dir(state_dir).is_err() {
+        return;
+    }
+    // Made new, never through a symlink planted at its name.
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(state_dir.join(".gitignore"))
+    {
+        let _ = f.write_all(b"*\n");
     }
 }
 

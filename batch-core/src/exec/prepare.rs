@@ -103,11 +103,7 @@ impl Dispatcher {
             None => None,
         };
         if let Some(dir) = &state_dir {
-            std::fs::create_dir_all(dir).map_err(|e| RunSetupError::Io {
-                path: dir.clone(),
-                message: format!("cannot create the state folder: {e}"),
-                source: Arc::new(e),
-            })?;
+            store::make_state_dir(dir)?;
             super::trust::check(
                 &task_file,
                 dir,
@@ -125,6 +121,7 @@ impl Dispatcher {
         };
 
         if ex.options.launcher == Launcher::Slurm {
+            slurm::refuse_launcher_hints(&doc, &task_file)?;
             // Jobs of runs that never ended (killed) must not hold the
             // cluster's slots, nor edit files beside this run's agents.
             for r in history.runs.iter().filter(|r| r.ended.is_none()) {
@@ -381,6 +378,17 @@ impl Dispatcher {
             setup_warnings,
         })
     }
+}
+
+/// The first `launcher-arg:` hint of `task` (its own or its sections') that
+/// is refused, with why.
+pub(super) fn refused_task_launcher_hint(
+    doc: &Document,
+    task: &crate::doc::Task,
+) -> Option<(String, String)> {
+    launcher_args(doc, task, &[])
+        .into_iter()
+        .find_map(|a| slurm::refused_launcher_hint(&a).map(|why| (a, why)))
 }
 
 /// A task's `srun` arguments: the run's, then its sections' from the

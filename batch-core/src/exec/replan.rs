@@ -31,6 +31,7 @@ use super::spec::{SpecPlace, task_spec};
 use crate::doc::Document;
 use crate::events::RunEvent;
 use crate::exec::Outcome;
+use crate::exec::options::Launcher;
 use crate::plan::{Plan, PlanOptions};
 use crate::store::journal::text_hash;
 
@@ -40,6 +41,7 @@ impl Dispatcher {
         let mut changed = Vec::new();
         let mut dropped = Vec::new();
         let mut unapproved = Vec::new();
+        let mut refused = Vec::new();
         let (task_file, workdir, verify) = (
             self.task_file.clone(),
             self.options.workdir.clone(),
@@ -65,6 +67,12 @@ impl Dispatcher {
                 continue;
             }
             let spec = task_spec(doc, task, &place, &self.prompt);
+            if self.options.launcher == Launcher::Slurm
+                && let Some((arg, why)) = super::prepare::refused_task_launcher_hint(doc, task)
+            {
+                refused.push((i, format!("launcher-arg: {arg}: refused: {why}")));
+                continue;
+            }
             if let (Some(cmd), Some(state)) = (&task.hints.verify, &self.state_dir)
                 && !self.options.trust_verify
                 && super::trust::pending(state, &[(id.clone(), task.pos.line, cmd.clone())], true)
@@ -85,12 +93,18 @@ impl Dispatcher {
             changed.push(id);
         }
         let (added, blocked) = self.add_new_tasks(doc, &place);
-        if changed.is_empty() && dropped.is_empty() && unapproved.is_empty() && added.is_empty() {
+        if changed.is_empty()
+            && dropped.is_empty()
+            && unapproved.is_empty()
+            && refused.is_empty()
+            && added.is_empty()
+        {
             return;
         }
         let dropped_ids: Vec<String> = dropped
             .iter()
             .chain(unapproved.iter().map(|(i, _)| i))
+            .chain(refused.iter().map(|(i, _)| i))
             .map(|&i| self.nodes[i].spec.id.clone())
             .collect();
         self.emit(RunEvent::PlanChanged {
@@ -104,6 +118,13 @@ impl Dispatcher {
         for (i, reason) in blocked {
             self.sched.finish(i);
             self.skip(i, reason);
+        }
+        for (i, why) in refused {
+            self.drop_node(
+                i,
+                format!("its text changed during the run and its {why}"),
+                false,
+            );
         }
         for (i, cmd) in unapproved {
             self.drop_node(
@@ -166,6 +187,17 @@ impl Dispatcher {
                 continue;
             }
             self.added_seen.insert(task.id.clone());
+            if self.options.launcher == Launcher::Slurm
+                && let Some((arg, why)) = super::prepare::refused_task_launcher_hint(doc, task)
+            {
+                self.emit(RunEvent::Warning {
+                    message: format!(
+                        "task `{}` was added to the task file with `launcher-arg: {arg}`, which is refused ({why}); it is not run",
+                        task.id
+                    ),
+                });
+                continue;
+            }
             if let (Some(cmd), Some(state)) = (&task.hints.verify, &self.state_dir)
                 && !self.options.trust_verify
                 && super::trust::pending(
@@ -259,7 +291,11 @@ impl Dispatcher {
     /// `reason`; its dependants go on when the user `removed` it, and are
     /// skipped otherwise.
     fn drop_node(&mut self, i: usize, reason: String, removed: bool) {
-        self.sched.start(i);
+        // A ready node is taken from the ready set; a waiting one has no
+        // slot or place to give back.
+        if self.sched.state(i) == NodeState::Ready {
+            self.sched.start(i);
+        }
         self.runs[i].removed = removed;
         self.skip(i, reason);
         if removed {

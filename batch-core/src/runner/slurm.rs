@@ -753,6 +753,33 @@ fn run_client(
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
+/// Refuses a `launcher-arg:` hint of the document, a section or a task that
+/// asks for more than where and with what resources a job runs
+/// ([`refused_launcher_hint`]): the task file is written by agents
+/// too. `--launcher-arg` on the command line is the user's and free.
+pub fn refuse_launcher_hints(
+    doc: &crate::Document,
+    path: &std::path::Path,
+) -> Result<(), crate::error::RunSetupError> {
+    let places = std::iter::once((None, &doc.hints))
+        .chain(doc.sections.iter().map(|s| (Some(&s.pos), &s.hints)))
+        .chain(doc.tasks.iter().map(|t| (Some(&t.pos), &t.hints)));
+    for (pos, hints) in places {
+        for arg in &hints.launcher_args {
+            if let Some(why) = refused_launcher_hint(arg) {
+                return Err(crate::error::RunSetupError::RefusedLauncherHint {
+                    path: path.to_path_buf(),
+                    line: pos.map_or(0, |p| p.line),
+                    col: pos.map_or(0, |p| p.col),
+                    arg: arg.clone(),
+                    why,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

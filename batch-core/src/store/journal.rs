@@ -182,9 +182,7 @@ pub struct Journal {
 impl Journal {
     /// Opens (creating) the journal in `state_dir` for run `run_id`.
     pub fn open(state_dir: &Path, run_id: impl Into<String>) -> Result<Journal, StoreError> {
-        std::fs::create_dir_all(state_dir)
-            .map_err(|e| StoreError::io(state_dir, "cannot create the state folder", e))?;
-        super::check_state_dir(state_dir)?;
+        super::make_state_dir(state_dir)?;
         let path = state_dir.join(JOURNAL_FILE);
         let mut file = OpenOptions::new()
             .create(true)
@@ -267,9 +265,7 @@ impl Journal {
             return Ok(false);
         }
         let dir = self.path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError::io(dir, "cannot create the state folder again", e))?;
-        super::check_state_dir(dir)?;
+        super::make_state_dir(dir)?;
         let mut new = OpenOptions::new()
             .create_new(true)
             .append(true)

@@ -43,14 +43,7 @@ impl RunLock {
     /// Fails at once with [`RunSetupError::Locked`] naming the holder's pid when
     /// another run holds it.
     pub fn acquire(state_dir: &Path, task_file: &Path) -> Result<RunLock, RunSetupError> {
-        let io = |message: &str, path: &Path, e: std::io::Error| RunSetupError::Io {
-            path: path.to_path_buf(),
-            message: message.to_string(),
-            source: std::sync::Arc::new(e),
-        };
-        std::fs::create_dir_all(state_dir)
-            .map_err(|e| io("cannot create the state folder", state_dir, e))?;
-        super::check_state_dir(state_dir)?;
+        super::make_state_dir(state_dir)?;
         let path = state_dir.join(LOCK_FILE);
         // The twin first: it is the one no one in the project can delete.
         let outside = match outside_path(state_dir) {

@@ -73,6 +73,52 @@ pub fn check_state_dir(dir: &Path) -> Result<(), crate::error::StoreError> {
     Ok(())
 }
 
+/// Makes the state folder `dir` one level at a time — `.mdbatch` (when `dir`
+/// is `.mdbatch/<file name>`), then `dir` — each checked as
+/// [`check_state_dir`] does before anything is made inside it: a planted
+/// `.mdbatch -> elsewhere` or another user's `.mdbatch` gets nothing made
+/// in it.
+pub fn make_state_dir(dir: &Path) -> Result<(), crate::error::StoreError> {
+    let parent = dir
+        .parent()
+        .filter(|p| p.file_name().is_some_and(|n| n == STATE_DIR));
+    // Above the checked levels (a state folder a host put elsewhere), the
+    // folders are made as for any path.
+    if let Some(above) = parent
+        .unwrap_or(dir)
+        .parent()
+        .filter(|a| !a.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(above).map_err(|e| {
+            crate::error::StoreError::io(above, "cannot create the state folder", e)
+        })?;
+    }
+    make_own_dirs(parent.into_iter().chain([dir]))
+}
+
+/// Makes each of `levels` in turn (a parent before its child) if missing,
+/// and checks it is a folder of the user's before going on: `mkdir` never
+/// follows a symlink at the name it makes, and one already there is refused.
+pub(crate) fn make_own_dirs<'a>(
+    levels: impl IntoIterator<Item = &'a Path>,
+) -> Result<(), crate::error::StoreError> {
+    for level in levels {
+        match std::fs::create_dir(level) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(crate::error::StoreError::io(
+                    level,
+                    "cannot create the state folder",
+                    e,
+                ));
+            }
+        }
+        check_own_dir(level)?;
+    }
+    Ok(())
+}
+
 /// `path` is a folder (not a symlink to one) owned by the effective user.
 pub(crate) fn check_own_dir(path: &Path) -> Result<(), crate::error::StoreError> {
     use std::os::unix::fs::MetadataExt;
@@ -131,9 +177,7 @@ pub fn prepare_log(log: &Path) -> Result<(), crate::error::StoreError> {
         return Ok(());
     };
     if let Some(logs) = dir.parent() {
-        std::fs::create_dir_all(logs)
-            .map_err(|e| crate::error::StoreError::io(logs, "cannot create the log folder", e))?;
-        check_own_dir(logs)?;
+        make_own_dirs([logs])?;
     }
     match std::fs::symlink_metadata(dir) {
         Ok(_) => check_own_dir(dir)?,
@@ -168,8 +212,7 @@ pub(crate) fn make_log_dir(log: &Path) -> std::io::Result<()> {
     let Some(dir) = log.parent().filter(|d| !d.as_os_str().is_empty()) else {
         return Ok(());
     };
-    std::fs::create_dir_all(dir)?;
-    check_own_dir(dir).map_err(|e| std::io::Error::other(crate::util::with_causes(&e)))
+    make_own_dirs([dir]).map_err(|e| std::io::Error::other(crate::util::with_causes(&e)))
 }
 
 /// A task id as a file name: path separators and oddities replaced by `_`.

@@ -1012,6 +1012,52 @@ impl Run {
 }
 
 #[tokio::test(start_paused = true)]
+async fn launcher_arg_hints_an_agent_writes_during_a_run_are_refused_for_changed_and_added_tasks() {
+    let run = Run::file(TWO_WAVES);
+    let fake = Arc::new(Fake::new(Step::Ok(1)));
+    // While `a` runs, its agent gives `c` a prolog and adds `e` that writes a file.
+    let runner = Arc::new(Editing {
+        fake: fake.clone(),
+        path: run.path.clone(),
+        edits: [(
+            "a".to_string(),
+            (
+                "- [ ] <!-- id: c --> task c\n- [ ] <!-- id: d --> task d\n".to_string(),
+                "- [ ] <!-- id: c; launcher-arg: --prolog=/tmp/evil --> task c, now\n\
+                 - [ ] <!-- id: d --> task d\n\
+                 - [ ] <!-- id: e; launcher-arg: --output=/tmp/pwned --> task e\n"
+                    .to_string(),
+            ),
+        )]
+        .into_iter()
+        .collect(),
+    });
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    let mut options = opts();
+    options.jobs = Some(1);
+    options.launcher = batch_core::Launcher::Slurm;
+    let report = ExecutorBuilder::new(&run.path)
+        .options(options)
+        .runner(runner)
+        .on_event(move |e| sink.lock().unwrap().push(e.clone()))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    let ran: Vec<String> = fake.recs().iter().map(|r| r.id.clone()).collect();
+    assert_eq!(ran, ["a", "b", "d"], "{report:?}");
+    assert_eq!(outcome(&report, "c"), Outcome::Skipped);
+    let events = events.lock().unwrap();
+    assert!(
+        events.iter().any(|e| matches!(&e.event,
+            RunEvent::Warning { message } if message.contains("`e`") && message.contains("--output=/tmp/pwned"))),
+        "{events:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_box_checked_by_hand_during_the_run_is_not_run_and_is_not_a_failure() {
     let run = Run::file(TWO_WAVES);
     // While `a` runs, the user checks `c` (wave 2) by hand.

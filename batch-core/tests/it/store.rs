@@ -539,6 +539,25 @@ fn a_state_folder_that_is_a_symlink_is_refused() {
 }
 
 #[test]
+fn a_mdbatch_folder_that_is_a_symlink_gets_nothing_made_through_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, dir.path().join(".mdbatch")).unwrap();
+    let state = dir.path().join(".mdbatch").join("task.md");
+    let task = dir.path().join("task.md");
+    let err = lock::RunLock::acquire(&state, &task).unwrap_err();
+    assert!(err.to_string().contains("symbolic link"), "{err}");
+    assert!(journal::Journal::open(&state, "r").is_err());
+    assert!(batch_core::store::make_state_dir(&state).is_err());
+    assert_eq!(
+        std::fs::read_dir(&elsewhere).unwrap().count(),
+        0,
+        "a folder was made through the link"
+    );
+}
+
+#[test]
 fn a_symlink_planted_at_a_log_folder_makes_no_write_or_delete_elsewhere() {
     let dir = tempfile::tempdir().unwrap();
     let elsewhere = dir.path().join("elsewhere");
