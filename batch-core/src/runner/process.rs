@@ -1059,6 +1059,9 @@ mod tests {
     #[test]
     fn a_log_keeps_its_head_and_tail_and_says_what_was_cut() {
         let dir = tempfile::tempdir().unwrap();
+        // `logs/` is made by the attempt (`store::prepare_log`), the task's
+        // folder in it by the log itself.
+        std::fs::create_dir(dir.path().join("logs")).unwrap();
         let path = dir.path().join("logs").join("t").join("1.log");
         let mut log =
             LogFile::with_caps(Some(&path), crate::runner::ProgressSink::discard(), 30, 20);
