@@ -289,8 +289,112 @@ impl Envelope {
     }
 }
 
+/// `t` as the envelope's `ts` and the journal's: RFC 3339 UTC with
+/// milliseconds (`2026-11-25T09:00:00.123Z`).
+///
+/// Written out by hand: events and journal lines are stamped several times
+/// per task, and the general formatter of the `time` crate cost more than
+/// the rest of building an event. Times before 1970 or after 9999 are
+/// clamped.
+#[cfg(feature = "exec")]
+pub(crate) fn rfc3339_millis(t: std::time::SystemTime) -> String {
+    let since = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO);
+    // 9999-12-31T23:59:59.999Z at most (four digits of year).
+    let secs = since.as_secs().min(253_402_300_799);
+    let millis = since.subsec_millis();
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (hour, minute, second) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    // Howard Hinnant's `civil_from_days`, for days since 1970-01-01 >= 0.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    let mut out = [0u8; 24];
+    let mut put = |at: usize, n: u64, width: usize| {
+        let mut n = n;
+        for k in (0..width).rev() {
+            out[at + k] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    };
+    put(0, year, 4);
+    put(5, month, 2);
+    put(8, day, 2);
+    put(11, hour, 2);
+    put(14, minute, 2);
+    put(17, second, 2);
+    put(20, u64::from(millis), 3);
+    for (at, c) in [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'.'),
+        (23, b'Z'),
+    ] {
+        out[at] = c;
+    }
+    // Only ASCII digits and separators were written.
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Formats a duration as milliseconds for events.
 #[allow(dead_code)] // used by the executor
 pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(all(test, feature = "exec"))]
+mod tests {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use super::rfc3339_millis;
+
+    fn by_time_crate(t: SystemTime) -> String {
+        let fmt = time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        );
+        time::OffsetDateTime::from(t).format(&fmt).unwrap()
+    }
+
+    #[test]
+    fn the_timestamp_is_the_time_crates_to_the_millisecond() {
+        // Leap days, century years (2100 is not a leap year, 2000 is), the
+        // ends of months and years, and a spread of instants between.
+        let mut instants: Vec<u64> = vec![
+            0,
+            951_782_400,   // 2000-02-29
+            951_868_799,   // 2000-02-29T23:59:59
+            1_709_164_800, // 2024-02-29
+            1_735_689_599, // 2024-12-31T23:59:59
+            1_735_689_600, // 2025-01-01
+            4_107_542_400, // 2100-03-01
+            4_107_455_999, // 2100-02-28T23:59:59
+            253_402_300_799,
+        ];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..5000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            instants.push(x % 253_402_300_800);
+        }
+        for secs in instants {
+            for nanos in [0, 999_999, 1_000_000, 123_456_789, 999_999_999] {
+                let t = UNIX_EPOCH + Duration::new(secs, nanos);
+                assert_eq!(rfc3339_millis(t), by_time_crate(t), "{secs}.{nanos:09}");
+            }
+        }
+        let now = SystemTime::now();
+        assert_eq!(rfc3339_millis(now), by_time_crate(now));
+    }
 }

@@ -108,12 +108,7 @@ pub fn format_duration(d: Duration) -> String {
 /// The current UTC time as RFC 3339 with milliseconds.
 #[cfg(feature = "exec")]
 pub fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    let fmt = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
-    now.format(&fmt)
-        .unwrap_or_else(|_| now.unix_timestamp().to_string())
+    crate::events::rfc3339_millis(std::time::SystemTime::now())
 }
 
 /// Serde for `Duration` as a string such as `"90s"` (also accepts seconds as a number).

@@ -2,7 +2,7 @@
 //! cancellation, then the verify step.
 //!
 //! Each attempt runs as its own tokio task ([`run_attempt`]); the dispatcher
-//! holds it as an [`AbortOnDrop`] so that dropping the run aborts it.
+//! holds it as an [`AttemptFuture`] so that dropping the run aborts it.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::task::{JoinError, JoinHandle};
-use tokio::time::{Instant, sleep_until};
+use tokio::time::sleep_until;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{ErrorKind, RunError};
@@ -27,26 +27,44 @@ use super::isolate::{CommitOnly, Isolation, Landing, Recovery, task_message};
 /// awaited before the attempt says so (it is still awaited after that).
 const STOP_MARGIN: Duration = Duration::from_secs(2);
 
-/// A spawned attempt, aborted if dropped before it finished.
-pub(super) struct AbortOnDrop<T>(pub(super) JoinHandle<T>);
-
-impl<T> Future for AbortOnDrop<T> {
-    type Output = Result<T, JoinError>;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0).poll(cx)
-    }
-}
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 pub(super) type AttemptResult = Result<(TaskOutput, Option<Landing>), RunError>;
 type RunnerResult = Result<TaskOutput, RunError>;
-pub(super) type AttemptFuture =
-    Pin<Box<dyn Future<Output = (NodeIdx, Result<AttemptResult, JoinError>)> + Send>>;
+/// A spawned attempt of node `i`, resolving to `i` and its result (a named
+/// future: no box per attempt); aborted if dropped before it finished.
+pub(super) struct AttemptFuture {
+    i: NodeIdx,
+    handle: JoinHandle<AttemptResult>,
+    done: bool,
+}
+
+impl AttemptFuture {
+    pub(super) fn new(i: NodeIdx, handle: JoinHandle<AttemptResult>) -> Self {
+        Self {
+            i,
+            handle,
+            done: false,
+        }
+    }
+}
+
+impl Future for AttemptFuture {
+    type Output = (NodeIdx, Result<AttemptResult, JoinError>);
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let i = self.i;
+        let r = std::task::ready!(Pin::new(&mut self.handle).poll(cx));
+        self.done = true;
+        Poll::Ready((i, r))
+    }
+}
+
+impl Drop for AttemptFuture {
+    fn drop(&mut self) {
+        if !self.done {
+            self.handle.abort();
+        }
+    }
+}
+
 pub(super) type TimerFuture = Pin<Box<dyn Future<Output = NodeIdx> + Send>>;
 
 /// What an attempt needs beyond its runner, spec and context.
@@ -76,6 +94,22 @@ pub(super) async fn run_attempt(
     spec: Arc<TaskSpec>,
     ctx: RunContext,
 ) -> AttemptResult {
+    // The common case, a runner and nothing else, is a small future (the
+    // tokio task is sized for it, and moved when spawned); logs, verify and
+    // git get a boxed one.
+    if ctx.log_path.is_none()
+        && spec.verify.is_none()
+        && env.isolation.is_none()
+        && env.commit.is_none()
+    {
+        let out = guarded(env.runner.run(&spec, ctx.clone()), &ctx, &env.hard).await?;
+        return Ok((out, None));
+    }
+    Box::pin(run_attempt_full(env, spec, ctx)).await
+}
+
+/// [`run_attempt`] with a log, a verify command, isolation or `--commit`.
+async fn run_attempt_full(env: AttemptEnv, spec: Arc<TaskSpec>, ctx: RunContext) -> AttemptResult {
     let AttemptEnv {
         runner,
         hard,
@@ -253,18 +287,35 @@ where
     F: Future<Output = RunnerResult>,
 {
     tokio::pin!(fut);
-    let far = Instant::now() + Duration::from_secs(86400 * 365 * 10);
+    // A timer only when there is a deadline (boxed: most attempts have none,
+    // and a timer would make every attempt's future larger). A cluster
+    // job's deadline is the process layer's: time waiting in the cluster's
+    // queue does not count against it.
+    let deadline = async {
+        match ctx.deadline {
+            Some(at) if ctx.launcher.is_none() => Box::pin(sleep_until(at)).await,
+            _ => std::future::pending().await,
+        }
+    };
     tokio::select! {
         biased;
         r = &mut fut => return r,
         _ = hard.cancelled() => return Err(RunError::new(ErrorKind::Cancelled, "killed: interrupted twice")),
         _ = ctx.cancel.cancelled() => {}
-        // A cluster job's deadline is the process layer's: time waiting in
-        // the cluster's queue does not count against it.
-        _ = sleep_until(ctx.deadline.unwrap_or(far)), if ctx.deadline.is_some() && ctx.launcher.is_none() => {
+        () = deadline => {
             ctx.cancel_with(CancelReason::Timeout);
         }
     }
+    Box::pin(stopping(fut, ctx, hard)).await
+}
+
+/// The rest of [`guarded`] once the runner's token fired: wait for it
+/// through the grace period, then say that it ignores its cancellation.
+async fn stopping<F>(fut: Pin<&mut F>, ctx: &RunContext, hard: &CancellationToken) -> RunnerResult
+where
+    F: Future<Output = RunnerResult>,
+{
+    let mut fut = fut;
     let reason = ctx.cancel_reason().unwrap_or(CancelReason::Interrupted);
     let stopped = |message: String| match reason {
         CancelReason::Timeout => RunError::new(ErrorKind::Timeout, message),

@@ -44,7 +44,7 @@ use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use super::attempt::{
-    AbortOnDrop, AttemptEnv, AttemptFuture, AttemptResult, TimerFuture, panic_message, run_attempt,
+    AttemptEnv, AttemptFuture, AttemptResult, TimerFuture, panic_message, run_attempt,
 };
 use super::executor::EventCallback;
 use super::isolate::{CommitOnly, Isolation, short_run_id};
@@ -200,15 +200,25 @@ pub(super) struct Dispatcher {
     pub(super) setup_warnings: Vec<String>,
 }
 impl Dispatcher {
+    /// Whether anyone receives events (a callback or a stream): without,
+    /// [`emit`](Self::emit) builds nothing.
+    pub(super) fn listened(&self) -> bool {
+        !self.streams.is_empty() || self.on_event.is_some()
+    }
+
     pub(super) fn emit(&mut self, event: RunEvent) {
+        let seq = self.seq;
+        self.seq += 1;
+        if !self.listened() {
+            return;
+        }
         let env = Envelope {
             v: SCHEMA_VERSION,
-            seq: self.seq,
+            seq,
             ts: crate::util::now_rfc3339(),
             run_id: self.run_id.clone(),
             event,
         };
-        self.seq += 1;
         for stream in &self.streams {
             stream.send(&env);
         }
@@ -544,7 +554,7 @@ impl Dispatcher {
         let mut ctx = RunContext::new(
             attempt,
             ProgressSink::for_run(
-                spec.id.clone(),
+                spec.id.as_str(),
                 attempt,
                 self.progress_tx.clone(),
                 self.progress_lines.clone(),
@@ -577,20 +587,26 @@ impl Dispatcher {
             pid: None,
             session: None,
         });
-        let hash = cfg.hash.clone();
-        let (wave, group) = (cfg.wave, cfg.group.clone());
-        self.journal(JournalRecord::AttemptStart {
-            id: spec.id.clone(),
-            attempt,
-            text_hash: hash,
-        });
-        self.emit(RunEvent::TaskStarted {
-            id: spec.id.clone(),
-            title: spec.text.clone(),
-            attempt,
-            wave,
-            group,
-        });
+        // Records and events are built only for a journal and listeners.
+        if self.journal.is_some() {
+            let text_hash = self.nodes[i].hash.clone();
+            self.journal(JournalRecord::AttemptStart {
+                id: spec.id.clone(),
+                attempt,
+                text_hash,
+            });
+        }
+        if self.listened() {
+            let cfg = &self.nodes[i];
+            let (wave, group) = (cfg.wave, cfg.group.clone());
+            self.emit(RunEvent::TaskStarted {
+                id: spec.id.clone(),
+                title: spec.text.clone(),
+                attempt,
+                wave,
+                group,
+            });
+        }
         let env = AttemptEnv {
             runner: self.runner.clone(),
             hard: self.hard_kill.clone(),
@@ -600,9 +616,10 @@ impl Dispatcher {
                 .map(|iso| (iso, self.prompt.clone(), self.run_id.clone())),
             commit: self.commit_only.clone().map(|c| (c, self.run_id.clone())),
         };
-        let handle = tokio::spawn(run_attempt(env, spec, ctx));
-        let fut = AbortOnDrop(handle);
-        self.attempts.push(Box::pin(async move { (i, fut.await) }));
+        // Boxed: the task then moves a pointer, not the future, as it is
+        // spawned and stored.
+        let handle = tokio::spawn(Box::pin(run_attempt(env, spec, ctx)));
+        self.attempts.push(AttemptFuture::new(i, handle));
     }
 
     pub(super) fn on_attempt_done(&mut self, i: NodeIdx, res: Result<AttemptResult, JoinError>) {
@@ -618,8 +635,6 @@ impl Dispatcher {
             }
         };
         let now = Instant::now();
-        let id = self.nodes[i].spec.id.clone();
-        let hash = self.nodes[i].hash.clone();
         let r = &mut self.runs[i];
         let running = r.running.take();
         let dropped = running.as_ref().map_or(0, |x| x.ctx.progress.dropped());
@@ -634,50 +649,55 @@ impl Dispatcher {
             // Before the attempt's end: a crash between the two still finds
             // the landing on the next run, which then checks the box.
             self.journal(JournalRecord::Landed {
-                id: id.clone(),
+                id: self.nodes[i].spec.id.clone(),
                 attempt,
                 commit: commit.clone(),
             });
         }
-        let (outcome, kind, message, usage, session_id) = match &result {
-            Ok((out, _)) => (
-                AttemptOutcome::Succeeded,
-                None,
-                None,
-                out.usage,
-                out.session_id.clone().or(session),
-            ),
-            Err(e) => (
-                if e.kind == ErrorKind::Cancelled {
-                    AttemptOutcome::Interrupted
-                } else {
-                    AttemptOutcome::Failed
-                },
-                Some(e.kind),
-                Some(e.message.clone()),
-                e.usage.as_deref().copied(),
-                e.session_id.clone().or(session),
-            ),
+        let usage = match &result {
+            Ok((out, _)) => out.usage,
+            Err(e) => e.usage.as_deref().copied(),
         };
         if let Some(u) = &usage {
             self.spent.add(u);
         }
-        self.journal(JournalRecord::AttemptEnd {
-            id: id.clone(),
-            attempt,
-            outcome,
-            kind,
-            message,
-            duration_ms: millis(now - started),
-            pid,
-            session_id,
-            usage,
-            text_hash: hash,
-        });
+        if self.journal.is_some() {
+            let (outcome, kind, message, session_id) = match &result {
+                Ok((out, _)) => (
+                    AttemptOutcome::Succeeded,
+                    None,
+                    None,
+                    out.session_id.clone().or(session),
+                ),
+                Err(e) => (
+                    if e.kind == ErrorKind::Cancelled {
+                        AttemptOutcome::Interrupted
+                    } else {
+                        AttemptOutcome::Failed
+                    },
+                    Some(e.kind),
+                    Some(e.message.clone()),
+                    e.session_id.clone().or(session),
+                ),
+            };
+            self.journal(JournalRecord::AttemptEnd {
+                id: self.nodes[i].spec.id.clone(),
+                attempt,
+                outcome,
+                kind,
+                message,
+                duration_ms: millis(now - started),
+                pid,
+                session_id,
+                usage,
+                text_hash: self.nodes[i].hash.clone(),
+            });
+        }
         self.check_cap();
 
         if dropped > 0 {
             let whole = log.map(|l| format!("; the whole output is in {}", l.display()));
+            let id = &self.nodes[i].spec.id;
             self.emit(RunEvent::Warning {
                 message: format!(
                     "`{id}` attempt {attempt}: {dropped} output lines were not shown (the display fell behind){}",
@@ -690,7 +710,7 @@ impl Dispatcher {
                 if let Some(landing) = landing {
                     self.runs[i].commit.clone_from(&landing.commit);
                     self.emit(RunEvent::TaskLanded {
-                        id: id.clone(),
+                        id: self.nodes[i].spec.id.clone(),
                         attempt,
                         commit: landing.commit.clone(),
                         branch: match (&self.isolation, &self.commit_only) {

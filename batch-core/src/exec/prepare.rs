@@ -17,7 +17,7 @@ use super::executor::{Executor, Source, StateDir};
 use super::isolate::{CommitOnly, Isolate, Isolation, RecoverCandidate, short_run_id};
 use super::options::{DEFAULT_JOBS, Launcher};
 use super::schedule::Scheduler;
-use super::spec::{SpecPlace, task_spec};
+use super::spec::{Resolved, SpecPlace};
 use crate::doc::{Document, ParseOptions};
 use crate::error::{ErrorKind, RunError, RunSetupError};
 use crate::plan::{Plan, PlanOptions};
@@ -224,11 +224,13 @@ impl Dispatcher {
         let mut place = SpecPlace::new(&task_file);
         place.workdir = ex.options.workdir.as_deref();
         place.verify = ex.options.verify.as_deref();
+        let place = Resolved::new(&place);
+        let template = place.bind(&doc, &ex.prompt);
         let mut nodes = Vec::with_capacity(plan.nodes.len());
-        let mut id_to_node = HashMap::new();
+        let mut id_to_node = HashMap::with_capacity(plan.nodes.len());
         for node in &plan.nodes {
             let task = &doc.tasks[node.task];
-            let spec = task_spec(&doc, task, &place, &ex.prompt);
+            let spec = place.spec(&doc, task, &template);
             id_to_node.insert(task.id.clone(), node.index);
             nodes.push(NodeConfig {
                 hash: text_hash(&task.text),

@@ -43,27 +43,70 @@ pub fn task_spec(
     place: &SpecPlace<'_>,
     template: &PromptTemplate,
 ) -> TaskSpec {
-    let task_file = absolute(place.task_file);
-    let workdir = match place.workdir {
-        Some(w) => absolute(w),
-        None => task_file
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from(".")),
-    };
-    let mut spec = TaskSpec::new(task.id.clone(), task.text.clone());
-    spec.details = task.details.clone();
-    spec.section_path = doc.section_path(task.index);
-    spec.preamble = doc.preamble.clone();
-    spec.task_file = task_file;
-    spec.workdir = workdir;
-    spec.verify = task
-        .hints
-        .verify
-        .clone()
-        .or_else(|| place.verify.map(str::to_string));
-    spec.prompt = template.render(&spec);
-    spec
+    Resolved::new(place).spec(doc, task, |spec| template.render(spec))
+}
+
+/// A [`SpecPlace`] with its paths made absolute: resolved once for a whole
+/// run rather than once per task (each is a `getcwd` for a relative path).
+pub(crate) struct Resolved<'a> {
+    task_file: PathBuf,
+    workdir: PathBuf,
+    verify: Option<&'a str>,
+}
+
+impl<'a> Resolved<'a> {
+    pub(crate) fn new(place: &SpecPlace<'a>) -> Self {
+        let task_file = absolute(place.task_file);
+        let workdir = match place.workdir {
+            Some(w) => absolute(w),
+            None => task_file
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from(".")),
+        };
+        Self {
+            task_file,
+            workdir,
+            verify: place.verify,
+        }
+    }
+
+    /// The template bound to this place and `doc`'s preamble: renders every
+    /// task of `doc` as `template` does, faster.
+    pub(crate) fn bind(
+        &self,
+        doc: &Document,
+        template: &PromptTemplate,
+    ) -> impl Fn(&TaskSpec) -> String + use<> {
+        let bound = template.bind(&self.task_file, &self.workdir, &doc.preamble);
+        move |spec| bound.render(spec)
+    }
+
+    /// [`task_spec`] at this place, its prompt rendered by `render`.
+    pub(crate) fn spec(
+        &self,
+        doc: &Document,
+        task: &Task,
+        render: impl FnOnce(&TaskSpec) -> String,
+    ) -> TaskSpec {
+        let mut spec = TaskSpec {
+            id: task.id.clone(),
+            text: task.text.clone(),
+            details: task.details.clone(),
+            section_path: doc.section_path(task.index),
+            preamble: doc.preamble.clone(),
+            prompt: String::new(),
+            task_file: self.task_file.clone(),
+            workdir: self.workdir.clone(),
+            verify: task
+                .hints
+                .verify
+                .clone()
+                .or_else(|| self.verify.map(str::to_string)),
+        };
+        spec.prompt = render(&spec);
+        spec
+    }
 }
 
 fn absolute(path: &Path) -> PathBuf {

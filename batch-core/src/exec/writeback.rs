@@ -251,16 +251,18 @@ impl Dispatcher {
     fn announce_success(&mut self, i: NodeIdx, parents_checked: Vec<String>) {
         self.end_task(i, Outcome::Succeeded, None, String::new());
         self.runs[i].message = None;
-        let r = &self.runs[i];
-        let event = RunEvent::TaskSucceeded {
-            id: self.nodes[i].spec.id.clone(),
-            attempt: r.attempt,
-            duration_ms: self.task_ms(i),
-            flaky: r.had_failure,
-            usage: r.usage,
-            parents_checked,
-        };
-        self.emit(event);
+        if self.listened() {
+            let r = &self.runs[i];
+            let event = RunEvent::TaskSucceeded {
+                id: self.nodes[i].spec.id.clone(),
+                attempt: r.attempt,
+                duration_ms: self.task_ms(i),
+                flaky: r.had_failure,
+                usage: r.usage,
+                parents_checked,
+            };
+            self.emit(event);
+        }
         self.sched.succeed(i);
     }
 

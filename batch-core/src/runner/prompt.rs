@@ -191,28 +191,260 @@ impl PromptTemplate {
 
     /// Composes the prompt of a task (uses every field of `spec` but `prompt`).
     pub fn render(&self, spec: &TaskSpec) -> String {
-        let mut out = String::new();
+        // Sized once: the literal text plus every field it uses.
+        let size: usize = self
+            .pieces
+            .iter()
+            .map(|piece| match piece {
+                Piece::Text(t) => t.len(),
+                Piece::Field(f) => match f {
+                    Field::Preamble => spec.preamble.len(),
+                    Field::Section => spec
+                        .section_path
+                        .iter()
+                        .map(|s| s.len() + 3)
+                        .sum::<usize>()
+                        .max("the task list".len()),
+                    Field::Task => spec.text.len(),
+                    Field::Details => spec.details.len(),
+                    Field::File => spec.task_file.as_os_str().len(),
+                    Field::Id => spec.id.len(),
+                    Field::Workdir => spec.workdir.as_os_str().len(),
+                },
+            })
+            .sum();
+        let mut out = String::with_capacity(size);
         for piece in &self.pieces {
             match piece {
                 Piece::Text(t) => out.push_str(t),
-                Piece::Field(f) => match f {
-                    Field::Preamble => out.push_str(spec.preamble.trim()),
-                    Field::Section => {
-                        if spec.section_path.is_empty() {
-                            out.push_str("the task list");
-                        } else {
-                            out.push_str(&spec.section_path.join(" > "));
-                        }
-                    }
-                    Field::Task => out.push_str(spec.text.trim()),
-                    Field::Details => out.push_str(spec.details.trim_end()),
-                    Field::File => out.push_str(&spec.task_file.display().to_string()),
-                    Field::Id => out.push_str(&spec.id),
-                    Field::Workdir => out.push_str(&spec.workdir.display().to_string()),
-                },
+                Piece::Field(f) => push_field(&mut out, *f, spec),
             }
         }
         collapse_blank_lines(&out)
+    }
+}
+
+/// A template bound to one run: the fields that are the same for every task
+/// (`{file}`, `{workdir}`, `{preamble}`) filled in, and its lines sorted
+/// once into constant ones, already collapsed, and lines that hold a
+/// task's own fields. Rendering a task then scans only those lines: the
+/// executor renders every task's prompt before the run starts.
+///
+/// [`render`](Self::render) returns what [`PromptTemplate::render`] returns
+/// for a spec with the bound file, workdir and preamble.
+#[derive(Debug, Clone)]
+pub(crate) struct BoundTemplate {
+    segments: Vec<Segment>,
+    /// The bytes of constant text, for sizing the output.
+    constant_len: usize,
+}
+
+#[derive(Debug, Clone)]
+enum Segment {
+    /// Constant lines that are not blank, joined by `\n`.
+    Lines(String),
+    /// One or more constant blank lines.
+    Blank,
+    /// One line of the template with a task's fields in it; `ended` when a
+    /// `\n` of the template ends it (the last line may have none).
+    Fields { pieces: Vec<Piece>, ended: bool },
+}
+
+impl PromptTemplate {
+    /// This template with `task_file`, `workdir` and `preamble` filled in
+    /// (see [`BoundTemplate`]).
+    pub(crate) fn bind(
+        &self,
+        task_file: &std::path::Path,
+        workdir: &std::path::Path,
+        preamble: &str,
+    ) -> BoundTemplate {
+        let text = |p: &std::path::Path| p.display().to_string();
+        // The template's lines, the run's fields in them as text.
+        let mut lines: Vec<(Vec<Piece>, bool)> = vec![(Vec::new(), false)];
+        let push_text = |lines: &mut Vec<(Vec<Piece>, bool)>, t: &str| {
+            let mut parts = t.split('\n');
+            if let Some(first) = parts.next()
+                && !first.is_empty()
+            {
+                lines
+                    .last_mut()
+                    .expect("one line at least")
+                    .0
+                    .push(Piece::Text(first.into()));
+            }
+            for part in parts {
+                lines.last_mut().expect("one line at least").1 = true;
+                let mut next = Vec::new();
+                if !part.is_empty() {
+                    next.push(Piece::Text(part.into()));
+                }
+                lines.push((next, false));
+            }
+        };
+        for piece in &self.pieces {
+            match piece {
+                Piece::Text(t) => push_text(&mut lines, t),
+                Piece::Field(Field::File) => push_text(&mut lines, &text(task_file)),
+                Piece::Field(Field::Workdir) => push_text(&mut lines, &text(workdir)),
+                Piece::Field(Field::Preamble) => push_text(&mut lines, preamble.trim()),
+                Piece::Field(f) => lines
+                    .last_mut()
+                    .expect("one line at least")
+                    .0
+                    .push(Piece::Field(*f)),
+            }
+        }
+        let mut segments: Vec<Segment> = Vec::new();
+        let mut constant_len = 0;
+        for (pieces, ended) in lines {
+            if pieces.iter().any(|p| matches!(p, Piece::Field(_))) {
+                for p in &pieces {
+                    if let Piece::Text(t) = p {
+                        constant_len += t.len() + 1;
+                    }
+                }
+                segments.push(Segment::Fields { pieces, ended });
+                continue;
+            }
+            let mut line: String = pieces
+                .iter()
+                .map(|p| match p {
+                    Piece::Text(t) => t.as_str(),
+                    Piece::Field(_) => "",
+                })
+                .collect();
+            if ended && line.ends_with('\r') {
+                line.pop();
+            }
+            if is_blank(&line) {
+                if !matches!(segments.last(), Some(Segment::Blank)) {
+                    segments.push(Segment::Blank);
+                }
+                continue;
+            }
+            constant_len += line.len() + 2;
+            match segments.last_mut() {
+                Some(Segment::Lines(prev)) => {
+                    prev.push('\n');
+                    prev.push_str(&line);
+                }
+                _ => segments.push(Segment::Lines(line)),
+            }
+        }
+        BoundTemplate {
+            segments,
+            constant_len,
+        }
+    }
+}
+
+impl BoundTemplate {
+    /// The prompt of `spec` (whose file, workdir and preamble are the bound ones).
+    pub(crate) fn render(&self, spec: &TaskSpec) -> String {
+        let fields = spec.id.len()
+            + spec.text.len()
+            + spec.details.len()
+            + spec.section_path.iter().map(|s| s.len() + 3).sum::<usize>()
+            + "the task list".len();
+        let mut out = Collapsed {
+            out: String::with_capacity(self.constant_len + fields),
+            blank_run: false,
+        };
+        // Sized for the longest line with fields.
+        let mut scratch = String::with_capacity(self.constant_len + fields);
+        for segment in &self.segments {
+            match segment {
+                Segment::Lines(lines) => out.line(lines),
+                Segment::Blank => out.blank_run = true,
+                Segment::Fields { pieces, ended } => {
+                    scratch.clear();
+                    for piece in pieces {
+                        match piece {
+                            Piece::Text(t) => scratch.push_str(t),
+                            Piece::Field(f) => push_field(&mut scratch, *f, spec),
+                        }
+                    }
+                    out.text(&scratch, *ended);
+                }
+            }
+        }
+        out.out
+    }
+}
+
+/// Appends field `f` of `spec` as [`PromptTemplate::render`] writes it.
+fn push_field(out: &mut String, f: Field, spec: &TaskSpec) {
+    let push_path = |out: &mut String, p: &std::path::Path| match p.to_str() {
+        Some(p) => out.push_str(p),
+        None => out.push_str(&p.display().to_string()),
+    };
+    match f {
+        Field::Preamble => out.push_str(spec.preamble.trim()),
+        Field::Section => {
+            if spec.section_path.is_empty() {
+                out.push_str("the task list");
+            } else {
+                for (k, s) in spec.section_path.iter().enumerate() {
+                    if k > 0 {
+                        out.push_str(" > ");
+                    }
+                    out.push_str(s);
+                }
+            }
+        }
+        Field::Task => out.push_str(spec.text.trim()),
+        Field::Details => out.push_str(spec.details.trim_end()),
+        Field::File => push_path(out, &spec.task_file),
+        Field::Id => out.push_str(&spec.id),
+        Field::Workdir => push_path(out, &spec.workdir),
+    }
+}
+
+/// The output of [`collapse_blank_lines`] built line by line.
+struct Collapsed {
+    out: String,
+    /// Blank lines came since the last line kept.
+    blank_run: bool,
+}
+
+impl Collapsed {
+    /// Keeps `line` (not blank; may be several lines none of them blank).
+    fn line(&mut self, line: &str) {
+        if !self.out.is_empty() {
+            self.out.push('\n');
+            if self.blank_run {
+                self.out.push('\n');
+            }
+        }
+        self.blank_run = false;
+        self.out.push_str(line);
+    }
+
+    /// Takes the lines of `text`; its last one ends with a `\n` that follows
+    /// it when `ended` (so a `\r` before it goes, as in [`str::lines`]).
+    fn text(&mut self, text: &str, ended: bool) {
+        let mut rest = text;
+        loop {
+            let (line, next, last) = match rest.find('\n') {
+                Some(n) => (&rest[..n], &rest[n + 1..], false),
+                None => (rest, "", true),
+            };
+            let line = if !last || ended {
+                line.strip_suffix('\r').unwrap_or(line)
+            } else {
+                line
+            };
+            if is_blank(line) {
+                self.blank_run = true;
+            } else {
+                self.line(line);
+            }
+            if last {
+                return;
+            }
+            rest = next;
+        }
     }
 }
 
@@ -234,24 +466,36 @@ impl fmt::Display for PromptTemplate {
 
 /// Collapses runs of blank lines (whitespace-only lines count) into one blank
 /// line, trims trailing spaces of blank lines, and trims both ends.
+///
+/// Lines are those of [`str::lines`] (`\n` or `\r\n`); a line is blank
+/// when [`str::trim`] leaves nothing. This runs once per task of a run, so
+/// it looks at a line's first bytes only until it meets one that is not
+/// whitespace, and copies each kept line in one go.
 pub(crate) fn collapse_blank_lines(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut blank_run = 0;
-    for line in text.lines() {
-        if line.trim().is_empty() {
-            blank_run += 1;
-            continue;
-        }
-        if !out.is_empty() {
-            out.push('\n');
-            if blank_run > 0 {
-                out.push('\n');
-            }
-        }
-        blank_run = 0;
-        out.push_str(line);
+    let mut out = Collapsed {
+        out: String::with_capacity(text.len()),
+        blank_run: false,
+    };
+    // A final `\n` ends the last line rather than starting an empty one.
+    match text.strip_suffix('\n') {
+        Some(t) => out.text(t, true),
+        None => out.text(text, false),
     }
-    out
+    out.out
+}
+
+/// `line.trim().is_empty()`, deciding at the first byte that is not ASCII
+/// whitespace when it is ASCII.
+fn is_blank(line: &str) -> bool {
+    // `char::is_whitespace` in ASCII: tab, LF, VT, FF, CR and space.
+    match line
+        .bytes()
+        .find(|b| !matches!(b, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' '))
+    {
+        None => true,
+        Some(b) if b.is_ascii() => false,
+        Some(_) => line.trim().is_empty(),
+    }
 }
 
 #[cfg(test)]
@@ -329,6 +573,112 @@ mod tests {
             let t = PromptTemplate::parse(&format!("<{{{p}}}>")).unwrap();
             assert_eq!(t.to_string(), format!("<{{{p}}}>"));
         }
+    }
+
+    /// The definition `collapse_blank_lines` must keep.
+    fn collapse_reference(text: &str) -> String {
+        let mut out = String::new();
+        let mut blank_run = 0;
+        for line in text.lines() {
+            if line.trim().is_empty() {
+                blank_run += 1;
+                continue;
+            }
+            if !out.is_empty() {
+                out.push('\n');
+                if blank_run > 0 {
+                    out.push('\n');
+                }
+            }
+            blank_run = 0;
+            out.push_str(line);
+        }
+        out
+    }
+
+    #[test]
+    fn collapsing_blank_lines_keeps_its_definition_on_every_kind_of_whitespace() {
+        let pieces = [
+            "", "a", " ", "\t", "\n", "\r\n", "\r", "\u{0b}", "\u{0c}", "\u{a0}", "\u{2003}",
+            "\u{85}", "é", "x ", " y", "\n\n\n",
+        ];
+        // Every string of up to four pieces.
+        let mut cases = vec![String::new()];
+        for _ in 0..4 {
+            let mut next = Vec::new();
+            for c in &cases {
+                for p in pieces {
+                    next.push(format!("{c}{p}"));
+                }
+            }
+            cases.extend(next);
+            cases.dedup();
+        }
+        for c in &cases {
+            assert_eq!(collapse_blank_lines(c), collapse_reference(c), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn a_bound_template_renders_what_the_template_renders() {
+        // Templates and specs made of lines, blanks of every kind, `\r\n`,
+        // and every placeholder; random but the same on every run.
+        let bits = [
+            "", "a", " ", "\t", "\n", "\r\n", "\r", "\n\n", "\u{a0}", "é", "x y", "{{", "}}",
+        ];
+        let fields = [
+            "{preamble}",
+            "{section}",
+            "{task}",
+            "{details}",
+            "{file}",
+            "{id}",
+            "{workdir}",
+        ];
+        let values = [
+            "",
+            "one",
+            " two ",
+            "\n",
+            "a\nb",
+            "a\r\n\r\nb\n",
+            "\u{2003}",
+            " \t\n x",
+        ];
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |n: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n as u64) as usize
+        };
+        for case in 0..4000 {
+            let mut source = String::new();
+            for _ in 0..next(12) {
+                if next(3) == 0 {
+                    source.push_str(fields[next(fields.len())]);
+                } else {
+                    source.push_str(bits[next(bits.len())]);
+                }
+            }
+            let template = PromptTemplate::parse(&source).unwrap();
+            let mut spec = TaskSpec::new(values[next(8)], values[next(8)]);
+            spec.details = values[next(8)].into();
+            spec.preamble = values[next(8)].into();
+            spec.section_path = (0..next(3)).map(|_| values[next(8)].to_string()).collect();
+            spec.task_file = PathBuf::from(format!("/t/{}.md", values[next(8)]));
+            spec.workdir = PathBuf::from(values[next(8)]);
+            let bound = template.bind(&spec.task_file, &spec.workdir, &spec.preamble);
+            assert_eq!(
+                bound.render(&spec),
+                template.render(&spec),
+                "case {case}: {source:?} {spec:?}"
+            );
+        }
+        let spec = spec();
+        let t = PromptTemplate::default();
+        let bound = t.bind(&spec.task_file, &spec.workdir, &spec.preamble);
+        assert_eq!(bound.render(&spec), t.render(&spec));
     }
 
     #[test]

@@ -212,7 +212,12 @@ pub(crate) fn make_log_dir(log: &Path) -> std::io::Result<()> {
     let Some(dir) = log.parent().filter(|d| !d.as_os_str().is_empty()) else {
         return Ok(());
     };
-    make_own_dirs([dir]).map_err(|e| std::io::Error::other(crate::util::with_causes(&e)))
+    let logs = dir.parent().filter(|l| !l.as_os_str().is_empty());
+    if let Some(above) = logs.and_then(Path::parent).filter(|a| !a.as_os_str().is_empty()) {
+        std::fs::create_dir_all(above)?;
+    }
+    make_own_dirs(logs.into_iter().chain([dir]))
+        .map_err(|e| std::io::Error::other(crate::util::with_causes(&e)))
 }
 
 /// A task id as a file name: path separators and oddities replaced by `_`.
