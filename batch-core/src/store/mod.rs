@@ -213,7 +213,10 @@ pub(crate) fn make_log_dir(log: &Path) -> std::io::Result<()> {
         return Ok(());
     };
     let logs = dir.parent().filter(|l| !l.as_os_str().is_empty());
-    if let Some(above) = logs.and_then(Path::parent).filter(|a| !a.as_os_str().is_empty()) {
+    if let Some(above) = logs
+        .and_then(Path::parent)
+        .filter(|a| !a.as_os_str().is_empty())
+    {
         std::fs::create_dir_all(above)?;
     }
     make_own_dirs(logs.into_iter().chain([dir]))
