@@ -322,13 +322,15 @@ fn children_with(pid: u32, needle: &str) -> Vec<i32> {
 fn after_a_sigkill_every_descendant_of_every_subagent_is_stopped_without_a_rerun() {
     let d = Dir::new(FOUR);
     // Each subagent starts a child that ignores TERM and a grandchild under
-    // it, records their pids, then blocks: only a KILL ends the child.
+    // it, and a process in a session of its own; records their pids, then
+    // blocks: only a KILL ends the child.
     std::fs::write(
         d.path("agent.sh"),
         r#"#!/bin/sh
 id=$MDBATCH_TASK_ID
 sh -c 'trap "" TERM; sh -c "echo \$\$ > gpid-$0.tmp; mv gpid-$0.tmp gpid-$0; while :; do sleep 0.05; done" & echo $$ > cpid-$0.tmp; mv cpid-$0.tmp cpid-$0; while :; do sleep 0.05; done' "$id" &
-while [ ! -f "gpid-$id" ] || [ ! -f "cpid-$id" ]; do sleep 0.05; done
+setsid sh -c 'echo $$ > spid-$0.tmp; mv spid-$0.tmp spid-$0; while :; do sleep 0.05; done' "$id" &
+while [ ! -f "gpid-$id" ] || [ ! -f "cpid-$id" ] || [ ! -f "spid-$id" ]; do sleep 0.05; done
 echo $$ > "apid-$id"
 echo "$id" >> ran.log
 while :; do sleep 0.05; done
@@ -341,8 +343,9 @@ while :; do sleep 0.05; done
     let mut pids = Vec::new();
     for id in ["t1", "t2"] {
         // The subagent itself (no parent-death signal: the reaper stops
-        // it too), its child and its grandchild.
-        for kind in ["apid", "cpid", "gpid"] {
+        // it too), its child and its grandchild, and a process that left
+        // the group with `setsid` (found by the run's token it inherited).
+        for kind in ["apid", "cpid", "gpid", "spid"] {
             pids.push(
                 d.read(&format!("{kind}-{id}"))
                     .trim()

@@ -25,10 +25,11 @@
 //!    whose spawn failed).
 //! 3. mdbatch writes `- PGID` once it has killed a group.
 //! 4. When mdbatch dies the pipe reaches end-of-file. The reaper TERMs
-//!    every registered group; if any spawn was still pending it also scans
-//!    `/proc/*/environ` for the token and TERMs the group of every process
-//!    that carries it, again on every tick of the grace period; then it
-//!    KILLs what is left (after the longest grace registered) and exits.
+//!    every registered group, scans `/proc/*/environ` for the token and
+//!    TERMs the group of every process that carries it (a child whose
+//!    spawn was still pending, and descendants that left their group with
+//!    `setsid`), again on every tick of the grace period; then it KILLs
+//!    what is left (after the longest grace registered) and exits.
 //!    When mdbatch ends normally nothing is registered or pending and it
 //!    exits at once.
 //!
@@ -90,7 +91,6 @@ done
 groups=$(set | sed -n 's/^g_\([0-9][0-9]*\)=.*/\1/p')
 [ -z "$groups" ] && [ "$pending" -eq 0 ] && exit 0
 scan() {
-  [ "$pending" -gt 0 ] || return 0
   for f in $(grep -lsxzF "MDBATCH_REAPER_TOKEN=$tok" /proc/[0-9]*/environ 2>/dev/null); do
     p=${f#/proc/}; p=${p%/environ}
     { read -r s < "/proc/$p/stat"; } 2>/dev/null || continue
