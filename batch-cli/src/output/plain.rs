@@ -51,8 +51,11 @@ impl Plain {
         if self.quiet && !matches!(env.event, RunEvent::Warning { .. }) {
             return;
         }
-        // A log that cannot be written (closed pipe) must not stop the run.
-        let _ = writeln!(self.out, "{} {text}", env.ts);
+        // One write per line (stderr is unbuffered: `writeln!` would make
+        // one per piece). A log that cannot be written (closed pipe) must
+        // not stop the run.
+        let line = format!("{} {text}\n", env.ts);
+        let _ = self.out.write_all(line.as_bytes());
         let _ = self.out.flush();
     }
 

@@ -136,7 +136,12 @@ impl Output {
                 .name("mdbatch-display".into())
                 .spawn(move || {
                     while !stop.load(Ordering::Acquire) {
-                        std::thread::sleep(TICK);
+                        // Woken at once by `stop_threads`: the run does not
+                        // wait out a tick at its end.
+                        std::thread::park_timeout(TICK);
+                        if stop.load(Ordering::Acquire) {
+                            break;
+                        }
                         let mut s = lock(&shared);
                         if dump.swap(false, Ordering::AcqRel) {
                             s.dump();
@@ -188,6 +193,7 @@ impl Output {
     fn stop_threads(&mut self) {
         self.stop.store(true, Ordering::Release);
         if let Some(t) = self.ticker.take() {
+            t.thread().unpark();
             let _ = t.join();
         }
         if let Some(id) = self.signal.take() {

@@ -131,6 +131,11 @@ fn after_a_sigkill_the_file_is_intact_and_the_rerun_does_not_repeat_checked_task
     let mut child = d.spawn(&["-j", "1"]);
     d.wait_line("ran.log", "t3");
     let agent = d.pid("t3");
+    // t3 may start while t2's box is still being written (its slot is free
+    // once t2's work is done): the kill comes once the write has landed.
+    wait_for("t2's box to be checked", || {
+        std::fs::read_to_string(d.path("tasks.md")).is_ok_and(|t| t.contains("[x] <!-- id: t2"))
+    });
     child.kill().unwrap(); // SIGKILL: no cleanup code runs in mdbatch
     child.wait().unwrap();
 
@@ -317,13 +322,16 @@ fn children_with(pid: u32, needle: &str) -> Vec<i32> {
 fn after_a_sigkill_every_descendant_of_every_subagent_is_stopped_without_a_rerun() {
     let d = Dir::new(FOUR);
     // Each subagent starts a child that ignores TERM and a grandchild under
-    // it, records their pids, then blocks: only a KILL ends the child.
+    // it, and a process in a session of its own; records their pids, then
+    // blocks: only a KILL ends the child.
     std::fs::write(
         d.path("agent.sh"),
         r#"#!/bin/sh
 id=$MDBATCH_TASK_ID
 sh -c 'trap "" TERM; sh -c "echo \$\$ > gpid-$0.tmp; mv gpid-$0.tmp gpid-$0; while :; do sleep 0.05; done" & echo $$ > cpid-$0.tmp; mv cpid-$0.tmp cpid-$0; while :; do sleep 0.05; done' "$id" &
-while [ ! -f "gpid-$id" ] || [ ! -f "cpid-$id" ]; do sleep 0.05; done
+setsid sh -c 'echo $$ > spid-$0.tmp; mv spid-$0.tmp spid-$0; while :; do sleep 0.05; done' "$id" &
+while [ ! -f "gpid-$id" ] || [ ! -f "cpid-$id" ] || [ ! -f "spid-$id" ]; do sleep 0.05; done
+echo $$ > "apid-$id"
 echo "$id" >> ran.log
 while :; do sleep 0.05; done
 "#,
@@ -334,7 +342,10 @@ while :; do sleep 0.05; done
     d.wait_line("ran.log", "t2");
     let mut pids = Vec::new();
     for id in ["t1", "t2"] {
-        for kind in ["cpid", "gpid"] {
+        // The subagent itself (no parent-death signal: the reaper stops
+        // it too), its child and its grandchild, and a process that left
+        // the group with `setsid` (found by the run's token it inherited).
+        for kind in ["apid", "cpid", "gpid", "spid"] {
             pids.push(
                 d.read(&format!("{kind}-{id}"))
                     .trim()

@@ -21,8 +21,9 @@
 //! returns, so a retry never runs beside it; a second interrupt drops it,
 //! which kills its process group); then `verify` runs if configured; then
 //! the dispatcher journals the end, asks `retry::decide` what follows a
-//! failure, and on success checks the box (completions that arrive together
-//! in one write) before emitting `task_succeeded`.
+//! failure, and on success lets its dependants start at once and checks the
+//! box (completions that arrive together in one write, after their journal
+//! lines are durable) before emitting `task_succeeded`.
 //!
 //! A runner that panics is a failed attempt; an event callback that panics
 //! is not called again and interrupts the run. If the whole `run` future is
@@ -728,8 +729,13 @@ impl Dispatcher {
                 if self.last_limit.is_none_or(|at| started >= at) {
                     self.effective = (self.effective + 1).min(self.jobs);
                 }
-                // Its slot goes to the next task while its box is written.
-                self.sched.work_done(i);
+                // Its slot and its dependants go on while its box is written:
+                // their boxes are written in a later batch (writes are in
+                // order), so a dependant's box is never checked before its
+                // prerequisite's; the write's outcome does not change who
+                // may start (a box that could not be checked lets them go
+                // too, its work being done).
+                self.sched.succeed(i);
                 self.pending_writes.push(i);
             }
             Err(e) => self.on_failure(i, e),

@@ -140,6 +140,10 @@ pub(crate) struct Isolation {
     task_file_rel: String,
     /// One landing at a time, in the order tasks finish (tokio's mutex is fair).
     queue: tokio::sync::Mutex<()>,
+    /// One `git worktree add` or `remove` at a time: git reads every other
+    /// worktree's metadata while it adds one, and fails on one being made
+    /// beside it ("failed to read .git/worktrees/…/commondir").
+    worktrees: std::sync::Mutex<()>,
     /// Each task's latest worktree: removed when the task lands or its next
     /// attempt starts; a failed task's last one is kept for inspection.
     latest: std::sync::Mutex<std::collections::HashMap<String, TaskWorktree>>,
@@ -191,7 +195,10 @@ impl Isolation {
         worktree_dir: Option<&Path>,
         into: Option<&str>,
     ) -> Result<Option<(Isolation, SetupNotes)>, IsolateError> {
-        let in_repo = land::is_git_repo(workdir).unwrap_or(false);
+        // Git is asked only where it could answer yes: a run outside any
+        // repository (the common `--isolate auto` case) starts no process.
+        let in_repo = (mode != Isolate::None && could_be_in_git(workdir))
+            && land::is_git_repo(workdir).unwrap_or(false);
         match (mode, in_repo) {
             (Isolate::None, _) | (Isolate::Auto, false) => return Ok(None),
             (Isolate::Worktree, false) => {
@@ -261,6 +268,7 @@ impl Isolation {
                 identity,
                 task_file_rel,
                 queue: tokio::sync::Mutex::new(()),
+                worktrees: std::sync::Mutex::new(()),
                 latest: Default::default(),
                 recovered: Default::default(),
             },
@@ -330,6 +338,7 @@ impl Isolation {
     }
 
     fn remove_branch_worktree(&self, branch: &str) {
+        let _one = self.worktrees.lock();
         if let Ok(wts) = self.repo.worktrees() {
             for wt in wts {
                 if wt.branch.as_deref() == Some(&format!("refs/heads/{branch}")) {
@@ -383,7 +392,10 @@ impl Isolation {
             base: &tip,
             include: IncludeMode::Copy,
         };
-        let wt = land::create_task_worktree(&self.repo, &spec).map_err(git_failed)?;
+        let wt = {
+            let _one = self.worktrees.lock();
+            land::create_task_worktree(&self.repo, &spec).map_err(git_failed)?
+        };
         let workdir = self.workdir_in(&wt.path);
         if let Ok(mut latest) = self.latest.lock() {
             latest.insert(id.to_string(), wt.clone());
@@ -414,6 +426,7 @@ impl Isolation {
 
     /// Removes a worktree and its branch (a landed task, or a retried attempt).
     pub(crate) fn discard(&self, wt: &TaskWorktree) {
+        let _one = self.worktrees.lock();
         let _ = land::remove_worktree(&self.repo, &wt.path);
         let _ = land::delete_branch(&self.repo, &wt.branch);
     }
@@ -486,10 +499,14 @@ impl Isolation {
                     "verify-{}",
                     &candidate.commit[..12.min(candidate.commit.len())]
                 ));
-                let scratch =
+                let scratch = {
+                    let _one = self.worktrees.lock();
                     ScratchWorktree::create(&self.repo, &candidate.commit, &dir, IncludeMode::Copy)
-                        .map_err(git_failed)?;
+                        .map_err(git_failed)?
+                };
+                // Not held while the verify command runs.
                 let r = verify(&self.workdir_in(scratch.path()));
+                let _one = self.worktrees.lock();
                 let _ = scratch.remove();
                 r
             },
@@ -758,6 +775,21 @@ pub(crate) fn short_run_id(run_id: &str) -> String {
 }
 
 /// Keeps mdbatch's state folder out of the user's `git status`.
+/// Whether `folder` could be inside a git work tree: git's own environment
+/// points somewhere, or some folder from it up to the root has a `.git`
+/// (folder or file). Without either, git's discovery finds no work tree.
+fn could_be_in_git(folder: &Path) -> bool {
+    if std::env::var_os("GIT_DIR").is_some() || std::env::var_os("GIT_WORK_TREE").is_some() {
+        return true;
+    }
+    // Git discovers from the real folder (symlinks resolved), as here.
+    let Ok(abs) = std::fs::canonicalize(folder) else {
+        return true;
+    };
+    abs.ancestors()
+        .any(|d| std::fs::symlink_metadata(d.join(".git")).is_ok())
+}
+
 fn hide_from_git(state_dir: &Path) {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;

@@ -29,9 +29,6 @@ pub(crate) enum NodeState {
     Running,
     /// Between attempts (backoff); holds no slot, no resource.
     Backoff,
-    /// Its work succeeded and its box is being checked: holds no slot and
-    /// no resource, and its dependants still wait.
-    Writing,
     /// Finished: succeeded, failed, skipped or interrupted.
     Done,
 }
@@ -197,13 +194,6 @@ impl Scheduler {
         self.state[i] = NodeState::Backoff;
     }
 
-    /// A running node's work succeeded; its box is still to be checked
-    /// (group commit): frees its slot so another task can start meanwhile.
-    pub(crate) fn work_done(&mut self, i: NodeIdx) {
-        self.release(i);
-        self.state[i] = NodeState::Writing;
-    }
-
     /// A node in backoff may start again.
     pub(crate) fn retry_due(&mut self, i: NodeIdx) {
         if self.state[i] == NodeState::Backoff {
@@ -236,8 +226,14 @@ impl Scheduler {
         i
     }
 
-    /// A node succeeded; returns the nodes that became ready.
+    /// A node succeeded (its work; its box may still be being written):
+    /// frees its slot and returns the nodes that became ready. Called again
+    /// once the box is written, it does nothing.
     pub(crate) fn succeed(&mut self, i: NodeIdx) -> Vec<NodeIdx> {
+        if self.state[i] == NodeState::Done {
+            // Released when its work was done; its box is written now.
+            return Vec::new();
+        }
         self.release(i);
         if self.state[i] == NodeState::Ready {
             self.unready(i);

@@ -12,7 +12,9 @@
 //! The task's data is also in the environment: `MDBATCH_TASK_ID`,
 //! `MDBATCH_TASK`, `MDBATCH_PROMPT`, `MDBATCH_ATTEMPT`, `MDBATCH_FILE`,
 //! `MDBATCH_WORKDIR` (where the subagent runs: its worktree when isolated) and
-//! `MDBATCH_PROGRESS_FILE` (lines appended to that file stream as progress).
+//! `MDBATCH_PROGRESS_FILE` (lines appended to that file stream as progress);
+//! every subagent also carries `MDBATCH_REAPER_TOKEN`, by which the run's
+//! reaper finds it if mdbatch is killed.
 //!
 //! Exit status to kind: 0 success; 75 (`EX_TEMPFAIL`) `Transient`, rate
 //! limited; 126 and 127 (cannot execute, not found) `Fatal`; any other status

@@ -5,6 +5,12 @@
 //! [`spawn_streaming`]; it is kept stable for them.
 //!
 //! What it guarantees:
+//! - the child is started with `posix_spawn` (no `pre_exec` hook, which would
+//!   force a full `fork` of mdbatch: most of the per-task cost at high
+//!   `-j`), and registered with the per-run [`reaper`] from this side; the
+//!   reaper's docs say how a child is found if mdbatch dies between the
+//!   spawn and the registration, and when a fallback hook (and so `fork`)
+//!   is used instead;
 //! - the child gets its own process group (`setpgid(0, 0)`), stdin is `/dev/null`
 //!   (or the given bytes, then closed), no shell is involved: `argv[0]` is
 //!   looked up on `PATH` and the other elements reach the child verbatim;
@@ -173,10 +179,18 @@ where
     let mut log = LogFile::open(ctx.log_path.as_deref(), ctx);
 
     if let Some(pf) = &cmd.progress_file {
-        if let Some(dir) = pf.parent().filter(|d| !d.as_os_str().is_empty()) {
+        // Its folder is usually there (the attempt's log folder): made only
+        // when the file cannot be created without it.
+        let mut made = std::fs::write(pf, b"");
+        if made
+            .as_ref()
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+            && let Some(dir) = pf.parent().filter(|d| !d.as_os_str().is_empty())
+        {
             let _ = std::fs::create_dir_all(dir);
+            made = std::fs::write(pf, b"");
         }
-        if let Err(e) = std::fs::write(pf, b"") {
+        if let Err(e) = made {
             ctx.progress
                 .line(format!("cannot create progress file {}: {e}", pf.display()));
         }
@@ -189,7 +203,17 @@ where
         Some(job) => job.wrap(&cmd.argv, cmd.workdir.as_deref()),
         None => cmd.argv.clone(),
     };
-    let mut command = tokio::process::Command::new(&argv[0]);
+    // Looked up on PATH here, once per program (checked with one `access`
+    // per spawn): `posix_spawnp` would try every PATH entry with a failed
+    // `execve` each, in the child, while the spawning thread waits.
+    let mut command = match resolve_on_path(&argv[0], &cmd.env) {
+        Some(path) => {
+            let mut c = tokio::process::Command::new(path);
+            c.arg0(&argv[0]);
+            c
+        }
+        None => tokio::process::Command::new(&argv[0]),
+    };
     command
         .args(&argv[1..])
         .envs(cmd.env.iter().map(|(k, v)| (k, v)))
@@ -205,14 +229,25 @@ where
     if let Some(dir) = &cmd.workdir {
         command.current_dir(dir);
     }
-    die_with_parent(&mut command);
-    register_with_reaper(&mut command, ctx.grace);
+    // Told before the spawn, registered right after (see `reaper`); where
+    // that cannot be, the child registers itself or dies with us.
+    let spawning = reaper::Spawning::begin(ctx.grace);
+    match &spawning {
+        Some(s) => {
+            let (k, v) = s.env();
+            command.env(k, v);
+        }
+        None => fallback_hooks(&mut command, ctx.grace),
+    }
 
     let started = Instant::now();
     let mut child = command
         .spawn()
         .map_err(|e| spawn_error(program, cmd.workdir.as_deref(), e))?;
     let pid = child.id().unwrap_or(0);
+    if let Some(s) = spawning {
+        s.registered(pid);
+    }
     let mut guard = GroupGuard {
         pgid: pid,
         armed: pid != 0,
@@ -293,7 +328,8 @@ where
     let mut kill_at: Option<Instant> = None;
     let mut killed = false;
     let mut drain_until: Option<Instant> = None;
-    let mut poll = tokio::time::interval(PROGRESS_POLL);
+    // The file was just created empty: the first look is one period on.
+    let mut poll = tokio::time::interval_at(Instant::now() + PROGRESS_POLL, PROGRESS_POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let far = Instant::now() + Duration::from_secs(86400 * 365);
 
@@ -394,6 +430,60 @@ async fn read_some<R: AsyncRead + Unpin>(reader: &mut Option<R>, buf: &mut [u8])
     }
 }
 
+/// `program`'s path on the child's PATH (`env`'s, else ours), or `None` to
+/// leave the lookup to the spawn: a name with a `/`, no PATH, a relative
+/// PATH entry before a match (it depends on the child's folder), or no
+/// match. Found paths are remembered per (PATH, name) and checked again with
+/// one `access` per spawn, so a program removed or replaced is looked up
+/// anew.
+fn resolve_on_path(program: &str, env: &[(OsString, OsString)]) -> Option<PathBuf> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static FOUND: OnceLock<Mutex<HashMap<(OsString, String), PathBuf>>> = OnceLock::new();
+
+    if program.is_empty() || program.contains('/') {
+        return None;
+    }
+    let path_var = match env.iter().rev().find(|(k, _)| k == "PATH") {
+        Some((_, v)) => v.clone(),
+        None => std::env::var_os("PATH")?,
+    };
+    let key = (path_var, program.to_string());
+    let found = FOUND.get_or_init(Default::default);
+    let cached = found.lock().ok().and_then(|m| m.get(&key).cloned());
+    if let Some(p) = cached {
+        if executable(&p) {
+            return Some(p);
+        }
+        if let Ok(mut m) = found.lock() {
+            m.remove(&key);
+        }
+    }
+    for dir in std::env::split_paths(&key.0) {
+        if !dir.is_absolute() {
+            return None;
+        }
+        let candidate = dir.join(program);
+        if candidate.is_file() && executable(&candidate) {
+            if let Ok(mut m) = found.lock() {
+                m.insert(key, candidate.clone());
+            }
+            return Some(candidate);
+        }
+    }
+    None
+}
+
+/// Whether `path` may be executed by us (`access(X_OK)`).
+fn executable(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: access(2) reads a NUL-terminated string that outlives the call.
+    unsafe { libc::access(c.as_ptr(), libc::X_OK) == 0 }
+}
+
 /// The longest single argument or environment string Linux passes to a
 /// program (`MAX_ARG_STRLEN`, 32 pages); a longer one makes `execve` fail
 /// with E2BIG whatever the total.
@@ -461,49 +551,52 @@ fn spawn_error(program: &str, workdir: Option<&Path>, e: std::io::Error) -> RunE
     RunError::new(kind, message).with_source(e)
 }
 
-/// If mdbatch is killed outright (SIGKILL, OOM) no drop guard runs: on Linux
-/// the kernel then sends the child SIGKILL (`PR_SET_PDEATHSIG`), so no
-/// subagent outlives its run for long. The journal records the pid too, and
-/// the next run reports any group still alive.
-#[cfg(target_os = "linux")]
-fn die_with_parent(command: &mut tokio::process::Command) {
-    let parent = std::process::id();
-    // SAFETY: the closure runs in the forked child before exec and only calls
-    // async-signal-safe functions (prctl, getppid, kill, getpid); it allocates
-    // nothing and touches no locks.
-    unsafe {
-        command.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The parent may have died between fork and prctl.
-            if u32::try_from(libc::getppid()).ok() != Some(parent) {
-                libc::kill(libc::getpid(), libc::SIGKILL);
-            }
-            Ok(())
-        });
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn die_with_parent(_command: &mut tokio::process::Command) {}
-
-/// The child registers its new process group with the [`reaper`] before it
-/// runs anything, so whatever it starts is stopped if mdbatch dies.
-fn register_with_reaper(command: &mut tokio::process::Command, grace: Duration) {
-    let Some(fd) = reaper::fd() else {
+/// Where the parent cannot register the child with the [`reaper`] (its
+/// module docs say when), the child does what it can itself before `exec`.
+/// Either hook makes std fork instead of using `posix_spawn`.
+///
+/// - A reaper runs (not Linux: no `/proc` to find an unregistered child
+///   in): the child registers its new process group.
+/// - No reaper (no `/bin/sh`), on Linux: the kernel SIGKILLs the child when
+///   mdbatch dies (`PR_SET_PDEATHSIG`); its descendants are left to the
+///   journal check of the next run.
+fn fallback_hooks(command: &mut tokio::process::Command, grace: Duration) {
+    #[cfg(not(target_os = "linux"))]
+    if let Some(fd) = reaper::fd() {
+        let tenths = reaper::tenths(grace);
+        // SAFETY: runs in the forked child before exec, after `process_group(0)`
+        // made it a group leader; `register_self` only calls getpid and write on
+        // stack buffers (async-signal-safe, no allocation, no locks).
+        unsafe {
+            command.pre_exec(move || {
+                reaper::register_self(fd, tenths);
+                Ok(())
+            });
+        }
         return;
-    };
-    let tenths = reaper::tenths(grace);
-    // SAFETY: runs in the forked child before exec, after `process_group(0)`
-    // made it a group leader; `register_self` only calls getpid and write on
-    // stack buffers (async-signal-safe, no allocation, no locks).
-    unsafe {
-        command.pre_exec(move || {
-            reaper::register_self(fd, tenths);
-            Ok(())
-        });
     }
+    let _ = grace;
+    #[cfg(target_os = "linux")]
+    {
+        let parent = std::process::id();
+        // SAFETY: the closure runs in the forked child before exec and only calls
+        // async-signal-safe functions (prctl, getppid, kill, getpid); it allocates
+        // nothing and touches no locks.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The parent may have died between fork and prctl.
+                if u32::try_from(libc::getppid()).ok() != Some(parent) {
+                    libc::kill(libc::getpid(), libc::SIGKILL);
+                }
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = command;
 }
 
 /// Time a cluster job spent waiting for a slot.
@@ -717,15 +810,23 @@ impl ProgressFileReader {
 
     fn read_new(&mut self) -> Vec<u8> {
         use std::io::{Read, Seek, SeekFrom};
-        let Ok(mut f) = std::fs::File::open(&self.path) else {
+        // One `stat` when nothing was appended (most looks, and every look
+        // for a subagent that writes no progress): the file is opened only
+        // to read.
+        let Ok(len) = std::fs::metadata(&self.path).map(|m| m.len()) else {
             return Vec::new();
         };
-        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
         if len < self.pos {
             // Truncated or replaced: start over.
             self.pos = 0;
         }
-        if len == self.pos || f.seek(SeekFrom::Start(self.pos)).is_err() {
+        if len == self.pos {
+            return Vec::new();
+        }
+        let Ok(mut f) = std::fs::File::open(&self.path) else {
+            return Vec::new();
+        };
+        if f.seek(SeekFrom::Start(self.pos)).is_err() {
             return Vec::new();
         }
         let mut buf = Vec::new();
@@ -900,6 +1001,38 @@ mod tests {
     }
 
     #[test]
+    fn programs_are_found_on_the_childs_path_and_paths_are_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let tool = dir.path().join("mdbatch-test-tool");
+        std::fs::write(&tool, "#!/bin/sh\n").unwrap();
+        let path = |p: &Path| vec![(OsString::from("PATH"), p.as_os_str().to_owned())];
+        // Not executable yet: not found (the spawn reports it).
+        assert_eq!(
+            resolve_on_path("mdbatch-test-tool", &path(dir.path())),
+            None
+        );
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(
+            resolve_on_path("mdbatch-test-tool", &path(dir.path())),
+            Some(tool.clone())
+        );
+        // Remembered, and looked up anew once it is gone.
+        std::fs::remove_file(&tool).unwrap();
+        assert_eq!(
+            resolve_on_path("mdbatch-test-tool", &path(dir.path())),
+            None
+        );
+        // A name with a slash, or a relative PATH entry first: the spawn decides.
+        assert_eq!(
+            resolve_on_path("./mdbatch-test-tool", &path(dir.path())),
+            None
+        );
+        let relative = vec![(OsString::from("PATH"), OsString::from("bin:/usr/bin:/bin"))];
+        assert_eq!(resolve_on_path("sh", &relative), None);
+    }
+
+    #[test]
     fn cut_line_respects_char_boundaries() {
         let s = "é".repeat(10);
         let cut = cut_line(&s, 8);
@@ -926,6 +1059,9 @@ mod tests {
     #[test]
     fn a_log_keeps_its_head_and_tail_and_says_what_was_cut() {
         let dir = tempfile::tempdir().unwrap();
+        // `logs/` is made by the attempt (`store::prepare_log`), the task's
+        // folder in it by the log itself.
+        std::fs::create_dir(dir.path().join("logs")).unwrap();
         let path = dir.path().join("logs").join("t").join("1.log");
         let mut log =
             LogFile::with_caps(Some(&path), crate::runner::ProgressSink::discard(), 30, 20);

@@ -2,57 +2,117 @@
 //! subagents mdbatch could not.
 //!
 //! When mdbatch is killed outright (`kill -9`, the OOM killer) no code of
-//! ours runs: `PR_SET_PDEATHSIG` ends each subagent's direct child, but its
-//! children and grandchildren (the agent's shell commands, test runners,
-//! servers) live on. So the first spawn starts one reaper per mdbatch
-//! process: `/bin/sh` running [`SCRIPT`], in a process group of its own
-//! (Ctrl-C does not reach it), ignoring SIGINT/SIGTERM/SIGHUP, reading a
-//! pipe whose only write end is mdbatch's.
+//! ours runs, and a subagent with its children and grandchildren (the
+//! agent's shell commands, test runners, servers) would live on. So the
+//! first spawn starts one reaper per mdbatch process: `/bin/sh` running
+//! [`SCRIPT`], in a process group of its own (Ctrl-C does not reach it),
+//! ignoring SIGINT/SIGTERM/SIGHUP, reading a pipe whose only write end is
+//! mdbatch's.
 //!
-//! - Every subagent registers its process group itself, in the forked child
-//!   before `exec` (`+ PGID GRACE`), so no window exists in which a group
-//!   runs unknown to the reaper (a pid that had not reached the journal yet
-//!   was never found).
-//! - mdbatch unregisters a group once it has killed it (`- PGID`).
-//! - When mdbatch dies the pipe reaches end-of-file: the reaper TERMs every
-//!   group still registered, gives them the longest grace period registered,
-//!   KILLs what is left, and exits. When mdbatch ends normally nothing is
-//!   registered and it exits at once.
+//! ## Registration, and the window between spawn and registration
 //!
-//! Pitfalls: the write end is close-on-exec, so no subagent holds it (the
-//! end-of-file would never come). Lines are shorter than `PIPE_BUF`, so
-//! writes from several threads and forked children never interleave. A
-//! process that leaves its group (`setsid`) is not tracked; a cgroup would be
-//! needed for that. Without `/bin/sh` there is no reaper and the journal
-//! check of the next run is the only cleanup.
+//! Subagents are started with `posix_spawn` (no `pre_exec` hook: a hook
+//! forces a full `fork` of mdbatch, which cost most of the per-task time at
+//! `-j 8`), so the child cannot register itself; mdbatch registers it from
+//! the parent side, and closes the window in which mdbatch could die
+//! between the two:
+//!
+//! 1. Before spawning, mdbatch writes `? GRACE` (a *pending* spawn), and the
+//!    child's environment gets this process's random token
+//!    ([`TOKEN_VAR`]`=<token>`; the reaper has it as its argument).
+//! 2. Right after the spawn returned, mdbatch writes `= PGID`: the
+//!    group is registered and one pending spawn resolved (`!` resolves one
+//!    whose spawn failed).
+//! 3. mdbatch writes `- PGID` once it has killed a group.
+//! 4. When mdbatch dies the pipe reaches end-of-file. The reaper TERMs
+//!    every registered group, scans `/proc/*/environ` for the token and
+//!    TERMs the group of every process that carries it (a child whose
+//!    spawn was still pending, and descendants that left their group with
+//!    `setsid`), again on every tick of the grace period; then it KILLs
+//!    what is left (after the longest grace registered) and exits.
+//!    When mdbatch ends normally nothing is registered or pending and it
+//!    exits at once.
+//!
+//! Why the scan finds the unregistered child: the pipe's write end is
+//! close-on-exec, and a child being spawned holds a copy of mdbatch's
+//! descriptor table (`posix_spawn`'s `clone` shares memory, not
+//! descriptors) until its `execve` closes it. So the end-of-file comes only
+//! once every child being started has passed the close-on-exec step of its
+//! `execve` (or died). From there its environment, which holds the token,
+//! is readable in `/proc` as soon as the same `execve` call has built the
+//! new stack: it maps the program and nothing else, and the scans go on
+//! for the whole grace period (at least 0.1 s, 10 s by default). The token
+//! is inherited, so the scan also finds descendants that left the group
+//! but kept the environment.
+//!
+//! Where this does not hold, a `pre_exec` hook (and so a full `fork`) is
+//! used instead: off Linux (no `/proc` to scan) the child registers itself
+//! (`+ PGID GRACE`) before `exec`; where no reaper can be started (no
+//! `/bin/sh`) the child gets `PR_SET_PDEATHSIG` (Linux), which stops the
+//! direct child only, and the journal check of the next run is the only
+//! cleanup for the rest.
+//!
+//! Pitfalls: no subagent may hold the write end (the end-of-file would never
+//! come): it is close-on-exec. Lines are shorter than `PIPE_BUF`, so writes
+//! from several threads and forked children never interleave. A process
+//! that leaves its group (`setsid`) and clears its environment is not
+//! tracked; a cgroup would be needed for that.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-/// The reaper's program (arguments: none; input: registrations).
+/// The variable that carries this process's token in every subagent's
+/// environment (and so in their descendants' unless they clear it).
+pub(crate) const TOKEN_VAR: &str = "MDBATCH_REAPER_TOKEN";
+
+/// The reaper's program (argument: the token; input: registrations).
 const SCRIPT: &str = r#"trap '' INT TERM HUP QUIT PIPE
+tok=$1
 grace=1
+pending=0
+n=0
+longer() { case "$1" in ''|*[!0-9]*) ;; *) [ "$1" -gt "$grace" ] && grace=$1 ;; esac; }
 while read -r op pg g; do
+  case "$op" in
+    '?') pending=$((pending+1)); longer "$pg"; continue ;;
+    '!') [ "$pending" -gt 0 ] && pending=$((pending-1)); continue ;;
+  esac
   case "$pg" in ''|*[!0-9]*) continue ;; esac
   case "$op" in
-    +) eval "g_$pg=1"
-       case "$g" in ''|*[!0-9]*) ;; *) [ "$g" -gt "$grace" ] && grace=$g ;; esac ;;
-    -) unset "g_$pg" ;;
+    +) eval "g_$pg=1"; n=$((n+1)); longer "$g" ;;
+    =) eval "g_$pg=1"; n=$((n+1)); [ "$pending" -gt 0 ] && pending=$((pending-1)) ;;
+    -) eval "t=\${g_$pg:-}"; [ -n "$t" ] && n=$((n-1)); unset "g_$pg" ;;
   esac
 done
+# The common end: nothing registered, nothing pending (no subshell, no sed).
+[ "$n" -le 0 ] && [ "$pending" -eq 0 ] && exit 0
 groups=$(set | sed -n 's/^g_\([0-9][0-9]*\)=.*/\1/p')
-[ -z "$groups" ] && exit 0
+[ -z "$groups" ] && [ "$pending" -eq 0 ] && exit 0
+scan() {
+  for f in $(grep -lsxzF "MDBATCH_REAPER_TOKEN=$tok" /proc/[0-9]*/environ 2>/dev/null); do
+    p=${f#/proc/}; p=${p%/environ}
+    { read -r s < "/proc/$p/stat"; } 2>/dev/null || continue
+    set -- ${s##*) }
+    case "$3" in ''|*[!0-9]*) continue ;; esac
+    case " $seen " in *" $3 "*) continue ;; esac
+    seen="$seen $3"; groups="$groups $3"
+    kill -s TERM -- "-$3" 2>/dev/null
+  done
+}
+seen=$groups
 for x in $groups; do kill -s TERM -- "-$x" 2>/dev/null; done
+scan
 i=0
 while [ "$i" -lt "$grace" ]; do
   alive=''
   for x in $groups; do kill -s 0 -- "-$x" 2>/dev/null && alive="$alive $x"; done
-  [ -z "$alive" ] && exit 0
+  [ -z "$alive" ] && [ "$pending" -eq 0 ] && exit 0
   groups=$alive
   sleep 0.1
   i=$((i+1))
+  scan
 done
 for x in $groups; do kill -s KILL -- "-$x" 2>/dev/null; done
 "#;
@@ -60,6 +120,8 @@ for x in $groups; do kill -s KILL -- "-$x" 2>/dev/null; done
 struct Reaper {
     write: OwnedFd,
     pid: u32,
+    /// This process's token, in every subagent's environment.
+    token: String,
 }
 
 /// The reaper of this process, started on first use (`None`: it could not be).
@@ -80,10 +142,12 @@ fn start() -> Option<Reaper> {
         // SAFETY: fcntl on a descriptor we own.
         unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     }
+    // Unpredictable, so no unrelated process carries it by chance.
+    let token = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
     let child = {
         use std::os::unix::process::CommandExt;
         Command::new("/bin/sh")
-            .args(["-c", SCRIPT, "mdbatch-reaper"])
+            .args(["-c", SCRIPT, "mdbatch-reaper", &token])
             .stdin(Stdio::from(read))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -95,13 +159,69 @@ fn start() -> Option<Reaper> {
     // pipe's end-of-file at exit), and is then adopted and reaped by init.
     let pid = child.id();
     drop(child);
-    Some(Reaper { write, pid })
+    Some(Reaper { write, pid, token })
 }
 
 /// The descriptor a child writes its registration to, starting the reaper
 /// if needed (`None`: no reaper).
+#[cfg_attr(
+    target_os = "linux",
+    expect(dead_code, reason = "children register themselves only off Linux")
+)]
 pub(crate) fn fd() -> Option<RawFd> {
     reaper().map(|r| r.write.as_raw_fd())
+}
+
+/// A spawn the reaper was told about before it happened (see the module
+/// docs): resolved by [`Spawning::registered`], or, if dropped unresolved
+/// (the spawn failed), with `!`.
+pub(crate) struct Spawning {
+    reaper: &'static Reaper,
+    resolved: bool,
+}
+
+impl Spawning {
+    /// Tells the reaper a child is about to be started (`? GRACE`), starting
+    /// the reaper if needed (`None`: no reaper, or no `/proc` to find an
+    /// unregistered child in).
+    pub(crate) fn begin(grace: Duration) -> Option<Self> {
+        if !cfg!(target_os = "linux") {
+            return None;
+        }
+        let reaper = reaper()?;
+        let grace = tenths(grace);
+        send(reaper, &format!("? {grace}\n"));
+        Some(Self {
+            reaper,
+            resolved: false,
+        })
+    }
+
+    /// The environment variable the child must carry: `(name, token)`.
+    pub(crate) fn env(&self) -> (&'static str, &'static str) {
+        (TOKEN_VAR, self.reaper.token.as_str())
+    }
+
+    /// Registers the started child's group (`= PGID`).
+    pub(crate) fn registered(mut self, pgid: u32) {
+        // The grace came with `?`.
+        send(self.reaper, &format!("= {pgid}\n"));
+        self.resolved = true;
+    }
+}
+
+impl Drop for Spawning {
+    fn drop(&mut self) {
+        if !self.resolved {
+            send(self.reaper, "!\n");
+        }
+    }
+}
+
+/// One line to the reaper; short (under `PIPE_BUF`), so written whole.
+fn send(reaper: &Reaper, line: &str) {
+    // SAFETY: writes the bytes of a live string to our own pipe.
+    unsafe { libc::write(reaper.write.as_raw_fd(), line.as_ptr().cast(), line.len()) };
 }
 
 /// The reaper's pid, if it runs (for tests and diagnostics).
@@ -119,6 +239,10 @@ pub(crate) fn tenths(grace: Duration) -> u64 {
 
 /// Registers the calling process's group. Only async-signal-safe calls: it
 /// runs in the forked child before `exec` (getpid, write; no allocation).
+#[cfg_attr(
+    target_os = "linux",
+    expect(dead_code, reason = "children register themselves only off Linux")
+)]
 pub(crate) fn register_self(fd: RawFd, grace_tenths: u64) {
     let mut line = [0u8; 64];
     let mut n = 0;
@@ -139,12 +263,9 @@ pub(crate) fn register_self(fd: RawFd, grace_tenths: u64) {
 
 /// Tells the reaper that group `pgid` is over (killed and being reaped).
 pub(crate) fn unregister(pgid: u32) {
-    let Some(fd) = reaper().map(|r| r.write.as_raw_fd()) else {
-        return;
-    };
-    let line = format!("- {pgid}\n");
-    // SAFETY: writes the bytes of a live String to our own pipe.
-    unsafe { libc::write(fd, line.as_ptr().cast(), line.len()) };
+    if let Some(r) = reaper() {
+        send(r, &format!("- {pgid}\n"));
+    }
 }
 
 /// Writes `v` in decimal at the start of `buf`; returns how many bytes.
@@ -184,6 +305,100 @@ mod tests {
     fn grace_is_sent_in_tenths_of_a_second_and_never_zero() {
         assert_eq!(tenths(Duration::from_secs(10)), 100);
         assert_eq!(tenths(Duration::from_millis(50)), 1);
+    }
+
+    /// The child a helper process starts and never registers: it ignores
+    /// TERM (so only the KILL after the grace ends it), starts a grandchild,
+    /// prints both pids and blocks.
+    const UNREGISTERED_CHILD: &str = r#"trap '' TERM
+sh -c 'while :; do sleep 1; done' &
+echo "$$ $!"
+while :; do sleep 1; done
+"#;
+
+    /// Not a test of its own: run in a process of its own by the test
+    /// below. Tells its reaper a spawn is coming, starts the child, and dies
+    /// by SIGKILL before registering it — the window between spawn and
+    /// registration, held open as long as it takes the child to report.
+    #[test]
+    #[ignore = "a helper, run by a_child_started_but_not_registered_is_stopped_when_its_parent_dies"]
+    #[expect(
+        clippy::zombie_processes,
+        reason = "this process dies with its child unwaited: that is the test"
+    )]
+    fn helper_dies_between_spawn_and_registration() {
+        use std::io::BufRead;
+        use std::os::unix::process::CommandExt;
+        let Some(dir) = std::env::var_os("MDBATCH_TEST_WINDOW_DIR") else {
+            return;
+        };
+        let spawning = Spawning::begin(Duration::from_millis(300)).expect("a reaper");
+        let (k, v) = spawning.env();
+        let mut child = Command::new("/bin/sh")
+            .args(["-c", UNREGISTERED_CHILD])
+            .env(k, v)
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut pids = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut pids)
+            .unwrap();
+        std::fs::write(std::path::Path::new(&dir).join("pids"), pids).unwrap();
+        // SAFETY: kill(2) on this process: it dies with `spawning` unresolved.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        unreachable!("killed");
+    }
+
+    #[test]
+    fn a_child_started_but_not_registered_is_stopped_when_its_parent_dies() {
+        use std::os::unix::process::ExitStatusExt;
+        let dir = tempfile::tempdir().unwrap();
+        let status = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "runner::process::reaper::tests::helper_dies_between_spawn_and_registration",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env("MDBATCH_TEST_WINDOW_DIR", dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
+        let pids: Vec<i32> = std::fs::read_to_string(dir.path().join("pids"))
+            .unwrap()
+            .split_whitespace()
+            .map(|p| p.parse().unwrap())
+            .collect();
+        assert_eq!(pids.len(), 2, "the child and its grandchild");
+        let alive = |pid: i32| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                !matches!(
+                    s.rsplit_once(')')
+                        .and_then(|r| r.1.split_whitespace().next()),
+                    Some("Z" | "X") | None
+                )
+            })
+        };
+        // The grace is 0.3 s; the limit only bounds a failing test.
+        let until = std::time::Instant::now() + Duration::from_secs(30);
+        while pids.iter().any(|p| alive(*p)) && std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let survivors: Vec<i32> = pids.iter().copied().filter(|p| alive(*p)).collect();
+        for p in &survivors {
+            // SAFETY: kill(2) on a process this test's helper started.
+            unsafe { libc::kill(*p, libc::SIGKILL) };
+        }
+        assert!(
+            survivors.is_empty(),
+            "outlived their parent, which died before registering them: {survivors:?}"
+        );
     }
 
     #[test]
