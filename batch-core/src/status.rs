@@ -324,6 +324,16 @@ pub fn build(
                 .collect(),
         })
         .collect();
+    // Each group's place in its wave, found once (a wave of 100,000
+    // one-task groups made a search per task quadratic).
+    let mut place_in_wave: Vec<Option<usize>> = vec![None; doc.groups.len()];
+    for wave in &doc.waves {
+        for (p, &g) in wave.groups.iter().enumerate() {
+            if let Some(slot) = place_in_wave.get_mut(g) {
+                slot.get_or_insert(p);
+            }
+        }
+    }
     let (mut done, mut open, mut optional) = (0, 0, 0);
     for t in doc.leaves().filter(|t| !t.skip) {
         let (d, o, opt) = match (t.checked, t.optional) {
@@ -339,11 +349,9 @@ pub fn build(
         };
         w.done += d;
         w.open += o;
-        let pos = t.group.and_then(|g| {
-            doc.waves
-                .get(w.number - 1)
-                .and_then(|wave| wave.groups.iter().position(|&x| x == g))
-        });
+        let pos = t
+            .group
+            .and_then(|g| place_in_wave.get(g).copied().flatten());
         if let Some(g) = pos.and_then(|p| w.groups.get_mut(p)) {
             g.done += d;
             g.open += o;

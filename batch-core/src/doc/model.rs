@@ -4,6 +4,7 @@
 //! (`TaskIdx`, `SectionIdx`, …): a `Document` is plain data, cheap to clone,
 //! serialisable, and free of lifetimes.
 
+use std::collections::HashMap;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -391,12 +392,76 @@ pub struct Document {
     pub warnings: Vec<Diagnostic>,
     /// Dependencies read from prose outside the tasks (see [`ProseDep`]).
     pub prose_deps: Vec<ProseDep>,
+    /// Tasks by id, built on the first [`Document::task_by_id`].
+    #[serde(skip)]
+    pub(crate) id_index: IdIndex,
+}
+
+/// A lazily built index of a document's task ids: the hash of each id to the
+/// first task with it. Every hit is checked against the task's id, and a
+/// changed number of tasks makes a lookup scan; only an id changed in place
+/// after the index was built (same count) could be missed — a clone starts
+/// with no index.
+#[derive(Default)]
+pub(crate) struct IdIndex {
+    built: std::sync::OnceLock<(usize, HashMap<u64, usize>)>,
+}
+
+impl IdIndex {
+    /// SipHash: the parser's Fx hash maps ids alike but for a digit or two
+    /// (`item-1394`, `item-1319`) to one value, and a shared value here
+    /// means a scan.
+    fn hash(id: &str) -> u64 {
+        use std::hash::Hasher;
+        let mut h = std::hash::DefaultHasher::new();
+        h.write(id.as_bytes());
+        h.finish()
+    }
+
+    fn find<'a>(&self, tasks: &'a [Task], id: &str) -> Option<&'a Task> {
+        let (len, map) = self.built.get_or_init(|| {
+            let mut map = HashMap::with_capacity(tasks.len());
+            for (i, t) in tasks.iter().enumerate() {
+                map.entry(Self::hash(&t.id)).or_insert(i);
+            }
+            (tasks.len(), map)
+        });
+        match map.get(&Self::hash(id)).and_then(|&i| tasks.get(i)) {
+            Some(t) if t.id == id => Some(t),
+            // A miss is an answer while the tasks are the ones indexed.
+            None if *len == tasks.len() => None,
+            // A hash shared by two ids, or tasks changed since: look.
+            _ => tasks.iter().find(|t| t.id == id),
+        }
+    }
+}
+
+impl Clone for IdIndex {
+    fn clone(&self) -> Self {
+        // Cheap to build again; the clone's tasks may be changed.
+        IdIndex::default()
+    }
+}
+
+impl PartialEq for IdIndex {
+    fn eq(&self, _: &Self) -> bool {
+        // A cache: never part of what a document is.
+        true
+    }
+}
+
+impl std::fmt::Debug for IdIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IdIndex")
+    }
 }
 
 impl Document {
-    /// The task with this id.
+    /// The task with this id (the first, if several share it). The first
+    /// call builds an index of the ids, so looking up every task of a large
+    /// file is linear, not quadratic.
     pub fn task_by_id(&self, id: &str) -> Option<&Task> {
-        self.tasks.iter().find(|t| t.id == id)
+        self.id_index.find(&self.tasks, id)
     }
 
     /// The section path of a task: titles from the outermost heading down.

@@ -1233,6 +1233,7 @@ impl Scanner<'_, '_> {
             hints: self.doc_hints,
             warnings: self.warnings,
             prose_deps,
+            id_index: Default::default(),
         };
         (doc, self.errors)
     }

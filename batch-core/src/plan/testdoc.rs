@@ -31,6 +31,7 @@ impl DocBuilder {
                 hints: Hints::default(),
                 warnings: Vec::new(),
                 prose_deps: Vec::new(),
+                id_index: Default::default(),
             },
             line: 1,
             wave_section: None,

@@ -588,10 +588,15 @@ impl TaskFile {
 
 /// Whether `doc` still has every task of `before`, each with the same text.
 fn keeps_every_task(before: &Index, doc: &Document, hashes: &[String]) -> bool {
-    before.doc.tasks.iter().all(|t| {
-        doc.task_by_id(&t.id)
-            .is_some_and(|now| hashes[now.index] == before.hashes[t.index])
-    })
+    // Most saves keep the tasks where they were: compare in place first.
+    let in_place = before.doc.tasks.iter().enumerate().all(|(i, t)| {
+        doc.tasks.get(i).is_some_and(|now| now.id == t.id) && hashes.get(i) == before.hashes.get(i)
+    });
+    in_place
+        || before.doc.tasks.iter().all(|t| {
+            doc.task_by_id(&t.id)
+                .is_some_and(|now| hashes[now.index] == before.hashes[t.index])
+        })
 }
 
 /// Reads `file` from its start to its end into `bytes` (whatever the file

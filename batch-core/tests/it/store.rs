@@ -339,7 +339,16 @@ fn an_editor_process_saving_by_rename_throughout_the_writes_loses_no_save_and_no
         .unwrap();
     for w in &wants {
         // A save of a stale copy may open a box again: the next write sees it.
-        let out = tf.check(std::slice::from_ref(w)).unwrap();
+        // An editor saving with no pause at all can win the race with one
+        // write 32 times in a row ("kept changing"): the run then checks the
+        // box at its next write, as here.
+        let out = loop {
+            match tf.check(std::slice::from_ref(w)) {
+                Ok(out) => break out,
+                Err(e) if e.to_string().contains("kept changing") => continue,
+                Err(e) => panic!("{e}"),
+            }
+        };
         assert!(out.problems.is_empty(), "{:?}", out.problems);
     }
     assert!(editor.wait().unwrap().success());
