@@ -984,6 +984,16 @@ impl Run {
         &self,
         edits: &[(&str, &str, &str)],
     ) -> (Arc<Fake>, RunReport, Vec<Envelope>) {
+        self.go_editing_with(edits, opts()).await
+    }
+
+    /// Runs one task at a time with `options`; each task in `edits` edits
+    /// the file (find, replace) when it starts.
+    async fn go_editing_with(
+        &self,
+        edits: &[(&str, &str, &str)],
+        mut options: RunOptions,
+    ) -> (Arc<Fake>, RunReport, Vec<Envelope>) {
         let fake = Arc::new(Fake::new(Step::Ok(1)));
         let runner = Arc::new(Editing {
             fake: fake.clone(),
@@ -995,7 +1005,6 @@ impl Run {
         });
         let events = Arc::new(Mutex::new(Vec::new()));
         let sink = events.clone();
-        let mut options = opts();
         options.jobs = Some(1);
         let report = ExecutorBuilder::new(&self.path)
             .options(options)
@@ -1014,42 +1023,24 @@ impl Run {
 #[tokio::test(start_paused = true)]
 async fn launcher_arg_hints_an_agent_writes_during_a_run_are_refused_for_changed_and_added_tasks() {
     let run = Run::file(TWO_WAVES);
-    let fake = Arc::new(Fake::new(Step::Ok(1)));
     // While `a` runs, its agent gives `c` a prolog and adds `e` that writes a file.
-    let runner = Arc::new(Editing {
-        fake: fake.clone(),
-        path: run.path.clone(),
-        edits: [(
-            "a".to_string(),
-            (
-                "- [ ] <!-- id: c --> task c\n- [ ] <!-- id: d --> task d\n".to_string(),
+    let mut options = opts();
+    options.launcher = batch_core::Launcher::Slurm;
+    let (fake, report, events) = run
+        .go_editing_with(
+            &[(
+                "a",
+                "- [ ] <!-- id: c --> task c\n- [ ] <!-- id: d --> task d\n",
                 "- [ ] <!-- id: c; launcher-arg: --prolog=/tmp/evil --> task c, now\n\
                  - [ ] <!-- id: d --> task d\n\
-                 - [ ] <!-- id: e; launcher-arg: --output=/tmp/pwned --> task e\n"
-                    .to_string(),
-            ),
-        )]
-        .into_iter()
-        .collect(),
-    });
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let sink = events.clone();
-    let mut options = opts();
-    options.jobs = Some(1);
-    options.launcher = batch_core::Launcher::Slurm;
-    let report = ExecutorBuilder::new(&run.path)
-        .options(options)
-        .runner(runner)
-        .on_event(move |e| sink.lock().unwrap().push(e.clone()))
-        .build()
-        .unwrap()
-        .run()
-        .await
-        .unwrap();
+                 - [ ] <!-- id: e; launcher-arg: --output=/tmp/pwned --> task e\n",
+            )],
+            options,
+        )
+        .await;
     let ran: Vec<String> = fake.recs().iter().map(|r| r.id.clone()).collect();
     assert_eq!(ran, ["a", "b", "d"], "{report:?}");
     assert_eq!(outcome(&report, "c"), Outcome::Skipped);
-    let events = events.lock().unwrap();
     assert!(
         events.iter().any(|e| matches!(&e.event,
             RunEvent::Warning { message } if message.contains("`e`") && message.contains("--output=/tmp/pwned"))),
