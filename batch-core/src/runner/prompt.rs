@@ -232,7 +232,10 @@ impl PromptTemplate {
 ///
 /// [`render`](Self::render) returns what [`PromptTemplate::render`] returns
 /// for a spec with the bound file, workdir and preamble.
-#[cfg_attr(not(feature = "exec"), allow(dead_code, reason = "the executor binds templates"))]
+#[cfg_attr(
+    not(feature = "exec"),
+    allow(dead_code, reason = "the executor binds templates")
+)]
 #[derive(Debug, Clone)]
 pub(crate) struct BoundTemplate {
     segments: Vec<Segment>,
@@ -240,7 +243,10 @@ pub(crate) struct BoundTemplate {
     constant_len: usize,
 }
 
-#[cfg_attr(not(feature = "exec"), allow(dead_code, reason = "the executor binds templates"))]
+#[cfg_attr(
+    not(feature = "exec"),
+    allow(dead_code, reason = "the executor binds templates")
+)]
 #[derive(Debug, Clone)]
 enum Segment {
     /// Constant lines that are not blank, joined by `\n`.
@@ -252,7 +258,10 @@ enum Segment {
     Fields { pieces: Vec<Piece>, ended: bool },
 }
 
-#[cfg_attr(not(feature = "exec"), allow(dead_code, reason = "the executor binds templates"))]
+#[cfg_attr(
+    not(feature = "exec"),
+    allow(dead_code, reason = "the executor binds templates")
+)]
 impl PromptTemplate {
     /// This template with `task_file`, `workdir` and `preamble` filled in
     /// (see [`BoundTemplate`]).
@@ -342,7 +351,10 @@ impl PromptTemplate {
     }
 }
 
-#[cfg_attr(not(feature = "exec"), allow(dead_code, reason = "the executor binds templates"))]
+#[cfg_attr(
+    not(feature = "exec"),
+    allow(dead_code, reason = "the executor binds templates")
+)]
 impl BoundTemplate {
     /// The prompt of `spec` (whose file, workdir and preamble are the bound ones).
     pub(crate) fn render(&self, spec: &TaskSpec) -> String {
