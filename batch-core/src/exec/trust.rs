@@ -53,7 +53,6 @@ pub struct UnapprovedVerify {
 /// Where the record of `state_dir`'s approved commands is kept (see the
 /// module docs), its folder made when `make`.
 fn record_path(state_dir: &Path, make: bool) -> Result<PathBuf, RunSetupError> {
-    use std::os::unix::fs::DirBuilderExt;
     let home = std::env::var_os("XDG_STATE_HOME")
         .map(PathBuf::from)
         .filter(|p| p.is_absolute())
@@ -63,28 +62,16 @@ fn record_path(state_dir: &Path, make: bool) -> Result<PathBuf, RunSetupError> {
                 .filter(|p| p.is_absolute())
                 .map(|h| h.join(".local").join("state"))
         });
-    let (Some(home), Ok(key)) = (home, std::path::absolute(state_dir)) else {
+    let dir = home.map(|h| h.join("mdbatch").join("verify-approved"));
+    let Some((dir, file)) =
+        dir.and_then(|d| crate::store::keyed_file(&d, state_dir, "jsonl").map(|f| (d, f)))
+    else {
         return Ok(state_dir.join(FILE));
     };
-    let dir = home.join("mdbatch").join("verify-approved");
     if make {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|e| {
-                io_error(
-                    dir.clone(),
-                    "cannot create the folder of approved verify commands",
-                    e,
-                )
-            })?;
-        crate::store::check_own_dir(&dir)?;
+        crate::store::make_private_dir(&dir)?;
     }
-    Ok(dir.join(format!(
-        "{}.jsonl",
-        crate::store::journal::text_hash(&key.to_string_lossy())
-    )))
+    Ok(file)
 }
 
 /// The commands approved so far (`None`: no record yet, a first run).

@@ -46,7 +46,7 @@ impl RunLock {
         super::make_state_dir(state_dir)?;
         let path = state_dir.join(LOCK_FILE);
         // The twin first: it is the one no one in the project can delete.
-        let outside = match outside_path(state_dir) {
+        let outside = match make_outside_path(state_dir) {
             Some(twin) => Some(take(&twin, task_file).map_err(|e| e.into_setup(&twin))?),
             None => None,
         };
@@ -123,10 +123,8 @@ fn take(path: &Path, task_file: &Path) -> Result<File, TakeError> {
     Ok(file)
 }
 
-/// The twin of the lock of `state_dir` outside the project (see the module
-/// docs), its folder made; `None` when no such folder can be had.
-fn outside_path(state_dir: &Path) -> Option<PathBuf> {
-    use std::os::unix::fs::DirBuilderExt;
+/// The folder of the lock twins outside the project (see the module docs).
+fn outside_dir() -> PathBuf {
     let base = match std::env::var_os("XDG_RUNTIME_DIR") {
         Some(d) if Path::new(&d).is_absolute() => PathBuf::from(d).join("mdbatch"),
         _ => {
@@ -135,26 +133,24 @@ fn outside_path(state_dir: &Path) -> Option<PathBuf> {
             std::env::temp_dir().join(format!("mdbatch-{uid}"))
         }
     };
-    let locks = base.join("locks");
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&locks)
-        .ok()?;
-    super::check_own_dir(&base).ok()?;
-    super::check_own_dir(&locks).ok()?;
-    let key = std::path::absolute(state_dir).ok()?;
-    Some(locks.join(format!(
-        "{}.lock",
-        super::journal::text_hash(&key.to_string_lossy())
-    )))
+    base.join("locks")
+}
+
+/// The twin of the lock of `state_dir` outside the project, its folder made
+/// and checked; `None` when no such folder can be had.
+fn make_outside_path(state_dir: &Path) -> Option<PathBuf> {
+    let locks = outside_dir();
+    super::make_private_dir(&locks).ok()?;
+    super::check_own_dir(locks.parent()?).ok()?;
+    super::keyed_file(&locks, state_dir, "lock")
 }
 
 /// The pid of the run holding the lock in `state_dir` (or its twin outside
 /// the project), if one does.
 pub fn holder(state_dir: &Path) -> Result<Option<u32>, StoreError> {
     let inside = state_dir.join(LOCK_FILE);
-    for path in std::iter::once(inside).chain(outside_path(state_dir)) {
+    let outside = super::keyed_file(&outside_dir(), state_dir, "lock");
+    for path in std::iter::once(inside).chain(outside) {
         let mut file = match OpenOptions::new()
             .read(true)
             .write(true)

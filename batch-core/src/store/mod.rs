@@ -119,6 +119,29 @@ pub(crate) fn make_own_dirs<'a>(
     Ok(())
 }
 
+/// The file of the state folder `state_dir` in `dir`, a folder of the
+/// user's outside the project: `<dir>/<hash of the state folder's absolute
+/// path>.<ext>` (`None` when that path cannot be had).
+pub(crate) fn keyed_file(dir: &Path, state_dir: &Path, ext: &str) -> Option<PathBuf> {
+    let key = std::path::absolute(state_dir).ok()?;
+    Some(dir.join(format!(
+        "{}.{ext}",
+        journal::text_hash(&key.to_string_lossy())
+    )))
+}
+
+/// Makes `dir` (and the folders above it) readable by the user alone
+/// (0700), and checks it is a folder of the user's.
+pub(crate) fn make_private_dir(dir: &Path) -> Result<(), crate::error::StoreError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| crate::error::StoreError::io(dir, "cannot create the folder", e))?;
+    check_own_dir(dir)
+}
+
 /// `path` is a folder (not a symlink to one) owned by the effective user.
 pub(crate) fn check_own_dir(path: &Path) -> Result<(), crate::error::StoreError> {
     use std::os::unix::fs::MetadataExt;
