@@ -161,16 +161,7 @@ impl Dispatcher {
                         message: p.to_string(),
                     });
                 }
-                if !out.rechecked.is_empty() {
-                    self.emit(RunEvent::Warning {
-                        message: format!(
-                            "{}: the box{} of {} had been opened again by a save of an older copy of the file; checked again",
-                            self.task_file.display(),
-                            if out.rechecked.len() == 1 { "" } else { "es" },
-                            out.rechecked.join(", ")
-                        ),
-                    });
-                }
+                self.warn_rechecked(&out.rechecked);
                 for parent in out.parents {
                     // Credit the parent to the task of this batch below it.
                     let owner = batch
@@ -232,19 +223,26 @@ impl Dispatcher {
         .await;
         if let Ok(d) = done {
             self.taskfile = d.file;
-            if let Ok(out) = d.result
-                && !out.rechecked.is_empty()
-            {
-                self.emit(RunEvent::Warning {
-                    message: format!(
-                        "{}: the box{} of {} had been opened again by a save of an older copy of the file; checked again",
-                        self.task_file.display(),
-                        if out.rechecked.len() == 1 { "" } else { "es" },
-                        out.rechecked.join(", ")
-                    ),
-                });
+            if let Ok(out) = d.result {
+                self.warn_rechecked(&out.rechecked);
             }
         }
+    }
+
+    /// Says which boxes an editor's save of an older copy had opened again
+    /// (and were checked again), if any.
+    fn warn_rechecked(&mut self, rechecked: &[String]) {
+        if rechecked.is_empty() {
+            return;
+        }
+        self.emit(RunEvent::Warning {
+            message: format!(
+                "{}: the box{} of {} had been opened again by a save of an older copy of the file; checked again",
+                self.task_file.display(),
+                if rechecked.len() == 1 { "" } else { "es" },
+                rechecked.join(", ")
+            ),
+        });
     }
 
     /// Ends a task as succeeded and lets its dependants go.
