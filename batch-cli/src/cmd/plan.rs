@@ -1,5 +1,7 @@
 //! `mdbatch plan`: what would run, in what order, and why.
 
+use std::borrow::Cow;
+use std::io::Write;
 use std::path::Path;
 
 use batch_core::exec::{SpecPlace, task_spec};
@@ -19,19 +21,23 @@ pub fn run(args: &PlanArgs, color: ColorChoice) -> u8 {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let text = String::from_utf8_lossy(&bytes);
+    // The text diagnostics quote lines from; most plans have none, and
+    // decoding 5 MB costs more than the plan's lint.
+    let text = || String::from_utf8_lossy(&bytes);
     let doc = match Document::parse_bytes(&bytes, &options) {
         Ok(doc) => doc,
-        Err(mut e) => return cannot_plan(&path, &mut e.0, &text, color),
+        Err(mut e) => return cannot_plan(&path, &mut e.0, &text(), color),
     };
-    let mut warnings = doc.warnings.clone();
-    print_diagnostics(&mut warnings, &text, color);
+    if !doc.warnings.is_empty() {
+        let mut warnings = doc.warnings.clone();
+        print_diagnostics(&mut warnings, &text(), color);
+    }
     if let Some(id) = &args.show_prompt {
         return show_prompt(&doc, &path, id, args.prompt_template.as_deref());
     }
     let plan = match Plan::build(&doc, &resolve::plan_options(&args.select)) {
         Ok(plan) => plan,
-        Err(mut e) => return cannot_plan(&path, &mut e.0, &text, color),
+        Err(mut e) => return cannot_plan(&path, &mut e.0, &text(), color),
     };
     let format = match args.format {
         PlanFormatArg::Text => PlanFormat::Text,
@@ -40,16 +46,45 @@ pub fn run(args: &PlanArgs, color: ColorChoice) -> u8 {
         PlanFormatArg::Mermaid => PlanFormat::Mermaid,
     };
     let out = render(&doc, &plan, format);
-    match format {
+    let shown = match format {
         // JSON escapes control characters itself.
-        PlanFormat::Json => print!("{out}"),
-        _ => print!("{}", safe::text(&out)),
-    }
+        PlanFormat::Json => Cow::Borrowed(out.as_str()),
+        // Nothing to make safe in printable ASCII; checked 64 bytes at a
+        // time, without the per-byte decisions of `safe::text`.
+        _ if is_printable_ascii(&out) => Cow::Borrowed(out.as_str()),
+        _ => safe::text(&out),
+    };
+    let written = {
+        let mut stdout = std::io::stdout().lock();
+        stdout
+            .write_all(shown.as_bytes())
+            .and_then(|()| stdout.flush())
+    };
+    drop(shown);
     // The process ends after this: freeing a 100,000-task document and plan
     // one allocation at a time would cost more than printing them (about
     // 7% of a plan's instructions); the OS takes the memory back at exit.
     std::mem::forget((doc, plan, out));
-    exit::SUCCESS
+    match written {
+        // `mdbatch plan | head`: the reader has what it wanted.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::SUCCESS,
+        Err(e) => {
+            eprintln!("error: cannot write the plan: {e}");
+            exit::USAGE
+        }
+        Ok(()) => exit::SUCCESS,
+    }
+}
+
+/// Whether `s` is all printable ASCII, newlines and tabs: text
+/// [`safe::text`] would return unchanged. Folded without an early exit so
+/// the compiler checks a block of bytes per instruction.
+fn is_printable_ascii(s: &str) -> bool {
+    s.as_bytes().chunks(64).all(|block| {
+        block.iter().fold(true, |ok, &b| {
+            ok & (matches!(b, b' '..=b'~' | b'\n' | b'\t'))
+        })
+    })
 }
 
 /// Prints the problems that stop a plan, and says so; returns the exit code.
@@ -111,4 +146,24 @@ fn show_prompt(doc: &Document, path: &Path, id: &str, template: Option<&Path>) -
         println!();
     }
     exit::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printable_ascii_is_exactly_what_safe_text_leaves_alone_among_ascii() {
+        for b in 0u8..0x80 {
+            // Each byte alone and at every place of a 64-byte block.
+            for at in [0, 31, 63, 64, 100] {
+                let mut s = "x".repeat(130);
+                s.replace_range(at..=at, &char::from(b).to_string());
+                let unchanged = matches!(safe::text(&s), Cow::Borrowed(_));
+                assert_eq!(is_printable_ascii(&s), unchanged, "byte {b:#x} at {at}");
+            }
+        }
+        assert!(!is_printable_ascii("caf\u{e9}"));
+        assert!(is_printable_ascii(""));
+    }
 }
