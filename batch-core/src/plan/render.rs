@@ -156,16 +156,37 @@ fn is_one_clean_line(s: &str) -> bool {
     if b.first() == Some(&b' ') || b.last() == Some(&b' ') {
         return false;
     }
-    let mut prev_space = false;
-    for &c in b {
-        // Other whitespace (tabs, line ends; anything non-ASCII may be
-        // Unicode whitespace) goes the long way.
-        if c >= 0x80 || (0x09..=0x0d).contains(&c) || (c == b' ' && prev_space) {
-            return false;
+    // Other whitespace (tabs, line ends; anything non-ASCII may be Unicode
+    // whitespace) and double spaces go the long way. Folded without early
+    // exits, so the compiler checks many bytes per instruction.
+    let odd = b
+        .iter()
+        .fold(false, |odd, &c| odd | (c >= 0x80) | (c.wrapping_sub(0x09) <= 4));
+    let double = b
+        .windows(2)
+        .fold(false, |d, w| d | ((w[0] == b' ') & (w[1] == b' ')));
+    !odd && !double
+}
+
+/// Appends `n` right-aligned in `width` columns (`{n:>width$}` without the
+/// formatting machinery: once per line of a 100,000-line plan).
+fn push_padded(out: &mut String, n: usize, width: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
         }
-        prev_space = c == b' ';
     }
-    true
+    let len = digits.len() - at;
+    for _ in len..width {
+        out.push(' ');
+    }
+    out.push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {
@@ -207,7 +228,8 @@ fn push_short_name(out: &mut String, doc: &Document, plan: &Plan, node: usize) {
     let n = &plan.nodes[node];
     match doc.tasks.get(n.task).map(|t| t.id_source) {
         Some(IdSource::Slug) => {
-            let _ = write!(out, "#{}", n.order + 1);
+            out.push('#');
+            push_padded(out, n.order + 1, 0);
         }
         _ => out.push_str(&n.id),
     }
@@ -341,7 +363,9 @@ fn text(doc: &Document, plan: &Plan) -> String {
                 };
                 // Written in place: one line per node, trailing blanks cut.
                 let line_start = out.len();
-                let _ = write!(out, "    {:>num_width$}. ", n.order + 1);
+                out.push_str("    ");
+                push_padded(&mut out, n.order + 1, num_width);
+                out.push_str(". ");
                 if id_width > 0 {
                     let _ = write!(out, "{id:<id_width$}  ");
                 }
@@ -822,6 +846,28 @@ mod tests {
         let doc = b.build();
         let plan = Plan::build(&doc, &PlanOptions::default()).expect("plans");
         (doc, plan)
+    }
+
+    #[test]
+    fn padded_numbers_match_the_formatter() {
+        for n in [0, 1, 9, 10, 99, 100, 12_345, usize::MAX] {
+            for width in 0..24 {
+                let mut out = String::new();
+                push_padded(&mut out, n, width);
+                assert_eq!(out, format!("{n:>width$}"));
+            }
+        }
+    }
+
+    #[test]
+    fn a_clean_line_is_what_short_keeps_as_it_is() {
+        for s in [
+            "a b", "a  b", " a", "a ", "a\tb", "a\nb", "caf\u{e9}", "", "x", "a b c d",
+            "a\u{b}b", "a\rb", "a\u{c}b",
+        ] {
+            let words = s.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert_eq!(is_one_clean_line(s), s.is_ascii() && words == s, "{s:?}");
+        }
     }
 
     #[test]
