@@ -159,9 +159,9 @@ fn is_one_clean_line(s: &str) -> bool {
     // Other whitespace (tabs, line ends; anything non-ASCII may be Unicode
     // whitespace) and double spaces go the long way. Folded without early
     // exits, so the compiler checks many bytes per instruction.
-    let odd = b
-        .iter()
-        .fold(false, |odd, &c| odd | (c >= 0x80) | (c.wrapping_sub(0x09) <= 4));
+    let odd = b.iter().fold(false, |odd, &c| {
+        odd | (c >= 0x80) | (c.wrapping_sub(0x09) <= 4)
+    });
     let double = b
         .windows(2)
         .fold(false, |d, w| d | ((w[0] == b' ') & (w[1] == b' ')));
@@ -862,8 +862,19 @@ mod tests {
     #[test]
     fn a_clean_line_is_what_short_keeps_as_it_is() {
         for s in [
-            "a b", "a  b", " a", "a ", "a\tb", "a\nb", "caf\u{e9}", "", "x", "a b c d",
-            "a\u{b}b", "a\rb", "a\u{c}b",
+            "a b",
+            "a  b",
+            " a",
+            "a ",
+            "a\tb",
+            "a\nb",
+            "caf\u{e9}",
+            "",
+            "x",
+            "a b c d",
+            "a\u{b}b",
+            "a\rb",
+            "a\u{c}b",
         ] {
             let words = s.split_whitespace().collect::<Vec<_>>().join(" ");
             assert_eq!(is_one_clean_line(s), s.is_ascii() && words == s, "{s:?}");
