@@ -1,6 +1,5 @@
 //! `mdbatch plan`: what would run, in what order, and why.
 
-use std::borrow::Cow;
 use std::io::Write;
 use std::path::Path;
 
@@ -46,24 +45,15 @@ pub fn run(args: &PlanArgs, color: ColorChoice) -> u8 {
         PlanFormatArg::Mermaid => PlanFormat::Mermaid,
     };
     let out = render(&doc, &plan, format);
-    let shown = match format {
-        // JSON escapes control characters itself.
-        PlanFormat::Json => Cow::Borrowed(out.as_str()),
-        // Nothing to make safe in printable ASCII; checked 64 bytes at a
-        // time, without the per-byte decisions of `safe::text`.
-        _ if is_printable_ascii(&out) => Cow::Borrowed(out.as_str()),
-        _ => safe::text(&out),
-    };
     let written = {
         let mut stdout = std::io::stdout().lock();
-        stdout
-            .write_all(shown.as_bytes())
-            .and_then(|()| stdout.flush())
+        match format {
+            // JSON escapes control characters itself.
+            PlanFormat::Json => stdout.write_all(out.as_bytes()),
+            _ => write_safe(&mut stdout, &out),
+        }
+        .and_then(|()| stdout.flush())
     };
-    drop(shown);
-    // The process ends after this: freeing a 100,000-task document and plan
-    // one allocation at a time would cost more than printing them (about
-    // 7% of a plan's instructions); the OS takes the memory back at exit.
     std::mem::forget((doc, plan, out));
     match written {
         // `mdbatch plan | head`: the reader has what it wanted.
@@ -74,6 +64,32 @@ pub fn run(args: &PlanArgs, color: ColorChoice) -> u8 {
         }
         Ok(()) => exit::SUCCESS,
     }
+}
+
+/// Writes `s` made safe for a terminal ([`safe::text`]), a block of whole
+/// lines at a time: a block of printable ASCII (nearly all of a plan) is
+/// written as it is, any other block goes through `safe::text`. Nothing
+/// `safe::text` changes spans a line end, so this is `safe::text(s)`.
+fn write_safe(w: &mut impl Write, s: &str) -> std::io::Result<()> {
+    const BLOCK: usize = 64 * 1024;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let bytes = rest.as_bytes();
+        let from = BLOCK.min(bytes.len());
+        // Just after a line end: always a char boundary.
+        let cut = bytes[from..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(bytes.len(), |i| from + i + 1);
+        let (block, tail) = rest.split_at(cut);
+        if is_printable_ascii(block) {
+            w.write_all(block.as_bytes())?;
+        } else {
+            w.write_all(safe::text(block).as_bytes())?;
+        }
+        rest = tail;
+    }
+    Ok(())
 }
 
 /// Whether `s` is all printable ASCII, newlines and tabs: text
@@ -150,6 +166,8 @@ fn show_prompt(doc: &Document, path: &Path, id: &str, template: Option<&Path>) -
 
 #[cfg(test)]
 mod tests {
+    use std::borrow::Cow;
+
     use super::*;
 
     #[test]
@@ -165,5 +183,24 @@ mod tests {
         }
         assert!(!is_printable_ascii("caf\u{e9}"));
         assert!(is_printable_ascii(""));
+    }
+
+    #[test]
+    fn written_in_blocks_it_is_safe_text_of_the_whole() {
+        // Long enough for several blocks, with unsafe and non-ASCII text,
+        // colour codes and a line end at and around the block edges.
+        let mut s = String::new();
+        for i in 0..40_000 {
+            match i % 997 {
+                0 => s.push_str("bell \u{7} and \u{1b}[31mred\u{1b}[0m, \u{202e}rtl\n"),
+                1 => s.push_str("caf\u{e9} \u{2026}\n"),
+                _ => s.push_str("    12. implement-item-1  Implement item 1 of m0\n"),
+            }
+        }
+        for text in [s.as_str(), "", "no line end", "\u{1b}]0;title\u{7}"] {
+            let mut out = Vec::new();
+            write_safe(&mut out, text).expect("a Vec takes every write");
+            assert_eq!(String::from_utf8(out).expect("UTF-8"), safe::text(text));
+        }
     }
 }
