@@ -143,7 +143,8 @@ static SLUG_BYTE: [u8; 256] = {
 /// Appends [`slug`]`(text, max)` to `out` (the `max` counts only what is appended).
 pub(crate) fn push_slug(out: &mut String, text: &str, max: usize) {
     let max = max.min(MAX_SLUG);
-    let mut buf = [0u8; MAX_SLUG];
+    let start = out.len();
+    out.reserve(max);
     let mut len = 0;
     let mut pending_dash = false;
     for &b in text.as_bytes() {
@@ -156,21 +157,20 @@ pub(crate) fn push_slug(out: &mut String, text: &str, max: usize) {
             if len + 1 >= max {
                 break;
             }
-            buf[len] = b'-';
+            out.push('-');
             len += 1;
         }
         pending_dash = false;
         if len >= max {
             // Cut at the last word boundary.
-            if let Some(dash) = buf[..len].iter().rposition(|&c| c == b'-') {
-                len = dash;
+            if let Some(dash) = out.as_bytes()[start..].iter().rposition(|&c| c == b'-') {
+                out.truncate(start + dash);
             }
             break;
         }
-        buf[len] = c;
+        out.push(char::from(c));
         len += 1;
     }
-    out.push_str(std::str::from_utf8(&buf[..len]).expect("a slug is ASCII"));
 }
 
 /// The module name of a group heading: trimmed, case-folded, with status

@@ -186,7 +186,9 @@ fn push_padded(out: &mut String, n: usize, width: usize) {
     for _ in len..width {
         out.push(' ');
     }
-    out.push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
+    for &d in &digits[at..] {
+        out.push(char::from(d));
+    }
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {
