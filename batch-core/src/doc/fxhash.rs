@@ -85,11 +85,6 @@ pub(crate) fn map_with_capacity<K, V>(n: usize) -> FxHashMap<K, V> {
     FxHashMap::with_capacity_and_hasher(n, BuildHasherDefault::default())
 }
 
-/// An empty set with room for `n` entries.
-pub(crate) fn set_with_capacity<K>(n: usize) -> FxHashSet<K> {
-    FxHashSet::with_capacity_and_hasher(n, BuildHasherDefault::default())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,9 @@
 
 use std::borrow::Cow;
 
-use super::fxhash::{FxHashMap, FxHashSet, map_with_capacity, set_with_capacity};
+use std::collections::hash_map::Entry;
+
+use super::fxhash::{FxHashMap, map_with_capacity};
 
 use super::model::IdSource;
 
@@ -59,46 +61,52 @@ pub(crate) fn assign(candidates: Vec<Candidate>) -> Assigned {
     // Ids that had to take a suffix: (task, id).
     let mut renamed: Vec<(usize, String)> = Vec::new();
     {
-        // Every map borrows the strings in `ids`; suffixed ids are owned.
-        let mut taken: FxHashMap<&str, usize> = map_with_capacity(n);
+        // Every id given out, each with the first task whose own (hint or
+        // derived) id it is, if any: a renamed id is given out but is no
+        // task's own. One lookup per task. The map borrows the strings in
+        // `ids`; suffixed ids are owned.
+        let mut given: FxHashMap<Cow<'_, str>, Option<usize>> = map_with_capacity(n);
         // Hint ids first: they are what the user wrote and must not be renamed.
         for (i, (id, source)) in ids.iter().enumerate() {
             if *source == IdSource::Hint {
-                if let Some(&first) = taken.get(id.as_str()) {
-                    duplicate_hints.push((first, i));
-                } else {
-                    taken.insert(id, i);
+                match given.entry(Cow::Borrowed(id.as_str())) {
+                    Entry::Occupied(e) => duplicate_hints.push((e.get().unwrap_or(i), i)),
+                    Entry::Vacant(e) => {
+                        e.insert(Some(i));
+                    }
                 }
             }
         }
-        let mut used: FxHashSet<Cow<'_, str>> = set_with_capacity(n);
-        used.extend(taken.keys().map(|k| Cow::Borrowed(*k)));
         // The next suffix to try per base: 10,000 tasks with the same text stay linear.
         let mut next_suffix: FxHashMap<&str, usize> = FxHashMap::default();
         for (i, (base, source)) in ids.iter().enumerate() {
             if *source == IdSource::Hint {
                 continue;
             }
-            if used.contains(base.as_str()) {
-                if *source != IdSource::Slug
-                    && let Some(&first) = taken.get(base.as_str())
-                {
-                    duplicate_derived.push((first, i));
+            match given.entry(Cow::Borrowed(base.as_str())) {
+                Entry::Vacant(e) => {
+                    e.insert(Some(i));
                 }
-                let n = next_suffix.entry(base.as_str()).or_insert(2);
-                let id = loop {
-                    let id = format!("{base}-{n}");
-                    *n += 1;
-                    if !used.contains(id.as_str()) {
-                        break id;
+                Entry::Occupied(mut e) => {
+                    match *e.get() {
+                        Some(first) if *source != IdSource::Slug => {
+                            duplicate_derived.push((first, i));
+                        }
+                        Some(_) => {}
+                        None => *e.get_mut() = Some(i),
                     }
-                };
-                used.insert(Cow::Owned(id.clone()));
-                renamed.push((i, id));
-            } else {
-                used.insert(Cow::Borrowed(base.as_str()));
+                    let n = next_suffix.entry(base.as_str()).or_insert(2);
+                    let id = loop {
+                        let id = format!("{base}-{n}");
+                        *n += 1;
+                        if !given.contains_key(id.as_str()) {
+                            break id;
+                        }
+                    };
+                    given.insert(Cow::Owned(id.clone()), None);
+                    renamed.push((i, id));
+                }
             }
-            taken.entry(base.as_str()).or_insert(i);
         }
     }
     for (i, id) in renamed {
@@ -141,36 +149,42 @@ static SLUG_BYTE: [u8; 256] = {
 };
 
 /// Appends [`slug`]`(text, max)` to `out` (the `max` counts only what is appended).
+///
+/// Word by word: a word that does not fit ends the slug (the first word is
+/// cut to `max` instead), and a `-` is only added with room after it.
 pub(crate) fn push_slug(out: &mut String, text: &str, max: usize) {
     let max = max.min(MAX_SLUG);
-    let start = out.len();
-    out.reserve(max);
+    let is_word = |b: &u8| SLUG_BYTE[usize::from(*b)] != 0;
+    let mut buf = [0u8; MAX_SLUG];
     let mut len = 0;
-    let mut pending_dash = false;
-    for &b in text.as_bytes() {
-        let c = SLUG_BYTE[usize::from(b)];
-        if c == 0 {
-            pending_dash = true;
-            continue;
-        }
-        if pending_dash && len > 0 {
-            if len + 1 >= max {
-                break;
-            }
-            out.push('-');
+    let mut rest = text.as_bytes();
+    loop {
+        let Some(start) = rest.iter().position(is_word) else {
+            break;
+        };
+        rest = &rest[start..];
+        let end = rest.iter().position(|b| !is_word(b)).unwrap_or(rest.len());
+        let (word, tail) = rest.split_at(end);
+        rest = tail;
+        let word = if len == 0 {
+            &word[..word.len().min(max)]
+        } else if len + 1 + word.len() <= max {
+            buf[len] = b'-';
             len += 1;
+            word
+        } else {
+            break;
+        };
+        for (to, &b) in buf[len..len + word.len()].iter_mut().zip(word) {
+            *to = SLUG_BYTE[usize::from(b)];
         }
-        pending_dash = false;
+        len += word.len();
         if len >= max {
-            // Cut at the last word boundary.
-            if let Some(dash) = out.as_bytes()[start..].iter().rposition(|&c| c == b'-') {
-                out.truncate(start + dash);
-            }
             break;
         }
-        out.push(char::from(c));
-        len += 1;
     }
+    // Letters and digits from the table: ASCII, so one char per byte.
+    out.extend(buf[..len].iter().map(|&b| char::from(b)));
 }
 
 /// The module name of a group heading: trimmed, case-folded, with status
@@ -287,6 +301,71 @@ fn is_status(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The byte-at-a-time slug the word-by-word one replaced.
+    fn slug_byte_by_byte(text: &str, max: usize) -> String {
+        let max = max.min(MAX_SLUG);
+        let mut buf = [0u8; MAX_SLUG];
+        let mut len = 0;
+        let mut pending_dash = false;
+        for &b in text.as_bytes() {
+            let c = SLUG_BYTE[usize::from(b)];
+            if c == 0 {
+                pending_dash = true;
+                continue;
+            }
+            if pending_dash && len > 0 {
+                if len + 1 >= max {
+                    break;
+                }
+                buf[len] = b'-';
+                len += 1;
+            }
+            pending_dash = false;
+            if len >= max {
+                if let Some(dash) = buf[..len].iter().rposition(|&c| c == b'-') {
+                    len = dash;
+                }
+                break;
+            }
+            buf[len] = c;
+            len += 1;
+        }
+        String::from_utf8(buf[..len].to_vec()).expect("ASCII")
+    }
+
+    #[test]
+    fn word_by_word_slugs_equal_the_byte_by_byte_ones() {
+        let words = [
+            "a",
+            "Bc",
+            "def",
+            "ghij",
+            "x1",
+            "é",
+            "-",
+            "  ",
+            "`src/m0.rs`",
+            "0123456789",
+        ];
+        // Every sequence of up to 5 words (base 10 digits), at many widths.
+        for k in 0..100_000usize {
+            let mut text = String::new();
+            let mut n = k;
+            while n > 0 {
+                text.push_str(words[n % 10]);
+                text.push(if n % 3 == 0 { ' ' } else { '_' });
+                n /= 10;
+            }
+            for max in [0, 1, 2, 3, 5, 8, 13, 40, 64, 80] {
+                assert_eq!(
+                    slug(&text, max),
+                    slug_byte_by_byte(&text, max),
+                    "{text:?} {max}"
+                );
+            }
+        }
+    }
 
     fn cand(
         hint: Option<&str>,
