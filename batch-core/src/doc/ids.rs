@@ -119,9 +119,9 @@ pub(crate) fn assign(candidates: Vec<Candidate>) -> Assigned {
     }
 }
 
-/// A lowercase ASCII slug of `text`: words joined by `-`, at most `max` bytes
-/// (at most [`MAX_SLUG`]), cut at a word boundary. Markdown punctuation
-/// disappears.
+/// A lowercase ASCII slug of the first line of `text`: words joined by
+/// `-`, at most `max` bytes (at most [`MAX_SLUG`]), cut at a word boundary.
+/// Markdown punctuation disappears.
 pub(crate) fn slug(text: &str, max: usize) -> String {
     let mut out = String::new();
     push_slug(&mut out, text, max);
@@ -132,7 +132,7 @@ pub(crate) fn slug(text: &str, max: usize) -> String {
 pub(crate) const MAX_SLUG: usize = 64;
 
 /// Each byte as it stands in a slug: ASCII letters lowercased, digits kept,
-/// 0 for anything else (a word boundary). Every byte of a non-ASCII
+/// 1 for a line end (the slug ends), 0 for anything else (a word boundary). Every byte of a non-ASCII
 /// character is >= 0x80, so accents and CJK end a word like any other symbol
 /// (they would make ids hard to type).
 static SLUG_BYTE: [u8; 256] = {
@@ -142,49 +142,49 @@ static SLUG_BYTE: [u8; 256] = {
         let b = i as u8;
         if b.is_ascii_alphanumeric() {
             t[i] = b.to_ascii_lowercase();
+        } else if b == b'\n' {
+            t[i] = 1;
         }
         i += 1;
     }
     t
 };
 
-/// Appends [`slug`]`(text, max)` to `out` (the `max` counts only what is appended).
-///
-/// Word by word: a word that does not fit ends the slug (the first word is
-/// cut to `max` instead), and a `-` is only added with room after it.
+/// Appends [`slug`]`(text, max)` to `out` (the `max` counts only what is
+/// appended). Only the first line of `text` counts.
 pub(crate) fn push_slug(out: &mut String, text: &str, max: usize) {
     let max = max.min(MAX_SLUG);
-    let is_word = |b: &u8| SLUG_BYTE[usize::from(*b)] != 0;
     let mut buf = [0u8; MAX_SLUG];
     let mut len = 0;
-    let mut rest = text.as_bytes();
-    loop {
-        let Some(start) = rest.iter().position(is_word) else {
-            break;
-        };
-        rest = &rest[start..];
-        let end = rest.iter().position(|b| !is_word(b)).unwrap_or(rest.len());
-        let (word, tail) = rest.split_at(end);
-        rest = tail;
-        let word = if len == 0 {
-            &word[..word.len().min(max)]
-        } else if len + 1 + word.len() <= max {
+    let mut pending_dash = false;
+    for &b in text.as_bytes() {
+        let c = SLUG_BYTE[usize::from(b)];
+        if c <= 1 {
+            if c == 1 {
+                break;
+            }
+            pending_dash = true;
+            continue;
+        }
+        if pending_dash && len > 0 {
+            if len + 1 >= max {
+                break;
+            }
             buf[len] = b'-';
             len += 1;
-            word
-        } else {
-            break;
-        };
-        for (to, &b) in buf[len..len + word.len()].iter_mut().zip(word) {
-            *to = SLUG_BYTE[usize::from(b)];
         }
-        len += word.len();
+        pending_dash = false;
         if len >= max {
+            // Cut at the last word boundary.
+            if let Some(dash) = buf[..len].iter().rposition(|&c| c == b'-') {
+                len = dash;
+            }
             break;
         }
+        buf[len] = c;
+        len += 1;
     }
-    // Letters and digits from the table: ASCII, so one char per byte.
-    out.extend(buf[..len].iter().map(|&b| char::from(b)));
+    out.push_str(std::str::from_utf8(&buf[..len]).expect("a slug is ASCII"));
 }
 
 /// The module name of a group heading: trimmed, case-folded, with status
@@ -302,71 +302,6 @@ fn is_status(s: &str) -> bool {
 mod tests {
     use super::*;
 
-    /// The byte-at-a-time slug the word-by-word one replaced.
-    fn slug_byte_by_byte(text: &str, max: usize) -> String {
-        let max = max.min(MAX_SLUG);
-        let mut buf = [0u8; MAX_SLUG];
-        let mut len = 0;
-        let mut pending_dash = false;
-        for &b in text.as_bytes() {
-            let c = SLUG_BYTE[usize::from(b)];
-            if c == 0 {
-                pending_dash = true;
-                continue;
-            }
-            if pending_dash && len > 0 {
-                if len + 1 >= max {
-                    break;
-                }
-                buf[len] = b'-';
-                len += 1;
-            }
-            pending_dash = false;
-            if len >= max {
-                if let Some(dash) = buf[..len].iter().rposition(|&c| c == b'-') {
-                    len = dash;
-                }
-                break;
-            }
-            buf[len] = c;
-            len += 1;
-        }
-        String::from_utf8(buf[..len].to_vec()).expect("ASCII")
-    }
-
-    #[test]
-    fn word_by_word_slugs_equal_the_byte_by_byte_ones() {
-        let words = [
-            "a",
-            "Bc",
-            "def",
-            "ghij",
-            "x1",
-            "é",
-            "-",
-            "  ",
-            "`src/m0.rs`",
-            "0123456789",
-        ];
-        // Every sequence of up to 5 words (base 10 digits), at many widths.
-        for k in 0..100_000usize {
-            let mut text = String::new();
-            let mut n = k;
-            while n > 0 {
-                text.push_str(words[n % 10]);
-                text.push(if n % 3 == 0 { ' ' } else { '_' });
-                n /= 10;
-            }
-            for max in [0, 1, 2, 3, 5, 8, 13, 40, 64, 80] {
-                assert_eq!(
-                    slug(&text, max),
-                    slug_byte_by_byte(&text, max),
-                    "{text:?} {max}"
-                );
-            }
-        }
-    }
-
     fn cand(
         hint: Option<&str>,
         speckit: Option<&str>,
@@ -471,6 +406,8 @@ mod tests {
         assert_eq!(slug("alpha beta gamma", 12), "alpha-beta");
         assert_eq!(slug("Café ✅ done", 40), "caf-done");
         assert_eq!(slug("", 10), "");
+        assert_eq!(slug("first line\r\nsecond", 40), "first-line");
+        assert_eq!(slug("\nsecond", 40), "");
     }
 
     #[test]
