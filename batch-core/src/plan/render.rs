@@ -157,20 +157,24 @@ fn is_one_clean_line(s: &str) -> bool {
         return false;
     }
     // Other whitespace (tabs, line ends; anything non-ASCII may be Unicode
-    // whitespace) and double spaces go the long way. Folded without early
-    // exits, so the compiler checks many bytes per instruction.
+    // whitespace) and double spaces go the long way. Folded over plain
+    // slices without early exits, so the compiler checks many bytes per
+    // instruction.
     let odd = b.iter().fold(false, |odd, &c| {
         odd | (c >= 0x80) | (c.wrapping_sub(0x09) <= 4)
     });
+    let tail = b.get(1..).unwrap_or_default();
     let double = b
-        .windows(2)
-        .fold(false, |d, w| d | ((w[0] == b' ') & (w[1] == b' ')));
+        .iter()
+        .zip(tail)
+        .fold(false, |d, (&x, &y)| d | ((x == b' ') & (y == b' ')));
     !odd && !double
 }
 
 /// Appends `n` right-aligned in `width` columns (`{n:>width$}` without the
 /// formatting machinery: once per line of a 100,000-line plan).
 fn push_padded(out: &mut String, n: usize, width: usize) {
+    const SPACES: &str = "                                ";
     let mut digits = [0u8; 20];
     let mut at = digits.len();
     let mut n = n;
@@ -182,13 +186,13 @@ fn push_padded(out: &mut String, n: usize, width: usize) {
             break;
         }
     }
-    let len = digits.len() - at;
-    for _ in len..width {
-        out.push(' ');
+    let mut pad = width.saturating_sub(digits.len() - at);
+    while pad > 0 {
+        let k = pad.min(SPACES.len());
+        out.push_str(&SPACES[..k]);
+        pad -= k;
     }
-    for &d in &digits[at..] {
-        out.push(char::from(d));
-    }
+    out.push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {
@@ -853,7 +857,7 @@ mod tests {
     #[test]
     fn padded_numbers_match_the_formatter() {
         for n in [0, 1, 9, 10, 99, 100, 12_345, usize::MAX] {
-            for width in 0..24 {
+            for width in [0, 1, 2, 5, 19, 20, 21, 24, 31, 32, 33, 70] {
                 let mut out = String::new();
                 push_padded(&mut out, n, width);
                 assert_eq!(out, format!("{n:>width$}"));
