@@ -493,6 +493,39 @@ pub fn parse(bytes: &[u8]) -> JournalRead {
     out
 }
 
+/// Parses journal bytes keeping only the records of task `id` and the ends
+/// of runs (what `mdbatch logs` looks for), without an owned entry for every
+/// other line. Lines that cannot be read are counted as by [`parse`].
+pub fn parse_task(bytes: &[u8], id: &str) -> JournalRead {
+    let mut out = JournalRead::default();
+    for line in lines(bytes) {
+        let entry = match serde_json::from_slice::<RawLine<'_>>(line) {
+            Ok(raw) => {
+                if raw.record().is_none() {
+                    out.skipped_lines += 1;
+                    continue;
+                }
+                if raw.id.as_deref() != Some(id) && raw.kind_of != "run_end" {
+                    continue;
+                }
+                raw.into_entry()
+            }
+            Err(_) => serde_json::from_slice::<JournalEntry>(line).ok(),
+        };
+        match entry {
+            Some(e)
+                if e.record.id() == Some(id)
+                    || matches!(e.record, JournalRecord::RunEnd { .. }) =>
+            {
+                out.entries.push(e);
+            }
+            Some(_) => {}
+            None => out.skipped_lines += 1,
+        }
+    }
+    out
+}
+
 /// One line: read into fixed fields first (fast), and through the derived
 /// reader when that fails (a field of an unexpected type on a record that
 /// does not use it), so both accept the same lines.
@@ -769,6 +802,19 @@ impl<'a> RawLine<'a> {
 }
 
 impl JournalRecord {
+    /// The task the record is about (`None` for the start and end of a run).
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            JournalRecord::AttemptStart { id, .. }
+            | JournalRecord::AttemptInfo { id, .. }
+            | JournalRecord::AttemptEnd { id, .. }
+            | JournalRecord::TaskSkipped { id, .. }
+            | JournalRecord::TaskReset { id }
+            | JournalRecord::Landed { id, .. } => Some(id),
+            JournalRecord::RunStart { .. } | JournalRecord::RunEnd { .. } => None,
+        }
+    }
+
     fn as_ref(&self) -> RecordRef<'_> {
         match self {
             JournalRecord::RunStart { pid, runner, .. } => {
@@ -1314,6 +1360,22 @@ mod tests {
         }
         let read = parse(text.as_bytes());
         assert_eq!(read.entries, entries);
+        assert_eq!(read.skipped_lines, 2);
+    }
+
+    #[test]
+    fn reading_for_one_task_keeps_its_records_and_the_run_ends_in_order() {
+        let (entries, text) = varied_journal();
+        let id = "a \"quoted\" id";
+        let read = parse_task(text.as_bytes(), id);
+        let expected: Vec<JournalEntry> = entries
+            .into_iter()
+            .filter(|e| {
+                e.record.id() == Some(id) || matches!(e.record, JournalRecord::RunEnd { .. })
+            })
+            .collect();
+        assert_eq!(expected.len(), 6, "4 attempt records, a landing, a run end");
+        assert_eq!(read.entries, expected);
         assert_eq!(read.skipped_lines, 2);
     }
 
