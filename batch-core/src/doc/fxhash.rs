@@ -111,10 +111,8 @@ mod tests {
     #[test]
     fn ids_alike_but_for_digits_spread_over_buckets_and_tags() {
         let h = |s: &str| {
-            use std::hash::{BuildHasher, Hash};
-            let mut x = BuildHasherDefault::<FxHasher>::default().build_hasher();
-            s.hash(&mut x);
-            x.finish()
+            use std::hash::BuildHasher;
+            BuildHasherDefault::<FxHasher>::default().hash_one(s)
         };
         let families: [fn(usize) -> String; 3] = [
             |i| format!("item-{i}"),
