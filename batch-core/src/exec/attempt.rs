@@ -17,9 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{ErrorKind, RunError};
 use crate::plan::NodeIdx;
 use crate::runner::verify::run_verify;
-use crate::runner::{
-    CancelReason, PromptTemplate, RunContext, SubagentRunner, TaskOutput, TaskSpec,
-};
+use crate::runner::{CancelReason, RunContext, SubagentRunner, TaskOutput, TaskSpec};
 
 use super::isolate::{CommitOnly, Isolation, Landing, Recovery, task_message};
 
@@ -71,9 +69,8 @@ pub(super) type TimerFuture = Pin<Box<dyn Future<Output = NodeIdx> + Send>>;
 pub(super) struct AttemptEnv {
     pub(super) runner: Arc<dyn SubagentRunner>,
     pub(super) hard: CancellationToken,
-    /// Worktree isolation, when on, with the prompt template (the prompt is
-    /// rendered again for the worktree's folder) and the run id.
-    pub(super) isolation: Option<(Arc<Isolation>, Arc<PromptTemplate>, String)>,
+    /// Worktree isolation, when on, with the run id.
+    pub(super) isolation: Option<(Arc<Isolation>, String)>,
     /// `--commit` without isolation, with the run id.
     pub(super) commit: Option<(Arc<CommitOnly>, String)>,
 }
@@ -98,7 +95,7 @@ pub(super) async fn run_attempt(
     // tokio task is sized for it, and moved when spawned); logs, verify and
     // git get a boxed one.
     if ctx.log_path.is_none()
-        && spec.verify.is_none()
+        && spec.verify().is_none()
         && env.isolation.is_none()
         && env.commit.is_none()
     {
@@ -129,17 +126,17 @@ async fn run_attempt_full(env: AttemptEnv, spec: Arc<TaskSpec>, ctx: RunContext)
             ctx.log_path = None;
         }
     }
-    let Some((iso, template, run_id)) = isolation else {
+    let Some((iso, run_id)) = isolation else {
         let out = guarded(runner.run(&spec, ctx.clone()), &ctx, &hard).await?;
-        if let Some(verify) = &spec.verify {
+        if let Some(verify) = spec.verify() {
             guarded(run_verify(verify, &spec, &ctx), &ctx, &hard).await?;
         }
         let Some((commit, run_id)) = commit else {
             return Ok((out, None));
         };
         let message = task_message(
-            &spec.id,
-            &spec.text,
+            spec.id(),
+            spec.text(),
             commit.task_file_rel(),
             ctx.attempt,
             runner.name(),
@@ -152,7 +149,7 @@ async fn run_attempt_full(env: AttemptEnv, spec: Arc<TaskSpec>, ctx: RunContext)
         return Ok((out, Some(landing)));
     };
 
-    let (id, attempt) = (spec.id.clone(), ctx.attempt);
+    let (id, attempt) = (spec.id().to_string(), ctx.attempt);
     match iso.take_recovery(&id) {
         Some(Recovery::Landed(commit)) => {
             ctx.progress.line(format!(
@@ -186,7 +183,7 @@ async fn run_attempt_full(env: AttemptEnv, spec: Arc<TaskSpec>, ctx: RunContext)
         }
         None => {}
     }
-    let id = spec.id.clone();
+    let id = spec.id().to_string();
     let opened = {
         let iso = iso.clone();
         let id = id.clone();
@@ -201,15 +198,15 @@ async fn run_attempt_full(env: AttemptEnv, spec: Arc<TaskSpec>, ctx: RunContext)
         wt.path.display(),
         wt.branch
     ));
-    let mut isolated = (*spec).clone();
-    isolated.workdir = workdir;
-    isolated.prompt = template.render(&isolated);
+    // Its prompt is composed again for the worktree's folder.
+    let mut isolated = (*spec).clone().with_workdir(workdir);
     if let Some(note) = ctx
         .previous_error
         .as_ref()
         .and_then(Isolation::conflict_note)
     {
-        isolated.prompt = format!("{}\n\n{note}", isolated.prompt);
+        let prompt = format!("{}\n\n{note}", isolated.prompt());
+        isolated = isolated.with_prompt(prompt);
     }
     let isolated = Arc::new(isolated);
     // On failure the worktree stays: kept for inspection when this was the
@@ -219,7 +216,7 @@ async fn run_attempt_full(env: AttemptEnv, spec: Arc<TaskSpec>, ctx: RunContext)
         .line("committing the change; queued to land".to_string());
     let message = task_message(
         &id,
-        &spec.text,
+        spec.text(),
         iso.task_file_rel(),
         attempt,
         runner.name(),
@@ -259,13 +256,13 @@ where
     let (ctx, hard) = (ctx.clone(), hard.clone());
     let landed = tokio::task::spawn_blocking(move || {
         let mut verify = |dir: &std::path::Path| -> Result<(), RunError> {
-            let Some(cmd) = &spec.verify else {
+            let Some(cmd) = spec.verify() else {
                 return Ok(());
             };
             ctx.progress
                 .line(format!("verifying the merged result: {cmd}"));
-            let mut merged = (*spec).clone();
-            merged.workdir = dir.to_path_buf();
+            // In the merged result's folder, with the attempt's prompt.
+            let merged = (*spec).clone().with_prompt(spec.prompt()).with_workdir(dir);
             handle
                 .block_on(guarded(run_verify(cmd, &merged, &ctx), &ctx, &hard))
                 .map(|_| ())

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -22,10 +22,20 @@ use crate::error::RunError;
 /// channel drops whatever does not fit, output line or not, and counts it.
 #[derive(Debug, Clone)]
 pub struct ProgressSink {
+    shared: Arc<Shared>,
+}
+
+/// What the clones of a sink share: one allocation per attempt, which also
+/// holds the cancel reason of the executor's contexts.
+#[derive(Debug)]
+struct Shared {
     task_id: Arc<str>,
     attempt: u32,
     tx: Option<Tx>,
-    dropped: Arc<AtomicU64>,
+    dropped: AtomicU64,
+    /// A [`CancelReason`] (coded as in [`Reason`]), for a context made with
+    /// [`RunContext::for_run`].
+    reason: AtomicU8,
 }
 
 #[derive(Debug, Clone)]
@@ -71,47 +81,45 @@ impl ProgressSink {
     /// driven outside the executor). Items that do not fit are dropped and
     /// counted.
     pub fn new(task_id: impl Into<Arc<str>>, attempt: u32, tx: mpsc::Sender<ProgressItem>) -> Self {
+        Self::with(task_id.into(), attempt, Some(Tx::Bounded(tx)))
+    }
+
+    fn with(task_id: Arc<str>, attempt: u32, tx: Option<Tx>) -> Self {
         Self {
-            task_id: task_id.into(),
-            attempt,
-            tx: Some(Tx::Bounded(tx)),
-            dropped: Arc::new(AtomicU64::new(0)),
+            shared: Arc::new(Shared {
+                task_id,
+                attempt,
+                tx,
+                dropped: AtomicU64::new(0),
+                reason: AtomicU8::new(Reason::NONE),
+            }),
         }
     }
 
     /// The executor's sink: unbounded for everything but output lines.
     pub(crate) fn for_run(
-        task_id: impl Into<Arc<str>>,
+        task_id: Arc<str>,
         attempt: u32,
         tx: mpsc::UnboundedSender<ProgressItem>,
         lines: Arc<LineBudget>,
     ) -> Self {
-        Self {
-            task_id: task_id.into(),
-            attempt,
-            tx: Some(Tx::Run(tx, lines)),
-            dropped: Arc::new(AtomicU64::new(0)),
-        }
+        Self::with(task_id, attempt, Some(Tx::Run(tx, lines)))
     }
 
     /// A sink that discards everything (tests, `--dry-run`).
     pub fn discard() -> Self {
-        Self {
-            task_id: Arc::from(""),
-            attempt: 0,
-            tx: None,
-            dropped: Arc::new(AtomicU64::new(0)),
-        }
+        Self::with(Arc::from(""), 0, None)
     }
 
     /// Reports a progress item; never blocks (see the type's docs for what
     /// may be dropped).
     pub fn send(&self, progress: Progress) {
-        let Some(tx) = &self.tx else { return };
+        let shared = &*self.shared;
+        let Some(tx) = &shared.tx else { return };
         let is_line = matches!(progress, Progress::Output { .. });
         let item = ProgressItem {
-            task_id: self.task_id.to_string(),
-            attempt: self.attempt,
+            task_id: shared.task_id.to_string(),
+            attempt: shared.attempt,
             progress,
         };
         let sent = match tx {
@@ -131,7 +139,7 @@ impl ProgressSink {
             }
         };
         if !sent {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            shared.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -145,7 +153,7 @@ impl ProgressSink {
 
     /// How many items were dropped because the consumer was behind.
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.shared.dropped.load(Ordering::Relaxed)
     }
 }
 
@@ -182,12 +190,54 @@ pub struct RunContext {
     /// Where the subagent's process runs: here (`None`), or as a job step of
     /// a cluster scheduler. The command runner and the presets honour it.
     pub launcher: Option<super::slurm::SlurmJob>,
-    reason: Arc<std::sync::Mutex<Option<CancelReason>>>,
+    reason: Reason,
+}
+
+/// Where a context's clones keep why its token fired (the first reason
+/// given wins).
+#[derive(Debug, Clone)]
+enum Reason {
+    /// A cell of its own ([`RunContext::new`]).
+    Own(Arc<AtomicU8>),
+    /// In the shared part of the sink it was made with
+    /// ([`RunContext::for_run`]): no allocation of its own. Held apart from
+    /// [`RunContext::progress`], which a runner may replace.
+    InSink(Arc<Shared>),
+}
+
+impl Reason {
+    const NONE: u8 = 0;
+    const INTERRUPTED: u8 = 1;
+    const TIMEOUT: u8 = 2;
+
+    fn cell(&self) -> &AtomicU8 {
+        match self {
+            Reason::Own(cell) => cell,
+            Reason::InSink(shared) => &shared.reason,
+        }
+    }
 }
 
 impl RunContext {
     /// A context for attempt `attempt` with nothing else set.
     pub fn new(attempt: u32, progress: ProgressSink, cancel: CancellationToken) -> Self {
+        let reason = Reason::Own(Arc::new(AtomicU8::new(Reason::NONE)));
+        Self::new_with(attempt, progress, cancel, reason)
+    }
+
+    /// The executor's context: its cancel reason lives in `progress`'s
+    /// shared part (made for this attempt).
+    pub(crate) fn for_run(attempt: u32, progress: ProgressSink, cancel: CancellationToken) -> Self {
+        let reason = Reason::InSink(progress.shared.clone());
+        Self::new_with(attempt, progress, cancel, reason)
+    }
+
+    fn new_with(
+        attempt: u32,
+        progress: ProgressSink,
+        cancel: CancellationToken,
+        reason: Reason,
+    ) -> Self {
         Self {
             attempt,
             previous_error: None,
@@ -198,15 +248,22 @@ impl RunContext {
             log_path: None,
             resume_session: None,
             launcher: None,
-            reason: Arc::new(std::sync::Mutex::new(None)),
+            reason,
         }
     }
 
     /// Cancels the attempt, recording why.
     pub fn cancel_with(&self, reason: CancelReason) {
-        if let Ok(mut r) = self.reason.lock() {
-            r.get_or_insert(reason);
-        }
+        let code = match reason {
+            CancelReason::Timeout => Reason::TIMEOUT,
+            CancelReason::Interrupted => Reason::INTERRUPTED,
+        };
+        let _ = self.reason.cell().compare_exchange(
+            Reason::NONE,
+            code,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
         self.cancel.cancel();
     }
 
@@ -215,10 +272,9 @@ impl RunContext {
         if !self.cancel.is_cancelled() {
             return None;
         }
-        self.reason
-            .lock()
-            .ok()
-            .and_then(|r| *r)
-            .or(Some(CancelReason::Interrupted))
+        Some(match self.reason.cell().load(Ordering::Acquire) {
+            Reason::TIMEOUT => CancelReason::Timeout,
+            _ => CancelReason::Interrupted,
+        })
     }
 }

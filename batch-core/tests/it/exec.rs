@@ -92,7 +92,7 @@ impl SubagentRunner for Fake {
         self.max_running.fetch_max(now, Ordering::SeqCst);
         let step = self
             .steps
-            .get(&task.id)
+            .get(task.id())
             .and_then(|s| s.get(ctx.attempt as usize - 1).or(s.last()))
             .cloned()
             .unwrap_or_else(|| self.default.clone());
@@ -112,7 +112,7 @@ impl SubagentRunner for Fake {
             },
             Step::Fail(s, kind) => {
                 work(s).await;
-                Err(RunError::new(kind, format!("{} broke", task.id)))
+                Err(RunError::new(kind, format!("{} broke", task.id())))
             }
             Step::RateLimited(s, after) => {
                 work(s).await;
@@ -151,7 +151,7 @@ impl SubagentRunner for Fake {
         };
         self.running.fetch_sub(1, Ordering::SeqCst);
         self.recs.lock().unwrap().push(Rec {
-            id: task.id.clone(),
+            id: task.id().to_string(),
             attempt: ctx.attempt,
             start,
             end: self.t0.elapsed(),
@@ -826,7 +826,7 @@ impl SubagentRunner for SecondTimeLucky {
     async fn run(&self, task: &TaskSpec, ctx: RunContext) -> Result<TaskOutput, RunError> {
         if ctx.attempt == 2 {
             let prev = ctx.previous_error.map(|e| e.message).unwrap_or_default();
-            std::fs::write(task.workdir.join("done.txt"), prev).unwrap();
+            std::fs::write(task.workdir().join("done.txt"), prev).unwrap();
         }
         Ok(TaskOutput::default())
     }
@@ -966,7 +966,7 @@ struct Editing {
 #[async_trait::async_trait]
 impl SubagentRunner for Editing {
     async fn run(&self, task: &TaskSpec, ctx: RunContext) -> Result<TaskOutput, RunError> {
-        if let Some((from, to)) = self.edits.get(&task.id) {
+        if let Some((from, to)) = self.edits.get(task.id()) {
             let text = std::fs::read_to_string(&self.path).unwrap();
             assert!(text.contains(from.as_str()), "{text}");
             std::fs::write(&self.path, text.replace(from.as_str(), to)).unwrap();
@@ -1738,7 +1738,7 @@ struct Deleting {
 #[async_trait::async_trait]
 impl SubagentRunner for Deleting {
     async fn run(&self, task: &TaskSpec, ctx: RunContext) -> Result<TaskOutput, RunError> {
-        if task.id == "a" {
+        if task.id() == "a" {
             std::fs::remove_file(&self.path).unwrap();
         }
         self.fake.run(task, ctx).await
@@ -1756,7 +1756,7 @@ struct RemovingState {
 #[async_trait::async_trait]
 impl SubagentRunner for RemovingState {
     async fn run(&self, task: &TaskSpec, ctx: RunContext) -> Result<TaskOutput, RunError> {
-        if task.id == "c" {
+        if task.id() == "c" {
             let state = batch_core::store::state_dir(&self.path);
             std::fs::remove_dir_all(state.parent().unwrap()).unwrap();
             let second = batch_core::store::lock::RunLock::acquire(&state, &self.path).map(drop);
