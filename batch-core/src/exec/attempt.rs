@@ -17,7 +17,9 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{ErrorKind, RunError};
 use crate::plan::NodeIdx;
 use crate::runner::verify::run_verify;
-use crate::runner::{CancelReason, RunContext, SubagentRunner, TaskOutput, TaskSpec};
+use crate::runner::{
+    AttemptHandle, CancelReason, ContextSeed, RunContext, SubagentRunner, TaskOutput, TaskSpec,
+};
 
 use super::isolate::{CommitOnly, Isolation, Landing, Recovery, task_message};
 
@@ -87,32 +89,44 @@ pub(super) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 /// then the verify command; with isolation, in a worktree of its own, and
 /// landed through the merge queue (verify then runs on the merged result).
 pub(super) async fn run_attempt(
-    env: AttemptEnv,
+    env: Arc<AttemptEnv>,
     spec: Arc<TaskSpec>,
-    ctx: RunContext,
+    seed: ContextSeed,
 ) -> AttemptResult {
     // The common case, a runner and nothing else, is a small future (the
-    // tokio task is sized for it, and moved when spawned); logs, verify and
-    // git get a boxed one.
-    if ctx.log_path.is_none()
+    // tokio task is sized for it, and moved when spawned): it holds the
+    // seed of the runner's context and a handle on it, the runner the
+    // context. Logs, verify and git get a boxed one.
+    if seed.log_path().is_none()
         && spec.verify().is_none()
         && env.isolation.is_none()
         && env.commit.is_none()
     {
-        let out = guarded(env.runner.run(&spec, ctx.clone()), &ctx, &env.hard).await?;
+        let out = guarded(
+            env.runner.run(&spec, seed.context()),
+            &seed.handle,
+            &env.hard,
+        )
+        .await?;
         return Ok((out, None));
     }
-    Box::pin(run_attempt_full(env, spec, ctx)).await
+    Box::pin(run_attempt_full(env, spec, seed.context())).await
 }
 
 /// [`run_attempt`] with a log, a verify command, isolation or `--commit`.
-async fn run_attempt_full(env: AttemptEnv, spec: Arc<TaskSpec>, ctx: RunContext) -> AttemptResult {
+async fn run_attempt_full(
+    env: Arc<AttemptEnv>,
+    spec: Arc<TaskSpec>,
+    ctx: RunContext,
+) -> AttemptResult {
     let AttemptEnv {
         runner,
         hard,
         isolation,
         commit,
-    } = env;
+    } = &*env;
+    let (runner, hard) = (runner.clone(), hard.clone());
+    let (isolation, commit) = (isolation.clone(), commit.clone());
     let mut ctx = ctx;
     if let Some(log) = ctx.log_path.clone() {
         // Its folder made (never through a planted symlink) and a log of the
@@ -126,10 +140,11 @@ async fn run_attempt_full(env: AttemptEnv, spec: Arc<TaskSpec>, ctx: RunContext)
             ctx.log_path = None;
         }
     }
+    let h = ctx.handle();
     let Some((iso, run_id)) = isolation else {
-        let out = guarded(runner.run(&spec, ctx.clone()), &ctx, &hard).await?;
+        let out = guarded(runner.run(&spec, ctx.clone()), &h, &hard).await?;
         if let Some(verify) = spec.verify() {
-            guarded(run_verify(verify, &spec, &ctx), &ctx, &hard).await?;
+            guarded(run_verify(verify, &spec, &ctx), &h, &hard).await?;
         }
         let Some((commit, run_id)) = commit else {
             return Ok((out, None));
@@ -211,7 +226,7 @@ async fn run_attempt_full(env: AttemptEnv, spec: Arc<TaskSpec>, ctx: RunContext)
     let isolated = Arc::new(isolated);
     // On failure the worktree stays: kept for inspection when this was the
     // last attempt, removed when the next attempt starts.
-    let out = guarded(runner.run(&isolated, ctx.clone()), &ctx, &hard).await?;
+    let out = guarded(runner.run(&isolated, ctx.clone()), &h, &hard).await?;
     ctx.progress
         .line("committing the change; queued to land".to_string());
     let message = task_message(
@@ -254,6 +269,7 @@ where
 {
     let handle = tokio::runtime::Handle::current();
     let (ctx, hard) = (ctx.clone(), hard.clone());
+    let h = ctx.handle();
     let landed = tokio::task::spawn_blocking(move || {
         let mut verify = |dir: &std::path::Path| -> Result<(), RunError> {
             let Some(cmd) = spec.verify() else {
@@ -264,7 +280,7 @@ where
             // In the merged result's folder, with the attempt's prompt.
             let merged = (*spec).clone().with_prompt(spec.prompt()).with_workdir(dir);
             handle
-                .block_on(guarded(run_verify(cmd, &merged, &ctx), &ctx, &hard))
+                .block_on(guarded(run_verify(cmd, &merged, &ctx), &h, &hard))
                 .map(|_| ())
         };
         land(&iso, &mut verify)
@@ -279,7 +295,7 @@ where
 /// Awaits `fut`; at the deadline or on cancellation fires the runner's token
 /// and keeps awaiting it: the attempt ends only when the runner returns (or
 /// on a hard kill, which drops it), so a retry never runs beside it.
-async fn guarded<F>(fut: F, ctx: &RunContext, hard: &CancellationToken) -> RunnerResult
+async fn guarded<F>(fut: F, ctx: &AttemptHandle, hard: &CancellationToken) -> RunnerResult
 where
     F: Future<Output = RunnerResult>,
 {
@@ -290,7 +306,7 @@ where
     // queue does not count against it.
     let deadline = async {
         match ctx.deadline {
-            Some(at) if ctx.launcher.is_none() => Box::pin(sleep_until(at)).await,
+            Some(at) if ctx.timed => Box::pin(sleep_until(at)).await,
             _ => std::future::pending().await,
         }
     };
@@ -308,7 +324,11 @@ where
 
 /// The rest of [`guarded`] once the runner's token fired: wait for it
 /// through the grace period, then say that it ignores its cancellation.
-async fn stopping<F>(fut: Pin<&mut F>, ctx: &RunContext, hard: &CancellationToken) -> RunnerResult
+async fn stopping<F>(
+    fut: Pin<&mut F>,
+    ctx: &AttemptHandle,
+    hard: &CancellationToken,
+) -> RunnerResult
 where
     F: Future<Output = RunnerResult>,
 {
@@ -347,5 +367,62 @@ where
         biased;
         r = &mut fut => late(r),
         _ = hard.cancelled() => Err(killed()),
+    }
+}
+#[cfg(test)]
+mod size_probe {
+    use super::*;
+    #[test]
+    fn probe_sizes() {
+        eprintln!("RunContext {}", std::mem::size_of::<RunContext>());
+        eprintln!("RunError {}", std::mem::size_of::<RunError>());
+        eprintln!(
+            "SlurmJob {}",
+            std::mem::size_of::<crate::runner::slurm::SlurmJob>()
+        );
+        eprintln!("AttemptEnv {}", std::mem::size_of::<AttemptEnv>());
+        eprintln!(
+            "WaitForCancellationFuture {}",
+            std::mem::size_of::<tokio_util::sync::WaitForCancellationFuture<'static>>()
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            struct N;
+            #[async_trait::async_trait]
+            impl SubagentRunner for N {
+                async fn run(&self, _t: &TaskSpec, _c: RunContext) -> Result<TaskOutput, RunError> {
+                    Ok(TaskOutput::default())
+                }
+            }
+            let env = Arc::new(AttemptEnv {
+                runner: Arc::new(N),
+                hard: CancellationToken::new(),
+                isolation: None,
+                commit: None,
+            });
+            let ctx = RunContext::new(
+                1,
+                crate::runner::ProgressSink::discard(),
+                CancellationToken::new(),
+            );
+            let seed = ContextSeed {
+                attempt: 1,
+                handle: ctx.handle(),
+                rest: None,
+            };
+            let f = run_attempt(env, Arc::new(TaskSpec::new("a", "b")), seed);
+            eprintln!("run_attempt future {}", std::mem::size_of_val(&f));
+            let ctx = RunContext::new(
+                1,
+                crate::runner::ProgressSink::discard(),
+                CancellationToken::new(),
+            );
+            let h = CancellationToken::new();
+            let hh = ctx.handle();
+            let g = guarded(std::future::ready(Ok(TaskOutput::default())), &hh, &h);
+            eprintln!("guarded(ready) future {}", std::mem::size_of_val(&g));
+        });
     }
 }

@@ -62,8 +62,8 @@ use crate::runner::PromptTemplate;
 use crate::runner::process::group::stop_group;
 use crate::runner::slurm::SlurmJob;
 use crate::runner::{
-    CancelReason, LineBudget, Progress, ProgressItem, ProgressSink, RunContext, SubagentRunner,
-    TaskSpec, Usage,
+    AttemptHandle, CancelReason, ContextRest, ContextSeed, LineBudget, Progress, ProgressItem,
+    ProgressSink, SubagentRunner, TaskSpec, Usage,
 };
 use crate::store;
 use crate::store::journal::{AttemptOutcome, JournalRecord, JournalWriter, text_hash};
@@ -80,7 +80,10 @@ pub(super) enum Stop {
 }
 
 pub(super) struct Running {
-    pub(super) ctx: RunContext,
+    /// The attempt's context as the executor keeps it (to stop it).
+    pub(super) ctx: AttemptHandle,
+    /// Its log, if any.
+    pub(super) log: Option<PathBuf>,
     pub(super) started: Instant,
     pub(super) pid: Option<u32>,
     pub(super) session: Option<String>,
@@ -209,6 +212,8 @@ pub(super) struct Dispatcher {
     pub(super) prompt: PromptTemplate,
     /// Said once the run has started (uncommitted changes the tasks don't see).
     pub(super) setup_warnings: Vec<String>,
+    /// What every attempt shares (made at the first launch).
+    pub(super) attempt_env: Option<Arc<AttemptEnv>>,
 }
 impl Dispatcher {
     /// Whether anyone receives events (a callback or a stream): without,
@@ -561,42 +566,52 @@ impl Dispatcher {
         r.attempts += 1;
         r.first_start.get_or_insert(now);
         let attempt = r.attempt;
-        let mut ctx = RunContext::for_run(
+        let sink = ProgressSink::for_run(
+            spec.shared_id().clone(),
             attempt,
-            ProgressSink::for_run(
-                spec.shared_id().clone(),
-                attempt,
-                self.progress_tx.clone(),
-                self.progress_lines.clone(),
-            ),
-            CancellationToken::new(),
+            self.progress_tx.clone(),
+            self.progress_lines.clone(),
         );
-        ctx.previous_error = r.last_error.clone();
+        let mut rest = ContextRest {
+            previous_error: r.last_error.clone(),
+            ..ContextRest::default()
+        };
         if self.options.launcher == Launcher::Slurm {
             let run = short_run_id(&self.run_id);
-            ctx.launcher = Some(SlurmJob::new(
+            rest.launcher = Some(SlurmJob::new(
                 &run,
                 spec.id(),
                 attempt,
                 cfg.launcher_args.clone(),
             ));
         }
-        ctx.deadline = cfg.timeout.map(|t| now + t);
-        ctx.grace = self.options.grace;
         // The attempt removes a stale log of the same number before it runs.
-        ctx.log_path = self
+        rest.log_path = self
             .state_dir
             .as_ref()
             .map(|d| store::log_path(d, spec.id(), attempt));
         if r.attempts == 1 {
-            ctx.resume_session = r.resume_session.clone();
+            rest.resume_session = r.resume_session.clone();
         }
+        let handle = AttemptHandle::for_run(
+            sink,
+            CancellationToken::new(),
+            cfg.timeout.map(|t| now + t),
+            self.options.grace,
+            rest.launcher.is_none(),
+        );
         r.running = Some(Running {
-            ctx: ctx.clone(),
+            ctx: handle.clone(),
+            log: rest.log_path.clone(),
             started: now,
             pid: None,
             session: None,
         });
+        let seed = ContextSeed {
+            attempt,
+            handle,
+            rest: rest.boxed(),
+        };
         // Records and events are built only for a journal and listeners.
         if self.journal.is_some() {
             let text_hash = self.nodes[i].hash().to_string();
@@ -617,13 +632,18 @@ impl Dispatcher {
                 group,
             });
         }
-        let env = AttemptEnv {
-            runner: self.runner.clone(),
-            hard: self.hard_kill.clone(),
-            isolation: self.isolation.clone().map(|iso| (iso, self.run_id.clone())),
-            commit: self.commit_only.clone().map(|c| (c, self.run_id.clone())),
-        };
-        let handle = tokio::spawn(run_attempt(env, spec, ctx));
+        let env = self
+            .attempt_env
+            .get_or_insert_with(|| {
+                Arc::new(AttemptEnv {
+                    runner: self.runner.clone(),
+                    hard: self.hard_kill.clone(),
+                    isolation: self.isolation.clone().map(|iso| (iso, self.run_id.clone())),
+                    commit: self.commit_only.clone().map(|c| (c, self.run_id.clone())),
+                })
+            })
+            .clone();
+        let handle = tokio::spawn(run_attempt(env, spec, seed));
         self.attempts.push(AttemptFuture::new(i, handle));
     }
 
@@ -643,7 +663,7 @@ impl Dispatcher {
         let r = &mut self.runs[i];
         let running = r.running.take();
         let dropped = running.as_ref().map_or(0, |x| x.ctx.progress.dropped());
-        let log = running.as_ref().and_then(|x| x.ctx.log_path.clone());
+        let log = running.as_ref().and_then(|x| x.log.clone());
         let (started, pid, session) = running
             .map(|x| (x.started, x.pid, x.session))
             .unwrap_or((now, None, None));

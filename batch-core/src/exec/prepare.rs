@@ -380,6 +380,7 @@ impl Dispatcher {
             commit_only,
             prompt: ex.prompt,
             setup_warnings,
+            attempt_env: None,
         })
     }
 }

@@ -33,8 +33,8 @@ struct Shared {
     attempt: u32,
     tx: Option<Tx>,
     dropped: AtomicU64,
-    /// A [`CancelReason`] (coded as in [`Reason`]), for a context made with
-    /// [`RunContext::for_run`].
+    /// A [`CancelReason`] (coded as in [`Reason`]), for the contexts of
+    /// an [`AttemptHandle::for_run`].
     reason: AtomicU8,
 }
 
@@ -200,7 +200,7 @@ enum Reason {
     /// A cell of its own ([`RunContext::new`]).
     Own(Arc<AtomicU8>),
     /// In the shared part of the sink it was made with
-    /// ([`RunContext::for_run`]): no allocation of its own. Held apart from
+    /// ([`AttemptHandle::for_run`]): no allocation of its own. Held apart from
     /// [`RunContext::progress`], which a runner may replace.
     InSink(Arc<Shared>),
 }
@@ -222,13 +222,6 @@ impl RunContext {
     /// A context for attempt `attempt` with nothing else set.
     pub fn new(attempt: u32, progress: ProgressSink, cancel: CancellationToken) -> Self {
         let reason = Reason::Own(Arc::new(AtomicU8::new(Reason::NONE)));
-        Self::new_with(attempt, progress, cancel, reason)
-    }
-
-    /// The executor's context: its cancel reason lives in `progress`'s
-    /// shared part (made for this attempt).
-    pub(crate) fn for_run(attempt: u32, progress: ProgressSink, cancel: CancellationToken) -> Self {
-        let reason = Reason::InSink(progress.shared.clone());
         Self::new_with(attempt, progress, cancel, reason)
     }
 
@@ -254,27 +247,151 @@ impl RunContext {
 
     /// Cancels the attempt, recording why.
     pub fn cancel_with(&self, reason: CancelReason) {
-        let code = match reason {
-            CancelReason::Timeout => Reason::TIMEOUT,
-            CancelReason::Interrupted => Reason::INTERRUPTED,
-        };
-        let _ = self.reason.cell().compare_exchange(
-            Reason::NONE,
-            code,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        );
-        self.cancel.cancel();
+        self.reason.cancel(&self.cancel, reason);
     }
 
     /// Why the token fired (`None` if it has not).
     pub fn cancel_reason(&self) -> Option<CancelReason> {
-        if !self.cancel.is_cancelled() {
+        self.reason.of(&self.cancel)
+    }
+
+    /// What the executor keeps of this context while a runner has it.
+    pub(crate) fn handle(&self) -> AttemptHandle {
+        AttemptHandle {
+            cancel: self.cancel.clone(),
+            reason: self.reason.clone(),
+            progress: self.progress.clone(),
+            deadline: self.deadline,
+            grace: self.grace,
+            timed: self.launcher.is_none(),
+        }
+    }
+}
+
+impl Reason {
+    fn cancel(&self, token: &CancellationToken, reason: CancelReason) {
+        let code = match reason {
+            CancelReason::Timeout => Reason::TIMEOUT,
+            CancelReason::Interrupted => Reason::INTERRUPTED,
+        };
+        let _ =
+            self.cell()
+                .compare_exchange(Reason::NONE, code, Ordering::AcqRel, Ordering::Acquire);
+        token.cancel();
+    }
+
+    fn of(&self, token: &CancellationToken) -> Option<CancelReason> {
+        if !token.is_cancelled() {
             return None;
         }
-        Some(match self.reason.cell().load(Ordering::Acquire) {
+        Some(match self.cell().load(Ordering::Acquire) {
             Reason::TIMEOUT => CancelReason::Timeout,
             _ => CancelReason::Interrupted,
         })
+    }
+}
+
+/// The parts of a [`RunContext`] most attempts leave empty.
+#[derive(Debug, Default)]
+pub(crate) struct ContextRest {
+    pub(crate) previous_error: Option<RunError>,
+    pub(crate) log_path: Option<PathBuf>,
+    pub(crate) resume_session: Option<String>,
+    pub(crate) launcher: Option<super::slurm::SlurmJob>,
+}
+
+impl ContextRest {
+    /// `None` when every part is empty.
+    pub(crate) fn boxed(self) -> Option<Box<Self>> {
+        let empty = self.previous_error.is_none()
+            && self.log_path.is_none()
+            && self.resume_session.is_none()
+            && self.launcher.is_none();
+        (!empty).then(|| Box::new(self))
+    }
+}
+
+/// What an attempt's task holds until it makes the runner's
+/// [`RunContext`]: a handle and the parts most attempts leave empty,
+/// boxed when there are any. A context is large; this keeps the attempt's
+/// task small.
+#[derive(Debug)]
+pub(crate) struct ContextSeed {
+    pub(crate) attempt: u32,
+    pub(crate) handle: AttemptHandle,
+    pub(crate) rest: Option<Box<ContextRest>>,
+}
+
+impl ContextSeed {
+    /// The log the attempt writes, if any.
+    pub(crate) fn log_path(&self) -> Option<&PathBuf> {
+        self.rest.as_ref().and_then(|r| r.log_path.as_ref())
+    }
+
+    /// The context the runner gets (its clones share the handle's token,
+    /// sink and cancel reason).
+    pub(crate) fn context(&self) -> RunContext {
+        let h = &self.handle;
+        let mut ctx = RunContext::new_with(
+            self.attempt,
+            h.progress.clone(),
+            h.cancel.clone(),
+            h.reason.clone(),
+        );
+        ctx.deadline = h.deadline;
+        ctx.grace = h.grace;
+        if let Some(rest) = &self.rest {
+            ctx.previous_error.clone_from(&rest.previous_error);
+            ctx.log_path.clone_from(&rest.log_path);
+            ctx.resume_session.clone_from(&rest.resume_session);
+            ctx.launcher.clone_from(&rest.launcher);
+        }
+        ctx
+    }
+}
+
+/// What the executor keeps of an attempt's [`RunContext`] while the runner
+/// has the context: enough to stop it, say why, and report on it. Much
+/// smaller than a context, so an attempt's task is small.
+#[derive(Debug, Clone)]
+pub(crate) struct AttemptHandle {
+    pub(crate) cancel: CancellationToken,
+    reason: Reason,
+    pub(crate) progress: ProgressSink,
+    pub(crate) deadline: Option<tokio::time::Instant>,
+    pub(crate) grace: Duration,
+    /// The deadline is the executor's to keep (a cluster job's is the
+    /// process layer's: time in the cluster's queue does not count).
+    pub(crate) timed: bool,
+}
+
+impl AttemptHandle {
+    /// The handle of an executor's attempt: its cancel reason lives in
+    /// `progress`'s shared part (made for this attempt).
+    pub(crate) fn for_run(
+        progress: ProgressSink,
+        cancel: CancellationToken,
+        deadline: Option<tokio::time::Instant>,
+        grace: Duration,
+        timed: bool,
+    ) -> Self {
+        Self {
+            reason: Reason::InSink(progress.shared.clone()),
+            cancel,
+            progress,
+            deadline,
+            grace,
+            timed,
+        }
+    }
+
+    /// As [`RunContext::cancel_with`] on the context.
+    pub(crate) fn cancel_with(&self, reason: CancelReason) {
+        self.reason.cancel(&self.cancel, reason);
+    }
+
+    /// As [`RunContext::cancel_reason`] on the context.
+    pub(crate) fn cancel_reason(&self) -> Option<CancelReason> {
+        self.reason.of(&self.cancel)
     }
 }

@@ -27,9 +27,9 @@ pub(crate) mod verify;
 #[cfg(feature = "exec")]
 pub use command::{CMD_PLACEHOLDERS, CommandRunner, CommandRunnerBuilder};
 #[cfg(feature = "exec")]
-pub(crate) use context::LineBudget;
-#[cfg(feature = "exec")]
 pub use context::*;
+#[cfg(feature = "exec")]
+pub(crate) use context::{AttemptHandle, ContextRest, ContextSeed, LineBudget};
 pub use prompt::{DEFAULT_TEMPLATE, PLACEHOLDERS, PromptTemplate, TemplateError};
 pub use spec::*;
 
