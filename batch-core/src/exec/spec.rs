@@ -166,4 +166,30 @@ mod tests {
             )
         );
     }
+
+    #[test]
+    fn a_prompt_is_composed_when_asked_and_again_for_changed_fields_but_not_once_set() {
+        let doc = Document::parse(
+            "# T\n\nContext.\n\n## W\n- [ ] One\n\n  details\n",
+            &ParseOptions::default(),
+        )
+        .unwrap();
+        let t = PromptTemplate::parse("{workdir}: {task} / {details} / {preamble}").unwrap();
+        let spec = task_spec(
+            &doc,
+            &doc.tasks[0],
+            &SpecPlace::new(Path::new("/x/task.md")),
+            &t,
+        );
+        assert_eq!(spec.prompt(), "/x: One / details / # T\n\nContext.");
+        // A clone of a composed spec keeps its prompt; a changed field
+        // composes it again, as the template renders the changed spec.
+        let moved = spec.clone().with_workdir("/y");
+        assert_eq!(moved.prompt(), "/y: One / details / # T\n\nContext.");
+        assert_eq!(moved.prompt(), t.render(&moved));
+        assert_eq!(spec.prompt(), "/x: One / details / # T\n\nContext.");
+        // A prompt set outright stays, whatever changes after.
+        let pinned = spec.clone().with_prompt("mine").with_details("other");
+        assert_eq!(pinned.prompt(), "mine");
+    }
 }

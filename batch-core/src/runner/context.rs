@@ -395,3 +395,45 @@ impl AttemptHandle {
         self.reason.of(&self.cancel)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_attempts_context_keeps_the_first_cancel_reason_even_with_a_sink_of_its_runners_own() {
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let sink = ProgressSink::for_run(Arc::from("a"), 1, tx, LineBudget::new(4));
+        let handle =
+            AttemptHandle::for_run(sink, CancellationToken::new(), None, Duration::ZERO, true);
+        let seed = ContextSeed {
+            attempt: 1,
+            handle: handle.clone(),
+            rest: None,
+        };
+        let mut ctx = seed.context();
+        // A runner that wraps the progress sink still learns why it stops.
+        ctx.progress = ProgressSink::discard();
+        assert_eq!(ctx.cancel_reason(), None);
+        handle.cancel_with(CancelReason::Timeout);
+        handle.cancel_with(CancelReason::Interrupted);
+        assert!(ctx.cancel.is_cancelled());
+        assert_eq!(ctx.cancel_reason(), Some(CancelReason::Timeout));
+        assert_eq!(seed.context().cancel_reason(), Some(CancelReason::Timeout));
+    }
+
+    #[test]
+    fn contexts_made_with_new_from_one_sink_keep_their_reasons_apart() {
+        let sink = ProgressSink::discard();
+        let one = RunContext::new(1, sink.clone(), CancellationToken::new());
+        let two = RunContext::new(2, sink, CancellationToken::new());
+        one.cancel_with(CancelReason::Timeout);
+        two.cancel_with(CancelReason::Interrupted);
+        assert_eq!(one.cancel_reason(), Some(CancelReason::Timeout));
+        assert_eq!(two.cancel_reason(), Some(CancelReason::Interrupted));
+        // A token cancelled without a reason reads as interrupted.
+        let three = RunContext::new(3, ProgressSink::discard(), CancellationToken::new());
+        three.cancel.cancel();
+        assert_eq!(three.cancel_reason(), Some(CancelReason::Interrupted));
+    }
+}

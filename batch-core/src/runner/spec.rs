@@ -513,3 +513,37 @@ impl TaskOutput {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spec_made_with_new_has_its_text_as_prompt_until_one_is_set() {
+        let spec = TaskSpec::new("T1", "write it").with_details("more");
+        assert_eq!(spec.prompt(), "write it");
+        assert_eq!(spec.workdir(), Path::new("."));
+        let spec = spec.with_prompt("the prompt").with_workdir("/w");
+        assert_eq!(spec.prompt(), "the prompt");
+        assert_eq!(spec.workdir(), Path::new("/w"));
+    }
+
+    #[test]
+    fn the_json_of_a_spec_holds_every_field_in_order_and_reads_back_equal() {
+        let spec = TaskSpec::new("T1", "write it")
+            .with_details("d")
+            .with_section_path(["A", "B"])
+            .with_preamble("p")
+            .with_prompt("the prompt")
+            .with_task_file("/t/tasks.md")
+            .with_workdir("/t")
+            .with_verify("make");
+        let json = serde_json::to_string(&spec).unwrap();
+        assert_eq!(
+            json,
+            r#"{"id":"T1","text":"write it","details":"d","section_path":["A","B"],"preamble":"p","prompt":"the prompt","task_file":"/t/tasks.md","workdir":"/t","verify":"make"}"#
+        );
+        let back: TaskSpec = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, spec);
+    }
+}

@@ -1859,3 +1859,65 @@ async fn a_task_file_deleted_during_the_run_stops_later_waves_from_launching() {
     );
     assert!(!run.path.exists(), "the file is not recreated");
 }
+
+/// Keeps the spec each task's runner got, and the prompt when it asks.
+struct Keeping {
+    specs: Mutex<Vec<TaskSpec>>,
+}
+
+#[async_trait::async_trait]
+impl SubagentRunner for Keeping {
+    async fn run(&self, task: &TaskSpec, _ctx: RunContext) -> Result<TaskOutput, RunError> {
+        self.specs.lock().unwrap().push(task.clone());
+        Ok(TaskOutput::default())
+    }
+}
+
+#[tokio::test]
+async fn a_runner_that_asks_for_the_prompt_gets_the_template_rendered_over_its_task() {
+    let text = "# Shop\n\nA React shop.\n\n## Wave 1\n\n### Frontend\n\n- [ ] <!-- id: a --> Add the form\n  - email\n  - password\n- [ ] <!-- id: b --> Style it\n\n## Wave 2\n\n- [ ] <!-- id: c --> Ship {it} }} {{\n";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tasks.md");
+    std::fs::write(&path, text).unwrap();
+    let doc =
+        batch_core::Document::read(&path, &batch_core::ParseOptions::with_path(&path)).unwrap();
+    for template in [
+        batch_core::PromptTemplate::default(),
+        batch_core::PromptTemplate::parse(
+            "{id}|{section}|{task}\n\n\n{details}|{file}|{workdir}\n{preamble}",
+        )
+        .unwrap(),
+    ] {
+        let runner = Arc::new(Keeping {
+            specs: Mutex::new(Vec::new()),
+        });
+        let report = ExecutorBuilder::new(&path)
+            .runner(runner.clone())
+            .prompt_template(template.clone())
+            .state_dir(batch_core::StateDir::Off)
+            .write_back(false)
+            .build()
+            .unwrap()
+            .run()
+            .await
+            .unwrap();
+        assert_eq!(report.summary.succeeded, 3);
+        let specs = runner.specs.lock().unwrap();
+        assert_eq!(specs.len(), 3);
+        for spec in specs.iter() {
+            let task = doc.task_by_id(spec.id()).unwrap();
+            let want =
+                batch_core::task_spec(&doc, task, &batch_core::SpecPlace::new(&path), &template);
+            // The same spec `plan --show-prompt` shows, field by field.
+            assert_eq!(spec, &want);
+            // And the prompt the template renders over the same fields.
+            let owned = TaskSpec::new(spec.id(), spec.text())
+                .with_details(spec.details())
+                .with_section_path(spec.section_path().to_vec())
+                .with_preamble(spec.preamble())
+                .with_task_file(spec.task_file())
+                .with_workdir(spec.workdir());
+            assert_eq!(spec.prompt(), template.render(&owned), "{}", spec.id());
+        }
+    }
+}
