@@ -300,6 +300,13 @@ where
     F: Future<Output = RunnerResult>,
 {
     tokio::pin!(fut);
+    // A runner that is done at its first poll (an in-process one, a failure
+    // found before anything starts) needs no timer and no watch on the
+    // tokens: this poll is the one `select!` below would make first. If it
+    // is not done, the next poll registers the task's own waker.
+    if let Some(r) = futures::FutureExt::now_or_never(fut.as_mut()) {
+        return r;
+    }
     // A timer only when there is a deadline (boxed: most attempts have none,
     // and a timer would make every attempt's future larger). A cluster
     // job's deadline is the process layer's: time waiting in the cluster's

@@ -74,11 +74,16 @@ impl Dispatcher {
         if self.pending_writes.is_empty() || self.writing.is_some() {
             return;
         }
-        let batch = std::mem::take(&mut self.pending_writes);
+        let mut batch = std::mem::take(&mut self.pending_writes);
         if !self.write_back {
             // The host keeps its own record: nothing to write.
-            for i in batch {
+            for &i in &batch {
                 self.announce_success(i, Vec::new());
+            }
+            // The list keeps its room for the next batch.
+            batch.clear();
+            if self.pending_writes.is_empty() {
+                self.pending_writes = batch;
             }
             return;
         }

@@ -55,7 +55,7 @@ use crate::error::RunError;
 /// #[async_trait::async_trait]
 /// impl SubagentRunner for Echo {
 ///     async fn run(&self, task: &TaskSpec, ctx: RunContext) -> Result<TaskOutput, RunError> {
-///         ctx.progress.line(format!("doing {}", task.id));
+///         ctx.progress.line(format!("doing {}", task.id()));
 ///         Ok(TaskOutput::default())
 ///     }
 /// }
