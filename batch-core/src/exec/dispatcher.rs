@@ -189,7 +189,9 @@ pub(super) struct Dispatcher {
     pub(super) unfinished_ids: Vec<String>,
     /// `(task id, process group)` of subagents a previous run left running.
     pub(super) orphans: Vec<(String, u32)>,
+    /// The node of each task id, once made ([`Dispatcher::id_index`]).
     pub(super) id_to_node: HashMap<Arc<str>, NodeIdx>,
+    pub(super) id_indexed: bool,
     /// The task file's stamp after our last parse or write (a different
     /// one means someone else changed it).
     pub(super) file_stamp: Option<store::taskfile::Stamp>,
@@ -215,7 +217,27 @@ pub(super) struct Dispatcher {
     /// What every attempt shares (made at the first launch).
     pub(super) attempt_env: Option<Arc<AttemptEnv>>,
 }
+/// The node of each task id of `nodes`.
+pub(super) fn id_index(nodes: &[NodeConfig]) -> HashMap<Arc<str>, NodeIdx> {
+    nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.spec.shared_id().clone(), i))
+        .collect()
+}
+
 impl Dispatcher {
+    /// The node of each task id, made the first time it is asked for (a
+    /// run whose runners report no progress, with no history and no
+    /// changes to its file, never needs it).
+    pub(super) fn id_index(&mut self) -> &HashMap<Arc<str>, NodeIdx> {
+        if !self.id_indexed {
+            self.id_to_node = id_index(&self.nodes);
+            self.id_indexed = true;
+        }
+        &self.id_to_node
+    }
+
     /// Whether anyone receives events (a callback or a stream): without,
     /// [`emit`](Self::emit) builds nothing.
     pub(super) fn listened(&self) -> bool {
@@ -421,7 +443,7 @@ impl Dispatcher {
         if matches!(item.progress, Progress::Output { .. }) {
             self.progress_lines.release();
         }
-        let Some(&i) = self.id_to_node.get(item.task_id.as_str()) else {
+        let Some(&i) = self.id_index().get(item.task_id.as_str()) else {
             return;
         };
         let mut info = None;

@@ -20,7 +20,7 @@ use super::schedule::Scheduler;
 use super::spec::{Resolved, SpecPlace};
 use crate::doc::{Document, ParseOptions};
 use crate::error::{ErrorKind, RunError, RunSetupError};
-use crate::plan::{Plan, PlanOptions};
+use crate::plan::{NodeIdx, Plan, PlanOptions};
 use crate::runner::LineBudget;
 use crate::runner::process::group::{group_alive, group_runs_task};
 use crate::runner::slurm;
@@ -233,11 +233,9 @@ impl Dispatcher {
             .collect();
         let no_group: Arc<str> = Arc::from("");
         let mut nodes = Vec::with_capacity(plan.nodes.len());
-        let mut id_to_node = HashMap::with_capacity(plan.nodes.len());
         for node in &plan.nodes {
             let task = &doc.tasks[node.task];
             let spec = place.spec(&doc, task);
-            id_to_node.insert(spec.shared_id().clone(), node.index);
             nodes.push(NodeConfig {
                 hash: std::sync::OnceLock::new(),
                 spec: Arc::new(spec),
@@ -252,6 +250,15 @@ impl Dispatcher {
             });
         }
 
+        // Which node runs a task: needed only for what earlier runs left, the
+        // runners' progress and changes to the file, so made when first
+        // needed (`Dispatcher::id_index`).
+        let id_to_node: HashMap<Arc<str>, NodeIdx> =
+            if history.unfinished.is_empty() && history.tasks.is_empty() {
+                HashMap::new()
+            } else {
+                super::dispatcher::id_index(&nodes)
+            };
         let mut runs: Vec<NodeRun> = plan.nodes.iter().map(|_| NodeRun::default()).collect();
         let mut unfinished_ids = Vec::new();
         let mut orphans = Vec::new();
@@ -369,6 +376,7 @@ impl Dispatcher {
             begun: false,
             unfinished_ids,
             orphans,
+            id_indexed: !id_to_node.is_empty(),
             id_to_node,
             file_stamp: stamp,
             taskfile,

@@ -149,6 +149,7 @@ impl Dispatcher {
     ) -> (Vec<String>, Vec<(usize, String)>) {
         let mut added = Vec::new();
         let mut blocked = Vec::new();
+        self.id_index();
         let new = |t: &crate::doc::Task, d: &Dispatcher| {
             !t.checked
                 && !t.is_parent()
