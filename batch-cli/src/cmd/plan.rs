@@ -103,7 +103,7 @@ fn show_prompt(doc: &Document, path: &Path, id: &str, template: Option<&Path>) -
     let prompt = spec.prompt();
     // Piped, the prompt is the agent's to the byte; on a terminal, made safe.
     if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-        print!("{}", safe::text(&prompt));
+        print!("{}", safe::text(prompt));
     } else {
         print!("{prompt}");
     }

@@ -304,7 +304,7 @@ mod tests {
             .with_output_tail(Some("error: tests failed\nthread main panicked".into()));
         let p = plan_attempt(&task(), &ctx(2, Some(e)), ALL, None);
         assert!(matches!(p.session, Session::Fresh(_)));
-        assert!(p.prompt.starts_with(&task().prompt()));
+        assert!(p.prompt.starts_with(task().prompt()));
         assert!(
             p.prompt
                 .contains("attempt 1 at this task did not succeed: claude exited with status 1")
