@@ -397,13 +397,24 @@ pub struct Document {
 }
 
 /// A lazily built index of a document's task ids: the hash of each id to the
-/// first task with it. Every hit is checked against the task's id, and a
-/// changed number of tasks makes a lookup scan; only an id changed in place
-/// after the index was built (same count) could be missed — a clone starts
-/// with no index.
+/// first task with it, and, for the few hashes two different ids share, every
+/// such task. Every hit is checked against the task's id, and a changed
+/// number of tasks makes a lookup scan; only an id changed in place after the
+/// index was built (same count) could be missed — a clone starts with no
+/// index.
 #[derive(Default)]
 pub(crate) struct IdIndex {
-    built: std::sync::OnceLock<(usize, super::fxhash::FxHashMap<u64, usize>)>,
+    built: std::sync::OnceLock<BuiltIndex>,
+}
+
+struct BuiltIndex {
+    /// The number of tasks indexed.
+    len: usize,
+    /// Hash of an id to its first task.
+    first: super::fxhash::FxHashMap<u64, usize>,
+    /// Hashes shared by different ids (Fx gives the same 64 bits to about
+    /// 2.6% of `item-0` … `item-99999`): every first task with it.
+    shared: super::fxhash::FxHashMap<u64, Vec<usize>>,
 }
 
 impl IdIndex {
@@ -417,19 +428,46 @@ impl IdIndex {
     }
 
     fn find<'a>(&self, tasks: &'a [Task], id: &str) -> Option<&'a Task> {
-        let (len, map) = self.built.get_or_init(|| {
-            let mut map = super::fxhash::map_with_capacity(tasks.len());
+        let index = self.built.get_or_init(|| {
+            let mut first = super::fxhash::map_with_capacity(tasks.len());
+            let mut shared: super::fxhash::FxHashMap<u64, Vec<usize>> = Default::default();
             for (i, t) in tasks.iter().enumerate() {
-                map.entry(Self::hash(&t.id)).or_insert(i);
+                let h = Self::hash(&t.id);
+                match first.entry(h) {
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(i);
+                    }
+                    // The same id again: the first one stands.
+                    std::collections::hash_map::Entry::Occupied(o)
+                        if tasks[*o.get()].id == t.id => {}
+                    std::collections::hash_map::Entry::Occupied(_) => {
+                        let list: &mut Vec<usize> = shared.entry(h).or_default();
+                        if !list.iter().any(|&k| tasks[k].id == t.id) {
+                            list.push(i);
+                        }
+                    }
+                }
             }
-            (tasks.len(), map)
+            BuiltIndex {
+                len: tasks.len(),
+                first,
+                shared,
+            }
         });
-        match map.get(&Self::hash(id)).and_then(|&i| tasks.get(i)) {
+        if index.len != tasks.len() {
+            // Tasks changed since: look.
+            return tasks.iter().find(|t| t.id == id);
+        }
+        let h = Self::hash(id);
+        match index.first.get(&h).and_then(|&i| tasks.get(i)) {
             Some(t) if t.id == id => Some(t),
-            // A miss is an answer while the tasks are the ones indexed.
-            None if *len == tasks.len() => None,
-            // A hash shared by two ids, or tasks changed since: look.
-            _ => tasks.iter().find(|t| t.id == id),
+            None => None,
+            Some(_) => index
+                .shared
+                .get(&h)?
+                .iter()
+                .filter_map(|&i| tasks.get(i))
+                .find(|t| t.id == id),
         }
     }
 }
@@ -480,5 +518,51 @@ impl Document {
     /// Leaf tasks: tasks without children, the units of work.
     pub fn leaves(&self) -> impl Iterator<Item = &Task> {
         self.tasks.iter().filter(|t| !t.is_parent())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_whose_hashes_collide_are_each_found_and_a_repeated_id_finds_its_first_task() {
+        // Ids of the form `item-N` whose 64-bit index hashes are equal
+        // (the parser's Fx hash gives a few percent of them a shared value).
+        let mut seen: std::collections::HashMap<u64, u32> = Default::default();
+        let mut pairs = Vec::new();
+        for n in 0..200_000u32 {
+            if let Some(m) = seen.insert(IdIndex::hash(&format!("item-{n}")), n) {
+                pairs.push((m, n));
+                if pairs.len() == 20 {
+                    break;
+                }
+            }
+        }
+        assert_eq!(pairs.len(), 20, "the test needs colliding ids");
+        let mut text = String::from("# T\n\n");
+        for (a, b) in &pairs {
+            text.push_str(&format!("- [ ] item {a}\n- [ ] item {b}\n"));
+        }
+        // A repeated text: its id comes out as the same slug plus a suffix,
+        // or the same id, depending on the dialect; either way the first task
+        // with an id is the one found.
+        text.push_str(&format!("- [ ] item {}\n", pairs[0].0));
+        let doc = Document::parse(&text, &crate::ParseOptions::default()).unwrap();
+        for (a, b) in &pairs {
+            for n in [a, b] {
+                let id = format!("item-{n}");
+                let t = doc
+                    .task_by_id(&id)
+                    .unwrap_or_else(|| panic!("{id} not found"));
+                assert_eq!(t.text, format!("item {n}"));
+                assert_eq!(t.id, id);
+            }
+        }
+        for t in &doc.tasks {
+            let first = doc.tasks.iter().find(|u| u.id == t.id).unwrap();
+            assert!(std::ptr::eq(doc.task_by_id(&t.id).unwrap(), first));
+        }
+        assert!(doc.task_by_id("item-absent").is_none());
     }
 }

@@ -20,7 +20,7 @@
 //! report and retry them.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::doc::fxhash::{FxHashMap, FxHashSet};
 use crate::error::{ErrorKind, StoreError};
 use crate::events::RunSummary;
 use crate::runner::Usage;
@@ -915,14 +916,14 @@ struct Fold {
     /// Task id to its slot in `tasks` (sorted into the summary's map once,
     /// at the end). `mdbatch reset` unmaps the id; a later record of it gets
     /// a new slot.
-    slots: HashMap<String, usize>,
+    slots: FxHashMap<String, usize>,
     tasks: Vec<Slot>,
     /// Run id to its number, and the last one looked up.
-    runs: HashMap<String, u32>,
+    runs: FxHashMap<String, u32>,
     run_ids: Vec<String>,
     last_lookup: Option<u32>,
     /// (run, slot) of tasks that failed an attempt in that run, for flakiness.
-    failed_in_run: HashSet<(u32, usize)>,
+    failed_in_run: FxHashSet<(u32, usize)>,
     /// The last run started, and what it ended as interrupted.
     last_run: Option<u32>,
     interrupted: Vec<(String, u32)>,
