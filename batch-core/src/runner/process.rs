@@ -72,7 +72,9 @@ pub(crate) struct ProcessCommand {
     /// The folder to run in (`None`: the current one).
     pub(crate) workdir: Option<PathBuf>,
     /// A file whose appended lines are streamed as [`Stream::ProgressFile`].
-    /// It is created empty before the child starts.
+    /// Its folder is made if missing; the file itself is the child's to
+    /// create (with its first append), so a child that reports no progress
+    /// leaves none.
     pub(crate) progress_file: Option<PathBuf>,
     /// Bytes written to the child's stdin, which is then closed (`None`: `/dev/null`).
     pub(crate) stdin: Option<Vec<u8>>,
@@ -179,18 +181,16 @@ where
     let mut log = LogFile::open(ctx.log_path.as_deref(), ctx);
 
     if let Some(pf) = &cmd.progress_file {
-        // Its folder is usually there (the attempt's log folder): made only
-        // when the file cannot be created without it.
-        let mut made = std::fs::write(pf, b"");
-        if made
-            .as_ref()
-            .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
-            && let Some(dir) = pf.parent().filter(|d| !d.as_os_str().is_empty())
+        // The child creates the file with its first append: creating it
+        // here cost a new inode per attempt (on ext4 without a journal,
+        // where recently freed inodes are skipped, the largest single cost
+        // of a short task), and left an empty file behind per attempt. Only
+        // its folder must be there (usually the attempt's `logs/`, made by
+        // `store::prepare_log`: one `stat`).
+        if let Some(dir) = pf.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.is_dir()
+            && let Err(e) = std::fs::create_dir_all(dir)
         {
-            let _ = std::fs::create_dir_all(dir);
-            made = std::fs::write(pf, b"");
-        }
-        if let Err(e) = made {
             ctx.progress
                 .line(format!("cannot create progress file {}: {e}", pf.display()));
         }
@@ -328,7 +328,7 @@ where
     let mut kill_at: Option<Instant> = None;
     let mut killed = false;
     let mut drain_until: Option<Instant> = None;
-    // The file was just created empty: the first look is one period on.
+    // Nothing can have been appended yet: the first look is one period on.
     let mut poll = tokio::time::interval_at(Instant::now() + PROGRESS_POLL, PROGRESS_POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let far = Instant::now() + Duration::from_secs(86400 * 365);
@@ -811,8 +811,8 @@ impl ProgressFileReader {
     fn read_new(&mut self) -> Vec<u8> {
         use std::io::{Read, Seek, SeekFrom};
         // One `stat` when nothing was appended (most looks, and every look
-        // for a subagent that writes no progress): the file is opened only
-        // to read.
+        // for a subagent that writes no progress, which never creates the
+        // file): the file is opened only to read.
         let Ok(len) = std::fs::metadata(&self.path).map(|m| m.len()) else {
             return Vec::new();
         };
