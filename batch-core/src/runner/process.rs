@@ -59,6 +59,10 @@ pub(crate) const TAIL_LINES: usize = super::OUTPUT_TAIL_LINES;
 const TAIL_BYTES: usize = 8 * 1024;
 /// How long output left in the pipes is still read after the child exited.
 pub(crate) const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+/// The first read of each output stream takes at most this many bytes.
+const FIRST_READ: usize = 1000;
+/// A stream that fills its first read is then read this much at a time.
+const READ_BUF: usize = 8192;
 /// How often the progress file is checked for new lines.
 const PROGRESS_POLL: Duration = Duration::from_millis(100);
 
@@ -275,8 +279,12 @@ where
         .as_ref()
         .map(|p| ProgressFileReader::new(p.clone()));
     let mut tail = Tail::default();
-    let mut obuf = vec![0u8; 8192];
-    let mut ebuf = vec![0u8; 8192];
+    // Small at first (most subagents print little; a buffer this size comes
+    // from malloc's per-thread cache, where 8 KiB of zeroed memory cost a
+    // `memset` and a heap consolidation per attempt), grown by a read that
+    // fills it.
+    let mut obuf = Vec::with_capacity(FIRST_READ);
+    let mut ebuf = Vec::with_capacity(FIRST_READ);
 
     let progress = ctx.progress.clone();
     let on_cluster = slurm.is_some();
@@ -341,14 +349,14 @@ where
         tokio::select! {
             biased;
             r = read_some(&mut out, &mut obuf), if out.is_some() => match r {
-                Some(n) => out_split.push(&obuf[..n], |l| emit(Stream::Stdout, l, &mut log, &mut tail)),
+                Some(()) => out_split.push(&obuf, |l| emit(Stream::Stdout, l, &mut log, &mut tail)),
                 None => {
                     out = None;
                     out_split.finish(|l| emit(Stream::Stdout, l, &mut log, &mut tail));
                 }
             },
             r = read_some(&mut err, &mut ebuf), if err.is_some() => match r {
-                Some(n) => err_split.push(&ebuf[..n], |l| emit(Stream::Stderr, l, &mut log, &mut tail)),
+                Some(()) => err_split.push(&ebuf, |l| emit(Stream::Stderr, l, &mut log, &mut tail)),
                 None => {
                     err = None;
                     err_split.finish(|l| emit(Stream::Stderr, l, &mut log, &mut tail));
@@ -422,11 +430,19 @@ where
     })
 }
 
-async fn read_some<R: AsyncRead + Unpin>(reader: &mut Option<R>, buf: &mut [u8]) -> Option<usize> {
+/// Reads what is there into `buf` (replacing its contents); `None` at the
+/// end or on an error. A read that filled `buf` grows it to [`READ_BUF`].
+async fn read_some<R: AsyncRead + Unpin>(reader: &mut Option<R>, buf: &mut Vec<u8>) -> Option<()> {
     let r = reader.as_mut()?;
-    match r.read(buf).await {
+    let grow = buf.len() == buf.capacity() && buf.capacity() < READ_BUF;
+    buf.clear();
+    if grow {
+        buf.reserve_exact(READ_BUF);
+    }
+    // Into the spare capacity: no zeroing.
+    match r.read_buf(buf).await {
         Ok(0) | Err(_) => None,
-        Ok(n) => Some(n),
+        Ok(_) => Some(()),
     }
 }
 
