@@ -145,6 +145,12 @@ fn clean_value(value: &mut serde_json::Value) -> bool {
 /// separator characters as they are. May say yes for text that is safe
 /// (an ESC of a colour code); never says no for text that is not.
 fn json_may_be_unsafe(json: &[u8]) -> bool {
+    // The usual event: ASCII with no backslash and no DEL, found 16 bytes
+    // at a time (a loop without an early exit is vectorised).
+    let suspect = |c: &[u8]| c.iter().fold(false, |a, &b| a | (b == b'\\') | (b == 0x7f));
+    if json.is_ascii() && !json.chunks(16).any(suspect) {
+        return false;
+    }
     let mut bytes = json.iter().copied();
     while let Some(b) = bytes.next() {
         if b == b'\\' && !matches!(bytes.next(), Some(b'"' | b'\\' | b'/' | b'n' | b't')) {
