@@ -13,7 +13,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::doc::Document;
+use crate::doc::{Document, Task};
 use crate::error::{ErrorKind, StoreError};
 pub use crate::store::journal::{AttemptOutcome, RunInfo};
 use crate::store::journal::{JournalEntry, JournalRecord, JournalSummary, TaskHistory};
@@ -362,12 +362,6 @@ pub fn build(
         }
     }
 
-    let title = |id: &str| {
-        doc.task_by_id(id)
-            .map(|t| first_line(&t.text))
-            .unwrap_or_default()
-    };
-    let checked = |id: &str| doc.task_by_id(id).is_some_and(|t| t.checked);
     let attempt_now = |u: &crate::store::journal::UnfinishedAttempt| AttemptNow {
         id: u.id.clone(),
         attempt: u.attempt,
@@ -399,73 +393,103 @@ pub fn build(
         journal.unfinished.iter().map(attempt_now).collect()
     };
 
-    // Tasks in document order, then any the journal knows that the file no longer has.
-    let mut order: Vec<&str> = doc
+    // Tasks the journal knows, in document order, then any the file no
+    // longer has; each looked up once (in the journal and by id in the file).
+    struct Known<'a> {
+        id: &'a str,
+        /// The file's task of this id (the first, if several share it).
+        task: Option<&'a Task>,
+        history: &'a TaskHistory,
+    }
+    // Ids of the journal found in the file (a task counted at its first
+    // occurrence): when that is all of them, none is left to look for.
+    let mut found = 0;
+    let mut known: Vec<Known<'_>> = doc
         .tasks
         .iter()
-        .map(|t| t.id.as_str())
-        .filter(|id| journal.tasks.contains_key(*id))
+        .filter_map(|t| {
+            let history = journal.tasks.get(&t.id)?;
+            let task = doc.task_by_id(&t.id);
+            if task.is_some_and(|first| std::ptr::eq(first, t)) {
+                found += 1;
+            }
+            Some(Known {
+                id: &t.id,
+                task,
+                history,
+            })
+        })
         .collect();
-    for id in journal.tasks.keys() {
-        if doc.task_by_id(id).is_none() {
-            order.push(id);
+    if found < journal.tasks.len() {
+        for (id, history) in &journal.tasks {
+            if doc.task_by_id(id).is_none() {
+                known.push(Known {
+                    id,
+                    task: None,
+                    history,
+                });
+            }
         }
     }
-    let task_status = |id: &str, h: &TaskHistory| TaskStatus {
-        id: id.to_string(),
-        checked: checked(id),
-        attempts: h.attempts,
-        last_outcome: h.last_outcome,
-        flaky: h.flaky,
-        duration_ms: h.duration_ms,
-        usage: h.usage,
-        text_changed: match (doc.task_by_id(id), &h.text_hash) {
-            (Some(t), Some(hash)) => crate::store::journal::text_hash(&t.text) != *hash,
-            _ => false,
-        },
-    };
-    let tasks: Vec<TaskStatus> = order
+    let checked = |k: &Known<'_>| k.task.is_some_and(|t| t.checked);
+    let title = |k: &Known<'_>| k.task.map(|t| first_line(&t.text)).unwrap_or_default();
+    let tasks: Vec<TaskStatus> = known
         .iter()
-        .filter_map(|id| journal.tasks.get(*id).map(|h| task_status(id, h)))
-        .collect();
-    let failed = order
-        .iter()
-        .filter_map(|id| journal.tasks.get(*id).map(|h| (*id, h)))
-        .filter(|(id, h)| {
-            h.last_outcome == Some(AttemptOutcome::Failed) && !h.unfinished && !checked(id)
+        .map(|k| {
+            let h = k.history;
+            TaskStatus {
+                id: k.id.to_string(),
+                checked: checked(k),
+                attempts: h.attempts,
+                last_outcome: h.last_outcome,
+                flaky: h.flaky,
+                duration_ms: h.duration_ms,
+                usage: h.usage,
+                text_changed: match (k.task, &h.text_hash) {
+                    (Some(t), Some(hash)) => crate::store::journal::text_hash(&t.text) != *hash,
+                    _ => false,
+                },
+            }
         })
-        .map(|(id, h)| FailedTask {
-            id: id.to_string(),
-            title: title(id),
-            kind: h.last_kind,
-            message: h.last_message.clone(),
-            attempts: h.attempts,
-            duration_ms: h.duration_ms,
+        .collect();
+    let failed = known
+        .iter()
+        .filter(|k| {
+            k.history.last_outcome == Some(AttemptOutcome::Failed)
+                && !k.history.unfinished
+                && !checked(k)
+        })
+        .map(|k| FailedTask {
+            id: k.id.to_string(),
+            title: title(k),
+            kind: k.history.last_kind,
+            message: k.history.last_message.clone(),
+            attempts: k.history.attempts,
+            duration_ms: k.history.duration_ms,
         })
         .collect();
     let flaky = tasks.iter().filter(|t| t.flaky).cloned().collect();
     let interrupted = interrupted
         .iter()
-        .filter(|(id, _)| {
-            doc.task_by_id(id).is_some_and(|t| !t.checked)
-                && journal.tasks.get(id).is_some_and(|h| {
-                    h.last_outcome == Some(AttemptOutcome::Interrupted) && !h.unfinished
-                })
-        })
-        .map(|(id, attempt)| InterruptedTask {
-            id: id.clone(),
-            title: title(id),
-            attempt: *attempt,
+        .filter_map(|(id, attempt)| {
+            let task = doc.task_by_id(id).filter(|t| !t.checked)?;
+            let h = journal.tasks.get(id)?;
+            (h.last_outcome == Some(AttemptOutcome::Interrupted) && !h.unfinished).then(|| {
+                InterruptedTask {
+                    id: id.clone(),
+                    title: first_line(&task.text),
+                    attempt: *attempt,
+                }
+            })
         })
         .collect();
-    let skipped = order
+    let skipped = known
         .iter()
-        .filter(|id| !checked(id))
-        .filter_map(|id| {
-            let reason = journal.tasks.get(*id)?.skipped.clone()?;
+        .filter(|k| !checked(k))
+        .filter_map(|k| {
             Some(SkippedTask {
-                id: id.to_string(),
-                reason,
+                id: k.id.to_string(),
+                reason: k.history.skipped.clone()?,
             })
         })
         .collect();
@@ -515,6 +539,38 @@ fn first_line(s: &str) -> String {
         .to_string()
 }
 
+/// What the state folder beside a task file says for its status: the
+/// journal's summary and the run lock's holder. Read it on another thread
+/// while the task file parses ([`Status::with_journal`]); on a large journal
+/// the two take about as long.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct StatusJournal {
+    summary: JournalSummary,
+    interrupted: Vec<InterruptedAttempt>,
+    skipped_lines: usize,
+    holder: Option<u32>,
+}
+
+impl StatusJournal {
+    /// Reads the journal and the lock in the state folder beside `task_file`.
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`] when the journal or the lock exists but cannot be read.
+    pub fn read(task_file: &Path) -> Result<StatusJournal, StoreError> {
+        let state = crate::store::state_dir(task_file);
+        let read = crate::store::journal::summarize(&state)?;
+        let holder = crate::store::lock::holder(&state)?;
+        Ok(StatusJournal {
+            summary: read.summary,
+            interrupted: read.interrupted,
+            skipped_lines: read.skipped_lines,
+            holder,
+        })
+    }
+}
+
 impl Status {
     /// The status of `doc` (parsed from `task_file`) with the journal and
     /// lock in the state folder beside it.
@@ -523,20 +579,25 @@ impl Status {
     ///
     /// A [`StoreError`] when the journal or the lock exists but cannot be read.
     pub fn read(task_file: &Path, doc: &Document) -> Result<Status, StoreError> {
-        let state = crate::store::state_dir(task_file);
-        let read = crate::store::journal::read(&state)?;
-        let journal = JournalSummary::from_entries(&read.entries);
-        let holder = crate::store::lock::holder(&state)?;
-        let interrupted = interrupted_in_last_run(&read.entries);
+        Ok(Self::with_journal(
+            task_file,
+            doc,
+            StatusJournal::read(task_file)?,
+        ))
+    }
+
+    /// The status of `doc` (parsed from `task_file`) with its state folder's
+    /// journal and lock, read already.
+    pub fn with_journal(task_file: &Path, doc: &Document, journal: StatusJournal) -> Status {
         let mut status = build(
             doc,
-            &journal,
-            &interrupted,
-            read.skipped_lines,
-            holder,
+            &journal.summary,
+            &journal.interrupted,
+            journal.skipped_lines,
+            journal.holder,
             &crate::util::pid_alive,
         );
         status.kept_worktrees = kept_worktrees(task_file, doc);
-        Ok(status)
+        status
     }
 }

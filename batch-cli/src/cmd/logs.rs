@@ -65,7 +65,7 @@ pub fn ended(entries: &[JournalEntry], id: &str, t: &Target) -> bool {
 pub fn run(args: &LogsArgs, _color: ColorChoice) -> anyhow::Result<u8> {
     let task_file = resolve::task_file(args.file.as_deref())?;
     let state = store::state_dir(&task_file);
-    let mut journal = JournalTail::new(state.join(journal::JOURNAL_FILE));
+    let mut journal = JournalTail::new(state.join(journal::JOURNAL_FILE), &args.id);
     journal.poll()?;
     let mut found = target(&journal.entries, &args.id, args.attempt);
     if found.is_none() && !args.follow {
@@ -200,14 +200,17 @@ fn latest_log(state: &Path, id: &str) -> Option<PathBuf> {
 /// Reads the journal incrementally: only complete new lines each poll.
 struct JournalTail {
     path: PathBuf,
+    /// The task whose records are kept (with the ends of runs).
+    id: String,
     offset: u64,
     entries: Vec<JournalEntry>,
 }
 
 impl JournalTail {
-    fn new(path: PathBuf) -> Self {
+    fn new(path: PathBuf, id: &str) -> Self {
         Self {
             path,
+            id: id.to_owned(),
             offset: 0,
             entries: Vec::new(),
         }
@@ -226,7 +229,7 @@ impl JournalTail {
         let Some(end) = buf.iter().rposition(|&b| b == b'\n') else {
             return Ok(());
         };
-        let read = journal::parse(&buf[..=end]);
+        let read = journal::parse_task(&buf[..=end], &self.id);
         self.entries.extend(read.entries);
         self.offset += end as u64 + 1;
         Ok(())
@@ -314,7 +317,7 @@ mod tests {
         let path = dir.path().join("journal.jsonl");
         let line = serde_json::to_string(&start("r1", "T1", 1)).unwrap();
         std::fs::write(&path, format!("{line}\n{}", &line[..10])).unwrap();
-        let mut j = JournalTail::new(path.clone());
+        let mut j = JournalTail::new(path.clone(), "T1");
         j.poll().unwrap();
         assert_eq!(j.entries.len(), 1);
         std::fs::write(&path, format!("{line}\n{line}\n")).unwrap();

@@ -10,7 +10,7 @@
 use std::io::{IsTerminal, Write};
 
 use batch_core::Document;
-use batch_core::status::Status;
+use batch_core::status::{Status, StatusJournal};
 
 use crate::args::{ColorChoice, StatusArgs};
 use crate::exit;
@@ -294,8 +294,17 @@ fn counts(done: usize, open: usize, p: Paint) -> String {
 pub fn run(args: &StatusArgs, color: ColorChoice) -> anyhow::Result<u8> {
     let path = resolve::task_file(args.doc.file.as_deref())?;
     let popts = resolve::parse_options(&path, &args.doc)?;
-    let doc = Document::read(&path, &popts)?;
-    let status = Status::read(&path, &doc)?;
+    // The journal (tens of MB after a large run) is read while the file parses.
+    let (doc, journal) = std::thread::scope(|scope| {
+        let journal = scope.spawn(|| StatusJournal::read(&path));
+        let doc = Document::read(&path, &popts);
+        let journal = journal
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (doc, journal)
+    });
+    let doc = doc?;
+    let status = Status::with_journal(&path, &doc, journal?);
     let text = if args.json {
         let mut t = serde_json::to_string_pretty(&status).expect("status serialises to JSON");
         t.push('\n');

@@ -19,7 +19,8 @@
 //! killed run: [`JournalSummary::unfinished`] lists them so the next run can
 //! report and retry them.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -483,16 +484,630 @@ pub fn read(state_dir: &Path) -> Result<JournalRead, StoreError> {
 /// Parses journal bytes, skipping lines that do not parse.
 pub fn parse(bytes: &[u8]) -> JournalRead {
     let mut out = JournalRead::default();
-    for line in bytes.split(|&b| b == b'\n') {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        match serde_json::from_slice::<JournalEntry>(line) {
-            Ok(e) => out.entries.push(e),
-            Err(_) => out.skipped_lines += 1,
+    for line in lines(bytes) {
+        match read_line(line) {
+            Some(e) => out.entries.push(e),
+            None => out.skipped_lines += 1,
         }
     }
     out
+}
+
+/// Parses journal bytes keeping only the records of task `id` and the ends
+/// of runs (what `mdbatch logs` looks for), without an owned entry for every
+/// other line. Lines that cannot be read are counted as by [`parse`].
+pub fn parse_task(bytes: &[u8], id: &str) -> JournalRead {
+    let mut out = JournalRead::default();
+    for line in lines(bytes) {
+        let entry = match serde_json::from_slice::<RawLine<'_>>(line) {
+            Ok(raw) => {
+                if raw.record().is_none() {
+                    out.skipped_lines += 1;
+                    continue;
+                }
+                if raw.id.as_deref() != Some(id) && raw.kind_of != "run_end" {
+                    continue;
+                }
+                raw.into_entry()
+            }
+            Err(_) => serde_json::from_slice::<JournalEntry>(line).ok(),
+        };
+        match entry {
+            Some(e)
+                if e.record.id() == Some(id)
+                    || matches!(e.record, JournalRecord::RunEnd { .. }) =>
+            {
+                out.entries.push(e);
+            }
+            Some(_) => {}
+            None => out.skipped_lines += 1,
+        }
+    }
+    out
+}
+
+/// One line: read into fixed fields first (fast), and through the derived
+/// reader when that fails (a field of an unexpected type on a record that
+/// does not use it), so both accept the same lines.
+fn read_line(line: &[u8]) -> Option<JournalEntry> {
+    match serde_json::from_slice::<RawLine<'_>>(line) {
+        Ok(raw) => raw.into_entry(),
+        Err(_) => serde_json::from_slice::<JournalEntry>(line).ok(),
+    }
+}
+
+/// A journal read into its summary.
+#[derive(Debug, Default)]
+pub(crate) struct Summarized {
+    pub(crate) summary: JournalSummary,
+    /// The attempts the last run ended as interrupted (id, attempt).
+    pub(crate) interrupted: Vec<(String, u32)>,
+    /// Lines that could not be read.
+    pub(crate) skipped_lines: usize,
+}
+
+/// The journal of `state_dir` summarised, read without building an entry
+/// per line.
+pub(crate) fn summarize(state_dir: &Path) -> Result<Summarized, StoreError> {
+    let path = state_dir.join(JOURNAL_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Summarized::default());
+        }
+        Err(e) => return Err(StoreError::io(&path, "cannot read the journal", e)),
+    };
+    let mut fold = Fold::default();
+    let mut skipped = 0;
+    for line in lines(&bytes) {
+        match serde_json::from_slice::<RawLine<'_>>(line) {
+            Ok(raw) => match raw.record() {
+                Some(r) => fold.push(&raw.ts, &raw.run_id, r),
+                None => skipped += 1,
+            },
+            Err(_) => match serde_json::from_slice::<JournalEntry>(line) {
+                Ok(e) => fold.push(&e.ts, &e.run_id, e.record.as_ref()),
+                Err(_) => skipped += 1,
+            },
+        }
+    }
+    let (summary, interrupted) = fold.finish();
+    Ok(Summarized {
+        summary,
+        interrupted,
+        skipped_lines: skipped,
+    })
+}
+
+/// One journal line as read, borrowing its strings from the line where it
+/// can: the fast path of [`parse`] and [`JournalSummary::load`]. Serde's
+/// internally tagged enum with a flattened envelope buffers every line into a
+/// generic tree first; this reads the line once, into fixed fields.
+#[derive(Deserialize)]
+struct RawLine<'a> {
+    v: u32,
+    #[serde(borrow)]
+    ts: Cow<'a, str>,
+    #[serde(borrow)]
+    run_id: Cow<'a, str>,
+    #[serde(borrow, rename = "type")]
+    kind_of: Cow<'a, str>,
+    #[serde(borrow, default)]
+    file: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pid: Option<u32>,
+    #[serde(borrow, default)]
+    runner: Option<Cow<'a, str>>,
+    #[serde(default)]
+    total: Option<usize>,
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default)]
+    attempt: Option<u32>,
+    #[serde(borrow, default)]
+    text_hash: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    session_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    adjusted: Option<Cow<'a, str>>,
+    #[serde(default)]
+    outcome: Option<AttemptOutcome>,
+    #[serde(default)]
+    kind: Option<ErrorKind>,
+    #[serde(borrow, default)]
+    message: Option<Cow<'a, str>>,
+    #[serde(default)]
+    duration_ms: Option<u64>,
+    #[serde(default)]
+    usage: Option<Usage>,
+    #[serde(borrow, default)]
+    reason: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    commit: Option<Cow<'a, str>>,
+    #[serde(default)]
+    summary: Option<RunSummary>,
+}
+
+/// A journal record borrowed from a [`JournalEntry`] or a [`RawLine`]: what
+/// the summary folds.
+enum RecordRef<'a> {
+    RunStart {
+        pid: u32,
+        runner: &'a str,
+    },
+    AttemptStart {
+        id: &'a str,
+        attempt: u32,
+        text_hash: &'a str,
+    },
+    AttemptInfo {
+        id: &'a str,
+        pid: Option<u32>,
+        session_id: Option<&'a str>,
+    },
+    AttemptEnd {
+        id: &'a str,
+        attempt: u32,
+        outcome: AttemptOutcome,
+        kind: Option<ErrorKind>,
+        message: Option<&'a str>,
+        duration_ms: u64,
+        pid: Option<u32>,
+        session_id: Option<&'a str>,
+        usage: Option<&'a Usage>,
+    },
+    TaskSkipped {
+        id: &'a str,
+        reason: &'a str,
+    },
+    TaskReset {
+        id: &'a str,
+    },
+    Landed {
+        id: &'a str,
+        commit: &'a str,
+    },
+    RunEnd {
+        summary: &'a RunSummary,
+    },
+}
+
+impl<'a> RawLine<'a> {
+    /// The record, or `None` when the type is unknown or a field it needs is
+    /// missing (the line is skipped, as [`JournalEntry`]'s reader would).
+    fn record(&self) -> Option<RecordRef<'_>> {
+        let id = || self.id.as_deref();
+        Some(match &*self.kind_of {
+            "run_start" => {
+                self.file.as_ref()?;
+                self.total?;
+                RecordRef::RunStart {
+                    pid: self.pid?,
+                    runner: self.runner.as_deref()?,
+                }
+            }
+            "attempt_start" => RecordRef::AttemptStart {
+                id: id()?,
+                attempt: self.attempt?,
+                text_hash: self.text_hash.as_deref()?,
+            },
+            "attempt_info" => {
+                self.attempt?;
+                RecordRef::AttemptInfo {
+                    id: id()?,
+                    pid: self.pid,
+                    session_id: self.session_id.as_deref(),
+                }
+            }
+            "attempt_end" => {
+                self.text_hash.as_ref()?;
+                RecordRef::AttemptEnd {
+                    id: id()?,
+                    attempt: self.attempt?,
+                    outcome: self.outcome?,
+                    kind: self.kind,
+                    message: self.message.as_deref(),
+                    duration_ms: self.duration_ms?,
+                    pid: self.pid,
+                    session_id: self.session_id.as_deref(),
+                    usage: self.usage.as_ref(),
+                }
+            }
+            "task_skipped" => RecordRef::TaskSkipped {
+                id: id()?,
+                reason: self.reason.as_deref()?,
+            },
+            "task_reset" => RecordRef::TaskReset { id: id()? },
+            "landed" => {
+                self.attempt?;
+                RecordRef::Landed {
+                    id: id()?,
+                    commit: self.commit.as_deref()?,
+                }
+            }
+            "run_end" => RecordRef::RunEnd {
+                summary: self.summary.as_ref()?,
+            },
+            _ => return None,
+        })
+    }
+
+    /// The owned entry, or `None` as for [`RawLine::record`].
+    fn into_entry(self) -> Option<JournalEntry> {
+        let own = |s: Option<Cow<'a, str>>| s.map(Cow::into_owned);
+        let record = match self.record()? {
+            RecordRef::RunStart { pid, runner } => JournalRecord::RunStart {
+                file: own(self.file.clone())?,
+                pid,
+                runner: runner.to_owned(),
+                total: self.total?,
+            },
+            RecordRef::AttemptStart {
+                id,
+                attempt,
+                text_hash,
+            } => JournalRecord::AttemptStart {
+                id: id.to_owned(),
+                attempt,
+                text_hash: text_hash.to_owned(),
+            },
+            RecordRef::AttemptInfo { id, pid, .. } => JournalRecord::AttemptInfo {
+                id: id.to_owned(),
+                attempt: self.attempt?,
+                pid,
+                session_id: own(self.session_id.clone()),
+                adjusted: own(self.adjusted.clone()),
+            },
+            RecordRef::AttemptEnd {
+                id,
+                attempt,
+                outcome,
+                kind,
+                duration_ms,
+                pid,
+                ..
+            } => JournalRecord::AttemptEnd {
+                id: id.to_owned(),
+                attempt,
+                outcome,
+                kind,
+                message: own(self.message.clone()),
+                duration_ms,
+                pid,
+                session_id: own(self.session_id.clone()),
+                usage: self.usage,
+                text_hash: own(self.text_hash.clone())?,
+            },
+            RecordRef::TaskSkipped { id, reason } => JournalRecord::TaskSkipped {
+                id: id.to_owned(),
+                reason: reason.to_owned(),
+            },
+            RecordRef::TaskReset { id } => JournalRecord::TaskReset { id: id.to_owned() },
+            RecordRef::Landed { id, commit } => JournalRecord::Landed {
+                id: id.to_owned(),
+                attempt: self.attempt?,
+                commit: commit.to_owned(),
+            },
+            RecordRef::RunEnd { summary } => JournalRecord::RunEnd {
+                summary: summary.clone(),
+            },
+        };
+        Some(JournalEntry {
+            v: self.v,
+            ts: self.ts.into_owned(),
+            run_id: self.run_id.into_owned(),
+            record,
+        })
+    }
+}
+
+impl JournalRecord {
+    /// The task the record is about (`None` for the start and end of a run).
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            JournalRecord::AttemptStart { id, .. }
+            | JournalRecord::AttemptInfo { id, .. }
+            | JournalRecord::AttemptEnd { id, .. }
+            | JournalRecord::TaskSkipped { id, .. }
+            | JournalRecord::TaskReset { id }
+            | JournalRecord::Landed { id, .. } => Some(id),
+            JournalRecord::RunStart { .. } | JournalRecord::RunEnd { .. } => None,
+        }
+    }
+
+    fn as_ref(&self) -> RecordRef<'_> {
+        match self {
+            JournalRecord::RunStart { pid, runner, .. } => {
+                RecordRef::RunStart { pid: *pid, runner }
+            }
+            JournalRecord::AttemptStart {
+                id,
+                attempt,
+                text_hash,
+            } => RecordRef::AttemptStart {
+                id,
+                attempt: *attempt,
+                text_hash,
+            },
+            JournalRecord::AttemptInfo {
+                id,
+                pid,
+                session_id,
+                ..
+            } => RecordRef::AttemptInfo {
+                id,
+                pid: *pid,
+                session_id: session_id.as_deref(),
+            },
+            JournalRecord::AttemptEnd {
+                id,
+                attempt,
+                outcome,
+                kind,
+                message,
+                duration_ms,
+                pid,
+                session_id,
+                usage,
+                ..
+            } => RecordRef::AttemptEnd {
+                id,
+                attempt: *attempt,
+                outcome: *outcome,
+                kind: *kind,
+                message: message.as_deref(),
+                duration_ms: *duration_ms,
+                pid: *pid,
+                session_id: session_id.as_deref(),
+                usage: usage.as_ref(),
+            },
+            JournalRecord::TaskSkipped { id, reason } => RecordRef::TaskSkipped { id, reason },
+            JournalRecord::TaskReset { id } => RecordRef::TaskReset { id },
+            JournalRecord::Landed { id, commit, .. } => RecordRef::Landed { id, commit },
+            JournalRecord::RunEnd { summary } => RecordRef::RunEnd { summary },
+        }
+    }
+}
+
+/// The non-blank lines of `bytes`.
+fn lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    bytes
+        .split(|&b| b == b'\n')
+        .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+}
+
+/// Folds records into a [`JournalSummary`], and keeps the attempts the last
+/// run ended as interrupted. Tasks and runs are numbered as first seen, so a
+/// record costs one lookup of its id and no string copies but the ones the
+/// summary keeps.
+#[derive(Default)]
+struct Fold {
+    summary: JournalSummary,
+    /// Task id to its slot in `tasks` (sorted into the summary's map once,
+    /// at the end). `mdbatch reset` unmaps the id; a later record of it gets
+    /// a new slot.
+    slots: HashMap<String, usize>,
+    tasks: Vec<Slot>,
+    /// Run id to its number, and the last one looked up.
+    runs: HashMap<String, u32>,
+    run_ids: Vec<String>,
+    last_lookup: Option<u32>,
+    /// (run, slot) of tasks that failed an attempt in that run, for flakiness.
+    failed_in_run: HashSet<(u32, usize)>,
+    /// The last run started, and what it ended as interrupted.
+    last_run: Option<u32>,
+    interrupted: Vec<(String, u32)>,
+}
+
+/// A task's history, and its attempt started and not ended (if any).
+#[derive(Default)]
+struct Slot {
+    history: TaskHistory,
+    open: Option<OpenAttempt>,
+}
+
+struct OpenAttempt {
+    attempt: u32,
+    run: u32,
+    pid: Option<u32>,
+    session_id: Option<String>,
+}
+
+impl Fold {
+    fn slot(&mut self, id: &str) -> usize {
+        match self.slots.get(id) {
+            Some(&slot) => slot,
+            None => {
+                self.tasks.push(Slot::default());
+                let slot = self.tasks.len() - 1;
+                self.slots.insert(id.to_owned(), slot);
+                slot
+            }
+        }
+    }
+
+    fn run(&mut self, run_id: &str) -> u32 {
+        if let Some(n) = self
+            .last_lookup
+            .filter(|&n| self.run_ids.get(n as usize).is_some_and(|r| r == run_id))
+        {
+            return n;
+        }
+        let n = match self.runs.get(run_id) {
+            Some(&n) => n,
+            None => {
+                let n = u32::try_from(self.run_ids.len()).unwrap_or(u32::MAX);
+                self.run_ids.push(run_id.to_owned());
+                self.runs.insert(run_id.to_owned(), n);
+                n
+            }
+        };
+        self.last_lookup = Some(n);
+        n
+    }
+
+    fn push(&mut self, ts: &str, run_id: &str, record: RecordRef<'_>) {
+        let run = self.run(run_id);
+        match record {
+            RecordRef::RunStart { pid, runner } => {
+                self.summary.runs.push(RunInfo {
+                    run_id: run_id.to_owned(),
+                    started: ts.to_owned(),
+                    ended: None,
+                    pid,
+                    runner: runner.to_owned(),
+                    summary: None,
+                });
+                self.last_run = Some(run);
+                self.interrupted.clear();
+            }
+            RecordRef::RunEnd { summary } => {
+                if let Some(r) = self
+                    .summary
+                    .runs
+                    .iter_mut()
+                    .rev()
+                    .find(|r| r.run_id == run_id)
+                {
+                    r.ended = Some(ts.to_owned());
+                    r.summary = Some(summary.clone());
+                }
+            }
+            RecordRef::Landed { id, commit } => {
+                let slot = self.slot(id);
+                let t = &mut self.tasks[slot].history;
+                t.landed_commit = Some(commit.to_owned());
+                t.landed_run = Some(run_id.to_owned());
+            }
+            RecordRef::AttemptStart {
+                id,
+                attempt,
+                text_hash,
+            } => {
+                let slot = self.slot(id);
+                let Slot { history: t, open } = &mut self.tasks[slot];
+                t.attempts += 1;
+                t.unfinished = true;
+                t.skipped = None;
+                if t.text_hash.as_deref() != Some(text_hash) {
+                    t.text_hash = Some(text_hash.to_owned());
+                }
+                *open = Some(OpenAttempt {
+                    attempt,
+                    run,
+                    pid: None,
+                    session_id: None,
+                });
+            }
+            RecordRef::AttemptInfo {
+                id,
+                pid,
+                session_id,
+            } => {
+                let slot = self.slot(id);
+                let Slot { history: t, open } = &mut self.tasks[slot];
+                if pid.is_some() {
+                    t.last_pid = pid;
+                }
+                if let Some(s) = session_id {
+                    t.last_session = Some(s.to_owned());
+                }
+                if let Some(u) = open {
+                    if pid.is_some() {
+                        u.pid = pid;
+                    }
+                    if let Some(s) = session_id {
+                        u.session_id = Some(s.to_owned());
+                    }
+                }
+            }
+            RecordRef::AttemptEnd {
+                id,
+                attempt,
+                outcome,
+                kind,
+                message,
+                duration_ms,
+                pid,
+                session_id,
+                usage,
+            } => {
+                if outcome == AttemptOutcome::Interrupted && self.last_run == Some(run) {
+                    self.interrupted.push((id.to_owned(), attempt));
+                }
+                let slot = self.slot(id);
+                let failed_before = match outcome {
+                    AttemptOutcome::Succeeded => self.failed_in_run.contains(&(run, slot)),
+                    AttemptOutcome::Failed | AttemptOutcome::Interrupted => {
+                        self.failed_in_run.insert((run, slot));
+                        false
+                    }
+                };
+                let Slot { history: t, open } = &mut self.tasks[slot];
+                *open = None;
+                t.unfinished = false;
+                t.last_outcome = Some(outcome);
+                t.duration_ms += duration_ms;
+                if pid.is_some() {
+                    t.last_pid = pid;
+                }
+                if let Some(s) = session_id {
+                    t.last_session = Some(s.to_owned());
+                }
+                if let Some(u) = usage {
+                    t.usage.get_or_insert_with(Usage::default).add(u);
+                }
+                match outcome {
+                    AttemptOutcome::Succeeded => {
+                        t.flaky = failed_before;
+                        t.last_kind = None;
+                        t.last_message = None;
+                    }
+                    AttemptOutcome::Failed | AttemptOutcome::Interrupted => {
+                        t.last_kind = kind;
+                        t.last_message = message.map(str::to_owned);
+                    }
+                }
+            }
+            RecordRef::TaskSkipped { id, reason } => {
+                let slot = self.slot(id);
+                self.tasks[slot].history.skipped = Some(reason.to_owned());
+            }
+            RecordRef::TaskReset { id } => {
+                // Its slot is dropped with its open attempt and failures.
+                if let Some(slot) = self.slots.remove(id) {
+                    self.failed_in_run.retain(|&(_, s)| s != slot);
+                }
+            }
+        }
+    }
+
+    fn finish(self) -> (JournalSummary, Vec<(String, u32)>) {
+        let mut s = self.summary;
+        let mut ids: Vec<(String, usize)> = self.slots.into_iter().collect();
+        ids.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut tasks = self.tasks;
+        let run_ids = self.run_ids;
+        for (id, slot) in &ids {
+            if let Some(u) = tasks[*slot].open.take() {
+                s.unfinished.push(UnfinishedAttempt {
+                    id: id.clone(),
+                    attempt: u.attempt,
+                    run_id: run_ids.get(u.run as usize).cloned().unwrap_or_default(),
+                    pid: u.pid,
+                    session_id: u.session_id,
+                });
+            }
+        }
+        // Journal order of runs is not id order: sort as before, by run id
+        // then task id (a stable sort keeps the id order within a run).
+        s.unfinished.sort_by(|a, b| a.run_id.cmp(&b.run_id));
+        s.tasks = ids
+            .into_iter()
+            .map(|(id, slot)| (id, std::mem::take(&mut tasks[slot].history)))
+            .collect();
+        (s, self.interrupted)
+    }
 }
 
 /// One run as the journal saw it.
@@ -578,132 +1193,16 @@ pub struct JournalSummary {
 impl JournalSummary {
     /// Folds journal entries into a summary.
     pub fn from_entries(entries: &[JournalEntry]) -> JournalSummary {
-        let mut s = JournalSummary::default();
-        // (run, id) -> failures so far in that run, for flakiness.
-        let mut failed_in_run: BTreeMap<(String, String), bool> = BTreeMap::new();
-        let mut open: BTreeMap<String, UnfinishedAttempt> = BTreeMap::new();
+        let mut fold = Fold::default();
         for e in entries {
-            match &e.record {
-                JournalRecord::RunStart { pid, runner, .. } => s.runs.push(RunInfo {
-                    run_id: e.run_id.clone(),
-                    started: e.ts.clone(),
-                    ended: None,
-                    pid: *pid,
-                    runner: runner.clone(),
-                    summary: None,
-                }),
-                JournalRecord::RunEnd { summary } => {
-                    if let Some(r) = s.runs.iter_mut().rev().find(|r| r.run_id == e.run_id) {
-                        r.ended = Some(e.ts.clone());
-                        r.summary = Some(summary.clone());
-                    }
-                }
-                JournalRecord::Landed { id, commit, .. } => {
-                    let t = s.tasks.entry(id.clone()).or_default();
-                    t.landed_commit = Some(commit.clone());
-                    t.landed_run = Some(e.run_id.clone());
-                }
-                JournalRecord::AttemptStart {
-                    id,
-                    attempt,
-                    text_hash,
-                } => {
-                    let t = s.tasks.entry(id.clone()).or_default();
-                    t.attempts += 1;
-                    t.unfinished = true;
-                    t.skipped = None;
-                    t.text_hash = Some(text_hash.clone());
-                    open.insert(
-                        id.clone(),
-                        UnfinishedAttempt {
-                            id: id.clone(),
-                            attempt: *attempt,
-                            run_id: e.run_id.clone(),
-                            pid: None,
-                            session_id: None,
-                        },
-                    );
-                }
-                JournalRecord::AttemptInfo {
-                    id,
-                    pid,
-                    session_id,
-                    ..
-                } => {
-                    let t = s.tasks.entry(id.clone()).or_default();
-                    if pid.is_some() {
-                        t.last_pid = *pid;
-                    }
-                    if session_id.is_some() {
-                        t.last_session.clone_from(session_id);
-                    }
-                    if let Some(u) = open.get_mut(id) {
-                        if pid.is_some() {
-                            u.pid = *pid;
-                        }
-                        if session_id.is_some() {
-                            u.session_id.clone_from(session_id);
-                        }
-                    }
-                }
-                JournalRecord::AttemptEnd {
-                    id,
-                    outcome,
-                    kind,
-                    message,
-                    duration_ms,
-                    pid,
-                    session_id,
-                    usage,
-                    ..
-                } => {
-                    open.remove(id);
-                    let t = s.tasks.entry(id.clone()).or_default();
-                    t.unfinished = false;
-                    t.last_outcome = Some(*outcome);
-                    t.duration_ms += duration_ms;
-                    if pid.is_some() {
-                        t.last_pid = *pid;
-                    }
-                    if session_id.is_some() {
-                        t.last_session.clone_from(session_id);
-                    }
-                    if let Some(u) = usage {
-                        t.usage.get_or_insert_with(Usage::default).add(u);
-                    }
-                    let key = (e.run_id.clone(), id.clone());
-                    match outcome {
-                        AttemptOutcome::Succeeded => {
-                            t.flaky = failed_in_run.get(&key).copied().unwrap_or(false);
-                            t.last_kind = None;
-                            t.last_message = None;
-                        }
-                        AttemptOutcome::Failed | AttemptOutcome::Interrupted => {
-                            failed_in_run.insert(key, true);
-                            t.last_kind = *kind;
-                            t.last_message.clone_from(message);
-                        }
-                    }
-                }
-                JournalRecord::TaskSkipped { id, reason } => {
-                    s.tasks.entry(id.clone()).or_default().skipped = Some(reason.clone());
-                }
-                JournalRecord::TaskReset { id } => {
-                    s.tasks.remove(id);
-                    open.remove(id);
-                    failed_in_run.retain(|(_, task), _| task != id);
-                }
-            }
+            fold.push(&e.ts, &e.run_id, e.record.as_ref());
         }
-        s.unfinished = open.into_values().collect();
-        s.unfinished
-            .sort_by(|a, b| a.run_id.cmp(&b.run_id).then(a.id.cmp(&b.id)));
-        s
+        fold.finish().0
     }
 
     /// Reads and summarises the journal of `state_dir`.
     pub fn load(state_dir: &Path) -> Result<JournalSummary, StoreError> {
-        Ok(Self::from_entries(&read(state_dir)?.entries))
+        Ok(summarize(state_dir)?.summary)
     }
 
     /// The last run, if any.
@@ -758,6 +1257,171 @@ mod tests {
             attempt,
             text_hash: text_hash("x"),
         }
+    }
+
+    /// A journal of two runs with every record type, escaped ids, a reset,
+    /// a line only the derived reader takes, an unknown type and a torn line.
+    fn varied_journal() -> (Vec<JournalEntry>, String) {
+        let entry = |run: &str, record| JournalEntry {
+            v: 1,
+            ts: format!("2026-11-30T09:00:{run}Z"),
+            run_id: run.into(),
+            record,
+        };
+        let run_start = |total| JournalRecord::RunStart {
+            file: "task.md".into(),
+            pid: 10,
+            runner: "command".into(),
+            total,
+        };
+        let mut usage_end = end("a \"quoted\" id", 2, AttemptOutcome::Succeeded);
+        if let JournalRecord::AttemptEnd { usage, .. } = &mut usage_end {
+            *usage = Some(Usage::new(120, 30));
+        }
+        let entries = vec![
+            entry("r1", run_start(4)),
+            entry("r1", start("a \"quoted\" id", 1)),
+            entry("r1", end("a \"quoted\" id", 1, AttemptOutcome::Failed)),
+            entry("r1", start("a \"quoted\" id", 2)),
+            entry("r1", usage_end),
+            entry("r1", start("ünï\u{7}", 1)),
+            entry("r1", end("ünï\u{7}", 1, AttemptOutcome::Interrupted)),
+            entry("r1", start("left", 1)),
+            entry(
+                "r1",
+                JournalRecord::Landed {
+                    id: "a \"quoted\" id".into(),
+                    attempt: 2,
+                    commit: "abc123".into(),
+                },
+            ),
+            entry(
+                "r1",
+                JournalRecord::RunEnd {
+                    summary: RunSummary {
+                        total: 4,
+                        succeeded: 1,
+                        ..RunSummary::default()
+                    },
+                },
+            ),
+            entry("reset", JournalRecord::TaskReset { id: "left".into() }),
+            entry("r2", run_start(3)),
+            entry("r2", start("b", 1)),
+            entry(
+                "r2",
+                JournalRecord::AttemptInfo {
+                    id: "b".into(),
+                    attempt: 1,
+                    pid: Some(42),
+                    session_id: Some("s-9".into()),
+                    adjusted: Some("more turns".into()),
+                },
+            ),
+            entry("r2", end("b", 1, AttemptOutcome::Interrupted)),
+            entry("r2", start("c", 1)),
+            entry(
+                "r2",
+                JournalRecord::TaskSkipped {
+                    id: "d".into(),
+                    reason: "its prerequisite failed".into(),
+                },
+            ),
+        ];
+        let mut text = String::new();
+        for e in &entries {
+            text.push_str(&serde_json::to_string(e).unwrap());
+            text.push('\n');
+        }
+        // A field another record type uses, of the wrong type for it here:
+        // the derived reader ignores it, so the fast reader must too.
+        text.push_str(
+            r#"{"v":1,"ts":"x","run_id":"r2","type":"task_reset","id":"zz","pid":"not a pid"}"#,
+        );
+        text.push('\n');
+        text.push_str(r#"{"v":1,"ts":"x","run_id":"r2","type":"from_the_future","id":"c"}"#);
+        text.push_str("\n\n");
+        text.push_str(r#"{"v":1,"ts":"x","run_id":"r2","type":"attempt_end","id":"c","#);
+        let mut all = entries.clone();
+        all.push(entry("r2", JournalRecord::TaskReset { id: "zz".into() }));
+        all.last_mut().unwrap().ts = "x".into();
+        (all, text)
+    }
+
+    #[test]
+    fn the_fast_reader_reads_every_line_as_the_derived_reader_does() {
+        let (entries, text) = varied_journal();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            assert_eq!(
+                read_line(line.as_bytes()),
+                serde_json::from_str::<JournalEntry>(line).ok(),
+                "{line}"
+            );
+        }
+        let read = parse(text.as_bytes());
+        assert_eq!(read.entries, entries);
+        assert_eq!(read.skipped_lines, 2);
+    }
+
+    #[test]
+    fn reading_for_one_task_keeps_its_records_and_the_run_ends_in_order() {
+        let (entries, text) = varied_journal();
+        let id = "a \"quoted\" id";
+        let read = parse_task(text.as_bytes(), id);
+        let expected: Vec<JournalEntry> = entries
+            .into_iter()
+            .filter(|e| {
+                e.record.id() == Some(id) || matches!(e.record, JournalRecord::RunEnd { .. })
+            })
+            .collect();
+        assert_eq!(expected.len(), 6, "4 attempt records, a landing, a run end");
+        assert_eq!(read.entries, expected);
+        assert_eq!(read.skipped_lines, 2);
+    }
+
+    #[test]
+    fn the_summary_read_from_the_file_is_the_summary_of_its_entries() {
+        let (entries, text) = varied_journal();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(JOURNAL_FILE), &text).unwrap();
+        let Summarized {
+            summary,
+            interrupted,
+            skipped_lines: skipped,
+        } = summarize(dir.path()).unwrap();
+        assert_eq!(summary, JournalSummary::from_entries(&entries));
+        assert_eq!(
+            interrupted,
+            crate::status::interrupted_in_last_run(&entries)
+        );
+        assert_eq!(interrupted, [("b".to_string(), 1)]);
+        assert_eq!(skipped, 2);
+        // What the fold found, spelt out.
+        assert!(summary.tasks["a \"quoted\" id"].flaky);
+        assert_eq!(
+            summary.tasks["a \"quoted\" id"].usage,
+            Some(Usage::new(120, 30))
+        );
+        assert_eq!(
+            summary.tasks["a \"quoted\" id"].landed_commit.as_deref(),
+            Some("abc123")
+        );
+        assert!(!summary.tasks.contains_key("left"), "reset forgets it");
+        assert_eq!(summary.tasks["b"].last_session.as_deref(), Some("s-9"));
+        assert_eq!(
+            summary
+                .unfinished
+                .iter()
+                .map(|u| u.id.as_str())
+                .collect::<Vec<_>>(),
+            ["c"]
+        );
+        assert_eq!(summary.runs.len(), 2);
+        assert!(summary.runs[0].summary.is_some());
+        assert_eq!(
+            summary.tasks["d"].skipped.as_deref(),
+            Some("its prerequisite failed")
+        );
     }
 
     #[test]
