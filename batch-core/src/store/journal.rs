@@ -549,9 +549,10 @@ pub(crate) struct Summarized {
 /// The journal of `state_dir` summarised, read without building an entry
 /// per line.
 pub(crate) fn summarize(state_dir: &Path) -> Result<Summarized, StoreError> {
+    use std::io::Read;
     let path = state_dir.join(JOURNAL_FILE);
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
+    let mut file = match File::open(&path) {
+        Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Ok(Summarized::default());
         }
@@ -559,16 +560,44 @@ pub(crate) fn summarize(state_dir: &Path) -> Result<Summarized, StoreError> {
     };
     let mut fold = Fold::default();
     let mut skipped = 0;
-    for line in lines(&bytes) {
-        match serde_json::from_slice::<RawLine<'_>>(line) {
-            Ok(raw) => match raw.record() {
-                Some(r) => fold.push(&raw.ts, &raw.run_id, r),
-                None => skipped += 1,
-            },
-            Err(_) => match serde_json::from_slice::<JournalEntry>(line) {
-                Ok(e) => fold.push(&e.ts, &e.run_id, e.record.as_ref()),
-                Err(_) => skipped += 1,
-            },
+    let mut fold_lines = |bytes: &[u8]| {
+        for line in lines(bytes) {
+            match serde_json::from_slice::<RawLine<'_>>(line) {
+                Ok(raw) => match raw.record() {
+                    Some(r) => fold.push(&raw.ts, &raw.run_id, r),
+                    None => skipped += 1,
+                },
+                Err(_) => match serde_json::from_slice::<JournalEntry>(line) {
+                    Ok(e) => fold.push(&e.ts, &e.run_id, e.record.as_ref()),
+                    Err(_) => skipped += 1,
+                },
+            }
+        }
+    };
+    // A chunk at a time (whole lines; the rest carried to the next chunk):
+    // a journal of 100,000 tasks is 60 MB, never held whole.
+    const CHUNK: usize = 1 << 20;
+    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK);
+    loop {
+        let start = buf.len();
+        buf.resize(start + CHUNK, 0);
+        let n = match file.read(&mut buf[start..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                buf.truncate(start);
+                continue;
+            }
+            Err(e) => return Err(StoreError::io(&path, "cannot read the journal", e)),
+        };
+        buf.truncate(start + n);
+        if n == 0 {
+            // The end: a last line without its newline (torn) included.
+            fold_lines(&buf);
+            break;
+        }
+        if let Some(end) = buf.iter().rposition(|&b| b == b'\n') {
+            fold_lines(&buf[..end]);
+            buf.drain(..=end);
         }
     }
     let (summary, interrupted) = fold.finish();
@@ -1361,6 +1390,46 @@ mod tests {
         let read = parse(text.as_bytes());
         assert_eq!(read.entries, entries);
         assert_eq!(read.skipped_lines, 2);
+    }
+
+    #[test]
+    fn a_journal_of_several_chunks_is_summarised_whole_lines_across_the_chunk_edges() {
+        let entry = |record| JournalEntry {
+            v: 1,
+            ts: "2026-11-30T09:00:00.000Z".into(),
+            run_id: "r1".into(),
+            record,
+        };
+        let mut text = String::new();
+        let mut entries = Vec::new();
+        // About 3.5 MB: lines cross the 1 MiB chunk edges at varied places.
+        for i in 0..12_000 {
+            let id = format!("task-{i}-{}", "x".repeat(i % 97));
+            for e in [
+                entry(start(&id, 1)),
+                entry(end(
+                    &id,
+                    1,
+                    if i % 3 == 0 {
+                        AttemptOutcome::Failed
+                    } else {
+                        AttemptOutcome::Succeeded
+                    },
+                )),
+            ] {
+                text.push_str(&serde_json::to_string(&e).unwrap());
+                text.push('\n');
+                entries.push(e);
+            }
+        }
+        assert!(text.len() > 3 << 20);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(JOURNAL_FILE), &text).unwrap();
+        let read = summarize(dir.path()).unwrap();
+        assert_eq!(read.skipped_lines, 0);
+        assert_eq!(read.summary.tasks.len(), 12_000);
+        assert_eq!(read.summary, JournalSummary::from_entries(&entries));
+        assert_eq!(read.summary.failed().count(), 4_000);
     }
 
     #[test]
