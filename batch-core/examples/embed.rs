@@ -23,7 +23,7 @@ struct Pretend;
 #[batch_core::async_trait]
 impl SubagentRunner for Pretend {
     async fn run(&self, task: &TaskSpec, ctx: RunContext) -> Result<TaskOutput, RunError> {
-        ctx.progress.line(format!("thinking about {}", task.id));
+        ctx.progress.line(format!("thinking about {}", task.id()));
         tokio::select! {
             () = tokio::time::sleep(Duration::from_millis(200)) => {}
             () = ctx.cancel.cancelled() => {

@@ -9,6 +9,8 @@
 //!
 //! With `tokio` after the number it spawns and joins that many no-op
 //! futures instead (the bench's `tokio_spawn_join`): what no executor beats.
+//! With `plan` it stops after parsing and planning: the executor's own
+//! instructions per task are (run − plan) / tasks.
 
 use std::sync::Arc;
 
@@ -62,6 +64,10 @@ fn main() {
     }
     let doc = Document::parse(&text, &ParseOptions::default()).expect("parses");
     let plan = Plan::build(&doc, &PlanOptions::default()).expect("plans");
+    if std::env::args().nth(2).as_deref() == Some("plan") {
+        println!("{} nodes planned", plan.nodes.len());
+        return;
+    }
     let started = std::time::Instant::now();
     let ex = ExecutorBuilder::from_plan(doc, plan)
         .runner(Arc::new(Noop))

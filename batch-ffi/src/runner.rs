@@ -237,7 +237,7 @@ impl SubagentRunner for CRunner {
         let json = task_json(task, &ctx).map_err(|e| {
             RunError::new(
                 ErrorKind::Fatal,
-                format!("cannot pass task `{}` to the C runner: {e}", task.id),
+                format!("cannot pass task `{}` to the C runner: {e}", task.id()),
             )
         })?;
         let signal = Arc::new(CancelSignal::default());
@@ -251,7 +251,7 @@ impl SubagentRunner for CRunner {
             })
         });
         let c_ctx = mdbatch_task_ctx {
-            task_id: c_string_lossy(task.id.clone()),
+            task_id: c_string_lossy(task.id().to_string()),
             attempt: ctx.attempt,
             progress: ctx.progress.clone(),
             cancel: ctx.cancel.clone(),

@@ -100,10 +100,10 @@ fn show_prompt(doc: &Document, path: &Path, id: &str, template: Option<&Path>) -
     };
     // The same spec `run` builds, so this is the prompt the agent gets.
     let spec = task_spec(doc, task, &SpecPlace::new(path), &template);
-    let prompt = spec.prompt;
+    let prompt = spec.prompt();
     // Piped, the prompt is the agent's to the byte; on a terminal, made safe.
     if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-        print!("{}", safe::text(&prompt));
+        print!("{}", safe::text(prompt));
     } else {
         print!("{prompt}");
     }

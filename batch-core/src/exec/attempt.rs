@@ -18,7 +18,7 @@ use crate::error::{ErrorKind, RunError};
 use crate::plan::NodeIdx;
 use crate::runner::verify::run_verify;
 use crate::runner::{
-    CancelReason, PromptTemplate, RunContext, SubagentRunner, TaskOutput, TaskSpec,
+    AttemptHandle, CancelReason, ContextSeed, RunContext, SubagentRunner, TaskOutput, TaskSpec,
 };
 
 use super::isolate::{CommitOnly, Isolation, Landing, Recovery, task_message};
@@ -71,9 +71,8 @@ pub(super) type TimerFuture = Pin<Box<dyn Future<Output = NodeIdx> + Send>>;
 pub(super) struct AttemptEnv {
     pub(super) runner: Arc<dyn SubagentRunner>,
     pub(super) hard: CancellationToken,
-    /// Worktree isolation, when on, with the prompt template (the prompt is
-    /// rendered again for the worktree's folder) and the run id.
-    pub(super) isolation: Option<(Arc<Isolation>, Arc<PromptTemplate>, String)>,
+    /// Worktree isolation, when on, with the run id.
+    pub(super) isolation: Option<(Arc<Isolation>, String)>,
     /// `--commit` without isolation, with the run id.
     pub(super) commit: Option<(Arc<CommitOnly>, String)>,
 }
@@ -90,32 +89,44 @@ pub(super) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 /// then the verify command; with isolation, in a worktree of its own, and
 /// landed through the merge queue (verify then runs on the merged result).
 pub(super) async fn run_attempt(
-    env: AttemptEnv,
+    env: Arc<AttemptEnv>,
     spec: Arc<TaskSpec>,
-    ctx: RunContext,
+    seed: ContextSeed,
 ) -> AttemptResult {
     // The common case, a runner and nothing else, is a small future (the
-    // tokio task is sized for it, and moved when spawned); logs, verify and
-    // git get a boxed one.
-    if ctx.log_path.is_none()
-        && spec.verify.is_none()
+    // tokio task is sized for it, and moved when spawned): it holds the
+    // seed of the runner's context and a handle on it, the runner the
+    // context. Logs, verify and git get a boxed one.
+    if seed.log_path().is_none()
+        && spec.verify().is_none()
         && env.isolation.is_none()
         && env.commit.is_none()
     {
-        let out = guarded(env.runner.run(&spec, ctx.clone()), &ctx, &env.hard).await?;
+        let out = guarded(
+            env.runner.run(&spec, seed.context()),
+            &seed.handle,
+            &env.hard,
+        )
+        .await?;
         return Ok((out, None));
     }
-    Box::pin(run_attempt_full(env, spec, ctx)).await
+    Box::pin(run_attempt_full(env, spec, seed.context())).await
 }
 
 /// [`run_attempt`] with a log, a verify command, isolation or `--commit`.
-async fn run_attempt_full(env: AttemptEnv, spec: Arc<TaskSpec>, ctx: RunContext) -> AttemptResult {
+async fn run_attempt_full(
+    env: Arc<AttemptEnv>,
+    spec: Arc<TaskSpec>,
+    ctx: RunContext,
+) -> AttemptResult {
     let AttemptEnv {
         runner,
         hard,
         isolation,
         commit,
-    } = env;
+    } = &*env;
+    let (runner, hard) = (runner.clone(), hard.clone());
+    let (isolation, commit) = (isolation.clone(), commit.clone());
     let mut ctx = ctx;
     if let Some(log) = ctx.log_path.clone() {
         // Its folder made (never through a planted symlink) and a log of the
@@ -129,17 +140,18 @@ async fn run_attempt_full(env: AttemptEnv, spec: Arc<TaskSpec>, ctx: RunContext)
             ctx.log_path = None;
         }
     }
-    let Some((iso, template, run_id)) = isolation else {
-        let out = guarded(runner.run(&spec, ctx.clone()), &ctx, &hard).await?;
-        if let Some(verify) = &spec.verify {
-            guarded(run_verify(verify, &spec, &ctx), &ctx, &hard).await?;
+    let h = ctx.handle();
+    let Some((iso, run_id)) = isolation else {
+        let out = guarded(runner.run(&spec, ctx.clone()), &h, &hard).await?;
+        if let Some(verify) = spec.verify() {
+            guarded(run_verify(verify, &spec, &ctx), &h, &hard).await?;
         }
         let Some((commit, run_id)) = commit else {
             return Ok((out, None));
         };
         let message = task_message(
-            &spec.id,
-            &spec.text,
+            spec.id(),
+            spec.text(),
             commit.task_file_rel(),
             ctx.attempt,
             runner.name(),
@@ -152,7 +164,7 @@ async fn run_attempt_full(env: AttemptEnv, spec: Arc<TaskSpec>, ctx: RunContext)
         return Ok((out, Some(landing)));
     };
 
-    let (id, attempt) = (spec.id.clone(), ctx.attempt);
+    let (id, attempt) = (spec.id().to_string(), ctx.attempt);
     match iso.take_recovery(&id) {
         Some(Recovery::Landed(commit)) => {
             ctx.progress.line(format!(
@@ -186,7 +198,7 @@ async fn run_attempt_full(env: AttemptEnv, spec: Arc<TaskSpec>, ctx: RunContext)
         }
         None => {}
     }
-    let id = spec.id.clone();
+    let id = spec.id().to_string();
     let opened = {
         let iso = iso.clone();
         let id = id.clone();
@@ -201,25 +213,25 @@ async fn run_attempt_full(env: AttemptEnv, spec: Arc<TaskSpec>, ctx: RunContext)
         wt.path.display(),
         wt.branch
     ));
-    let mut isolated = (*spec).clone();
-    isolated.workdir = workdir;
-    isolated.prompt = template.render(&isolated);
+    // Its prompt is composed again for the worktree's folder.
+    let mut isolated = (*spec).clone().with_workdir(workdir);
     if let Some(note) = ctx
         .previous_error
         .as_ref()
         .and_then(Isolation::conflict_note)
     {
-        isolated.prompt = format!("{}\n\n{note}", isolated.prompt);
+        let prompt = format!("{}\n\n{note}", isolated.prompt());
+        isolated = isolated.with_prompt(prompt);
     }
     let isolated = Arc::new(isolated);
     // On failure the worktree stays: kept for inspection when this was the
     // last attempt, removed when the next attempt starts.
-    let out = guarded(runner.run(&isolated, ctx.clone()), &ctx, &hard).await?;
+    let out = guarded(runner.run(&isolated, ctx.clone()), &h, &hard).await?;
     ctx.progress
         .line("committing the change; queued to land".to_string());
     let message = task_message(
         &id,
-        &spec.text,
+        spec.text(),
         iso.task_file_rel(),
         attempt,
         runner.name(),
@@ -257,17 +269,18 @@ where
 {
     let handle = tokio::runtime::Handle::current();
     let (ctx, hard) = (ctx.clone(), hard.clone());
+    let h = ctx.handle();
     let landed = tokio::task::spawn_blocking(move || {
         let mut verify = |dir: &std::path::Path| -> Result<(), RunError> {
-            let Some(cmd) = &spec.verify else {
+            let Some(cmd) = spec.verify() else {
                 return Ok(());
             };
             ctx.progress
                 .line(format!("verifying the merged result: {cmd}"));
-            let mut merged = (*spec).clone();
-            merged.workdir = dir.to_path_buf();
+            // In the merged result's folder, with the attempt's prompt.
+            let merged = (*spec).clone().with_prompt(spec.prompt()).with_workdir(dir);
             handle
-                .block_on(guarded(run_verify(cmd, &merged, &ctx), &ctx, &hard))
+                .block_on(guarded(run_verify(cmd, &merged, &ctx), &h, &hard))
                 .map(|_| ())
         };
         land(&iso, &mut verify)
@@ -282,18 +295,25 @@ where
 /// Awaits `fut`; at the deadline or on cancellation fires the runner's token
 /// and keeps awaiting it: the attempt ends only when the runner returns (or
 /// on a hard kill, which drops it), so a retry never runs beside it.
-async fn guarded<F>(fut: F, ctx: &RunContext, hard: &CancellationToken) -> RunnerResult
+async fn guarded<F>(fut: F, ctx: &AttemptHandle, hard: &CancellationToken) -> RunnerResult
 where
     F: Future<Output = RunnerResult>,
 {
     tokio::pin!(fut);
+    // A runner that is done at its first poll (an in-process one, a failure
+    // found before anything starts) needs no timer and no watch on the
+    // tokens: this poll is the one `select!` below would make first. If it
+    // is not done, the next poll registers the task's own waker.
+    if let Some(r) = futures::FutureExt::now_or_never(fut.as_mut()) {
+        return r;
+    }
     // A timer only when there is a deadline (boxed: most attempts have none,
     // and a timer would make every attempt's future larger). A cluster
     // job's deadline is the process layer's: time waiting in the cluster's
     // queue does not count against it.
     let deadline = async {
         match ctx.deadline {
-            Some(at) if ctx.launcher.is_none() => Box::pin(sleep_until(at)).await,
+            Some(at) if ctx.timed => Box::pin(sleep_until(at)).await,
             _ => std::future::pending().await,
         }
     };
@@ -311,7 +331,11 @@ where
 
 /// The rest of [`guarded`] once the runner's token fired: wait for it
 /// through the grace period, then say that it ignores its cancellation.
-async fn stopping<F>(fut: Pin<&mut F>, ctx: &RunContext, hard: &CancellationToken) -> RunnerResult
+async fn stopping<F>(
+    fut: Pin<&mut F>,
+    ctx: &AttemptHandle,
+    hard: &CancellationToken,
+) -> RunnerResult
 where
     F: Future<Output = RunnerResult>,
 {

@@ -33,7 +33,7 @@
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -62,11 +62,11 @@ use crate::runner::PromptTemplate;
 use crate::runner::process::group::stop_group;
 use crate::runner::slurm::SlurmJob;
 use crate::runner::{
-    CancelReason, LineBudget, Progress, ProgressItem, ProgressSink, RunContext, SubagentRunner,
-    TaskSpec, Usage,
+    AttemptHandle, CancelReason, ContextRest, ContextSeed, LineBudget, Progress, ProgressItem,
+    ProgressSink, SubagentRunner, TaskSpec, Usage,
 };
 use crate::store;
-use crate::store::journal::{AttemptOutcome, JournalRecord, JournalWriter};
+use crate::store::journal::{AttemptOutcome, JournalRecord, JournalWriter, text_hash};
 use crate::store::lock::RunLock;
 
 /// Why the run stopped launching.
@@ -80,7 +80,10 @@ pub(super) enum Stop {
 }
 
 pub(super) struct Running {
-    pub(super) ctx: RunContext,
+    /// The attempt's context as the executor keeps it (to stop it).
+    pub(super) ctx: AttemptHandle,
+    /// Its log, if any.
+    pub(super) log: Option<PathBuf>,
     pub(super) started: Instant,
     pub(super) pid: Option<u32>,
     pub(super) session: Option<String>,
@@ -119,10 +122,20 @@ pub(super) struct NodeConfig {
     pub(super) retries: u32,
     pub(super) timeout: Option<Duration>,
     pub(super) wave: usize,
-    pub(super) group: String,
-    pub(super) hash: String,
+    /// Its group's title (shared by the group's tasks).
+    pub(super) group: Arc<str>,
+    /// The hash of its text ([`text_hash`]), made when first needed (the
+    /// journal, the write-back, a re-plan): a run without them never hashes.
+    pub(super) hash: OnceLock<String>,
     /// `srun` arguments with `--launcher slurm`.
     pub(super) launcher_args: Vec<String>,
+}
+
+impl NodeConfig {
+    /// The hash of the task's text, as the journal holds it.
+    pub(super) fn hash(&self) -> &str {
+        self.hash.get_or_init(|| text_hash(self.spec.text()))
+    }
 }
 
 pub(super) struct Dispatcher {
@@ -176,7 +189,9 @@ pub(super) struct Dispatcher {
     pub(super) unfinished_ids: Vec<String>,
     /// `(task id, process group)` of subagents a previous run left running.
     pub(super) orphans: Vec<(String, u32)>,
-    pub(super) id_to_node: HashMap<String, NodeIdx>,
+    /// The node of each task id, once made ([`Dispatcher::id_index`]).
+    pub(super) id_to_node: HashMap<Arc<str>, NodeIdx>,
+    pub(super) id_indexed: bool,
     /// The task file's stamp after our last parse or write (a different
     /// one means someone else changed it).
     pub(super) file_stamp: Option<store::taskfile::Stamp>,
@@ -194,12 +209,35 @@ pub(super) struct Dispatcher {
     pub(super) isolation: Option<Arc<Isolation>>,
     /// `--commit` without isolation.
     pub(super) commit_only: Option<Arc<CommitOnly>>,
-    /// The prompt template (rendered again for each worktree).
-    pub(super) prompt: Arc<PromptTemplate>,
+    /// The prompt template (for the specs of tasks that change or are
+    /// added during the run).
+    pub(super) prompt: PromptTemplate,
     /// Said once the run has started (uncommitted changes the tasks don't see).
     pub(super) setup_warnings: Vec<String>,
+    /// What every attempt shares (made at the first launch).
+    pub(super) attempt_env: Option<Arc<AttemptEnv>>,
 }
+/// The node of each task id of `nodes`.
+pub(super) fn id_index(nodes: &[NodeConfig]) -> HashMap<Arc<str>, NodeIdx> {
+    nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.spec.shared_id().clone(), i))
+        .collect()
+}
+
 impl Dispatcher {
+    /// The node of each task id, made the first time it is asked for (a
+    /// run whose runners report no progress, with no history and no
+    /// changes to its file, never needs it).
+    pub(super) fn id_index(&mut self) -> &HashMap<Arc<str>, NodeIdx> {
+        if !self.id_indexed {
+            self.id_to_node = id_index(&self.nodes);
+            self.id_indexed = true;
+        }
+        &self.id_to_node
+    }
+
     /// Whether anyone receives events (a callback or a stream): without,
     /// [`emit`](Self::emit) builds nothing.
     pub(super) fn listened(&self) -> bool {
@@ -405,7 +443,7 @@ impl Dispatcher {
         if matches!(item.progress, Progress::Output { .. }) {
             self.progress_lines.release();
         }
-        let Some(&i) = self.id_to_node.get(&item.task_id) else {
+        let Some(&i) = self.id_index().get(item.task_id.as_str()) else {
             return;
         };
         let mut info = None;
@@ -537,7 +575,7 @@ impl Dispatcher {
 
     /// Whether task `i`'s box was checked in the file at the last look.
     pub(super) fn checked_by_hand(&self, i: NodeIdx) -> bool {
-        self.checked_in_file.contains(&self.nodes[i].spec.id)
+        self.checked_in_file.contains(self.nodes[i].spec.id())
     }
 
     pub(super) fn launch(&mut self, i: NodeIdx) {
@@ -550,75 +588,84 @@ impl Dispatcher {
         r.attempts += 1;
         r.first_start.get_or_insert(now);
         let attempt = r.attempt;
-        let token = CancellationToken::new();
-        let mut ctx = RunContext::new(
+        let sink = ProgressSink::for_run(
+            spec.shared_id().clone(),
             attempt,
-            ProgressSink::for_run(
-                spec.id.as_str(),
-                attempt,
-                self.progress_tx.clone(),
-                self.progress_lines.clone(),
-            ),
-            token,
+            self.progress_tx.clone(),
+            self.progress_lines.clone(),
         );
-        ctx.previous_error = r.last_error.clone();
+        let mut rest = ContextRest {
+            previous_error: r.last_error.clone(),
+            ..ContextRest::default()
+        };
         if self.options.launcher == Launcher::Slurm {
             let run = short_run_id(&self.run_id);
-            ctx.launcher = Some(SlurmJob::new(
+            rest.launcher = Some(SlurmJob::new(
                 &run,
-                &spec.id,
+                spec.id(),
                 attempt,
                 cfg.launcher_args.clone(),
             ));
         }
-        ctx.deadline = cfg.timeout.map(|t| now + t);
-        ctx.grace = self.options.grace;
         // The attempt removes a stale log of the same number before it runs.
-        ctx.log_path = self
+        rest.log_path = self
             .state_dir
             .as_ref()
-            .map(|d| store::log_path(d, &spec.id, attempt));
+            .map(|d| store::log_path(d, spec.id(), attempt));
         if r.attempts == 1 {
-            ctx.resume_session = r.resume_session.clone();
+            rest.resume_session = r.resume_session.clone();
         }
+        let handle = AttemptHandle::for_run(
+            sink,
+            CancellationToken::new(),
+            cfg.timeout.map(|t| now + t),
+            self.options.grace,
+            rest.launcher.is_none(),
+        );
         r.running = Some(Running {
-            ctx: ctx.clone(),
+            ctx: handle.clone(),
+            log: rest.log_path.clone(),
             started: now,
             pid: None,
             session: None,
         });
+        let seed = ContextSeed {
+            attempt,
+            handle,
+            rest: rest.boxed(),
+        };
         // Records and events are built only for a journal and listeners.
         if self.journal.is_some() {
-            let text_hash = self.nodes[i].hash.clone();
+            let text_hash = self.nodes[i].hash().to_string();
             self.journal(JournalRecord::AttemptStart {
-                id: spec.id.clone(),
+                id: spec.id().to_string(),
                 attempt,
                 text_hash,
             });
         }
         if self.listened() {
             let cfg = &self.nodes[i];
-            let (wave, group) = (cfg.wave, cfg.group.clone());
+            let (wave, group) = (cfg.wave, cfg.group.to_string());
             self.emit(RunEvent::TaskStarted {
-                id: spec.id.clone(),
-                title: spec.text.clone(),
+                id: spec.id().to_string(),
+                title: spec.text().to_string(),
                 attempt,
                 wave,
                 group,
             });
         }
-        let env = AttemptEnv {
-            runner: self.runner.clone(),
-            hard: self.hard_kill.clone(),
-            isolation: self
-                .isolation
-                .clone()
-                .map(|iso| (iso, self.prompt.clone(), self.run_id.clone())),
-            commit: self.commit_only.clone().map(|c| (c, self.run_id.clone())),
-        };
-        // Boxed: the task then moves a pointer, not the future, as it is
-        // spawned and stored.
-        let handle = tokio::spawn(Box::pin(run_attempt(env, spec, ctx)));
+        let env = self
+            .attempt_env
+            .get_or_insert_with(|| {
+                Arc::new(AttemptEnv {
+                    runner: self.runner.clone(),
+                    hard: self.hard_kill.clone(),
+                    isolation: self.isolation.clone().map(|iso| (iso, self.run_id.clone())),
+                    commit: self.commit_only.clone().map(|c| (c, self.run_id.clone())),
+                })
+            })
+            .clone();
+        let handle = tokio::spawn(run_attempt(env, spec, seed));
         self.attempts.push(AttemptFuture::new(i, handle));
     }
 
@@ -638,7 +685,7 @@ impl Dispatcher {
         let r = &mut self.runs[i];
         let running = r.running.take();
         let dropped = running.as_ref().map_or(0, |x| x.ctx.progress.dropped());
-        let log = running.as_ref().and_then(|x| x.ctx.log_path.clone());
+        let log = running.as_ref().and_then(|x| x.log.clone());
         let (started, pid, session) = running
             .map(|x| (x.started, x.pid, x.session))
             .unwrap_or((now, None, None));
@@ -649,7 +696,7 @@ impl Dispatcher {
             // Before the attempt's end: a crash between the two still finds
             // the landing on the next run, which then checks the box.
             self.journal(JournalRecord::Landed {
-                id: self.nodes[i].spec.id.clone(),
+                id: self.nodes[i].spec.id().to_string(),
                 attempt,
                 commit: commit.clone(),
             });
@@ -681,7 +728,7 @@ impl Dispatcher {
                 ),
             };
             self.journal(JournalRecord::AttemptEnd {
-                id: self.nodes[i].spec.id.clone(),
+                id: self.nodes[i].spec.id().to_string(),
                 attempt,
                 outcome,
                 kind,
@@ -690,14 +737,14 @@ impl Dispatcher {
                 pid,
                 session_id,
                 usage,
-                text_hash: self.nodes[i].hash.clone(),
+                text_hash: self.nodes[i].hash().to_string(),
             });
         }
         self.check_cap();
 
         if dropped > 0 {
             let whole = log.map(|l| format!("; the whole output is in {}", l.display()));
-            let id = &self.nodes[i].spec.id;
+            let id = self.nodes[i].spec.id();
             self.emit(RunEvent::Warning {
                 message: format!(
                     "`{id}` attempt {attempt}: {dropped} output lines were not shown (the display fell behind){}",
@@ -710,7 +757,7 @@ impl Dispatcher {
                 if let Some(landing) = landing {
                     self.runs[i].commit.clone_from(&landing.commit);
                     self.emit(RunEvent::TaskLanded {
-                        id: self.nodes[i].spec.id.clone(),
+                        id: self.nodes[i].spec.id().to_string(),
                         attempt,
                         commit: landing.commit.clone(),
                         branch: match (&self.isolation, &self.commit_only) {
@@ -743,7 +790,7 @@ impl Dispatcher {
     }
 
     pub(super) fn on_failure(&mut self, i: NodeIdx, mut e: RunError) {
-        let id = self.nodes[i].spec.id.clone();
+        let id = self.nodes[i].spec.id().to_string();
         let now = Instant::now();
         self.runs[i].had_failure = true;
         // A failed attempt's tokens were spent too: they count in the task's
@@ -830,7 +877,7 @@ impl Dispatcher {
         counts: bool,
     ) {
         self.emit(RunEvent::TaskRetrying {
-            id: self.nodes[i].spec.id.clone(),
+            id: self.nodes[i].spec.id().to_string(),
             attempt: self.runs[i].attempt,
             kind: e.kind,
             message: e.message.clone(),
@@ -847,7 +894,7 @@ impl Dispatcher {
     }
 
     pub(super) fn final_failure(&mut self, i: NodeIdx, e: RunError) {
-        let id = self.nodes[i].spec.id.clone();
+        let id = self.nodes[i].spec.id().to_string();
         self.end_task(i, Outcome::Failed, Some(e.kind), e.message.clone());
         self.emit(RunEvent::TaskFailed {
             id: id.clone(),
@@ -873,11 +920,11 @@ impl Dispatcher {
     pub(super) fn skip(&mut self, i: NodeIdx, reason: String) {
         self.end_task(i, Outcome::Skipped, None, reason.clone());
         self.journal(JournalRecord::TaskSkipped {
-            id: self.nodes[i].spec.id.clone(),
+            id: self.nodes[i].spec.id().to_string(),
             reason: reason.clone(),
         });
         self.emit(RunEvent::TaskSkipped {
-            id: self.nodes[i].spec.id.clone(),
+            id: self.nodes[i].spec.id().to_string(),
             reason,
         });
     }
@@ -966,7 +1013,7 @@ impl Dispatcher {
                     .clone()
                     .unwrap_or_else(|| RunError::new(ErrorKind::Failed, "stopped"));
                 if matches!(self.stop, Some(Stop::Interrupted)) {
-                    let id = self.nodes[i].spec.id.clone();
+                    let id = self.nodes[i].spec.id().to_string();
                     self.end_task(
                         i,
                         Outcome::Interrupted,
@@ -1027,7 +1074,7 @@ impl Drop for Dispatcher {
         self.hard_kill.cancel();
         for i in 0..self.runs.len() {
             if self.runs[i].running.take().is_some() {
-                let id = self.nodes[i].spec.id.clone();
+                let id = self.nodes[i].spec.id().to_string();
                 self.emit(RunEvent::TaskFailed {
                     id,
                     attempt: self.runs[i].attempt,

@@ -20,11 +20,11 @@ use super::schedule::Scheduler;
 use super::spec::{Resolved, SpecPlace};
 use crate::doc::{Document, ParseOptions};
 use crate::error::{ErrorKind, RunError, RunSetupError};
-use crate::plan::{Plan, PlanOptions};
+use crate::plan::{NodeIdx, Plan, PlanOptions};
 use crate::runner::LineBudget;
 use crate::runner::process::group::{group_alive, group_runs_task};
 use crate::runner::slurm;
-use crate::store::journal::{AttemptOutcome, Journal, JournalSummary, JournalWriter, text_hash};
+use crate::store::journal::{AttemptOutcome, Journal, JournalSummary, JournalWriter};
 use crate::store::lock::RunLock;
 use crate::store::{self, taskfile};
 
@@ -224,25 +224,25 @@ impl Dispatcher {
         let mut place = SpecPlace::new(&task_file);
         place.workdir = ex.options.workdir.as_deref();
         place.verify = ex.options.verify.as_deref();
-        let place = Resolved::new(&place);
-        let template = place.bind(&doc, &ex.prompt);
+        let mut place = Resolved::new(&place, &doc, ex.prompt.clone());
+        // A group's title is shared by its tasks.
+        let groups: Vec<Arc<str>> = doc
+            .groups
+            .iter()
+            .map(|g| Arc::from(g.title.as_str()))
+            .collect();
+        let no_group: Arc<str> = Arc::from("");
         let mut nodes = Vec::with_capacity(plan.nodes.len());
-        let mut id_to_node = HashMap::with_capacity(plan.nodes.len());
         for node in &plan.nodes {
             let task = &doc.tasks[node.task];
-            let spec = place.spec(&doc, task, &template);
-            id_to_node.insert(task.id.clone(), node.index);
+            let spec = place.spec(&doc, task);
             nodes.push(NodeConfig {
-                hash: text_hash(&task.text),
+                hash: std::sync::OnceLock::new(),
                 spec: Arc::new(spec),
                 retries: task.hints.retries.unwrap_or(ex.options.retries),
                 timeout: task.hints.timeout.or(ex.options.timeout),
                 wave: node.wave,
-                group: doc
-                    .groups
-                    .get(node.group)
-                    .map(|g| g.title.clone())
-                    .unwrap_or_default(),
+                group: groups.get(node.group).unwrap_or(&no_group).clone(),
                 launcher_args: match ex.options.launcher {
                     Launcher::Slurm => launcher_args(&doc, task, &ex.options.launcher_args),
                     _ => Vec::new(),
@@ -250,11 +250,20 @@ impl Dispatcher {
             });
         }
 
+        // Which node runs a task: needed only for what earlier runs left, the
+        // runners' progress and changes to the file, so made when first
+        // needed (`Dispatcher::id_index`).
+        let id_to_node: HashMap<Arc<str>, NodeIdx> =
+            if history.unfinished.is_empty() && history.tasks.is_empty() {
+                HashMap::new()
+            } else {
+                super::dispatcher::id_index(&nodes)
+            };
         let mut runs: Vec<NodeRun> = plan.nodes.iter().map(|_| NodeRun::default()).collect();
         let mut unfinished_ids = Vec::new();
         let mut orphans = Vec::new();
         for u in &history.unfinished {
-            let Some(&i) = id_to_node.get(&u.id) else {
+            let Some(&i) = id_to_node.get(u.id.as_str()) else {
                 continue;
             };
             unfinished_ids.push(u.id.clone());
@@ -269,7 +278,7 @@ impl Dispatcher {
                 .tasks
                 .get(&u.id)
                 .and_then(|h| h.text_hash.as_deref())
-                .is_none_or(|h| h == nodes[i].hash);
+                .is_none_or(|h| h == nodes[i].hash());
             if ex.options.resume_sessions && same_text {
                 r.resume_session = u.session_id.clone();
             }
@@ -284,20 +293,20 @@ impl Dispatcher {
         // attempt, so it is not in `unfinished`; it is left unfinished all the
         // same, and the run start names it.
         for n in &nodes {
-            let id = &n.spec.id;
+            let id = n.spec.id();
             if history.tasks.get(id).is_some_and(|h| {
                 h.last_outcome == Some(AttemptOutcome::Interrupted) && !h.unfinished
-            }) && !unfinished_ids.contains(id)
+            }) && !unfinished_ids.iter().any(|u| u == id)
             {
-                unfinished_ids.push(id.clone());
+                unfinished_ids.push(id.to_string());
             }
         }
         if ex.options.resume_sessions {
             for (id, h) in &history.tasks {
-                if let Some(&i) = id_to_node.get(id)
+                if let Some(&i) = id_to_node.get(id.as_str())
                     && runs[i].resume_session.is_none()
                     && h.last_outcome != Some(AttemptOutcome::Succeeded)
-                    && h.text_hash.as_deref().is_none_or(|t| t == nodes[i].hash)
+                    && h.text_hash.as_deref().is_none_or(|t| t == nodes[i].hash())
                 {
                     runs[i].resume_session = h.last_session.clone();
                 }
@@ -367,6 +376,7 @@ impl Dispatcher {
             begun: false,
             unfinished_ids,
             orphans,
+            id_indexed: !id_to_node.is_empty(),
             id_to_node,
             file_stamp: stamp,
             taskfile,
@@ -376,8 +386,9 @@ impl Dispatcher {
             added_seen: std::collections::HashSet::new(),
             isolation,
             commit_only,
-            prompt: Arc::new(ex.prompt),
+            prompt: ex.prompt,
             setup_warnings,
+            attempt_env: None,
         })
     }
 }

@@ -21,13 +21,12 @@
 //! task whose `verify:` command is not approved
 //! ([`trust`](super::trust)) is not run either: an agent may have written it.
 
-use std::sync::Arc;
-
 use std::collections::HashSet;
+use std::sync::{Arc, OnceLock};
 
 use super::dispatcher::{Dispatcher, NodeConfig, NodeRun};
 use super::schedule::NodeState;
-use super::spec::{SpecPlace, task_spec};
+use super::spec::{Resolved, SpecPlace};
 use crate::doc::Document;
 use crate::events::RunEvent;
 use crate::exec::Outcome;
@@ -50,6 +49,7 @@ impl Dispatcher {
         let mut place = SpecPlace::new(&task_file);
         place.workdir = workdir.as_deref();
         place.verify = verify.as_deref();
+        let mut place = Resolved::new(&place, doc, self.prompt.clone());
         for i in 0..self.nodes.len() {
             let not_started = self.runs[i].attempts == 0
                 && self.runs[i].outcome.is_none()
@@ -57,16 +57,16 @@ impl Dispatcher {
             if !not_started {
                 continue;
             }
-            let id = self.nodes[i].spec.id.clone();
+            let id = self.nodes[i].spec.id().to_string();
             let Some(task) = doc.task_by_id(&id) else {
                 dropped.push(i);
                 continue;
             };
             let hash = text_hash(&task.text);
-            if hash == self.nodes[i].hash {
+            if hash == self.nodes[i].hash() {
                 continue;
             }
-            let spec = task_spec(doc, task, &place, &self.prompt);
+            let spec = place.spec(doc, task);
             if self.options.launcher == Launcher::Slurm
                 && let Some((arg, why)) = super::prepare::refused_task_launcher_hint(doc, task)
             {
@@ -83,7 +83,7 @@ impl Dispatcher {
             }
             let cfg = &mut self.nodes[i];
             cfg.spec = Arc::new(spec);
-            cfg.hash = hash;
+            cfg.hash = OnceLock::from(hash);
             if let Some(r) = task.hints.retries {
                 cfg.retries = r;
             }
@@ -92,7 +92,7 @@ impl Dispatcher {
             }
             changed.push(id);
         }
-        let (added, blocked) = self.add_new_tasks(doc, &place);
+        let (added, blocked) = self.add_new_tasks(doc, &mut place);
         if changed.is_empty()
             && dropped.is_empty()
             && unapproved.is_empty()
@@ -105,7 +105,7 @@ impl Dispatcher {
             .iter()
             .chain(unapproved.iter().map(|(i, _)| i))
             .chain(refused.iter().map(|(i, _)| i))
-            .map(|&i| self.nodes[i].spec.id.clone())
+            .map(|&i| self.nodes[i].spec.id().to_string())
             .collect();
         self.emit(RunEvent::PlanChanged {
             changed,
@@ -145,14 +145,15 @@ impl Dispatcher {
     fn add_new_tasks(
         &mut self,
         doc: &Document,
-        place: &SpecPlace<'_>,
+        place: &mut Resolved,
     ) -> (Vec<String>, Vec<(usize, String)>) {
         let mut added = Vec::new();
         let mut blocked = Vec::new();
+        self.id_index();
         let new = |t: &crate::doc::Task, d: &Dispatcher| {
             !t.checked
                 && !t.is_parent()
-                && !d.id_to_node.contains_key(&t.id)
+                && !d.id_to_node.contains_key(t.id.as_str())
                 && !d.added_seen.contains(&t.id)
         };
         if !doc.tasks.iter().any(|t| new(t, self)) {
@@ -233,7 +234,7 @@ impl Dispatcher {
                     continue;
                 };
                 // Not in this run: checked before it, so done.
-                let Some(&j) = self.id_to_node.get(pid) else {
+                let Some(&j) = self.id_to_node.get(pid.as_str()) else {
                     continue;
                 };
                 match self.runs[j].outcome {
@@ -249,10 +250,11 @@ impl Dispatcher {
                     }
                 }
             }
-            let spec = task_spec(doc, task, place, &self.prompt);
+            let spec = place.spec(doc, task);
+            let id = spec.shared_id().clone();
             let i = self.sched.add(node.resources.clone(), waits);
             self.nodes.push(NodeConfig {
-                hash: text_hash(&task.text),
+                hash: OnceLock::new(),
                 spec: Arc::new(spec),
                 retries: task.hints.retries.unwrap_or(self.options.retries),
                 timeout: task.hints.timeout.or(self.options.timeout),
@@ -266,8 +268,7 @@ impl Dispatcher {
                 group: doc
                     .groups
                     .get(node.group)
-                    .map(|g| g.title.clone())
-                    .unwrap_or_default(),
+                    .map_or_else(|| Arc::from(""), |g| Arc::from(g.title.as_str())),
             });
             self.runs.push(NodeRun::default());
             // The plan's node list keeps one entry per node; this one has no
@@ -278,7 +279,7 @@ impl Dispatcher {
             planned.deps.clear();
             planned.barriers.clear();
             self.plan.nodes.push(planned);
-            self.id_to_node.insert(task.id.clone(), i);
+            self.id_to_node.insert(id, i);
             added.push(task.id.clone());
             if let Some(dep) = failed {
                 blocked.push((i, format!("dependency `{dep}` did not succeed")));
@@ -301,7 +302,7 @@ impl Dispatcher {
         if removed {
             self.sched.succeed(i);
         } else {
-            let id = self.nodes[i].spec.id.clone();
+            let id = self.nodes[i].spec.id().to_string();
             self.fail_node(i, format!("dependency `{id}` was not run"));
         }
         debug_assert!(matches!(self.runs[i].outcome, Some(Outcome::Skipped)));

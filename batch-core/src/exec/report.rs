@@ -104,7 +104,7 @@ impl Dispatcher {
                     let r = &self.runs[i];
                     let outcome = r.outcome.unwrap_or(Outcome::Skipped);
                     TaskReport {
-                        id: self.nodes[i].spec.id.clone(),
+                        id: self.nodes[i].spec.id().to_string(),
                         outcome,
                         attempts: r.attempts,
                         kind: match outcome {

@@ -14,7 +14,7 @@
 //! it unrunnable: [`Scheduler::fail`] returns them so the caller can skip them.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
 use crate::plan::{NodeIdx, Plan, ReadyTracker};
 
@@ -43,12 +43,19 @@ pub(crate) struct Scheduler {
     tracker: ReadyTracker,
     keys: Vec<Key>,
     groups: Vec<usize>,
-    group_limit: HashMap<usize, u32>,
-    group_running: HashMap<usize, u32>,
+    /// The `parallel:` limit of each of the plan's groups, by group index
+    /// (a group past the end, as an added node's, has none).
+    group_limit: Vec<Option<u32>>,
+    /// Attempts running in each limited group.
+    group_running: Vec<u32>,
     resources: Vec<Vec<String>>,
     held: HashSet<String>,
-    /// Ready nodes per group, so a full group costs one look, not a scan.
-    ready: BTreeMap<usize, BTreeSet<Key>>,
+    /// Ready nodes per group, best first, so a full group costs one look,
+    /// not a scan. An entry whose node is no longer ready is stale: it is
+    /// dropped when it reaches the top (taking a node out of the middle of
+    /// a heap would cost a search).
+    ready: BTreeMap<usize, BinaryHeap<Reverse<Key>>>,
+    /// Nodes in the `Ready` state.
     ready_count: usize,
     running: usize,
     /// Nodes below this index are the plan's (the tracker's); the others
@@ -66,11 +73,19 @@ impl Scheduler {
         let n = plan.nodes.len();
         let tracker = ReadyTracker::new(plan);
         let initially = tracker.initially_ready();
-        let group_limit = plan
-            .groups
+        let groups: Vec<usize> = plan.nodes.iter().map(|nd| nd.group).collect();
+        let group_count = groups
             .iter()
-            .filter_map(|g| g.limit.map(|l| (g.group, l.max(1))))
-            .collect();
+            .copied()
+            .chain(plan.groups.iter().map(|g| g.group))
+            .max()
+            .map_or(0, |g| g + 1);
+        let mut group_limit = vec![None; group_count];
+        for g in &plan.groups {
+            if let Some(l) = g.limit {
+                group_limit[g.group] = Some(l.max(1));
+            }
+        }
         let mut s = Scheduler {
             state: vec![NodeState::Waiting; n],
             tracker,
@@ -79,9 +94,9 @@ impl Scheduler {
                 .iter()
                 .map(|nd| (Reverse(nd.chain), nd.order, nd.index))
                 .collect(),
-            groups: plan.nodes.iter().map(|nd| nd.group).collect(),
+            groups,
+            group_running: vec![0; group_count],
             group_limit,
-            group_running: HashMap::new(),
             resources: plan.nodes.iter().map(|nd| nd.resources.clone()).collect(),
             held: HashSet::new(),
             ready: BTreeMap::new(),
@@ -91,47 +106,51 @@ impl Scheduler {
             added_waits: HashMap::new(),
             added_waiters: HashMap::new(),
         };
-        // Built in one go from sorted keys: far cheaper than inserting the
-        // nodes one at a time (a flat file has every node ready at once).
-        let mut by_group: BTreeMap<usize, Vec<Key>> = BTreeMap::new();
+        // Built in one go (a heap from a vector is linear): far cheaper
+        // than inserting the nodes one at a time (a flat file has every
+        // node ready at once).
+        let mut by_group: BTreeMap<usize, Vec<Reverse<Key>>> = BTreeMap::new();
         for i in initially {
+            if s.state[i] == NodeState::Ready {
+                continue;
+            }
             s.state[i] = NodeState::Ready;
-            by_group.entry(s.groups[i]).or_default().push(s.keys[i]);
+            s.ready_count += 1;
+            by_group
+                .entry(s.groups[i])
+                .or_default()
+                .push(Reverse(s.keys[i]));
         }
-        for (g, mut keys) in by_group {
-            keys.sort_unstable();
-            keys.dedup();
-            s.ready_count += keys.len();
-            s.ready.insert(g, keys.into_iter().collect());
+        for (g, keys) in by_group {
+            s.ready.insert(g, BinaryHeap::from(keys));
         }
         s
     }
 
+    /// Takes a ready node out of the ready set (its heap entry goes with it
+    /// when on top, else it is left stale).
     fn unready(&mut self, i: NodeIdx) {
-        if let Some(set) = self.ready.get_mut(&self.groups[i])
-            && set.remove(&self.keys[i])
-        {
-            self.ready_count -= 1;
+        if self.state[i] != NodeState::Ready {
+            return;
         }
-    }
-
-    fn group_has_room(&self, g: usize) -> bool {
-        match self.group_limit.get(&g) {
-            Some(&limit) => self.group_running.get(&g).copied().unwrap_or(0) < limit,
-            None => true,
+        self.ready_count -= 1;
+        if let Some(heap) = self.ready.get_mut(&self.groups[i])
+            && heap.peek().is_some_and(|Reverse(k)| k.2 == i)
+        {
+            heap.pop();
         }
     }
 
     fn make_ready(&mut self, i: NodeIdx) {
+        if self.state[i] == NodeState::Ready {
+            return;
+        }
         self.state[i] = NodeState::Ready;
-        if self
-            .ready
+        self.ready_count += 1;
+        self.ready
             .entry(self.groups[i])
             .or_default()
-            .insert(self.keys[i])
-        {
-            self.ready_count += 1;
-        }
+            .push(Reverse(self.keys[i]));
     }
 
     /// The node's state.
@@ -149,18 +168,57 @@ impl Scheduler {
         self.ready_count > 0
     }
 
-    /// The highest-priority ready node whose group and resources allow it to start.
-    pub(crate) fn pick(&self) -> Option<NodeIdx> {
+    /// Whether group `g` is under its `parallel:` limit.
+    fn group_has_room(limits: &[Option<u32>], running: &[u32], g: usize) -> bool {
+        match limits.get(g) {
+            Some(Some(limit)) => running[g] < *limit,
+            _ => true,
+        }
+    }
+
+    /// The highest-priority ready node whose group and resources allow it
+    /// to start (stale entries met on the way are dropped).
+    pub(crate) fn pick(&mut self) -> Option<NodeIdx> {
+        let Self {
+            state,
+            resources,
+            held,
+            ready,
+            group_limit,
+            group_running,
+            ..
+        } = self;
+        let startable = |i: NodeIdx| !resources[i].iter().any(|r| held.contains(r));
         // The best startable node of each group with room, then the best of those.
-        self.ready
-            .iter()
-            .filter(|(g, _)| self.group_has_room(**g))
-            .filter_map(|(_, keys)| {
-                keys.iter()
-                    .find(|k| !self.resources[k.2].iter().any(|r| self.held.contains(r)))
-            })
-            .min()
-            .map(|k| k.2)
+        let mut best: Option<Key> = None;
+        for (&g, heap) in ready.iter_mut() {
+            if !Self::group_has_room(group_limit, group_running, g) {
+                continue;
+            }
+            while heap
+                .peek()
+                .is_some_and(|Reverse(k)| state[k.2] != NodeState::Ready)
+            {
+                heap.pop();
+            }
+            let found = match heap.peek() {
+                None => None,
+                Some(Reverse(k)) if startable(k.2) => Some(*k),
+                // Its best one waits for a resource: the best that does not
+                // (in no order in the heap: a scan).
+                Some(_) => heap
+                    .iter()
+                    .map(|Reverse(k)| *k)
+                    .filter(|k| state[k.2] == NodeState::Ready && startable(k.2))
+                    .min(),
+            };
+            if let Some(k) = found
+                && best.is_none_or(|b| k < b)
+            {
+                best = Some(k);
+            }
+        }
+        best.map(|k| k.2)
     }
 
     /// Marks a ready node as running: takes its group slot and resources.
@@ -168,7 +226,10 @@ impl Scheduler {
         debug_assert!(self.state[i] == NodeState::Ready);
         self.unready(i);
         self.state[i] = NodeState::Running;
-        *self.group_running.entry(self.groups[i]).or_default() += 1;
+        let g = self.groups[i];
+        if let Some(Some(_)) = self.group_limit.get(g) {
+            self.group_running[g] += 1;
+        }
         for r in &self.resources[i] {
             self.held.insert(r.clone());
         }
@@ -179,8 +240,9 @@ impl Scheduler {
         if self.state[i] != NodeState::Running {
             return;
         }
-        if let Some(c) = self.group_running.get_mut(&self.groups[i]) {
-            *c = c.saturating_sub(1);
+        let g = self.groups[i];
+        if let Some(Some(_)) = self.group_limit.get(g) {
+            self.group_running[g] = self.group_running[g].saturating_sub(1);
         }
         for r in &self.resources[i] {
             self.held.remove(r);
@@ -235,9 +297,7 @@ impl Scheduler {
             return Vec::new();
         }
         self.release(i);
-        if self.state[i] == NodeState::Ready {
-            self.unready(i);
-        }
+        self.unready(i);
         self.state[i] = NodeState::Done;
         let mut now_ready = Vec::new();
         if i < self.planned {
@@ -247,6 +307,9 @@ impl Scheduler {
                     now_ready.push(d);
                 }
             }
+        }
+        if self.added_waiters.is_empty() {
+            return now_ready;
         }
         for d in self.added_waiters.remove(&i).unwrap_or_default() {
             let Some(w) = self.added_waits.get_mut(&d) else {
@@ -296,9 +359,7 @@ impl Scheduler {
     /// Marks a node done whatever its state (skipped, stopped).
     pub(crate) fn finish(&mut self, i: NodeIdx) {
         self.release(i);
-        if self.state[i] == NodeState::Ready {
-            self.unready(i);
-        }
+        self.unready(i);
         self.state[i] = NodeState::Done;
     }
 

@@ -3,9 +3,10 @@
 //! the prompt a subagent would get, so the two never differ.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::doc::{Document, Task};
-use crate::runner::{PromptTemplate, TaskSpec};
+use crate::runner::{PromptTemplate, SharedFields, SpecTemplate, TaskSpec};
 
 /// Where a task runs: what a [`TaskSpec`] holds that is not in the document.
 #[derive(Debug, Clone, Copy)]
@@ -31,7 +32,7 @@ impl<'a> SpecPlace<'a> {
 }
 
 /// The [`TaskSpec`] a runner gets for `task` of `doc`, its prompt rendered
-/// with `template`.
+/// with `template` (when asked for: [`TaskSpec::prompt`]).
 ///
 /// The task file and the working folder are absolute (relative to the
 /// current folder), so `{file}` and `{workdir}` mean the same wherever the
@@ -43,19 +44,30 @@ pub fn task_spec(
     place: &SpecPlace<'_>,
     template: &PromptTemplate,
 ) -> TaskSpec {
-    Resolved::new(place).spec(doc, task, |spec| template.render(spec))
+    Resolved::new(place, doc, template.clone()).spec(doc, task)
 }
 
-/// A [`SpecPlace`] with its paths made absolute: resolved once for a whole
-/// run rather than once per task (each is a `getcwd` for a relative path).
-pub(crate) struct Resolved<'a> {
-    task_file: PathBuf,
-    workdir: PathBuf,
-    verify: Option<&'a str>,
+/// A [`SpecPlace`] with its paths made absolute, and what every spec of a
+/// run shares: made once for a whole run rather than once per task (each
+/// path is a `getcwd` for a relative one), so that a spec holds its own
+/// id, text and details and shares the rest.
+pub(crate) struct Resolved {
+    task_file: Arc<Path>,
+    workdir: Arc<Path>,
+    verify: Option<Arc<str>>,
+    preamble: Arc<str>,
+    empty: Arc<str>,
+    template: Arc<SpecTemplate>,
+    /// The section path of each section (`None`: not made yet), and of the
+    /// tasks above every heading.
+    sections: Vec<Option<Arc<[String]>>>,
+    top: Arc<[String]>,
 }
 
-impl<'a> Resolved<'a> {
-    pub(crate) fn new(place: &SpecPlace<'a>) -> Self {
+impl Resolved {
+    /// The place of the specs of `doc`'s tasks, their prompts rendered with
+    /// `template`.
+    pub(crate) fn new(place: &SpecPlace<'_>, doc: &Document, template: PromptTemplate) -> Self {
         let task_file = absolute(place.task_file);
         let workdir = match place.workdir {
             Some(w) => absolute(w),
@@ -64,48 +76,57 @@ impl<'a> Resolved<'a> {
                 .map(Path::to_path_buf)
                 .unwrap_or_else(|| PathBuf::from(".")),
         };
+        let (task_file, workdir): (Arc<Path>, Arc<Path>) = (task_file.into(), workdir.into());
+        let preamble: Arc<str> = Arc::from(doc.preamble.as_str());
         Self {
+            template: SpecTemplate::bound(
+                template,
+                task_file.clone(),
+                workdir.clone(),
+                preamble.clone(),
+            ),
             task_file,
             workdir,
-            verify: place.verify,
+            verify: place.verify.map(Arc::from),
+            preamble,
+            empty: Arc::from(""),
+            sections: vec![None; doc.sections.len()],
+            top: Arc::from(Vec::new()),
         }
     }
 
-    /// The template bound to this place and `doc`'s preamble: renders every
-    /// task of `doc` as `template` does, faster.
-    pub(crate) fn bind(
-        &self,
-        doc: &Document,
-        template: &PromptTemplate,
-    ) -> impl Fn(&TaskSpec) -> String + use<> {
-        let bound = template.bind(&self.task_file, &self.workdir, &doc.preamble);
-        move |spec| bound.render(spec)
-    }
-
-    /// [`task_spec`] at this place, its prompt rendered by `render`.
-    pub(crate) fn spec(
-        &self,
-        doc: &Document,
-        task: &Task,
-        render: impl FnOnce(&TaskSpec) -> String,
-    ) -> TaskSpec {
-        let mut spec = TaskSpec {
-            id: task.id.clone(),
-            text: task.text.clone(),
-            details: task.details.clone(),
-            section_path: doc.section_path(task.index),
-            preamble: doc.preamble.clone(),
-            prompt: String::new(),
-            task_file: self.task_file.clone(),
-            workdir: self.workdir.clone(),
-            verify: task
-                .hints
-                .verify
-                .clone()
-                .or_else(|| self.verify.map(str::to_string)),
+    /// The spec of `task` of `doc`, the document this place was made for.
+    pub(crate) fn spec(&mut self, doc: &Document, task: &Task) -> TaskSpec {
+        let section_path = match task.section {
+            Some(s) if s < self.sections.len() => self.sections[s]
+                .get_or_insert_with(|| doc.section_path(task.index).into())
+                .clone(),
+            Some(_) => doc.section_path(task.index).into(),
+            None => self.top.clone(),
         };
-        spec.prompt = render(&spec);
-        spec
+        let shared = |s: &str, empty: &Arc<str>| {
+            if s.is_empty() {
+                empty.clone()
+            } else {
+                Arc::from(s)
+            }
+        };
+        TaskSpec::from_shared(
+            SharedFields {
+                id: Arc::from(task.id.as_str()),
+                text: Arc::from(task.text.as_str()),
+                details: shared(&task.details, &self.empty),
+                section_path,
+                preamble: self.preamble.clone(),
+                task_file: self.task_file.clone(),
+                workdir: self.workdir.clone(),
+                verify: match &task.hints.verify {
+                    Some(v) => Some(Arc::from(v.as_str())),
+                    None => self.verify.clone(),
+                },
+            },
+            self.template.clone(),
+        )
     }
 }
 
@@ -131,18 +152,44 @@ mod tests {
         let one = task_spec(&doc, &doc.tasks[0], &place, &t);
         let two = task_spec(&doc, &doc.tasks[1], &place, &t);
         let cwd = std::env::current_dir().unwrap();
-        assert_eq!(one.task_file, cwd.join("sub/task.md"));
-        assert_eq!(one.workdir, cwd.join("sub"));
-        assert_eq!(one.verify.as_deref(), Some("make one"));
-        assert_eq!(two.verify.as_deref(), Some("make all"));
-        assert!(one.preamble.contains("Context."));
+        assert_eq!(one.task_file(), cwd.join("sub/task.md"));
+        assert_eq!(one.workdir(), cwd.join("sub"));
+        assert_eq!(one.verify(), Some("make one"));
+        assert_eq!(two.verify(), Some("make all"));
+        assert!(one.preamble().contains("Context."));
         assert_eq!(
-            one.prompt,
+            one.prompt(),
             format!(
                 "{} {} One",
                 cwd.join("sub/task.md").display(),
                 cwd.join("sub").display()
             )
         );
+    }
+
+    #[test]
+    fn a_prompt_is_composed_when_asked_and_again_for_changed_fields_but_not_once_set() {
+        let doc = Document::parse(
+            "# T\n\nContext.\n\n## W\n- [ ] One\n\n  details\n",
+            &ParseOptions::default(),
+        )
+        .unwrap();
+        let t = PromptTemplate::parse("{workdir}: {task} / {details} / {preamble}").unwrap();
+        let spec = task_spec(
+            &doc,
+            &doc.tasks[0],
+            &SpecPlace::new(Path::new("/x/task.md")),
+            &t,
+        );
+        assert_eq!(spec.prompt(), "/x: One / details / # T\n\nContext.");
+        // A clone of a composed spec keeps its prompt; a changed field
+        // composes it again, as the template renders the changed spec.
+        let moved = spec.clone().with_workdir("/y");
+        assert_eq!(moved.prompt(), "/y: One / details / # T\n\nContext.");
+        assert_eq!(moved.prompt(), t.render(&moved));
+        assert_eq!(spec.prompt(), "/x: One / details / # T\n\nContext.");
+        // A prompt set outright stays, whatever changes after.
+        let pinned = spec.clone().with_prompt("mine").with_details("other");
+        assert_eq!(pinned.prompt(), "mine");
     }
 }

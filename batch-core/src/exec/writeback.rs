@@ -106,17 +106,27 @@ impl Dispatcher {
             }
             return;
         }
-        let batch = std::mem::take(&mut self.pending_writes);
+        let mut batch = std::mem::take(&mut self.pending_writes);
         if !self.write_back {
             // The host keeps its own record: nothing to write.
-            for i in batch {
+            for &i in &batch {
                 self.announce_success(i, Vec::new());
+            }
+            // The list keeps its room for the next batch.
+            batch.clear();
+            if self.pending_writes.is_empty() {
+                self.pending_writes = batch;
             }
             return;
         }
         let wants: Vec<Want> = batch
             .iter()
-            .map(|&i| Want::with_hash(self.nodes[i].spec.id.clone(), self.nodes[i].hash.clone()))
+            .map(|&i| {
+                Want::with_hash(
+                    self.nodes[i].spec.id().to_string(),
+                    self.nodes[i].hash().to_string(),
+                )
+            })
             .collect();
         let sync = self.journal.as_ref().and_then(|j| j.syncer());
         let (file, path, options) = (
@@ -183,7 +193,7 @@ impl Dispatcher {
         }
         let ids: Vec<String> = batch
             .iter()
-            .map(|&i| self.nodes[i].spec.id.clone())
+            .map(|&i| self.nodes[i].spec.id().to_string())
             .collect();
         let mut parents_of: HashMap<NodeIdx, Vec<String>> = HashMap::new();
         // Tasks whose box could not be checked, with why.
@@ -240,7 +250,7 @@ impl Dispatcher {
             }
         }
         for i in batch {
-            if let Some(why) = unchecked.remove(&self.nodes[i].spec.id) {
+            if let Some(why) = unchecked.remove(self.nodes[i].spec.id()) {
                 self.succeeded_unchecked(i, why);
                 continue;
             }
@@ -302,7 +312,7 @@ impl Dispatcher {
         if self.listened() {
             let r = &self.runs[i];
             let event = RunEvent::TaskSucceeded {
-                id: self.nodes[i].spec.id.clone(),
+                id: self.nodes[i].spec.id().to_string(),
                 attempt: r.attempt,
                 duration_ms: self.task_ms(i),
                 flaky: r.had_failure,
@@ -318,7 +328,7 @@ impl Dispatcher {
     /// not show it done: it ends as failed (the next run runs it again), and
     /// the tasks waiting for it go on, its work being done.
     pub(super) fn succeeded_unchecked(&mut self, i: NodeIdx, why: String) {
-        let id = self.nodes[i].spec.id.clone();
+        let id = self.nodes[i].spec.id().to_string();
         let e = RunError::new(
             ErrorKind::Failed,
             format!("succeeded, but its box could not be checked: {why}"),
@@ -335,7 +345,7 @@ impl Dispatcher {
             pid: None,
             session_id: None,
             usage: None,
-            text_hash: self.nodes[i].hash.clone(),
+            text_hash: self.nodes[i].hash().to_string(),
         });
         self.emit(RunEvent::TaskFailed {
             id,

@@ -256,7 +256,7 @@ impl CommandRunner {
 
     /// The argv for one attempt of `task`.
     pub fn argv_for(&self, task: &TaskSpec, attempt: u32) -> Vec<String> {
-        let file = task.task_file.display().to_string();
+        let file = task.task_file().display().to_string();
         self.argv
             .iter()
             .map(|pieces| {
@@ -264,11 +264,11 @@ impl CommandRunner {
                 for p in pieces {
                     match p {
                         Piece::Lit(l) => s.push_str(l),
-                        Piece::Prompt => s.push_str(&task.prompt),
-                        Piece::Task => s.push_str(&task.text),
-                        Piece::Id => s.push_str(&task.id),
+                        Piece::Prompt => s.push_str(task.prompt()),
+                        Piece::Task => s.push_str(task.text()),
+                        Piece::Id => s.push_str(task.id()),
                         Piece::File => s.push_str(&file),
-                        Piece::Workdir => s.push_str(&task.workdir.display().to_string()),
+                        Piece::Workdir => s.push_str(&task.workdir().display().to_string()),
                         Piece::Attempt => s.push_str(&attempt.to_string()),
                     }
                 }
@@ -294,7 +294,7 @@ pub(crate) fn progress_file_for(task: &TaskSpec, ctx: &RunContext) -> PathBuf {
         None => std::env::temp_dir().join(format!(
             "mdbatch-{}-{}-{}.progress",
             std::process::id(),
-            crate::store::safe_name(&task.id),
+            crate::store::safe_name(task.id()),
             uuid::Uuid::new_v4().simple()
         )),
     }
@@ -307,12 +307,12 @@ pub(crate) fn task_env(
     progress_file: &std::path::Path,
 ) -> Vec<(OsString, OsString)> {
     let pairs = [
-        ("MDBATCH_TASK_ID", task.id.clone()),
-        ("MDBATCH_TASK", task.text.clone()),
-        ("MDBATCH_PROMPT", task.prompt.clone()),
+        ("MDBATCH_TASK_ID", task.id().to_string()),
+        ("MDBATCH_TASK", task.text().to_string()),
+        ("MDBATCH_PROMPT", task.prompt().to_string()),
         ("MDBATCH_ATTEMPT", attempt.to_string()),
-        ("MDBATCH_FILE", task.task_file.display().to_string()),
-        ("MDBATCH_WORKDIR", task.workdir.display().to_string()),
+        ("MDBATCH_FILE", task.task_file().display().to_string()),
+        ("MDBATCH_WORKDIR", task.workdir().display().to_string()),
     ];
     let mut env: Vec<(OsString, OsString)> = pairs
         .into_iter()
@@ -364,7 +364,7 @@ impl SubagentRunner for CommandRunner {
         let cmd = ProcessCommand {
             argv: self.argv_for(task, ctx.attempt),
             env: task_env(task, ctx.attempt, &progress_file),
-            workdir: Some(task.workdir.clone()),
+            workdir: Some(task.workdir().to_path_buf()),
             progress_file: Some(progress_file.clone()),
             stdin: None,
         };
@@ -460,10 +460,9 @@ mod tests {
     use super::*;
 
     fn spec() -> TaskSpec {
-        let mut t = TaskSpec::new("T001", "do {id} $(rm -rf ~) -rf");
-        t.prompt = "PROMPT".into();
-        t.task_file = PathBuf::from("/x/task.md");
-        t
+        TaskSpec::new("T001", "do {id} $(rm -rf ~) -rf")
+            .with_prompt("PROMPT")
+            .with_task_file("/x/task.md")
     }
 
     #[test]

@@ -27,9 +27,9 @@ pub(crate) mod verify;
 #[cfg(feature = "exec")]
 pub use command::{CMD_PLACEHOLDERS, CommandRunner, CommandRunnerBuilder};
 #[cfg(feature = "exec")]
-pub(crate) use context::LineBudget;
-#[cfg(feature = "exec")]
 pub use context::*;
+#[cfg(feature = "exec")]
+pub(crate) use context::{AttemptHandle, ContextRest, ContextSeed, LineBudget};
 pub use prompt::{DEFAULT_TEMPLATE, PLACEHOLDERS, PromptTemplate, TemplateError};
 pub use spec::*;
 
@@ -55,7 +55,7 @@ use crate::error::RunError;
 /// #[async_trait::async_trait]
 /// impl SubagentRunner for Echo {
 ///     async fn run(&self, task: &TaskSpec, ctx: RunContext) -> Result<TaskOutput, RunError> {
-///         ctx.progress.line(format!("doing {}", task.id));
+///         ctx.progress.line(format!("doing {}", task.id()));
 ///         Ok(TaskOutput::default())
 ///     }
 /// }

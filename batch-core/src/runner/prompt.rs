@@ -198,18 +198,18 @@ impl PromptTemplate {
             .map(|piece| match piece {
                 Piece::Text(t) => t.len(),
                 Piece::Field(f) => match f {
-                    Field::Preamble => spec.preamble.len(),
+                    Field::Preamble => spec.preamble().len(),
                     Field::Section => spec
-                        .section_path
+                        .section_path()
                         .iter()
                         .map(|s| s.len() + 3)
                         .sum::<usize>()
                         .max("the task list".len()),
-                    Field::Task => spec.text.len(),
-                    Field::Details => spec.details.len(),
-                    Field::File => spec.task_file.as_os_str().len(),
-                    Field::Id => spec.id.len(),
-                    Field::Workdir => spec.workdir.as_os_str().len(),
+                    Field::Task => spec.text().len(),
+                    Field::Details => spec.details().len(),
+                    Field::File => spec.task_file().as_os_str().len(),
+                    Field::Id => spec.id().len(),
+                    Field::Workdir => spec.workdir().as_os_str().len(),
                 },
             })
             .sum();
@@ -227,8 +227,8 @@ impl PromptTemplate {
 /// A template bound to one run: the fields that are the same for every task
 /// (`{file}`, `{workdir}`, `{preamble}`) filled in, and its lines sorted
 /// once into constant ones, already collapsed, and lines that hold a
-/// task's own fields. Rendering a task then scans only those lines: the
-/// executor renders every task's prompt before the run starts.
+/// task's own fields. Rendering a task then scans only those lines: a run's
+/// specs share one, and each renders its prompt when a runner asks for it.
 ///
 /// [`render`](Self::render) returns what [`PromptTemplate::render`] returns
 /// for a spec with the bound file, workdir and preamble.
@@ -358,10 +358,14 @@ impl PromptTemplate {
 impl BoundTemplate {
     /// The prompt of `spec` (whose file, workdir and preamble are the bound ones).
     pub(crate) fn render(&self, spec: &TaskSpec) -> String {
-        let fields = spec.id.len()
-            + spec.text.len()
-            + spec.details.len()
-            + spec.section_path.iter().map(|s| s.len() + 3).sum::<usize>()
+        let fields = spec.id().len()
+            + spec.text().len()
+            + spec.details().len()
+            + spec
+                .section_path()
+                .iter()
+                .map(|s| s.len() + 3)
+                .sum::<usize>()
             + "the task list".len();
         let mut out = Collapsed {
             out: String::with_capacity(self.constant_len + fields),
@@ -396,12 +400,12 @@ fn push_field(out: &mut String, f: Field, spec: &TaskSpec) {
         None => out.push_str(&p.display().to_string()),
     };
     match f {
-        Field::Preamble => out.push_str(spec.preamble.trim()),
+        Field::Preamble => out.push_str(spec.preamble().trim()),
         Field::Section => {
-            if spec.section_path.is_empty() {
+            if spec.section_path().is_empty() {
                 out.push_str("the task list");
             } else {
-                for (k, s) in spec.section_path.iter().enumerate() {
+                for (k, s) in spec.section_path().iter().enumerate() {
                     if k > 0 {
                         out.push_str(" > ");
                     }
@@ -409,11 +413,11 @@ fn push_field(out: &mut String, f: Field, spec: &TaskSpec) {
                 }
             }
         }
-        Field::Task => out.push_str(spec.text.trim()),
-        Field::Details => out.push_str(spec.details.trim_end()),
-        Field::File => push_path(out, &spec.task_file),
-        Field::Id => out.push_str(&spec.id),
-        Field::Workdir => push_path(out, &spec.workdir),
+        Field::Task => out.push_str(spec.text().trim()),
+        Field::Details => out.push_str(spec.details().trim_end()),
+        Field::File => push_path(out, spec.task_file()),
+        Field::Id => out.push_str(spec.id()),
+        Field::Workdir => push_path(out, spec.workdir()),
     }
 }
 
@@ -516,17 +520,14 @@ fn is_blank(line: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
     use super::*;
 
     fn spec() -> TaskSpec {
-        let mut s = TaskSpec::new("T004", "Add the login form");
-        s.details = "- fields: email, password\n- validate on submit".into();
-        s.section_path = vec!["Wave 2: UI".into(), "Frontend".into()];
-        s.preamble = "# Shop\n\nA React shop. Use TypeScript.".into();
-        s.task_file = PathBuf::from("/work/shop/tasks.md");
-        s
+        TaskSpec::new("T004", "Add the login form")
+            .with_details("- fields: email, password\n- validate on submit")
+            .with_section_path(["Wave 2: UI", "Frontend"])
+            .with_preamble("# Shop\n\nA React shop. Use TypeScript.")
+            .with_task_file("/work/shop/tasks.md")
     }
 
     #[test]
@@ -546,8 +547,7 @@ mod tests {
 
     #[test]
     fn empty_preamble_and_details_leave_no_blank_holes() {
-        let mut s = TaskSpec::new("a", "do it");
-        s.task_file = PathBuf::from("t.md");
+        let s = TaskSpec::new("a", "do it").with_task_file("t.md");
         let p = PromptTemplate::default().render(&s);
         assert!(!p.contains("\n\n\n"), "{p}");
         assert!(p.contains("(a, under the task list)"), "{p}");
@@ -678,13 +678,13 @@ mod tests {
                 }
             }
             let template = PromptTemplate::parse(&source).unwrap();
-            let mut spec = TaskSpec::new(values[next(8)], values[next(8)]);
-            spec.details = values[next(8)].into();
-            spec.preamble = values[next(8)].into();
-            spec.section_path = (0..next(3)).map(|_| values[next(8)].to_string()).collect();
-            spec.task_file = PathBuf::from(format!("/t/{}.md", values[next(8)]));
-            spec.workdir = PathBuf::from(values[next(8)]);
-            let bound = template.bind(&spec.task_file, &spec.workdir, &spec.preamble);
+            let spec = TaskSpec::new(values[next(8)], values[next(8)])
+                .with_details(values[next(8)])
+                .with_preamble(values[next(8)])
+                .with_section_path((0..next(3)).map(|_| values[next(8)]).collect::<Vec<_>>())
+                .with_task_file(format!("/t/{}.md", values[next(8)]))
+                .with_workdir(values[next(8)]);
+            let bound = template.bind(spec.task_file(), spec.workdir(), spec.preamble());
             assert_eq!(
                 bound.render(&spec),
                 template.render(&spec),
@@ -693,7 +693,7 @@ mod tests {
         }
         let spec = spec();
         let t = PromptTemplate::default();
-        let bound = t.bind(&spec.task_file, &spec.workdir, &spec.preamble);
+        let bound = t.bind(spec.task_file(), spec.workdir(), spec.preamble());
         assert_eq!(bound.render(&spec), t.render(&spec));
     }
 

@@ -20,7 +20,7 @@ pub(crate) async fn run_verify(verify: &str, spec: &TaskSpec, ctx: &RunContext) 
     let cmd = ProcessCommand {
         argv: vec!["sh".into(), "-c".into(), verify.to_string()],
         env: super::command::task_env(spec, ctx.attempt, &progress_file),
-        workdir: Some(spec.workdir.clone()),
+        workdir: Some(spec.workdir().to_path_buf()),
         progress_file: None,
         stdin: None,
     };

@@ -34,8 +34,8 @@ impl Fixture {
 
     fn spec(&self, id: &str, text: &str) -> TaskSpec {
         let mut t = TaskSpec::new(id, text);
-        t.workdir = self.path().to_path_buf();
-        t.task_file = self.path().join("task.md");
+        t = t.with_workdir(self.path().to_path_buf());
+        t = t.with_task_file(self.path().join("task.md"));
         t
     }
 
@@ -135,7 +135,7 @@ pwd"#,
         .build()
         .unwrap();
     let mut spec = fx.spec("T7", "write the docs");
-    spec.prompt = "the prompt".into();
+    spec = spec.with_prompt("the prompt");
     let (ctx, mut rx) = fx.ctx(3);
     let out = runner.run(&spec, ctx).await.unwrap();
     let got = lines(&mut rx, Stream::Stdout);

@@ -92,7 +92,7 @@ impl SubagentRunner for Fake {
         self.max_running.fetch_max(now, Ordering::SeqCst);
         let step = self
             .steps
-            .get(&task.id)
+            .get(task.id())
             .and_then(|s| s.get(ctx.attempt as usize - 1).or(s.last()))
             .cloned()
             .unwrap_or_else(|| self.default.clone());
@@ -112,7 +112,7 @@ impl SubagentRunner for Fake {
             },
             Step::Fail(s, kind) => {
                 work(s).await;
-                Err(RunError::new(kind, format!("{} broke", task.id)))
+                Err(RunError::new(kind, format!("{} broke", task.id())))
             }
             Step::RateLimited(s, after) => {
                 work(s).await;
@@ -151,7 +151,7 @@ impl SubagentRunner for Fake {
         };
         self.running.fetch_sub(1, Ordering::SeqCst);
         self.recs.lock().unwrap().push(Rec {
-            id: task.id.clone(),
+            id: task.id().to_string(),
             attempt: ctx.attempt,
             start,
             end: self.t0.elapsed(),
@@ -826,7 +826,7 @@ impl SubagentRunner for SecondTimeLucky {
     async fn run(&self, task: &TaskSpec, ctx: RunContext) -> Result<TaskOutput, RunError> {
         if ctx.attempt == 2 {
             let prev = ctx.previous_error.map(|e| e.message).unwrap_or_default();
-            std::fs::write(task.workdir.join("done.txt"), prev).unwrap();
+            std::fs::write(task.workdir().join("done.txt"), prev).unwrap();
         }
         Ok(TaskOutput::default())
     }
@@ -966,7 +966,7 @@ struct Editing {
 #[async_trait::async_trait]
 impl SubagentRunner for Editing {
     async fn run(&self, task: &TaskSpec, ctx: RunContext) -> Result<TaskOutput, RunError> {
-        if let Some((from, to)) = self.edits.get(&task.id) {
+        if let Some((from, to)) = self.edits.get(task.id()) {
             let text = std::fs::read_to_string(&self.path).unwrap();
             assert!(text.contains(from.as_str()), "{text}");
             std::fs::write(&self.path, text.replace(from.as_str(), to)).unwrap();
@@ -1738,7 +1738,7 @@ struct Deleting {
 #[async_trait::async_trait]
 impl SubagentRunner for Deleting {
     async fn run(&self, task: &TaskSpec, ctx: RunContext) -> Result<TaskOutput, RunError> {
-        if task.id == "a" {
+        if task.id() == "a" {
             std::fs::remove_file(&self.path).unwrap();
         }
         self.fake.run(task, ctx).await
@@ -1756,7 +1756,7 @@ struct RemovingState {
 #[async_trait::async_trait]
 impl SubagentRunner for RemovingState {
     async fn run(&self, task: &TaskSpec, ctx: RunContext) -> Result<TaskOutput, RunError> {
-        if task.id == "c" {
+        if task.id() == "c" {
             let state = batch_core::store::state_dir(&self.path);
             std::fs::remove_dir_all(state.parent().unwrap()).unwrap();
             let second = batch_core::store::lock::RunLock::acquire(&state, &self.path).map(drop);
@@ -1858,4 +1858,66 @@ async fn a_task_file_deleted_during_the_run_stops_later_waves_from_launching() {
             .all(|t| t.outcome == Outcome::Skipped)
     );
     assert!(!run.path.exists(), "the file is not recreated");
+}
+
+/// Keeps the spec each task's runner got, and the prompt when it asks.
+struct Keeping {
+    specs: Mutex<Vec<TaskSpec>>,
+}
+
+#[async_trait::async_trait]
+impl SubagentRunner for Keeping {
+    async fn run(&self, task: &TaskSpec, _ctx: RunContext) -> Result<TaskOutput, RunError> {
+        self.specs.lock().unwrap().push(task.clone());
+        Ok(TaskOutput::default())
+    }
+}
+
+#[tokio::test]
+async fn a_runner_that_asks_for_the_prompt_gets_the_template_rendered_over_its_task() {
+    let text = "# Shop\n\nA React shop.\n\n## Wave 1\n\n### Frontend\n\n- [ ] <!-- id: a --> Add the form\n  - email\n  - password\n- [ ] <!-- id: b --> Style it\n\n## Wave 2\n\n- [ ] <!-- id: c --> Ship {it} }} {{\n";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tasks.md");
+    std::fs::write(&path, text).unwrap();
+    let doc =
+        batch_core::Document::read(&path, &batch_core::ParseOptions::with_path(&path)).unwrap();
+    for template in [
+        batch_core::PromptTemplate::default(),
+        batch_core::PromptTemplate::parse(
+            "{id}|{section}|{task}\n\n\n{details}|{file}|{workdir}\n{preamble}",
+        )
+        .unwrap(),
+    ] {
+        let runner = Arc::new(Keeping {
+            specs: Mutex::new(Vec::new()),
+        });
+        let report = ExecutorBuilder::new(&path)
+            .runner(runner.clone())
+            .prompt_template(template.clone())
+            .state_dir(batch_core::StateDir::Off)
+            .write_back(false)
+            .build()
+            .unwrap()
+            .run()
+            .await
+            .unwrap();
+        assert_eq!(report.summary.succeeded, 3);
+        let specs = runner.specs.lock().unwrap();
+        assert_eq!(specs.len(), 3);
+        for spec in specs.iter() {
+            let task = doc.task_by_id(spec.id()).unwrap();
+            let want =
+                batch_core::task_spec(&doc, task, &batch_core::SpecPlace::new(&path), &template);
+            // The same spec `plan --show-prompt` shows, field by field.
+            assert_eq!(spec, &want);
+            // And the prompt the template renders over the same fields.
+            let owned = TaskSpec::new(spec.id(), spec.text())
+                .with_details(spec.details())
+                .with_section_path(spec.section_path().to_vec())
+                .with_preamble(spec.preamble())
+                .with_task_file(spec.task_file())
+                .with_workdir(spec.workdir());
+            assert_eq!(spec.prompt(), template.render(&owned), "{}", spec.id());
+        }
+    }
 }

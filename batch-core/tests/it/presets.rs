@@ -169,9 +169,14 @@ async fn claude_prompt_too_long_retries_in_a_fresh_session_with_a_trimmed_prompt
     let s = standins!("prompt-too-long-400", "success");
     let r = s.runner(PresetKind::Claude, |_| {});
     let mut task = s.task("T1", "write the parser");
-    task.preamble = "# Big project\n\nPREAMBLE-TEXT".into();
-    task.details = "D".repeat(10_000);
-    task.prompt = format!("{}\n\nwrite the parser\n\n{}", task.preamble, task.details);
+    task = task.with_preamble("# Big project\n\nPREAMBLE-TEXT");
+    task = task.with_details("D".repeat(10_000));
+    let prompt = format!(
+        "{}\n\nwrite the parser\n\n{}",
+        task.preamble(),
+        task.details()
+    );
+    task = task.with_prompt(prompt);
     let (res, _) = attempt(&r, &task, 1, None, LIMIT).await;
     let err = res.unwrap_err();
     assert_eq!(err.kind, ErrorKind::ContextOverflow);
@@ -651,7 +656,7 @@ async fn shell_runner_runs_a_code_span_task_with_sh_and_refuses_prose() {
     let work = tempfile::tempdir().unwrap();
     let runner = batch_core::runner::presets::build(PresetKind::Shell, Default::default()).unwrap();
     let mut task = batch_core::TaskSpec::new("s1", "`echo made > out.txt && echo done`");
-    task.workdir = work.path().to_path_buf();
+    task = task.with_workdir(work.path().to_path_buf());
     let (res, p) = attempt(&runner, &task, 1, None, LIMIT).await;
     let out = res.unwrap();
     assert_eq!(
@@ -665,7 +670,7 @@ async fn shell_runner_runs_a_code_span_task_with_sh_and_refuses_prose() {
     }));
 
     let mut failing = batch_core::TaskSpec::new("s2", "`exit 3`");
-    failing.workdir = work.path().to_path_buf();
+    failing = failing.with_workdir(work.path().to_path_buf());
     assert_eq!(
         attempt(&runner, &failing, 1, None, LIMIT)
             .await

@@ -30,7 +30,7 @@ pub async fn attempt(
     let (tx, mut rx) = mpsc::channel(10_000);
     let mut ctx = RunContext::new(
         n,
-        batch_core::ProgressSink::new(task.id.clone(), n, tx),
+        batch_core::ProgressSink::new(task.id().to_string(), n, tx),
         CancellationToken::new(),
     );
     ctx.previous_error = prev;
@@ -81,7 +81,7 @@ impl Env {
 
     fn task(&self, id: &str, prompt: &str) -> TaskSpec {
         let mut t = TaskSpec::new(id, prompt);
-        t.workdir = self.work.path().to_path_buf();
+        t = t.with_workdir(self.work.path().to_path_buf());
         t
     }
 }
@@ -251,12 +251,18 @@ async fn real_claude_long_prompt_is_context_overflow_and_the_retry_is_fresh_and_
     });
     let runner = claude_runner(&bin, &api, &env);
     let mut task = env.task("T4", "create hello.txt");
-    task.preamble = "# Project\n\nA long preamble.".into();
-    task.details = (0..1000).map(|i| format!("DETAIL-LINE-{i:04}\n")).collect();
-    task.prompt = format!(
-        "{}\n\nTask: create hello.txt\n\n{}",
-        task.preamble, task.details
+    task = task.with_preamble("# Project\n\nA long preamble.");
+    task = task.with_details(
+        (0..1000)
+            .map(|i| format!("DETAIL-LINE-{i:04}\n"))
+            .collect::<String>(),
     );
+    let prompt = format!(
+        "{}\n\nTask: create hello.txt\n\n{}",
+        task.preamble(),
+        task.details()
+    );
+    task = task.with_prompt(prompt);
     let (res, p1) = attempt(&runner, &task, 1, None, Some(Duration::from_secs(120))).await;
     let err = res.unwrap_err();
     assert_eq!(err.kind, ErrorKind::ContextOverflow, "{err:?}");

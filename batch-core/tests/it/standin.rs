@@ -97,7 +97,7 @@ impl Standins {
 
     pub fn task(&self, id: &str, text: &str) -> batch_core::TaskSpec {
         let mut t = batch_core::TaskSpec::new(id, text);
-        t.workdir = self.work.path().to_path_buf();
+        t = t.with_workdir(self.work.path().to_path_buf());
         t
     }
 }

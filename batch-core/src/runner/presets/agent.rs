@@ -129,12 +129,12 @@ impl<A: Agent> SubagentRunner for AgentRunner<A> {
             .into_iter()
             .map(|(k, v)| (OsString::from(k), OsString::from(v)))
             .collect();
-        env.push(("MDBATCH_TASK_ID".into(), task.id.clone().into()));
+        env.push(("MDBATCH_TASK_ID".into(), task.id().to_string().into()));
         env.push(("MDBATCH_ATTEMPT".into(), ctx.attempt.to_string().into()));
         let cmd = ProcessCommand {
             argv,
             env,
-            workdir: Some(task.workdir.clone()),
+            workdir: Some(task.workdir().to_path_buf()),
             progress_file: None,
             stdin: None,
         };

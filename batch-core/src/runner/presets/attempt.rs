@@ -30,7 +30,7 @@ pub(crate) fn plan_attempt(
     };
     let mut plan = AttemptPlan {
         session: fresh(),
-        prompt: task.prompt.clone(),
+        prompt: task.prompt().to_string(),
         max_turns: base_max_turns,
         adjustments: Vec::new(),
     };
@@ -107,7 +107,7 @@ pub(crate) fn plan_attempt(
             let (prompt, what) = trim_prompt(task, limit);
             plan.adjustments.push(format!(
                 "context overflow: fresh session (never a resume), prompt trimmed from {} to {} chars{what}",
-                task.prompt.chars().count(),
+                task.prompt().chars().count(),
                 prompt.chars().count()
             ));
             plan.prompt = prompt;
@@ -147,13 +147,13 @@ fn continue_prompt(task: &TaskSpec, why: &str) -> String {
         "Continue task {} (\"{}\") from where you stopped: {why}. \
          The instructions you were given at the start of this session still apply: \
          do this one task only and leave the checkboxes of the task file to mdbatch.",
-        task.id,
-        summary_line(&task.text, 200)
+        task.id(),
+        summary_line(task.text(), 200)
     )
 }
 
 fn failure_prompt(task: &TaskSpec, prev_attempt: u32, prev: &RunError) -> String {
-    let mut p = task.prompt.clone();
+    let mut p = task.prompt().to_string();
     p.push_str(&format!(
         "\n\nNote from mdbatch: attempt {prev_attempt} at this task did not succeed: {}.\n",
         summary_line(&prev.message, 500)
@@ -170,14 +170,14 @@ fn failure_prompt(task: &TaskSpec, prev_attempt: u32, prev: &RunError) -> String
 /// The task's prompt without the preamble and with details cut to `limit`
 /// characters; works on the composed prompt whatever the template was.
 pub(crate) fn trim_prompt(task: &TaskSpec, limit: usize) -> (String, String) {
-    let mut prompt = task.prompt.clone();
+    let mut prompt = task.prompt().to_string();
     let mut what = Vec::new();
-    let preamble = task.preamble.trim();
+    let preamble = task.preamble().trim();
     if !preamble.is_empty() && prompt.contains(preamble) {
         prompt = prompt.replacen(preamble, "", 1);
         what.push("preamble dropped".to_string());
     }
-    let details = task.details.trim_end();
+    let details = task.details().trim_end();
     if details.chars().count() > limit && prompt.contains(details) {
         let cut: String = details.chars().take(limit).collect();
         let replacement = format!(
@@ -210,14 +210,15 @@ mod tests {
     }
 
     fn task() -> TaskSpec {
-        let mut t = TaskSpec::new("T7", "add the parser");
-        t.preamble = "# Project\nLots of context here.".into();
-        t.details = "d".repeat(5000);
-        t.prompt = format!(
+        let t = TaskSpec::new("T7", "add the parser")
+            .with_preamble("# Project\nLots of context here.")
+            .with_details("d".repeat(5000));
+        let prompt = format!(
             "{}\n\nTask T7: add the parser\n\n{}\n\nRules.",
-            t.preamble, t.details
+            t.preamble(),
+            t.details()
         );
-        t
+        t.with_prompt(prompt)
     }
 
     const ALL: Caps = Caps {
@@ -239,7 +240,7 @@ mod tests {
     fn first_attempt_is_a_fresh_session_with_the_task_prompt() {
         let p = plan_attempt(&task(), &ctx(1, None), ALL, Some(10));
         assert!(matches!(p.session, Session::Fresh(Some(_))));
-        assert_eq!(p.prompt, task().prompt);
+        assert_eq!(p.prompt, task().prompt());
         assert_eq!(p.max_turns, Some(10));
         assert!(p.adjustments.is_empty());
     }
@@ -303,7 +304,7 @@ mod tests {
             .with_output_tail(Some("error: tests failed\nthread main panicked".into()));
         let p = plan_attempt(&task(), &ctx(2, Some(e)), ALL, None);
         assert!(matches!(p.session, Session::Fresh(_)));
-        assert!(p.prompt.starts_with(&task().prompt));
+        assert!(p.prompt.starts_with(task().prompt()));
         assert!(
             p.prompt
                 .contains("attempt 1 at this task did not succeed: claude exited with status 1")
@@ -316,7 +317,7 @@ mod tests {
         let e = RunError::new(ErrorKind::Transient, "429");
         let p = plan_attempt(&task(), &ctx(2, Some(e.clone())), ALL, None);
         assert!(matches!(p.session, Session::Fresh(_)));
-        assert_eq!(p.prompt, task().prompt);
+        assert_eq!(p.prompt, task().prompt());
         let e = e.with_session(Some("s1".into()));
         let p = plan_attempt(&task(), &ctx(2, Some(e)), ALL, None);
         assert_eq!(p.session, Session::Resume("s1".into()));

@@ -98,14 +98,14 @@ fn slug(text: &str) -> String {
 #[async_trait]
 impl SubagentRunner for DemoRunner {
     async fn run(&self, task: &TaskSpec, ctx: RunContext) -> Result<TaskOutput, RunError> {
-        let fails_once = task.text.contains("fails once") && ctx.attempt == 1;
+        let fails_once = task.text().contains("fails once") && ctx.attempt == 1;
         if let Some(prev) = &ctx.previous_error {
             ctx.progress.send(Progress::Adjusted {
                 what: format!("previous attempt failed ({}): fresh session, prompt carries its error and output tail", prev.message),
             });
         }
-        let session = format!("demo-{}-{}", slug(&task.id), ctx.attempt);
-        let file = format!("out/{}.md", slug(&task.id));
+        let session = format!("demo-{}-{}", slug(task.id()), ctx.attempt);
+        let file = format!("out/{}.md", slug(task.id()));
         let steps: Vec<Progress> = vec![
             Progress::Session {
                 id: session.clone(),
@@ -113,12 +113,12 @@ impl SubagentRunner for DemoRunner {
             Progress::Message {
                 text: format!(
                     "Looking at what \"{}\" needs.",
-                    crate::runner::presets::summary_line(&task.text, 60)
+                    crate::runner::presets::summary_line(task.text(), 60)
                 ),
             },
             Progress::ToolCall {
                 tool: "Read".into(),
-                arg: Some(task.task_file.display().to_string()),
+                arg: Some(task.task_file().display().to_string()),
             },
             Progress::ToolCall {
                 tool: "Bash".into(),
@@ -157,13 +157,13 @@ impl SubagentRunner for DemoRunner {
             } = &p
                 && tool == "Write"
             {
-                let target = task.workdir.join(path);
+                let target = task.workdir().join(path);
                 if let Some(dir) = target.parent() {
                     let _ = std::fs::create_dir_all(dir);
                 }
                 let _ = std::fs::write(
                     &target,
-                    format!("# {}\n\nDone by the mdbatch demo agent.\n", task.text),
+                    format!("# {}\n\nDone by the mdbatch demo agent.\n", task.text()),
                 );
             }
             ctx.progress.send(p);
@@ -196,7 +196,7 @@ impl SubagentRunner for DemoRunner {
         ctx.progress.send(Progress::Usage { usage });
         let summary = format!(
             "Done: {} ({file}).",
-            crate::runner::presets::summary_line(&task.text, 80)
+            crate::runner::presets::summary_line(task.text(), 80)
         );
         ctx.progress.send(Progress::Message {
             text: summary.clone(),
@@ -225,8 +225,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn marked_task_fails_once_then_succeeds_with_tool_calls_on_the_way() {
         let dir = tempfile::tempdir().unwrap();
-        let mut t = TaskSpec::new("checkout", "Add checkout (fails once in the demo)");
-        t.workdir = dir.path().to_path_buf();
+        let t = TaskSpec::new("checkout", "Add checkout (fails once in the demo)")
+            .with_workdir(dir.path());
         let (tx, mut rx) = mpsc::channel(100);
         let r = DemoRunner::new();
         let ctx = RunContext::new(

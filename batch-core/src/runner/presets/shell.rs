@@ -43,13 +43,13 @@ pub fn task_command(text: &str) -> Option<String> {
 #[async_trait]
 impl SubagentRunner for ShellRunner {
     async fn run(&self, task: &TaskSpec, ctx: RunContext) -> Result<TaskOutput, RunError> {
-        let Some(code) = task_command(&task.text) else {
+        let Some(code) = task_command(task.text()) else {
             return Err(RunError::new(
                 ErrorKind::Fatal,
                 format!(
                     "task {}: the shell runner runs tasks written as one inline code span \
                      (- [ ] `make test`); this task is prose: run it with an agent runner instead",
-                    task.id
+                    task.id()
                 ),
             ));
         };
@@ -57,7 +57,7 @@ impl SubagentRunner for ShellRunner {
         let cmd = ProcessCommand {
             argv: vec!["sh".into(), "-c".into(), code.clone()],
             env: task_env(task, ctx.attempt, &progress_file),
-            workdir: Some(task.workdir.clone()),
+            workdir: Some(task.workdir().to_path_buf()),
             progress_file: Some(progress_file.clone()),
             stdin: None,
         };
