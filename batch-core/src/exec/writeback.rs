@@ -100,7 +100,7 @@ impl Dispatcher {
                 wants.extend(
                     self.pending_writes
                         .iter()
-                        .map(|&i| Want::with_hash(nodes[i].spec.id.clone(), nodes[i].hash.clone())),
+                        .map(|&i| Want::with_hash(nodes[i].spec.id(), nodes[i].hash())),
                 );
                 self.writing_batch.append(&mut self.pending_writes);
             }
