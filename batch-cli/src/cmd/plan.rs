@@ -1,9 +1,10 @@
 //! `mdbatch plan`: what would run, in what order, and why.
 
+use std::io::Write;
 use std::path::Path;
 
 use batch_core::exec::{SpecPlace, task_spec};
-use batch_core::plan::{PlanFormat, render};
+use batch_core::plan::{PlanFormat, render_to};
 use batch_core::{Document, Plan, PromptTemplate};
 
 use super::check::{print_diagnostics, read_task_file, stderr_color};
@@ -19,19 +20,23 @@ pub fn run(args: &PlanArgs, color: ColorChoice) -> u8 {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let text = String::from_utf8_lossy(&bytes);
+    // The text diagnostics quote lines from; most plans have none, and
+    // decoding 5 MB costs more than the plan's lint.
+    let text = || String::from_utf8_lossy(&bytes);
     let doc = match Document::parse_bytes(&bytes, &options) {
         Ok(doc) => doc,
-        Err(mut e) => return cannot_plan(&path, &mut e.0, &text, color),
+        Err(mut e) => return cannot_plan(&path, &mut e.0, &text(), color),
     };
-    let mut warnings = doc.warnings.clone();
-    print_diagnostics(&mut warnings, &text, color);
+    if !doc.warnings.is_empty() {
+        let mut warnings = doc.warnings.clone();
+        print_diagnostics(&mut warnings, &text(), color);
+    }
     if let Some(id) = &args.show_prompt {
         return show_prompt(&doc, &path, id, args.prompt_template.as_deref());
     }
     let plan = match Plan::build(&doc, &resolve::plan_options(&args.select)) {
         Ok(plan) => plan,
-        Err(mut e) => return cannot_plan(&path, &mut e.0, &text, color),
+        Err(mut e) => return cannot_plan(&path, &mut e.0, &text(), color),
     };
     let format = match args.format {
         PlanFormatArg::Text => PlanFormat::Text,
@@ -39,17 +44,67 @@ pub fn run(args: &PlanArgs, color: ColorChoice) -> u8 {
         PlanFormatArg::Dot => PlanFormat::Dot,
         PlanFormatArg::Mermaid => PlanFormat::Mermaid,
     };
-    let out = render(&doc, &plan, format);
-    match format {
-        // JSON escapes control characters itself.
-        PlanFormat::Json => print!("{out}"),
-        _ => print!("{}", safe::text(&out)),
-    }
+    // Written as it is made, a piece of whole lines at a time: a 100,000-task
+    // plan is 7 MB of text, never held whole.
+    let written = {
+        let mut stdout = std::io::stdout().lock();
+        render_to(&doc, &plan, format, &mut |piece| match format {
+            // JSON escapes control characters itself.
+            PlanFormat::Json => stdout.write_all(piece.as_bytes()),
+            _ => write_safe(&mut stdout, piece),
+        })
+        .and_then(|()| stdout.flush())
+    };
     // The process ends after this: freeing a 100,000-task document and plan
     // one allocation at a time would cost more than printing them (about
     // 7% of a plan's instructions); the OS takes the memory back at exit.
-    std::mem::forget((doc, plan, out));
-    exit::SUCCESS
+    std::mem::forget((doc, plan));
+    match written {
+        // `mdbatch plan | head`: the reader has what it wanted.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::SUCCESS,
+        Err(e) => {
+            eprintln!("error: cannot write the plan: {e}");
+            exit::USAGE
+        }
+        Ok(()) => exit::SUCCESS,
+    }
+}
+
+/// Writes `s` made safe for a terminal ([`safe::text`]), a block of whole
+/// lines at a time: a block of printable ASCII (nearly all of a plan) is
+/// written as it is, any other block goes through `safe::text`. Nothing
+/// `safe::text` changes spans a line end, so this is `safe::text(s)`.
+fn write_safe(w: &mut impl Write, s: &str) -> std::io::Result<()> {
+    const BLOCK: usize = 64 * 1024;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let bytes = rest.as_bytes();
+        let from = BLOCK.min(bytes.len());
+        // Just after a line end: always a char boundary.
+        let cut = bytes[from..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(bytes.len(), |i| from + i + 1);
+        let (block, tail) = rest.split_at(cut);
+        if is_printable_ascii(block) {
+            w.write_all(block.as_bytes())?;
+        } else {
+            w.write_all(safe::text(block).as_bytes())?;
+        }
+        rest = tail;
+    }
+    Ok(())
+}
+
+/// Whether `s` is all printable ASCII, newlines and tabs: text
+/// [`safe::text`] would return unchanged. Folded without an early exit so
+/// the compiler checks a block of bytes per instruction.
+fn is_printable_ascii(s: &str) -> bool {
+    s.as_bytes().chunks(64).all(|block| {
+        block.iter().fold(true, |ok, &b| {
+            ok & (matches!(b, b' '..=b'~' | b'\n' | b'\t'))
+        })
+    })
 }
 
 /// Prints the problems that stop a plan, and says so; returns the exit code.
@@ -111,4 +166,45 @@ fn show_prompt(doc: &Document, path: &Path, id: &str, template: Option<&Path>) -
         println!();
     }
     exit::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::*;
+
+    #[test]
+    fn printable_ascii_is_exactly_what_safe_text_leaves_alone_among_ascii() {
+        for b in 0u8..0x80 {
+            // Each byte alone and at every place of a 64-byte block.
+            for at in [0, 31, 63, 64, 100] {
+                let mut s = "x".repeat(130);
+                s.replace_range(at..=at, &char::from(b).to_string());
+                let unchanged = matches!(safe::text(&s), Cow::Borrowed(_));
+                assert_eq!(is_printable_ascii(&s), unchanged, "byte {b:#x} at {at}");
+            }
+        }
+        assert!(!is_printable_ascii("caf\u{e9}"));
+        assert!(is_printable_ascii(""));
+    }
+
+    #[test]
+    fn written_in_blocks_it_is_safe_text_of_the_whole() {
+        // Long enough for several blocks, with unsafe and non-ASCII text,
+        // colour codes and a line end at and around the block edges.
+        let mut s = String::new();
+        for i in 0..40_000 {
+            match i % 997 {
+                0 => s.push_str("bell \u{7} and \u{1b}[31mred\u{1b}[0m, \u{202e}rtl\n"),
+                1 => s.push_str("caf\u{e9} \u{2026}\n"),
+                _ => s.push_str("    12. implement-item-1  Implement item 1 of m0\n"),
+            }
+        }
+        for text in [s.as_str(), "", "no line end", "\u{1b}]0;title\u{7}"] {
+            let mut out = Vec::new();
+            write_safe(&mut out, text).expect("a Vec takes every write");
+            assert_eq!(String::from_utf8(out).expect("UTF-8"), safe::text(text));
+        }
+    }
 }

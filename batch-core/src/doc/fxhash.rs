@@ -11,6 +11,9 @@ use std::hash::{BuildHasherDefault, Hasher};
 /// The multiplier of rustc's FxHasher (64-bit).
 const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
 
+/// The multiplier of the final fold (the fractional digits of pi, odd).
+const FOLD: u64 = 0x24_3f_6a_88_85_a3_08_d3;
+
 /// rustc's Fx hash: one rotate, xor and multiply per word.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct FxHasher {
@@ -59,9 +62,16 @@ impl Hasher for FxHasher {
         self.add(i as u64);
     }
 
+    /// The state folded by a full 64×64→128-bit multiply: Fx's last step is
+    /// a multiply, whose low bits depend only on the input's low bits, and
+    /// hashbrown picks the bucket from the low bits, so ids alike but for a
+    /// digit or two (`item-1394`, `item-1319`) fell into one bucket and
+    /// made long probe chains. The fold spreads every input bit over the
+    /// whole result (the finish rustc-hash 2 and foldhash give Fx).
     #[inline]
     fn finish(&self) -> u64 {
-        self.hash
+        let full = u128::from(self.hash) * u128::from(FOLD);
+        (full as u64) ^ ((full >> 64) as u64)
     }
 }
 
@@ -73,11 +83,6 @@ pub(crate) type FxHashSet<K> = HashSet<K, BuildHasherDefault<FxHasher>>;
 /// An empty map with room for `n` entries.
 pub(crate) fn map_with_capacity<K, V>(n: usize) -> FxHashMap<K, V> {
     FxHashMap::with_capacity_and_hasher(n, BuildHasherDefault::default())
-}
-
-/// An empty set with room for `n` entries.
-pub(crate) fn set_with_capacity<K>(n: usize) -> FxHashSet<K> {
-    FxHashSet::with_capacity_and_hasher(n, BuildHasherDefault::default())
 }
 
 #[cfg(test)]
@@ -99,5 +104,38 @@ mod tests {
         m.insert("x-2".into(), 2);
         assert_eq!(m.get("x"), Some(&1));
         assert_eq!(m.get("x-2"), Some(&2));
+    }
+
+    /// What hashbrown sees: the bucket comes from the low bits, the tag
+    /// from the top 7. Ids alike but for digits must spread over both.
+    #[test]
+    fn ids_alike_but_for_digits_spread_over_buckets_and_tags() {
+        let h = |s: &str| {
+            use std::hash::BuildHasher;
+            BuildHasherDefault::<FxHasher>::default().hash_one(s)
+        };
+        let families: [fn(usize) -> String; 3] = [
+            |i| format!("item-{i}"),
+            |i| format!("wave-1/m0/implement-item-{i}-of-m0-in-src-m0"),
+            |i| format!("T{i:04}"),
+        ];
+        for family in families {
+            let n = 1 << 14;
+            let mut buckets = std::collections::HashSet::new();
+            let mut tags = std::collections::HashSet::new();
+            for i in 0..n {
+                let v = h(&family(i));
+                buckets.insert(v & (n as u64 - 1));
+                tags.insert(v >> 57);
+            }
+            // Random keys fill about 63% of n buckets; allow some slack.
+            assert!(
+                buckets.len() > n * 55 / 100,
+                "{} buckets of {n}: {}",
+                family(1),
+                buckets.len()
+            );
+            assert_eq!(tags.len(), 128, "{}", family(1));
+        }
     }
 }

@@ -11,7 +11,9 @@
 
 use std::borrow::Cow;
 
-use super::fxhash::{FxHashMap, FxHashSet, map_with_capacity, set_with_capacity};
+use std::collections::hash_map::Entry;
+
+use super::fxhash::{FxHashMap, map_with_capacity};
 
 use super::model::IdSource;
 
@@ -59,46 +61,52 @@ pub(crate) fn assign(candidates: Vec<Candidate>) -> Assigned {
     // Ids that had to take a suffix: (task, id).
     let mut renamed: Vec<(usize, String)> = Vec::new();
     {
-        // Every map borrows the strings in `ids`; suffixed ids are owned.
-        let mut taken: FxHashMap<&str, usize> = map_with_capacity(n);
+        // Every id given out, each with the first task whose own (hint or
+        // derived) id it is, if any: a renamed id is given out but is no
+        // task's own. One lookup per task. The map borrows the strings in
+        // `ids`; suffixed ids are owned.
+        let mut given: FxHashMap<Cow<'_, str>, Option<usize>> = map_with_capacity(n);
         // Hint ids first: they are what the user wrote and must not be renamed.
         for (i, (id, source)) in ids.iter().enumerate() {
             if *source == IdSource::Hint {
-                if let Some(&first) = taken.get(id.as_str()) {
-                    duplicate_hints.push((first, i));
-                } else {
-                    taken.insert(id, i);
+                match given.entry(Cow::Borrowed(id.as_str())) {
+                    Entry::Occupied(e) => duplicate_hints.push((e.get().unwrap_or(i), i)),
+                    Entry::Vacant(e) => {
+                        e.insert(Some(i));
+                    }
                 }
             }
         }
-        let mut used: FxHashSet<Cow<'_, str>> = set_with_capacity(n);
-        used.extend(taken.keys().map(|k| Cow::Borrowed(*k)));
         // The next suffix to try per base: 10,000 tasks with the same text stay linear.
         let mut next_suffix: FxHashMap<&str, usize> = FxHashMap::default();
         for (i, (base, source)) in ids.iter().enumerate() {
             if *source == IdSource::Hint {
                 continue;
             }
-            if used.contains(base.as_str()) {
-                if *source != IdSource::Slug
-                    && let Some(&first) = taken.get(base.as_str())
-                {
-                    duplicate_derived.push((first, i));
+            match given.entry(Cow::Borrowed(base.as_str())) {
+                Entry::Vacant(e) => {
+                    e.insert(Some(i));
                 }
-                let n = next_suffix.entry(base.as_str()).or_insert(2);
-                let id = loop {
-                    let id = format!("{base}-{n}");
-                    *n += 1;
-                    if !used.contains(id.as_str()) {
-                        break id;
+                Entry::Occupied(mut e) => {
+                    match *e.get() {
+                        Some(first) if *source != IdSource::Slug => {
+                            duplicate_derived.push((first, i));
+                        }
+                        Some(_) => {}
+                        None => *e.get_mut() = Some(i),
                     }
-                };
-                used.insert(Cow::Owned(id.clone()));
-                renamed.push((i, id));
-            } else {
-                used.insert(Cow::Borrowed(base.as_str()));
+                    let n = next_suffix.entry(base.as_str()).or_insert(2);
+                    let id = loop {
+                        let id = format!("{base}-{n}");
+                        *n += 1;
+                        if !given.contains_key(id.as_str()) {
+                            break id;
+                        }
+                    };
+                    given.insert(Cow::Owned(id.clone()), None);
+                    renamed.push((i, id));
+                }
             }
-            taken.entry(base.as_str()).or_insert(i);
         }
     }
     for (i, id) in renamed {
@@ -111,9 +119,9 @@ pub(crate) fn assign(candidates: Vec<Candidate>) -> Assigned {
     }
 }
 
-/// A lowercase ASCII slug of `text`: words joined by `-`, at most `max` bytes
-/// (at most [`MAX_SLUG`]), cut at a word boundary. Markdown punctuation
-/// disappears.
+/// A lowercase ASCII slug of the first line of `text`: words joined by
+/// `-`, at most `max` bytes (at most [`MAX_SLUG`]), cut at a word boundary.
+/// Markdown punctuation disappears.
 pub(crate) fn slug(text: &str, max: usize) -> String {
     let mut out = String::new();
     push_slug(&mut out, text, max);
@@ -124,7 +132,7 @@ pub(crate) fn slug(text: &str, max: usize) -> String {
 pub(crate) const MAX_SLUG: usize = 64;
 
 /// Each byte as it stands in a slug: ASCII letters lowercased, digits kept,
-/// 0 for anything else (a word boundary). Every byte of a non-ASCII
+/// 1 for a line end (the slug ends), 0 for anything else (a word boundary). Every byte of a non-ASCII
 /// character is >= 0x80, so accents and CJK end a word like any other symbol
 /// (they would make ids hard to type).
 static SLUG_BYTE: [u8; 256] = {
@@ -134,13 +142,16 @@ static SLUG_BYTE: [u8; 256] = {
         let b = i as u8;
         if b.is_ascii_alphanumeric() {
             t[i] = b.to_ascii_lowercase();
+        } else if b == b'\n' {
+            t[i] = 1;
         }
         i += 1;
     }
     t
 };
 
-/// Appends [`slug`]`(text, max)` to `out` (the `max` counts only what is appended).
+/// Appends [`slug`]`(text, max)` to `out` (the `max` counts only what is
+/// appended). Only the first line of `text` counts.
 pub(crate) fn push_slug(out: &mut String, text: &str, max: usize) {
     let max = max.min(MAX_SLUG);
     let mut buf = [0u8; MAX_SLUG];
@@ -148,7 +159,10 @@ pub(crate) fn push_slug(out: &mut String, text: &str, max: usize) {
     let mut pending_dash = false;
     for &b in text.as_bytes() {
         let c = SLUG_BYTE[usize::from(b)];
-        if c == 0 {
+        if c <= 1 {
+            if c == 1 {
+                break;
+            }
             pending_dash = true;
             continue;
         }
@@ -392,6 +406,8 @@ mod tests {
         assert_eq!(slug("alpha beta gamma", 12), "alpha-beta");
         assert_eq!(slug("Café ✅ done", 40), "caf-done");
         assert_eq!(slug("", 10), "");
+        assert_eq!(slug("first line\r\nsecond", 40), "first-line");
+        assert_eq!(slug("\nsecond", 40), "");
     }
 
     #[test]

@@ -4,7 +4,6 @@
 //! (`TaskIdx`, `SectionIdx`, …): a `Document` is plain data, cheap to clone,
 //! serialisable, and free of lifetimes.
 
-use std::collections::HashMap;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -404,23 +403,22 @@ pub struct Document {
 /// with no index.
 #[derive(Default)]
 pub(crate) struct IdIndex {
-    built: std::sync::OnceLock<(usize, HashMap<u64, usize>)>,
+    built: std::sync::OnceLock<(usize, super::fxhash::FxHashMap<u64, usize>)>,
 }
 
 impl IdIndex {
-    /// SipHash: the parser's Fx hash maps ids alike but for a digit or two
-    /// (`item-1394`, `item-1319`) to one value, and a shared value here
-    /// means a scan.
+    /// The parser's Fx hash (with its final fold, ids alike but for a digit
+    /// or two spread over the whole value).
     fn hash(id: &str) -> u64 {
         use std::hash::Hasher;
-        let mut h = std::hash::DefaultHasher::new();
+        let mut h = super::fxhash::FxHasher::default();
         h.write(id.as_bytes());
         h.finish()
     }
 
     fn find<'a>(&self, tasks: &'a [Task], id: &str) -> Option<&'a Task> {
         let (len, map) = self.built.get_or_init(|| {
-            let mut map = HashMap::with_capacity(tasks.len());
+            let mut map = super::fxhash::map_with_capacity(tasks.len());
             for (i, t) in tasks.iter().enumerate() {
                 map.entry(Self::hash(&t.id)).or_insert(i);
             }

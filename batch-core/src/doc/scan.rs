@@ -1113,10 +1113,10 @@ impl Scanner<'_, '_> {
                     if !prefix.is_empty() {
                         slug.push('/');
                     }
-                    // The first line only: editing a continuation line keeps the id.
-                    let first_line = t.text.lines().next().unwrap_or("");
+                    // The first line only (the slug stops at a line end):
+                    // editing a continuation line keeps the id.
                     let at = slug.len();
-                    ids::push_slug(&mut slug, first_line, 40);
+                    ids::push_slug(&mut slug, &t.text, 40);
                     if slug.len() == at {
                         slug.push_str("task");
                     }

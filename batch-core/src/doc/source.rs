@@ -36,6 +36,10 @@ pub(crate) struct Source<'a> {
     /// The last column computed: (offset, col). Diagnostics on one long line
     /// come in order, so counting resumes from here instead of the line start.
     last_col: Cell<(usize, usize)>,
+    /// The last line found (1-based; 0: none yet). Offsets asked for in a
+    /// row are mostly on it or a neighbour (the tasks, forwards or
+    /// backwards), which saves a binary search over every line start.
+    last_line: Cell<usize>,
 }
 
 impl<'a> Source<'a> {
@@ -91,6 +95,7 @@ impl<'a> Source<'a> {
             crlf: crlf_count > 0 && crlf_count >= lf_count,
             line_starts,
             last_col: Cell::new((usize::MAX, 0)),
+            last_line: Cell::new(0),
         }
     }
 
@@ -112,10 +117,26 @@ impl<'a> Source<'a> {
 
     /// 1-based line of an original-file offset.
     pub(crate) fn line_of(&self, offset: usize) -> usize {
-        match self.line_starts.binary_search(&offset) {
+        let last = self.last_line.get();
+        for line in [last, last.wrapping_sub(1), last.wrapping_add(1)] {
+            if self.line_holds(line, offset) {
+                self.last_line.set(line);
+                return line;
+            }
+        }
+        let line = match self.line_starts.binary_search(&offset) {
             Ok(i) => i + 1,
             Err(i) => i,
-        }
+        };
+        self.last_line.set(line);
+        line
+    }
+
+    /// Whether the 1-based `line` exists and holds `offset`.
+    fn line_holds(&self, line: usize, offset: usize) -> bool {
+        line >= 1
+            && self.line_starts.get(line - 1).is_some_and(|&s| s <= offset)
+            && self.line_starts.get(line).is_none_or(|&next| offset < next)
     }
 
     /// Line, column (in characters, 1-based) and offset of an original-file offset.
@@ -191,6 +212,25 @@ fn find_front_matter(text: &str) -> Option<(Range<usize>, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_are_the_same_in_any_order_of_asking() {
+        let text = "a\n\nbc\r\nd\n\n\nlast line";
+        let s = Source::new(text);
+        let expected = |offset: usize| 1 + text[..offset.min(text.len())].matches('\n').count();
+        let n = text.len() + 2;
+        // Forwards, backwards, and jumping about.
+        let orders: [Vec<usize>; 3] = [
+            (0..n).collect(),
+            (0..n).rev().collect(),
+            (0..n).map(|i| (i * 7) % n).collect(),
+        ];
+        for order in orders {
+            for o in order {
+                assert_eq!(s.line_of(o), expected(o), "offset {o}");
+            }
+        }
+    }
 
     #[test]
     fn bom_is_stripped_and_offsets_shift_by_three() {

@@ -1599,12 +1599,25 @@ fn story_of_wave(
 
 /// Resource names of a task: its hints, its parents', its sections'.
 fn resources_of(doc: &Document, t: TaskIdx) -> Vec<String> {
+    let mut any = false;
+    walk_resource_hints(doc, t, |r| any |= !r.is_empty());
+    if !any {
+        // Nearly every task: nothing to collect.
+        return Vec::new();
+    }
     let mut set: BTreeSet<String> = BTreeSet::new();
+    walk_resource_hints(doc, t, |r| set.extend(r.iter().cloned()));
+    set.into_iter().collect()
+}
+
+/// Calls `each` with the `resource:` hints of task `t`, its parents and its
+/// sections.
+fn walk_resource_hints(doc: &Document, t: TaskIdx, mut each: impl FnMut(&[String])) {
     let mut cur = Some(t);
     let mut guard = 0;
     while let Some(x) = cur {
         let task = &doc.tasks[x];
-        set.extend(task.hints.resource.iter().cloned());
+        each(&task.hints.resource);
         cur = task.parent.filter(|&p| p != x);
         guard += 1;
         if guard > 1000 {
@@ -1617,14 +1630,13 @@ fn resources_of(doc: &Document, t: TaskIdx) -> Vec<String> {
         let Some(section) = doc.sections.get(s) else {
             break;
         };
-        set.extend(section.hints.resource.iter().cloned());
+        each(&section.hints.resource);
         sec = section.parent;
         guard += 1;
         if guard > 64 {
             break;
         }
     }
-    set.into_iter().collect()
 }
 
 /// `chain` = 1 + the longest chain among the nodes waiting for it, directly

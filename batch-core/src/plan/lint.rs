@@ -259,39 +259,47 @@ fn only_read(line: &str, path: &str) -> bool {
         || after.starts_with("#l")
         || (after.starts_with(':') && after[1..].starts_with(|c: char| c.is_ascii_digit()));
     let b = before.trim_end_matches(['`', '(', '[', '"', ' ', '*', '_']);
-    let reading_word = [
-        "see",
-        "read",
-        "reading",
-        "refer to",
-        "referring to",
-        "reference",
-        "references",
-        "per",
-        "according to",
-        "based on",
-        "described in",
-        "defined in",
-        "specified in",
-        "documented in",
-        "outlined in",
-        "listed in",
-        "following",
-        "follow",
-        "consult",
-        "review",
-        "as in",
-        "in line with",
-        "cf.",
-    ]
-    .iter()
-    .any(|w| {
-        [*w, &format!("{w} the"), &format!("{w}:")]
-            .iter()
-            .any(|x| b == *x || b.ends_with(&format!(" {x}")) || b.ends_with(&format!("({x}")))
-    });
+    let reading_word = READING_WORDS.iter().any(|w| ends_with_reading_word(b, w));
     line_range || reading_word
 }
+
+/// Whether `b` ends with `w`, `w the` or `w:`, as all of `b` or after a
+/// space or `(`: written without building the three phrases (this runs for
+/// every path of every task).
+fn ends_with_reading_word(b: &str, w: &str) -> bool {
+    ["", " the", ":"].iter().any(|tail| {
+        b.strip_suffix(tail)
+            .and_then(|rest| rest.strip_suffix(w))
+            .is_some_and(|pre| pre.is_empty() || pre.ends_with([' ', '(']))
+    })
+}
+
+/// Words that say a path that follows is only read.
+const READING_WORDS: &[&str] = &[
+    "see",
+    "read",
+    "reading",
+    "refer to",
+    "referring to",
+    "reference",
+    "references",
+    "per",
+    "according to",
+    "based on",
+    "described in",
+    "defined in",
+    "specified in",
+    "documented in",
+    "outlined in",
+    "listed in",
+    "following",
+    "follow",
+    "consult",
+    "review",
+    "as in",
+    "in line with",
+    "cf.",
+];
 
 /// File paths a piece of task text names: backticked spans and path-like
 /// words (`src/lib.rs`, `package.json`), placeholders and URLs left out.
@@ -517,6 +525,29 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+
+    #[test]
+    fn reading_words_are_found_as_the_phrases_were() {
+        // The check before it stopped building `w the`, `w:`, ` w`, `(w`.
+        let phrases = |b: &str, w: &str| {
+            [w.to_string(), format!("{w} the"), format!("{w}:")]
+                .iter()
+                .any(|x| b == x || b.ends_with(&format!(" {x}")) || b.ends_with(&format!("({x}")))
+        };
+        let befores = [
+            "", "x", " ", "(", "please ", "a(", "notsee", "xsee the", "the",
+        ];
+        let afters = ["", " the", ":", " the:", "s", " them", "the"];
+        for w in READING_WORDS {
+            for before in befores {
+                for after in afters {
+                    let b = format!("{before}{w}{after}");
+                    assert_eq!(ends_with_reading_word(&b, w), phrases(&b, w), "{b:?}");
+                }
+            }
+            assert_eq!(ends_with_reading_word("other", w), phrases("other", w));
+        }
+    }
     use crate::doc::Dialect;
     use crate::plan::PlanOptions;
     use crate::plan::testdoc::DocBuilder;

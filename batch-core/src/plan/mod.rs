@@ -13,7 +13,7 @@ mod testdoc;
 pub use lint::{attach_source_lines, check, check_document};
 pub use model::*;
 pub use ready::ReadyTracker;
-pub use render::{PlanFormat, render};
+pub use render::{PlanFormat, render, render_to};
 
 use crate::doc::Document;
 use crate::error::Diagnostics;

@@ -98,10 +98,48 @@ pub enum PlanFormat {
 /// Renders `plan` of `doc` in `format`.
 pub fn render(doc: &Document, plan: &Plan, format: PlanFormat) -> String {
     match format {
-        PlanFormat::Text => text(doc, plan),
+        PlanFormat::Text => {
+            let mut out = String::with_capacity(512 + plan.nodes.len() * 96);
+            text(doc, plan, &mut out, &mut |_| {});
+            out
+        }
         PlanFormat::Json => json(doc, plan),
         PlanFormat::Dot => dot(doc, plan),
         PlanFormat::Mermaid => mermaid(doc, plan),
+    }
+}
+
+/// Renders like [`render`], handing the text to `write` as it is made, in
+/// pieces of whole lines (about 64 KiB each; JSON, dot and mermaid in one
+/// piece) instead of building it whole: a 100,000-task plan is 7 MB of
+/// text. Stops at the first error `write` returns, and returns it.
+pub fn render_to(
+    doc: &Document,
+    plan: &Plan,
+    format: PlanFormat,
+    write: &mut dyn FnMut(&str) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    if format != PlanFormat::Text {
+        return write(&render(doc, plan, format));
+    }
+    const PIECE: usize = 64 * 1024;
+    let mut failed: Option<std::io::Error> = None;
+    let mut out = String::with_capacity(PIECE + 4096);
+    let mut flush = |out: &mut String| {
+        if out.len() >= PIECE {
+            if failed.is_none()
+                && let Err(e) = write(out)
+            {
+                failed = Some(e);
+            }
+            out.clear();
+        }
+    };
+    text(doc, plan, &mut out, &mut flush);
+    match failed {
+        Some(e) => Err(e),
+        None if out.is_empty() => Ok(()),
+        None => write(&out),
     }
 }
 
@@ -156,16 +194,43 @@ fn is_one_clean_line(s: &str) -> bool {
     if b.first() == Some(&b' ') || b.last() == Some(&b' ') {
         return false;
     }
-    let mut prev_space = false;
-    for &c in b {
-        // Other whitespace (tabs, line ends; anything non-ASCII may be
-        // Unicode whitespace) goes the long way.
-        if c >= 0x80 || (0x09..=0x0d).contains(&c) || (c == b' ' && prev_space) {
-            return false;
+    // Other whitespace (tabs, line ends; anything non-ASCII may be Unicode
+    // whitespace) and double spaces go the long way. Folded over plain
+    // slices without early exits, so the compiler checks many bytes per
+    // instruction.
+    let odd = b.iter().fold(false, |odd, &c| {
+        odd | (c >= 0x80) | (c.wrapping_sub(0x09) <= 4)
+    });
+    let tail = b.get(1..).unwrap_or_default();
+    let double = b
+        .iter()
+        .zip(tail)
+        .fold(false, |d, (&x, &y)| d | ((x == b' ') & (y == b' ')));
+    !odd && !double
+}
+
+/// Appends `n` right-aligned in `width` columns (`{n:>width$}` without the
+/// formatting machinery: once per line of a 100,000-line plan).
+fn push_padded(out: &mut String, n: usize, width: usize) {
+    const SPACES: &str = "                                ";
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
         }
-        prev_space = c == b' ';
     }
-    true
+    let mut pad = width.saturating_sub(digits.len() - at);
+    while pad > 0 {
+        let k = pad.min(SPACES.len());
+        out.push_str(&SPACES[..k]);
+        pad -= k;
+    }
+    out.push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {
@@ -207,7 +272,8 @@ fn push_short_name(out: &mut String, doc: &Document, plan: &Plan, node: usize) {
     let n = &plan.nodes[node];
     match doc.tasks.get(n.task).map(|t| t.id_source) {
         Some(IdSource::Slug) => {
-            let _ = write!(out, "#{}", n.order + 1);
+            out.push('#');
+            push_padded(out, n.order + 1, 0);
         }
         _ => out.push_str(&n.id),
     }
@@ -240,9 +306,9 @@ fn push_waits(out: &mut String, doc: &Document, plan: &Plan, node: usize) {
     }
 }
 
-fn text(doc: &Document, plan: &Plan) -> String {
-    // About a line per node: one allocation instead of doubling through megabytes.
-    let mut out = String::with_capacity(512 + plan.nodes.len() * 96);
+/// The text format, into `out`; `flush` is called after each task's line
+/// and may take what `out` holds so far (it always holds whole lines).
+fn text(doc: &Document, plan: &Plan, out: &mut String, flush: &mut dyn FnMut(&mut String)) {
     let file = doc
         .path
         .as_ref()
@@ -262,7 +328,7 @@ fn text(doc: &Document, plan: &Plan) -> String {
             out,
             "{file}: no checkboxes, so nothing to run (a task is a list item such as `- [ ] write the parser`)"
         );
-        return out;
+        return;
     }
     let _ = writeln!(
         out,
@@ -341,7 +407,9 @@ fn text(doc: &Document, plan: &Plan) -> String {
                 };
                 // Written in place: one line per node, trailing blanks cut.
                 let line_start = out.len();
-                let _ = write!(out, "    {:>num_width$}. ", n.order + 1);
+                out.push_str("    ");
+                push_padded(out, n.order + 1, num_width);
+                out.push_str(". ");
                 if id_width > 0 {
                     let _ = write!(out, "{id:<id_width$}  ");
                 }
@@ -350,7 +418,7 @@ fn text(doc: &Document, plan: &Plan) -> String {
                     let before = out.len();
                     out.push_str("  (waits for: ");
                     let names = out.len();
-                    push_waits(&mut out, doc, plan, i);
+                    push_waits(out, doc, plan, i);
                     if out.len() == names {
                         out.truncate(before);
                     } else {
@@ -360,6 +428,7 @@ fn text(doc: &Document, plan: &Plan) -> String {
                 let end = line_start + out[line_start..].trim_end().len();
                 out.truncate(end);
                 out.push('\n');
+                flush(out);
             }
         }
     }
@@ -415,8 +484,7 @@ fn text(doc: &Document, plan: &Plan) -> String {
             let _ = writeln!(out, "  {} other", plan.excluded.len() - listed);
         }
     }
-    prose_text(plan, &mut out);
-    out
+    prose_text(plan, out);
 }
 
 /// Why a wave has nothing to run: "3 done", "4 checks, not work".
@@ -822,6 +890,73 @@ mod tests {
         let doc = b.build();
         let plan = Plan::build(&doc, &PlanOptions::default()).expect("plans");
         (doc, plan)
+    }
+
+    #[test]
+    fn rendered_in_pieces_it_is_the_whole_render_and_a_write_error_stops_it() {
+        let mut md = String::from("# Big\n\n## Wave 1\n\n");
+        for i in 0..3000 {
+            md.push_str(&format!(
+                "- [ ] Implement item {i} of the module in `src/m/{i}.rs`\n"
+            ));
+        }
+        let doc = Document::parse(&md, &crate::doc::ParseOptions::default()).expect("parses");
+        let plan = Plan::build(&doc, &PlanOptions::default()).expect("plans");
+        for format in [PlanFormat::Text, PlanFormat::Json, PlanFormat::Dot] {
+            let whole = render(&doc, &plan, format);
+            let mut pieces = Vec::new();
+            render_to(&doc, &plan, format, &mut |p| {
+                pieces.push(p.to_string());
+                Ok(())
+            })
+            .expect("no write fails");
+            assert_eq!(pieces.concat(), whole);
+            if format == PlanFormat::Text {
+                assert!(pieces.len() > 1, "{} bytes in one piece", whole.len());
+                assert!(pieces.iter().all(|p| p.ends_with('\n')), "whole lines");
+            }
+        }
+        let mut calls = 0;
+        let e = render_to(&doc, &plan, PlanFormat::Text, &mut |_| {
+            calls += 1;
+            Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+        })
+        .expect_err("the write error comes back");
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe);
+        assert_eq!(calls, 1, "nothing written after the first error");
+    }
+
+    #[test]
+    fn padded_numbers_match_the_formatter() {
+        for n in [0, 1, 9, 10, 99, 100, 12_345, usize::MAX] {
+            for width in [0, 1, 2, 5, 19, 20, 21, 24, 31, 32, 33, 70] {
+                let mut out = String::new();
+                push_padded(&mut out, n, width);
+                assert_eq!(out, format!("{n:>width$}"));
+            }
+        }
+    }
+
+    #[test]
+    fn a_clean_line_is_what_short_keeps_as_it_is() {
+        for s in [
+            "a b",
+            "a  b",
+            " a",
+            "a ",
+            "a\tb",
+            "a\nb",
+            "caf\u{e9}",
+            "",
+            "x",
+            "a b c d",
+            "a\u{b}b",
+            "a\rb",
+            "a\u{c}b",
+        ] {
+            let words = s.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert_eq!(is_one_clean_line(s), s.is_ascii() && words == s, "{s:?}");
+        }
     }
 
     #[test]
