@@ -139,6 +139,50 @@ fn clean_value(value: &mut serde_json::Value) -> bool {
     }
 }
 
+/// Whether the JSON text `json` may hold a string [`text`] would change:
+/// JSON escapes `\r`, `\b`, `\f` and other C0 controls as `\u00XX` (a
+/// `\n` or `\t` is kept by [`text`]) and leaves DEL, C1 and the bidi and
+/// separator characters as they are. May say yes for text that is safe
+/// (an ESC of a colour code); never says no for text that is not.
+fn json_may_be_unsafe(json: &[u8]) -> bool {
+    // The usual event: ASCII with no backslash and no DEL, found 16 bytes
+    // at a time (a loop without an early exit is vectorised).
+    let suspect = |c: &[u8]| c.iter().fold(false, |a, &b| a | (b == b'\\') | (b == 0x7f));
+    if json.is_ascii() && !json.chunks(16).any(suspect) {
+        return false;
+    }
+    let mut bytes = json.iter().copied();
+    while let Some(b) = bytes.next() {
+        if b == b'\\' && !matches!(bytes.next(), Some(b'"' | b'\\' | b'/' | b'n' | b't')) {
+            return true;
+        }
+    }
+    // Raw controls cannot be in JSON text; the others are checked as bytes.
+    std::str::from_utf8(json).is_ok_and(has_unsafe_bytes)
+}
+
+/// Whether `v` may hold a string [`text`] would change, from its JSON
+/// text written into a buffer kept per thread: no value tree is built for
+/// the usual event, whose strings are all safe.
+fn may_be_unsafe<T: serde::Serialize>(v: &T) -> bool {
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    BUF.with(|buf| {
+        let Ok(mut buf) = buf.try_borrow_mut() else {
+            return true;
+        };
+        buf.clear();
+        let unsafe_ =
+            serde_json::to_writer(&mut *buf, v).map_or(true, |()| json_may_be_unsafe(&buf));
+        if buf.capacity() > 1 << 16 {
+            // A whole run's report: not kept for the events that follow.
+            *buf = Vec::new();
+        }
+        unsafe_
+    })
+}
+
 /// `v` with every string in it passed through [`text`] (every field of every
 /// variant, including ones added later), through its JSON form. Borrows when
 /// nothing needs changing or the round trip is not possible.
@@ -146,6 +190,9 @@ pub fn value<T>(v: &T) -> Cow<'_, T>
 where
     T: Clone + serde::Serialize + serde::de::DeserializeOwned,
 {
+    if !may_be_unsafe(v) {
+        return Cow::Borrowed(v);
+    }
     let Ok(mut value) = serde_json::to_value(v) else {
         return Cow::Borrowed(v);
     };
@@ -216,6 +263,26 @@ mod tests {
         let s = "line one\n\tline two — ✓ naïve 日本";
         assert!(matches!(text(s), Cow::Borrowed(_)));
         assert_eq!(text(s), s);
+    }
+
+    #[test]
+    fn the_json_check_finds_every_string_text_would_change() {
+        let chars = (0..0x3100u32)
+            .chain(0xfe00..0x10000)
+            .chain([0x1f600, 0x10ffff])
+            .filter_map(char::from_u32);
+        for c in chars {
+            let s = format!("a{c}b");
+            let v = serde_json::json!({ "k": [s.clone()], "other": "x\\r\\\"" });
+            if matches!(text(&s), Cow::Owned(_)) {
+                assert!(may_be_unsafe(&v), "U+{:04X}", c as u32);
+            }
+        }
+        // An escaped backslash before a letter is no escape of a control.
+        assert!(!may_be_unsafe(
+            &serde_json::json!({ "k": "C:\\recent\\b\\file \"q\"\n\t" })
+        ));
+        assert!(may_be_unsafe(&serde_json::json!({ "k": "a\rb" })));
     }
 
     #[test]

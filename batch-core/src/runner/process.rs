@@ -59,6 +59,10 @@ pub(crate) const TAIL_LINES: usize = super::OUTPUT_TAIL_LINES;
 const TAIL_BYTES: usize = 8 * 1024;
 /// How long output left in the pipes is still read after the child exited.
 pub(crate) const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+/// The first read of each output stream takes at most this many bytes.
+const FIRST_READ: usize = 1000;
+/// A stream that fills its first read is then read this much at a time.
+const READ_BUF: usize = 8192;
 /// How often the progress file is checked for new lines.
 const PROGRESS_POLL: Duration = Duration::from_millis(100);
 
@@ -72,7 +76,9 @@ pub(crate) struct ProcessCommand {
     /// The folder to run in (`None`: the current one).
     pub(crate) workdir: Option<PathBuf>,
     /// A file whose appended lines are streamed as [`Stream::ProgressFile`].
-    /// It is created empty before the child starts.
+    /// Its folder is made if missing; the file itself is the child's to
+    /// create (with its first append), so a child that reports no progress
+    /// leaves none.
     pub(crate) progress_file: Option<PathBuf>,
     /// Bytes written to the child's stdin, which is then closed (`None`: `/dev/null`).
     pub(crate) stdin: Option<Vec<u8>>,
@@ -179,18 +185,16 @@ where
     let mut log = LogFile::open(ctx.log_path.as_deref(), ctx);
 
     if let Some(pf) = &cmd.progress_file {
-        // Its folder is usually there (the attempt's log folder): made only
-        // when the file cannot be created without it.
-        let mut made = std::fs::write(pf, b"");
-        if made
-            .as_ref()
-            .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
-            && let Some(dir) = pf.parent().filter(|d| !d.as_os_str().is_empty())
+        // The child creates the file with its first append: creating it
+        // here cost a new inode per attempt (on ext4 without a journal,
+        // where recently freed inodes are skipped, the largest single cost
+        // of a short task), and left an empty file behind per attempt. Only
+        // its folder must be there (usually the attempt's `logs/`, made by
+        // `store::prepare_log`: one `stat`).
+        if let Some(dir) = pf.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.is_dir()
+            && let Err(e) = std::fs::create_dir_all(dir)
         {
-            let _ = std::fs::create_dir_all(dir);
-            made = std::fs::write(pf, b"");
-        }
-        if let Err(e) = made {
             ctx.progress
                 .line(format!("cannot create progress file {}: {e}", pf.display()));
         }
@@ -275,8 +279,12 @@ where
         .as_ref()
         .map(|p| ProgressFileReader::new(p.clone()));
     let mut tail = Tail::default();
-    let mut obuf = vec![0u8; 8192];
-    let mut ebuf = vec![0u8; 8192];
+    // Small at first (most subagents print little; a buffer this size comes
+    // from malloc's per-thread cache, where 8 KiB of zeroed memory cost a
+    // `memset` and a heap consolidation per attempt), grown by a read that
+    // fills it.
+    let mut obuf = Vec::with_capacity(FIRST_READ);
+    let mut ebuf = Vec::with_capacity(FIRST_READ);
 
     let progress = ctx.progress.clone();
     let on_cluster = slurm.is_some();
@@ -328,7 +336,7 @@ where
     let mut kill_at: Option<Instant> = None;
     let mut killed = false;
     let mut drain_until: Option<Instant> = None;
-    // The file was just created empty: the first look is one period on.
+    // Nothing can have been appended yet: the first look is one period on.
     let mut poll = tokio::time::interval_at(Instant::now() + PROGRESS_POLL, PROGRESS_POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let far = Instant::now() + Duration::from_secs(86400 * 365);
@@ -341,14 +349,14 @@ where
         tokio::select! {
             biased;
             r = read_some(&mut out, &mut obuf), if out.is_some() => match r {
-                Some(n) => out_split.push(&obuf[..n], |l| emit(Stream::Stdout, l, &mut log, &mut tail)),
+                Some(()) => out_split.push(&obuf, |l| emit(Stream::Stdout, l, &mut log, &mut tail)),
                 None => {
                     out = None;
                     out_split.finish(|l| emit(Stream::Stdout, l, &mut log, &mut tail));
                 }
             },
             r = read_some(&mut err, &mut ebuf), if err.is_some() => match r {
-                Some(n) => err_split.push(&ebuf[..n], |l| emit(Stream::Stderr, l, &mut log, &mut tail)),
+                Some(()) => err_split.push(&ebuf, |l| emit(Stream::Stderr, l, &mut log, &mut tail)),
                 None => {
                     err = None;
                     err_split.finish(|l| emit(Stream::Stderr, l, &mut log, &mut tail));
@@ -422,11 +430,19 @@ where
     })
 }
 
-async fn read_some<R: AsyncRead + Unpin>(reader: &mut Option<R>, buf: &mut [u8]) -> Option<usize> {
+/// Reads what is there into `buf` (replacing its contents); `None` at the
+/// end or on an error. A read that filled `buf` grows it to [`READ_BUF`].
+async fn read_some<R: AsyncRead + Unpin>(reader: &mut Option<R>, buf: &mut Vec<u8>) -> Option<()> {
     let r = reader.as_mut()?;
-    match r.read(buf).await {
+    let grow = buf.len() == buf.capacity() && buf.capacity() < READ_BUF;
+    buf.clear();
+    if grow {
+        buf.reserve_exact(READ_BUF);
+    }
+    // Into the spare capacity: no zeroing.
+    match r.read_buf(buf).await {
         Ok(0) | Err(_) => None,
-        Ok(n) => Some(n),
+        Ok(_) => Some(()),
     }
 }
 
@@ -811,8 +827,8 @@ impl ProgressFileReader {
     fn read_new(&mut self) -> Vec<u8> {
         use std::io::{Read, Seek, SeekFrom};
         // One `stat` when nothing was appended (most looks, and every look
-        // for a subagent that writes no progress): the file is opened only
-        // to read.
+        // for a subagent that writes no progress, which never creates the
+        // file): the file is opened only to read.
         let Ok(len) = std::fs::metadata(&self.path).map(|m| m.len()) else {
             return Vec::new();
         };

@@ -99,12 +99,28 @@ pub fn make_state_dir(dir: &Path) -> Result<(), crate::error::StoreError> {
 /// Makes each of `levels` in turn (a parent before its child) if missing,
 /// and checks it is a folder of the user's before going on: `mkdir` never
 /// follows a symlink at the name it makes, and one already there is refused.
+/// A level that is already there costs one `lstat` (no `mkdir`).
 pub(crate) fn make_own_dirs<'a>(
     levels: impl IntoIterator<Item = &'a Path>,
 ) -> Result<(), crate::error::StoreError> {
     for level in levels {
+        match std::fs::symlink_metadata(level) {
+            Ok(m) => {
+                own_dir(level, &m)?;
+                continue;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(crate::error::StoreError::io(
+                    level,
+                    "cannot use the state folder",
+                    e,
+                ));
+            }
+        }
         match std::fs::create_dir(level) {
             Ok(()) => {}
+            // Made meanwhile (by another attempt, or planted): checked below.
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => {
                 return Err(crate::error::StoreError::io(
@@ -144,9 +160,14 @@ pub(crate) fn make_private_dir(dir: &Path) -> Result<(), crate::error::StoreErro
 
 /// `path` is a folder (not a symlink to one) owned by the effective user.
 pub(crate) fn check_own_dir(path: &Path) -> Result<(), crate::error::StoreError> {
-    use std::os::unix::fs::MetadataExt;
     let m = std::fs::symlink_metadata(path)
         .map_err(|e| crate::error::StoreError::io(path, "cannot use the state folder", e))?;
+    own_dir(path, &m)
+}
+
+/// [`check_own_dir`] on metadata already read with `lstat`.
+fn own_dir(path: &Path, m: &std::fs::Metadata) -> Result<(), crate::error::StoreError> {
+    use std::os::unix::fs::MetadataExt;
     // SAFETY: geteuid has no preconditions and cannot fail.
     let me = unsafe { libc::geteuid() };
     let why = if m.file_type().is_symlink() {
@@ -195,16 +216,24 @@ pub fn progress_path(log: &Path) -> PathBuf {
 /// mdbatch write or delete elsewhere (removing a symlink removes the link,
 /// not its target). The log's own folder (`logs/<id>/`) is made by the
 /// runner when the first line arrives.
+///
+/// Three system calls in the common case (an `lstat` of `logs/` and of
+/// `logs/<id>/`, and one `unlink` of a progress file that is not there):
+/// a log can only be stale where its folder exists, so a task that never
+/// printed has none to remove.
 pub fn prepare_log(log: &Path) -> Result<(), crate::error::StoreError> {
     let Some(dir) = log.parent() else {
         return Ok(());
     };
-    if let Some(logs) = dir.parent() {
+    if let Some(logs) = dir.parent().filter(|l| !l.as_os_str().is_empty()) {
         make_own_dirs([logs])?;
     }
-    match std::fs::symlink_metadata(dir) {
-        Ok(_) => check_own_dir(dir)?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+    let stale_log = match std::fs::symlink_metadata(dir) {
+        Ok(m) => {
+            own_dir(dir, &m)?;
+            true
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
         Err(e) => {
             return Err(crate::error::StoreError::io(
                 dir,
@@ -212,14 +241,19 @@ pub fn prepare_log(log: &Path) -> Result<(), crate::error::StoreError> {
                 e,
             ));
         }
-    }
-    for stale in [log.to_path_buf(), progress_path(log)] {
-        match std::fs::remove_file(&stale) {
+    };
+    let progress = progress_path(log);
+    let stale = stale_log
+        .then_some(log)
+        .into_iter()
+        .chain([progress.as_path()]);
+    for stale in stale {
+        match std::fs::remove_file(stale) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
                 return Err(crate::error::StoreError::io(
-                    &stale,
+                    stale,
                     "cannot remove a stale log",
                     e,
                 ));

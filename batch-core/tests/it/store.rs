@@ -581,6 +581,37 @@ fn a_symlink_planted_at_a_log_folder_makes_no_write_or_delete_elsewhere() {
 }
 
 #[test]
+fn an_earlier_runs_log_and_progress_of_the_same_attempt_are_removed_and_others_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join(".mdbatch").join("task.md");
+    std::fs::create_dir_all(&state).unwrap();
+    // A first attempt: `logs/` is made, nothing else.
+    let fresh = batch_core::store::log_path(&state, "fresh", 1);
+    batch_core::store::prepare_log(&fresh).unwrap();
+    assert!(state.join("logs").is_dir());
+    assert!(!fresh.parent().unwrap().exists());
+    // An earlier run's attempt 1 of `a` left its log and its progress file;
+    // its attempt 2 and another task's files stay.
+    let log = batch_core::store::log_path(&state, "a", 1);
+    let progress = batch_core::store::progress_path(&log);
+    let second = batch_core::store::log_path(&state, "a", 2);
+    let other = batch_core::store::progress_path(&batch_core::store::log_path(&state, "b", 1));
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    for p in [&log, &progress, &second, &other] {
+        std::fs::write(p, b"old").unwrap();
+    }
+    batch_core::store::prepare_log(&log).unwrap();
+    assert!(!log.exists() && !progress.exists());
+    assert!(second.exists() && other.exists());
+    // A progress file left by a task that never printed (no log folder).
+    let quiet = batch_core::store::log_path(&state, "quiet", 1);
+    let quiet_progress = batch_core::store::progress_path(&quiet);
+    std::fs::write(&quiet_progress, b"old").unwrap();
+    batch_core::store::prepare_log(&quiet).unwrap();
+    assert!(!quiet_progress.exists());
+}
+
+#[test]
 fn journal_lines_are_durable_when_a_sync_returns() {
     let dir = tempfile::tempdir().unwrap();
     let mut j = journal::Journal::open(dir.path(), "run").unwrap();

@@ -5,7 +5,8 @@
 //! ours runs, and a subagent with its children and grandchildren (the
 //! agent's shell commands, test runners, servers) would live on. So the
 //! first spawn starts one reaper per mdbatch process: `/bin/sh` running
-//! [`SCRIPT`], in a process group of its own (Ctrl-C does not reach it),
+//! [`SCRIPT`] (with `awk` reading the registrations where there is one), in
+//! a process group of its own (Ctrl-C does not reach it),
 //! ignoring SIGINT/SIGTERM/SIGHUP, reading a pipe whose only write end is
 //! mdbatch's.
 //!
@@ -68,27 +69,50 @@ use std::time::Duration;
 pub(crate) const TOKEN_VAR: &str = "MDBATCH_REAPER_TOKEN";
 
 /// The reaper's program (argument: the token; input: registrations).
+///
+/// The registrations are only acted on at end-of-file, so they are read by
+/// `awk`, which reads its input in blocks: a shell's `read` takes one
+/// `read` call per byte from a pipe (about 22 per task) and interprets a
+/// loop per line. Without `awk`, the shell reads them itself. Either way
+/// the state left at end-of-file is `GRACE PENDING PGID...`.
 const SCRIPT: &str = r#"trap '' INT TERM HUP QUIT PIPE
 tok=$1
-grace=1
-pending=0
-n=0
-longer() { case "$1" in ''|*[!0-9]*) ;; *) [ "$1" -gt "$grace" ] && grace=$1 ;; esac; }
-while read -r op pg g; do
-  case "$op" in
-    '?') pending=$((pending+1)); longer "$pg"; continue ;;
-    '!') [ "$pending" -gt 0 ] && pending=$((pending-1)); continue ;;
-  esac
-  case "$pg" in ''|*[!0-9]*) continue ;; esac
-  case "$op" in
-    +) eval "g_$pg=1"; n=$((n+1)); longer "$g" ;;
-    =) eval "g_$pg=1"; n=$((n+1)); [ "$pending" -gt 0 ] && pending=$((pending-1)) ;;
-    -) eval "t=\${g_$pg:-}"; [ -n "$t" ] && n=$((n-1)); unset "g_$pg" ;;
-  esac
-done
-# The common end: nothing registered, nothing pending (no subshell, no sed).
-[ "$n" -le 0 ] && [ "$pending" -eq 0 ] && exit 0
-groups=$(set | sed -n 's/^g_\([0-9][0-9]*\)=.*/\1/p')
+if command -v awk >/dev/null 2>&1; then
+  state=$(awk '
+    function longer(x) { if (x ~ /^[0-9]+$/ && x + 0 > grace) grace = x + 0 }
+    BEGIN { grace = 1; pending = 0 }
+    $1 == "?" { pending++; longer($2); next }
+    $1 == "!" { if (pending > 0) pending--; next }
+    $2 !~ /^[0-9]+$/ { next }
+    $1 == "+" { g[$2] = 1; longer($3); next }
+    $1 == "=" { g[$2] = 1; if (pending > 0) pending--; next }
+    $1 == "-" { delete g[$2]; next }
+    END { s = grace " " pending; for (p in g) s = s " " p; print s }
+  ') || state="100 1"
+else
+  grace=1
+  pending=0
+  longer() { case "$1" in ''|*[!0-9]*) ;; *) [ "$1" -gt "$grace" ] && grace=$1 ;; esac; }
+  while read -r op pg g; do
+    case "$op" in
+      '?') pending=$((pending+1)); longer "$pg"; continue ;;
+      '!') [ "$pending" -gt 0 ] && pending=$((pending-1)); continue ;;
+    esac
+    case "$pg" in ''|*[!0-9]*) continue ;; esac
+    case "$op" in
+      +) eval "g_$pg=1"; longer "$g" ;;
+      =) eval "g_$pg=1"; [ "$pending" -gt 0 ] && pending=$((pending-1)) ;;
+      -) unset "g_$pg" ;;
+    esac
+  done
+  state="$grace $pending $(set | sed -n 's/^g_\([0-9][0-9]*\)=.*/\1/p')"
+fi
+set -- $state
+grace=${1:-100}
+pending=${2:-1}
+if [ $# -ge 2 ]; then shift 2; else set --; fi
+groups="$*"
+# The common end: nothing registered, nothing pending.
 [ -z "$groups" ] && [ "$pending" -eq 0 ] && exit 0
 scan() {
   for f in $(grep -lsxzF "MDBATCH_REAPER_TOKEN=$tok" /proc/[0-9]*/environ 2>/dev/null); do
@@ -399,6 +423,80 @@ while :; do sleep 1; done
             survivors.is_empty(),
             "outlived their parent, which died before registering them: {survivors:?}"
         );
+    }
+
+    /// Runs [`SCRIPT`] with `path` as its PATH, registers one group and
+    /// unregisters another, closes its input as a dying mdbatch would, and
+    /// returns how the two groups' leaders fared.
+    fn reap_with_path(path: &std::ffi::OsStr) -> (Option<i32>, bool) {
+        use std::io::Write;
+        use std::os::unix::process::{CommandExt, ExitStatusExt};
+        let victim = || {
+            Command::new("sleep")
+                .arg("1000")
+                .process_group(0)
+                .stdin(Stdio::null())
+                .spawn()
+                .unwrap()
+        };
+        let (mut registered, mut unregistered) = (victim(), victim());
+        let (read, mut write) = std::io::pipe().unwrap();
+        let mut reaper = Command::new("/bin/sh")
+            .args(["-c", SCRIPT, "mdbatch-reaper", "test-token"])
+            .env_clear()
+            .env("PATH", path)
+            .stdin(read)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let (a, b) = (registered.id(), unregistered.id());
+        write
+            .write_all(format!("? 1\n= {a}\n? 1\n= {b}\n- {b}\n? 1\n!\n").as_bytes())
+            .unwrap();
+        drop(write);
+        assert!(reaper.wait().unwrap().success());
+        // The registered leader was signalled before the reaper ended (it
+        // then waits out the grace on the zombie, which only its parent —
+        // this test — can reap); the limit only bounds a failing test.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let pid = registered.id();
+        std::thread::spawn(move || {
+            let _ = tx.send(registered.wait().map(|s| s.signal()));
+        });
+        let signal = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(s) => s.unwrap(),
+            Err(_) => {
+                // SAFETY: kill(2) on the process this test started.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                None
+            }
+        };
+        let spared = unregistered.try_wait().unwrap().is_none();
+        let _ = unregistered.kill();
+        let _ = unregistered.wait();
+        (signal, spared)
+    }
+
+    #[test]
+    fn the_reaper_stops_registered_groups_only_whether_awk_reads_its_input_or_the_shell() {
+        let system = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
+        // Without awk: a folder with only the other tools the program uses.
+        let bare = tempfile::tempdir().unwrap();
+        for tool in ["sed", "grep", "sleep"] {
+            let found = std::env::split_paths(&system)
+                .map(|d| d.join(tool))
+                .find(|p| p.is_file())
+                .unwrap_or_else(|| panic!("{tool} is not on PATH"));
+            std::os::unix::fs::symlink(found, bare.path().join(tool)).unwrap();
+        }
+        for path in [system.as_os_str(), bare.path().as_os_str()] {
+            assert_eq!(
+                reap_with_path(path),
+                (Some(libc::SIGTERM), true),
+                "PATH={path:?}"
+            );
+        }
     }
 
     #[test]
