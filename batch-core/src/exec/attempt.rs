@@ -130,9 +130,10 @@ async fn run_attempt_full(
     let mut ctx = ctx;
     if let Some(log) = ctx.log_path.clone() {
         // Its folder made (never through a planted symlink) and a log of the
-        // same attempt number left by an earlier run removed.
-        let prepared = tokio::task::spawn_blocking(move || crate::store::prepare_log(&log)).await;
-        if let Ok(Err(e)) = prepared {
+        // same attempt number left by an earlier run removed: about three
+        // metadata calls, made here like the spawn that follows (a trip
+        // through the blocking pool cost two thread switches per task).
+        if let Err(e) = crate::store::prepare_log(&log) {
             ctx.progress.line(format!(
                 "{}; this attempt is not logged",
                 crate::util::with_causes(&e)
