@@ -46,8 +46,52 @@ def log(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
-def run_timed(argv, cwd=None, stdin_data=None, env=None, stdout=subprocess.DEVNULL):
-    """Run argv, return (seconds, max_rss_kib, returncode)."""
+RSS_PROBE_C = r"""
+#include <stdio.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+/* rss_probe OUT PROG ARGS...: runs PROG, writes its peak RSS (KiB) to OUT,
+   exits with its status. A child forked by Python starts with Python's
+   whole RSS counted as its peak; one forked from this small program does
+   not. */
+int main(int argc, char **argv) {
+    if (argc < 3) return 125;
+    pid_t pid = fork();
+    if (pid < 0) return 126;
+    if (pid == 0) { execvp(argv[2], argv + 2); _exit(127); }
+    int st; struct rusage ru;
+    if (wait4(pid, &st, 0, &ru) < 0) return 126;
+    FILE *f = fopen(argv[1], "w");
+    if (f) { fprintf(f, "%ld\n", ru.ru_maxrss); fclose(f); }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+"""
+RSS_PROBE = None
+
+
+def build_rss_probe(d):
+    """Compile the RSS probe with gcc (None, with a note, without gcc)."""
+    global RSS_PROBE
+    src = os.path.join(d, "rss_probe.c")
+    with open(src, "w") as f:
+        f.write(RSS_PROBE_C)
+    out = os.path.join(d, "rss_probe")
+    if shutil.which("gcc") and subprocess.run(["gcc", "-O2", "-o", out, src]).returncode == 0:
+        RSS_PROBE = out
+    else:
+        log("note: no gcc; peak RSS figures include Python's own memory at fork")
+
+
+def run_timed(argv, cwd=None, stdin_data=None, env=None, stdout=subprocess.DEVNULL, probe=False):
+    """Run argv, return (seconds, max_rss_kib, returncode). With probe, the
+    peak RSS comes from the RSS probe (one more fork+exec, so only where
+    that is negligible against the time measured)."""
+    rss_file = None
+    if probe and RSS_PROBE:
+        fd, rss_file = tempfile.mkstemp(prefix="mdbatch-rss-")
+        os.close(fd)
+        argv = [RSS_PROBE, rss_file] + list(argv)
     start = time.perf_counter()
     proc = subprocess.Popen(
         argv,
@@ -63,7 +107,20 @@ def run_timed(argv, cwd=None, stdin_data=None, env=None, stdout=subprocess.DEVNU
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return elapsed, usage.ru_maxrss, proc.returncode
+    rss = usage.ru_maxrss
+    if rss_file:
+        try:
+            with open(rss_file) as f:
+                rss = int(f.read().strip() or 0)
+        except (OSError, ValueError):
+            pass
+        os.unlink(rss_file)
+    return elapsed, rss, proc.returncode
+
+
+def peak_rss(runs, argv, cwd=None, env=None):
+    """The largest peak RSS (KiB) over runs, through the probe."""
+    return max(run_timed(argv, cwd=cwd, env=env, probe=True)[1] for _ in range(runs))
 
 
 def median_of(runs, fn):
@@ -148,7 +205,10 @@ def bench_per_task(mdbatch, sizes, jobs_list, runs, table, have_parallel, keep_d
                 with open(path, "w") as f:
                     f.write(flat_taskfile(n))
                 t, m, rc = run_timed(
-                    [mdbatch, "run", path, "--cmd", "true", "-j", str(jobs)], cwd=d, env=env
+                    [mdbatch, "run", path, "--cmd", "true", "-j", str(jobs)],
+                    cwd=d,
+                    env=env,
+                    probe=True,
                 )
                 if rc != 0:
                     log(f"warning: mdbatch exited {rc} on {work}")
@@ -262,7 +322,10 @@ def bench_chatty(mdbatch, runs, table, mb):
             f.write(text)
         shutil.rmtree(os.path.join(d, ".mdbatch"), ignore_errors=True)
         t, m, rc = run_timed(
-            [mdbatch, "run", path, "--cmd", f"python3 {gen}", "-j", "8"], cwd=d, env=env
+            [mdbatch, "run", path, "--cmd", f"python3 {gen}", "-j", "8"],
+            cwd=d,
+            env=env,
+            probe=True,
         )
         if rc != 0:
             log(f"warning: mdbatch exited {rc} on the chatty run")
@@ -323,8 +386,10 @@ def bench_plan(mdbatch, bare, runs, table):
             t, m, _ = run_timed([bare, path])
             return t, m
 
-        t_o, rss_o = median_of(runs, ours)
-        t_p, rss_p = median_of(runs, peer)
+        t_o, _ = median_of(runs, ours)
+        t_p, _ = median_of(runs, peer)
+        rss_o = peak_rss(runs, [mdbatch, "plan", path], env=env_plain())
+        rss_p = peak_rss(runs, [bare, path])
         table.add(f"plan of {n} tasks (whole process)", t_o, "bare pass", t_p, target=1.5)
         print(
             f"  peak RSS: mdbatch plan {rss_o / 1024:.1f} MiB, bare {rss_p / 1024:.1f} MiB,"
@@ -364,7 +429,9 @@ def bench_status_logs(mdbatch, n, runs):
         with open(path, "w") as f:
             f.write(flat_taskfile(n))
         log(f"running {n} x true at -j 8 for its journal")
-        t, m, rc = run_timed([mdbatch, "run", path, "--cmd", "true", "-j", "8"], cwd=d, env=env)
+        t, m, rc = run_timed(
+            [mdbatch, "run", path, "--cmd", "true", "-j", "8"], cwd=d, env=env, probe=True
+        )
         if rc != 0:
             log(f"warning: mdbatch exited {rc} on the {n}-task run")
         journal = os.path.join(d, ".mdbatch", "task.md", "journal.jsonl")
@@ -415,6 +482,8 @@ def main():
     args = ap.parse_args()
 
     mdbatch, bare = build(args)
+    probe_dir = tempfile.mkdtemp(prefix="mdbatch-probe-")
+    build_rss_probe(probe_dir)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     jobs = [int(s) for s in args.jobs.split(",") if s]
     parts = set(args.only.split(","))
@@ -436,6 +505,7 @@ def main():
         shutil.rmtree(run_dir, ignore_errors=True)
     if "status" in parts:
         bench_status_logs(mdbatch, args.journal_tasks, args.runs)
+    shutil.rmtree(probe_dir, ignore_errors=True)
     missed = [r for r in table.rows if r[5] is not None and r[4] > r[5]]
     print(f"\n{len(table.rows)} ratios, {len(missed)} above their target", flush=True)
 
