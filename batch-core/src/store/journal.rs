@@ -500,7 +500,7 @@ pub fn parse(bytes: &[u8]) -> JournalRead {
 pub fn parse_task(bytes: &[u8], id: &str) -> JournalRead {
     let mut out = JournalRead::default();
     for line in lines(bytes) {
-        let entry = match serde_json::from_slice::<RawLine<'_>>(line) {
+        let entry = match raw_line(line) {
             Ok(raw) => {
                 if raw.record().is_none() {
                     out.skipped_lines += 1;
@@ -531,7 +531,7 @@ pub fn parse_task(bytes: &[u8], id: &str) -> JournalRead {
 /// reader when that fails (a field of an unexpected type on a record that
 /// does not use it), so both accept the same lines.
 fn read_line(line: &[u8]) -> Option<JournalEntry> {
-    match serde_json::from_slice::<RawLine<'_>>(line) {
+    match raw_line(line) {
         Ok(raw) => raw.into_entry(),
         Err(_) => serde_json::from_slice::<JournalEntry>(line).ok(),
     }
@@ -563,7 +563,7 @@ pub(crate) fn summarize(state_dir: &Path) -> Result<Summarized, StoreError> {
     let mut skipped = 0;
     let mut fold_lines = |bytes: &[u8]| {
         for line in lines(bytes) {
-            match serde_json::from_slice::<RawLine<'_>>(line) {
+            match raw_line(line) {
                 Ok(raw) => match raw.record() {
                     Some(r) => fold.push(&raw.ts, &raw.run_id, r),
                     None => skipped += 1,
@@ -613,7 +613,7 @@ pub(crate) fn summarize(state_dir: &Path) -> Result<Summarized, StoreError> {
 /// can: the fast path of [`parse`] and [`JournalSummary::load`]. Serde's
 /// internally tagged enum with a flattened envelope buffers every line into a
 /// generic tree first; this reads the line once, into fixed fields.
-#[derive(Deserialize)]
+#[derive(Deserialize, Default, Debug, PartialEq)]
 struct RawLine<'a> {
     v: u32,
     #[serde(borrow)]
@@ -656,6 +656,191 @@ struct RawLine<'a> {
     commit: Option<Cow<'a, str>>,
     #[serde(default)]
     summary: Option<RunSummary>,
+}
+
+/// A line read into fixed fields: by [`flat_line`] when it has the shape the
+/// writer gives every common record, else by serde.
+fn raw_line(line: &[u8]) -> Result<RawLine<'_>, ()> {
+    match flat_line(line) {
+        Some(raw) => Ok(raw),
+        None => serde_json::from_slice::<RawLine<'_>>(line).map_err(|_| ()),
+    }
+}
+
+/// Reads a line of the shape the writer gives the common records: one flat
+/// object, no white space, keys among [`RawLine`]'s at most once each,
+/// strings without escapes or control characters, unsigned integers
+/// without leading zeros, `null`, and the three attempt outcomes. `None`
+/// for anything else (an escape, a nested `usage`, an error `kind`, a key it
+/// does not know): serde reads those, so the two always agree (checked
+/// against serde on every line of the tests' journals).
+fn flat_line<'a>(line: &'a [u8]) -> Option<RawLine<'a>> {
+    enum Value<'a> {
+        Str(&'a str),
+        Num(u64),
+        Null,
+    }
+    let text = std::str::from_utf8(line).ok()?;
+    let b = text.as_bytes();
+    let mut i = 0;
+    let mut out = RawLine::default();
+    let mut seen: u32 = 0;
+    // A string at b[i] (its opening quote): its contents, i past its close.
+    let string = |i: &mut usize| -> Option<&str> {
+        if b.get(*i) != Some(&b'"') {
+            return None;
+        }
+        let start = *i + 1;
+        let len = memchr::memchr(b'"', b.get(start..)?)?;
+        let s = &b[start..start + len];
+        if s.iter().any(|&c| c == b'\\' || c < 0x20) {
+            return None;
+        }
+        *i = start + len + 1;
+        text.get(start..start + len)
+    };
+    if b.first() != Some(&b'{') {
+        return None;
+    }
+    i += 1;
+    let mut have_v = false;
+    loop {
+        let key = string(&mut i)?;
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        i += 1;
+        let value = match b.get(i)? {
+            b'"' => Value::Str(string(&mut i)?),
+            b'n' if b.get(i..i + 4) == Some(b"null") => {
+                i += 4;
+                Value::Null
+            }
+            b'0' if b.get(i + 1).is_some_and(u8::is_ascii_digit) => return None,
+            c if c.is_ascii_digit() => {
+                let len = b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+                let n: u64 = text.get(i..i + len)?.parse().ok()?;
+                i += len;
+                Value::Num(n)
+            }
+            _ => return None,
+        };
+        let str_of = |v: &Value<'a>| match v {
+            Value::Str(s) => Some(Cow::Borrowed(*s)),
+            _ => None,
+        };
+        let opt_str = |v: &Value<'a>| match v {
+            Value::Str(s) => Some(Some(Cow::Borrowed(*s))),
+            Value::Null => Some(None),
+            Value::Num(_) => None,
+        };
+        let opt_num = |v: &Value<'_>| match v {
+            Value::Num(n) => Some(Some(*n)),
+            Value::Null => Some(None),
+            Value::Str(_) => None,
+        };
+        let slot = |bit: u32, seen: &mut u32| -> Option<()> {
+            (*seen & (1 << bit) == 0).then(|| *seen |= 1 << bit)
+        };
+        match key {
+            "v" => {
+                slot(0, &mut seen)?;
+                out.v = u32::try_from(opt_num(&value)??).ok()?;
+                have_v = true;
+            }
+            "ts" => {
+                slot(1, &mut seen)?;
+                out.ts = str_of(&value)?;
+            }
+            "run_id" => {
+                slot(2, &mut seen)?;
+                out.run_id = str_of(&value)?;
+            }
+            "type" => {
+                slot(3, &mut seen)?;
+                out.kind_of = str_of(&value)?;
+            }
+            "file" => {
+                slot(4, &mut seen)?;
+                out.file = opt_str(&value)?;
+            }
+            "pid" => {
+                slot(5, &mut seen)?;
+                out.pid = opt_num(&value)?.map(u32::try_from).transpose().ok()?;
+            }
+            "runner" => {
+                slot(6, &mut seen)?;
+                out.runner = opt_str(&value)?;
+            }
+            "total" => {
+                slot(7, &mut seen)?;
+                out.total = opt_num(&value)?.map(usize::try_from).transpose().ok()?;
+            }
+            "id" => {
+                slot(8, &mut seen)?;
+                out.id = opt_str(&value)?;
+            }
+            "attempt" => {
+                slot(9, &mut seen)?;
+                out.attempt = opt_num(&value)?.map(u32::try_from).transpose().ok()?;
+            }
+            "text_hash" => {
+                slot(10, &mut seen)?;
+                out.text_hash = opt_str(&value)?;
+            }
+            "session_id" => {
+                slot(11, &mut seen)?;
+                out.session_id = opt_str(&value)?;
+            }
+            "adjusted" => {
+                slot(12, &mut seen)?;
+                out.adjusted = opt_str(&value)?;
+            }
+            "outcome" => {
+                slot(13, &mut seen)?;
+                out.outcome = match value {
+                    Value::Null => None,
+                    Value::Str("succeeded") => Some(AttemptOutcome::Succeeded),
+                    Value::Str("failed") => Some(AttemptOutcome::Failed),
+                    Value::Str("interrupted") => Some(AttemptOutcome::Interrupted),
+                    _ => return None,
+                };
+            }
+            "message" => {
+                slot(14, &mut seen)?;
+                out.message = opt_str(&value)?;
+            }
+            "duration_ms" => {
+                slot(15, &mut seen)?;
+                out.duration_ms = opt_num(&value)?;
+            }
+            "reason" => {
+                slot(16, &mut seen)?;
+                out.reason = opt_str(&value)?;
+            }
+            "commit" => {
+                slot(17, &mut seen)?;
+                out.commit = opt_str(&value)?;
+            }
+            // Absent, as the writer leaves them on success.
+            "kind" | "usage" | "summary" if matches!(value, Value::Null) => {
+                let bit = match key {
+                    "kind" => 18,
+                    "usage" => 19,
+                    _ => 20,
+                };
+                slot(bit, &mut seen)?;
+            }
+            _ => return None,
+        }
+        match b.get(i)? {
+            b',' => i += 1,
+            b'}' if i + 1 == b.len() => break,
+            _ => return None,
+        }
+    }
+    // Required by serde: v, ts, run_id, type.
+    (have_v && seen & 0b1110 == 0b1110).then_some(out)
 }
 
 /// A journal record borrowed from a [`JournalEntry`] or a [`RawLine`]: what
@@ -901,9 +1086,14 @@ impl JournalRecord {
 
 /// The non-blank lines of `bytes`.
 fn lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
-    bytes
-        .split(|&b| b == b'\n')
-        .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', bytes).chain(std::iter::once(bytes.len()));
+    ends.map(move |end| {
+        let line = &bytes[start..end];
+        start = end + 1;
+        line
+    })
+    .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
 }
 
 /// Folds records into a [`JournalSummary`], and keeps the attempts the last
@@ -1447,6 +1637,53 @@ mod tests {
         assert_eq!(expected.len(), 6, "4 attempt records, a landing, a run end");
         assert_eq!(read.entries, expected);
         assert_eq!(read.skipped_lines, 2);
+    }
+
+    #[test]
+    fn the_flat_reader_agrees_with_serde_on_every_line_and_takes_the_common_ones() {
+        let (_, text) = varied_journal();
+        let odd = [
+            r#"{"v":1,"ts":"t","run_id":"r","type":"attempt_start","id":"a","attempt":01,"text_hash":"h"}"#,
+            r#"{"v":1, "ts":"t","run_id":"r","type":"attempt_start","id":"a","attempt":1,"text_hash":"h"}"#,
+            r#"{"v":1,"ts":"t","run_id":"r","type":"attempt_start","id":"a","id":"b","attempt":1,"text_hash":"h"}"#,
+            r#"{"v":1,"ts":"t","run_id":"r","type":"attempt_start","id":"a","attempt":1,"text_hash":"h","new":2}"#,
+            r#"{"v":1,"ts":"t","run_id":"r","type":"attempt_start","id":"a\tb","attempt":1,"text_hash":"h"}"#,
+            "{\"v\":1,\"ts\":\"t\",\"run_id\":\"r\",\"type\":\"attempt_start\",\"id\":\"a\tb\",\"attempt\":1,\"text_hash\":\"h\"}",
+            r#"{"v":1,"ts":"t","run_id":"r","type":"attempt_start","id":"a","attempt":-1,"text_hash":"h"}"#,
+            r#"{"v":1,"ts":"t","run_id":"r","type":"attempt_start","id":"a","attempt":1.5,"text_hash":"h"}"#,
+            r#"{"v":1,"ts":"t","run_id":"r","type":"attempt_start","id":"a","attempt":4294967296,"text_hash":"h"}"#,
+            r#"{"v":null,"ts":"t","run_id":"r","type":"attempt_start","id":"a","attempt":1,"text_hash":"h"}"#,
+            r#"{"v":1,"run_id":"r","type":"attempt_start","id":"a","attempt":1,"text_hash":"h"}"#,
+            r#"{"v":1,"ts":"t","run_id":"r","type":"attempt_end","id":"a","attempt":1,"outcome":"odd","kind":null,"message":null,"duration_ms":3,"pid":null,"session_id":null,"usage":null,"text_hash":"h"}"#,
+            r#"{"v":1,"ts":"t","run_id":"r","type":"attempt_end","id":"a","attempt":1,"outcome":"failed","kind":"transient","message":"m","duration_ms":3,"pid":9,"session_id":null,"usage":{"input_tokens":1,"output_tokens":2},"text_hash":"h"}"#,
+            r#"{"v":1,"ts":"t","run_id":"r","type":"attempt_start","id":"a","attempt":1,"text_hash":"h"} "#,
+            r#"{"v":1,"ts":"t","run_id":"r","type":"attempt_start","id":"a","attempt":1,"text_hash":"h"}}"#,
+            r#"{"v":1,"ts":"t","run_id":"r","type":"attempt_start","id":"a","attempt":1,"text_hash":"h""#,
+        ];
+        let mut fast = 0;
+        for line in text.lines().chain(odd).filter(|l| !l.trim().is_empty()) {
+            let serde = serde_json::from_str::<RawLine<'_>>(line).ok();
+            if let Some(flat) = flat_line(line.as_bytes()) {
+                fast += 1;
+                assert_eq!(Some(flat), serde, "{line}");
+            }
+            assert_eq!(
+                read_line(line.as_bytes()),
+                serde_json::from_str::<JournalEntry>(line).ok(),
+                "{line}"
+            );
+        }
+        // The writer's attempt starts, infos and plain ends, and the run
+        // start, took the flat path.
+        assert!(fast >= 8, "{fast} lines read flat");
+        let start = serde_json::to_string(&JournalEntry {
+            v: 1,
+            ts: "2026-11-30T09:00:00.000Z".into(),
+            run_id: "ab8acaa1-7496".into(),
+            record: end("item-7", 1, AttemptOutcome::Succeeded),
+        })
+        .unwrap();
+        assert!(flat_line(start.as_bytes()).is_some(), "{start}");
     }
 
     #[test]
