@@ -441,7 +441,7 @@ def bench_status_logs(mdbatch, n, runs):
             f" peak RSS {m / 1024:.1f} MiB; journal {size / 1e6:.1f} MB",
             flush=True,
         )
-        last = f"item-{n - 1}"
+        last = f"wave-1/item-{n - 1}"  # the id flat_taskfile gives its last task
         for name, argv in (
             ("status", [mdbatch, "status", path]),
             ("status --json", [mdbatch, "status", "--json", path]),
