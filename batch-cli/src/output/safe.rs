@@ -220,12 +220,18 @@ pub fn report(report: &RunReport) -> Cow<'_, RunReport> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_byte_check_refuses_exactly_the_characters_unsafe_char_does() {
-        let chars = (0..0x3100u32)
+    /// ASCII, Latin, the C1 controls, bidi and other format characters, up
+    /// to U+30FF, the specials block, an emoji and the last code point.
+    fn sample_chars() -> impl Iterator<Item = char> {
+        (0..0x3100u32)
             .chain(0xfe00..0x10000)
             .chain([0x1f600, 0x10ffff])
-            .filter_map(char::from_u32);
+            .filter_map(char::from_u32)
+    }
+
+    #[test]
+    fn the_byte_check_refuses_exactly_the_characters_unsafe_char_does() {
+        let chars = sample_chars();
         for c in chars {
             let s = format!("a{c}b");
             assert_eq!(has_unsafe_bytes(&s), unsafe_char(c), "U+{:04X}", c as u32);
@@ -267,10 +273,7 @@ mod tests {
 
     #[test]
     fn the_json_check_finds_every_string_text_would_change() {
-        let chars = (0..0x3100u32)
-            .chain(0xfe00..0x10000)
-            .chain([0x1f600, 0x10ffff])
-            .filter_map(char::from_u32);
+        let chars = sample_chars();
         for c in chars {
             let s = format!("a{c}b");
             let v = serde_json::json!({ "k": [s.clone()], "other": "x\\r\\\"" });

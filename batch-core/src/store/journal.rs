@@ -675,6 +675,32 @@ fn raw_line(line: &[u8]) -> Result<RawLine<'_>, ()> {
 /// does not know): serde reads those, so the two always agree (checked
 /// against serde on every line of the tests' journals).
 fn flat_line<'a>(line: &'a [u8]) -> Option<RawLine<'a>> {
+    /// The keys it reads, by the bit that marks each seen: the four serde
+    /// requires first, then [`RawLine`]'s others (`kind`, `usage` and
+    /// `summary` only as `null`).
+    const KEYS: [&str; 21] = [
+        "v",
+        "ts",
+        "run_id",
+        "type",
+        "file",
+        "pid",
+        "runner",
+        "total",
+        "id",
+        "attempt",
+        "text_hash",
+        "session_id",
+        "adjusted",
+        "outcome",
+        "message",
+        "duration_ms",
+        "reason",
+        "commit",
+        "kind",
+        "usage",
+        "summary",
+    ];
     enum Value<'a> {
         Str(&'a str),
         Num(u64),
@@ -703,7 +729,6 @@ fn flat_line<'a>(line: &'a [u8]) -> Option<RawLine<'a>> {
         return None;
     }
     i += 1;
-    let mut have_v = false;
     loop {
         let key = string(&mut i)?;
         if b.get(i) != Some(&b':') {
@@ -739,98 +764,42 @@ fn flat_line<'a>(line: &'a [u8]) -> Option<RawLine<'a>> {
             Value::Null => Some(None),
             Value::Str(_) => None,
         };
-        let slot = |bit: u32, seen: &mut u32| -> Option<()> {
-            (*seen & (1 << bit) == 0).then(|| *seen |= 1 << bit)
-        };
+        // Each key at most once (serde refuses a repeated field).
+        let bit = KEYS.iter().position(|k| *k == key)?;
+        if seen & (1 << bit) != 0 {
+            return None;
+        }
+        seen |= 1 << bit;
         match key {
-            "v" => {
-                slot(0, &mut seen)?;
-                out.v = u32::try_from(opt_num(&value)??).ok()?;
-                have_v = true;
-            }
-            "ts" => {
-                slot(1, &mut seen)?;
-                out.ts = str_of(&value)?;
-            }
-            "run_id" => {
-                slot(2, &mut seen)?;
-                out.run_id = str_of(&value)?;
-            }
-            "type" => {
-                slot(3, &mut seen)?;
-                out.kind_of = str_of(&value)?;
-            }
-            "file" => {
-                slot(4, &mut seen)?;
-                out.file = opt_str(&value)?;
-            }
-            "pid" => {
-                slot(5, &mut seen)?;
-                out.pid = opt_num(&value)?.map(u32::try_from).transpose().ok()?;
-            }
-            "runner" => {
-                slot(6, &mut seen)?;
-                out.runner = opt_str(&value)?;
-            }
-            "total" => {
-                slot(7, &mut seen)?;
-                out.total = opt_num(&value)?.map(usize::try_from).transpose().ok()?;
-            }
-            "id" => {
-                slot(8, &mut seen)?;
-                out.id = opt_str(&value)?;
-            }
-            "attempt" => {
-                slot(9, &mut seen)?;
-                out.attempt = opt_num(&value)?.map(u32::try_from).transpose().ok()?;
-            }
-            "text_hash" => {
-                slot(10, &mut seen)?;
-                out.text_hash = opt_str(&value)?;
-            }
-            "session_id" => {
-                slot(11, &mut seen)?;
-                out.session_id = opt_str(&value)?;
-            }
-            "adjusted" => {
-                slot(12, &mut seen)?;
-                out.adjusted = opt_str(&value)?;
-            }
+            "v" => out.v = u32::try_from(opt_num(&value)??).ok()?,
+            "ts" => out.ts = str_of(&value)?,
+            "run_id" => out.run_id = str_of(&value)?,
+            "type" => out.kind_of = str_of(&value)?,
+            "file" => out.file = opt_str(&value)?,
+            "pid" => out.pid = opt_num(&value)?.map(u32::try_from).transpose().ok()?,
+            "runner" => out.runner = opt_str(&value)?,
+            "total" => out.total = opt_num(&value)?.map(usize::try_from).transpose().ok()?,
+            "id" => out.id = opt_str(&value)?,
+            "attempt" => out.attempt = opt_num(&value)?.map(u32::try_from).transpose().ok()?,
+            "text_hash" => out.text_hash = opt_str(&value)?,
+            "session_id" => out.session_id = opt_str(&value)?,
+            "adjusted" => out.adjusted = opt_str(&value)?,
             "outcome" => {
-                slot(13, &mut seen)?;
                 out.outcome = match value {
                     Value::Null => None,
                     Value::Str("succeeded") => Some(AttemptOutcome::Succeeded),
                     Value::Str("failed") => Some(AttemptOutcome::Failed),
                     Value::Str("interrupted") => Some(AttemptOutcome::Interrupted),
                     _ => return None,
-                };
+                }
             }
-            "message" => {
-                slot(14, &mut seen)?;
-                out.message = opt_str(&value)?;
-            }
-            "duration_ms" => {
-                slot(15, &mut seen)?;
-                out.duration_ms = opt_num(&value)?;
-            }
-            "reason" => {
-                slot(16, &mut seen)?;
-                out.reason = opt_str(&value)?;
-            }
-            "commit" => {
-                slot(17, &mut seen)?;
-                out.commit = opt_str(&value)?;
-            }
-            // Absent, as the writer leaves them on success.
-            "kind" | "usage" | "summary" if matches!(value, Value::Null) => {
-                let bit = match key {
-                    "kind" => 18,
-                    "usage" => 19,
-                    _ => 20,
-                };
-                slot(bit, &mut seen)?;
-            }
+            "message" => out.message = opt_str(&value)?,
+            "duration_ms" => out.duration_ms = opt_num(&value)?,
+            "reason" => out.reason = opt_str(&value)?,
+            "commit" => out.commit = opt_str(&value)?,
+            // Absent, as the writer leaves them on success; serde reads
+            // the others.
+            _ if matches!(value, Value::Null) => {}
             _ => return None,
         }
         match b.get(i)? {
@@ -840,7 +809,7 @@ fn flat_line<'a>(line: &'a [u8]) -> Option<RawLine<'a>> {
         }
     }
     // Required by serde: v, ts, run_id, type.
-    (have_v && seen & 0b1110 == 0b1110).then_some(out)
+    (seen & 0b1111 == 0b1111).then_some(out)
 }
 
 /// A journal record borrowed from a [`JournalEntry`] or a [`RawLine`]: what
