@@ -30,9 +30,11 @@
 //!   found by parsing what was in the file; nothing is truncated or replaced.
 //!   A read that caught such a save half-way is not believed when it lost
 //!   tasks, changed a task's text, does not parse or ends mid-line: the file
-//!   is read again every 100 ms until it has held the same bytes for 500 ms
-//!   (at most 3 s), so a half-written file neither drops a task that has not
-//!   started nor leaves a finished task's box open.
+//!   is read again every 100 ms until it has held the same bytes for 500 ms,
+//!   so a half-written file neither drops a task that has not started nor
+//!   leaves a finished task's box open. A file saved over and over for 3 s
+//!   without such a pause is not read at all that time: the write fails as
+//!   "kept changing", and the box is checked by the next run.
 //! - What is not guaranteed: an editor holding the file in a buffer from
 //!   before mdbatch checked a box writes that box back open when it saves.
 //!   mdbatch checks it again at its next write and at the end of the run
@@ -126,7 +128,8 @@ const CONFIRM: std::time::Duration = std::time::Duration::from_millis(100);
 /// How long a suspicious read must stay the same to be believed.
 const STABLE: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// How long reads go on at most before the last one is believed.
+/// How long reads go on at most: a file still changing then is an error
+/// ("kept changing"), as when a write loses every race with an editor.
 const CONFIRM_MAX: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Checks the boxes of `ids` (and of parents whose required children are now
@@ -320,10 +323,21 @@ impl TaskFile {
                 Some((b, since)) if b[..] == bytes[..] => Some(*since),
                 _ => None,
             };
-            if !suspicious
-                || same_since.is_some_and(|t| t.elapsed() >= STABLE)
-                || started.elapsed() >= CONFIRM_MAX
+            if suspicious
+                && same_since.is_none_or(|t| t.elapsed() < STABLE)
+                && started.elapsed() >= CONFIRM_MAX
             {
+                // Saved over and over for [`CONFIRM_MAX`] without a pause:
+                // no read of it is believed (a torn one would drop tasks or
+                // change their text); the next write reads it again.
+                self.must_read = true;
+                return Err(StoreError::io(
+                    &self.real,
+                    "the file kept changing while its boxes were being checked",
+                    std::io::Error::other("concurrent modification"),
+                ));
+            }
+            if !suspicious || same_since.is_some_and(|t| t.elapsed() >= STABLE) {
                 let (doc, hashes) = parsed.map_err(|_| StoreError::Unparsable {
                     path: self.shown.clone(),
                 })?;
