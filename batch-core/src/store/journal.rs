@@ -500,28 +500,12 @@ pub fn parse(bytes: &[u8]) -> JournalRead {
 pub fn parse_task(bytes: &[u8], id: &str) -> JournalRead {
     let mut out = JournalRead::default();
     for line in lines(bytes) {
-        let entry = match raw_line(line) {
-            Ok(raw) => {
-                if raw.record().is_none() {
-                    out.skipped_lines += 1;
-                    continue;
-                }
-                if raw.id.as_deref() != Some(id) && raw.kind_of != "run_end" {
-                    continue;
-                }
-                raw.into_entry()
-            }
-            Err(_) => serde_json::from_slice::<JournalEntry>(line).ok(),
-        };
-        match entry {
-            Some(e)
-                if e.record.id() == Some(id)
-                    || matches!(e.record, JournalRecord::RunEnd { .. }) =>
-            {
-                out.entries.push(e);
+        match LineRead::of(line) {
+            None => out.skipped_lines += 1,
+            Some(l) if l.id() == Some(id) || matches!(l.record(), RecordRef::RunEnd { .. }) => {
+                out.entries.extend(l.into_entry());
             }
             Some(_) => {}
-            None => out.skipped_lines += 1,
         }
     }
     out
@@ -531,9 +515,68 @@ pub fn parse_task(bytes: &[u8], id: &str) -> JournalRead {
 /// reader when that fails (a field of an unexpected type on a record that
 /// does not use it), so both accept the same lines.
 fn read_line(line: &[u8]) -> Option<JournalEntry> {
-    match raw_line(line) {
-        Ok(raw) => raw.into_entry(),
-        Err(_) => serde_json::from_slice::<JournalEntry>(line).ok(),
+    LineRead::of(line)?.into_entry()
+}
+
+/// A line read by one of the two readers (see [`read_line`]).
+// One lives at a time, on the stack; boxing the common variant would
+// allocate per line.
+#[allow(clippy::large_enum_variant)]
+enum LineRead<'a> {
+    /// Read into fixed fields; its record is known to be whole.
+    Raw(RawLine<'a>),
+    /// Read by the derived reader (rare).
+    Entry(JournalEntry),
+}
+
+impl<'a> LineRead<'a> {
+    /// `None` when neither reader takes the line.
+    fn of(line: &'a [u8]) -> Option<Self> {
+        match raw_line(line) {
+            Ok(raw) => raw.record().is_some().then_some(LineRead::Raw(raw)),
+            Err(()) => serde_json::from_slice(line).ok().map(LineRead::Entry),
+        }
+    }
+
+    fn ts(&self) -> &str {
+        match self {
+            LineRead::Raw(r) => &r.ts,
+            LineRead::Entry(e) => &e.ts,
+        }
+    }
+
+    fn run_id(&self) -> &str {
+        match self {
+            LineRead::Raw(r) => &r.run_id,
+            LineRead::Entry(e) => &e.run_id,
+        }
+    }
+
+    /// The task the record is about, as [`JournalRecord::id`] says.
+    fn id(&self) -> Option<&str> {
+        match self.record() {
+            RecordRef::AttemptStart { id, .. }
+            | RecordRef::AttemptInfo { id, .. }
+            | RecordRef::AttemptEnd { id, .. }
+            | RecordRef::TaskSkipped { id, .. }
+            | RecordRef::TaskReset { id }
+            | RecordRef::Landed { id, .. } => Some(id),
+            RecordRef::RunStart { .. } | RecordRef::RunEnd { .. } => None,
+        }
+    }
+
+    fn record(&self) -> RecordRef<'_> {
+        match self {
+            LineRead::Raw(r) => r.record().expect("checked when read"),
+            LineRead::Entry(e) => e.record.as_ref(),
+        }
+    }
+
+    fn into_entry(self) -> Option<JournalEntry> {
+        match self {
+            LineRead::Raw(r) => r.into_entry(),
+            LineRead::Entry(e) => Some(e),
+        }
     }
 }
 
@@ -563,15 +606,9 @@ pub(crate) fn summarize(state_dir: &Path) -> Result<Summarized, StoreError> {
     let mut skipped = 0;
     let mut fold_lines = |bytes: &[u8]| {
         for line in lines(bytes) {
-            match raw_line(line) {
-                Ok(raw) => match raw.record() {
-                    Some(r) => fold.push(&raw.ts, &raw.run_id, r),
-                    None => skipped += 1,
-                },
-                Err(_) => match serde_json::from_slice::<JournalEntry>(line) {
-                    Ok(e) => fold.push(&e.ts, &e.run_id, e.record.as_ref()),
-                    Err(_) => skipped += 1,
-                },
+            match LineRead::of(line) {
+                Some(l) => fold.push(l.ts(), l.run_id(), l.record()),
+                None => skipped += 1,
             }
         }
     };
@@ -596,7 +633,7 @@ pub(crate) fn summarize(state_dir: &Path) -> Result<Summarized, StoreError> {
             fold_lines(&buf);
             break;
         }
-        if let Some(end) = buf.iter().rposition(|&b| b == b'\n') {
+        if let Some(end) = memchr::memrchr(b'\n', &buf) {
             fold_lines(&buf[..end]);
             buf.drain(..=end);
         }
