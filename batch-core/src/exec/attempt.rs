@@ -1,10 +1,16 @@
 //! One attempt of one task: the runner under its deadline and the run's
 //! cancellation, then the verify step.
 //!
-//! Each attempt runs as its own tokio task ([`run_attempt`]); the dispatcher
-//! holds it as an [`AttemptFuture`] so that dropping the run aborts it.
+//! [`start`] polls a new attempt ([`run_attempt`]) once on the dispatcher's
+//! own thread: an attempt done at that poll (an in-process runner, a failure
+//! found before anything starts) is handed back at once, with no tokio task,
+//! no join handle and no wake-up between threads. Any other attempt goes on
+//! as its own tokio task (tokio polls a new task at once, so the future
+//! registers that task's waker); the dispatcher holds it as an
+//! [`AttemptFuture`] so that dropping the run aborts it.
 
 use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -63,6 +69,48 @@ impl Drop for AttemptFuture {
             self.handle.abort();
         }
     }
+}
+
+/// What [`start`] made of a new attempt.
+pub(super) enum Started {
+    /// Done at its first poll (or it panicked there).
+    Done(AttemptResult),
+    /// Still running, as a tokio task of its own.
+    Spawned(JoinHandle<AttemptResult>),
+}
+
+/// Polls a new attempt once, here (on the dispatcher's thread, with a waker
+/// that does nothing); if it is not done, spawns it, and tokio's first poll
+/// of the task registers the task's own waker. A panic at that first poll
+/// is reported as a spawned attempt's panic is ([`joined`]).
+pub(super) fn start<F>(fut: F) -> Started
+where
+    F: Future<Output = AttemptResult> + Send + 'static,
+{
+    let mut fut = Box::pin(fut);
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx))) {
+        Ok(Poll::Ready(r)) => Started::Done(r),
+        Ok(Poll::Pending) => Started::Spawned(tokio::spawn(fut)),
+        Err(p) => Started::Done(Err(runner_panicked(&*p))),
+    }
+}
+
+/// The result of a spawned attempt's task: a panic or an abort is a
+/// failed attempt.
+pub(super) fn joined(res: Result<AttemptResult, JoinError>) -> AttemptResult {
+    match res {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => Err(runner_panicked(&*e.into_panic())),
+        Err(_) => Err(RunError::new(ErrorKind::Failed, "the attempt was aborted")),
+    }
+}
+
+fn runner_panicked(p: &(dyn std::any::Any + Send)) -> RunError {
+    RunError::new(
+        ErrorKind::Failed,
+        format!("the runner panicked: {}", panic_message(p)),
+    )
 }
 
 pub(super) type TimerFuture = Pin<Box<dyn Future<Output = NodeIdx> + Send>>;
@@ -375,5 +423,61 @@ where
         biased;
         r = &mut fut => late(r),
         _ = hard.cancelled() => Err(killed()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok() -> AttemptResult {
+        Ok((TaskOutput::default(), None))
+    }
+
+    #[tokio::test]
+    async fn an_attempt_done_at_its_first_poll_is_not_spawned() {
+        assert!(matches!(start(async { ok() }), Started::Done(Ok(_))));
+    }
+
+    #[tokio::test]
+    async fn an_attempt_not_done_at_its_first_poll_finishes_as_a_task_of_its_own() {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let started = start(async move {
+            // Its first poll registers a waker that does nothing; the
+            // task's first poll must register the task's own.
+            rx.await.expect("sent");
+            ok()
+        });
+        let Started::Spawned(handle) = started else {
+            panic!("an attempt still waiting was not spawned");
+        };
+        tx.send(()).expect("the attempt waits");
+        assert!(joined(handle.await).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_runner_panicking_at_its_first_poll_or_later_is_the_same_failed_attempt() {
+        let Started::Done(at_once) = start(async {
+            if true {
+                panic!("at once");
+            }
+            ok()
+        }) else {
+            panic!("a panic at the first poll was spawned");
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let Started::Spawned(handle) = start(async move {
+            rx.await.expect("sent");
+            panic!("later");
+        }) else {
+            panic!("an attempt still waiting was not spawned");
+        };
+        tx.send(()).expect("the attempt waits");
+        let later = joined(handle.await);
+        for (r, what) in [(at_once, "at once"), (later, "later")] {
+            let e = r.expect_err("a panic is a failed attempt");
+            assert_eq!(e.kind, ErrorKind::Failed);
+            assert_eq!(e.message, format!("the runner panicked: {what}"));
+        }
     }
 }

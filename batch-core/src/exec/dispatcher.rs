@@ -39,12 +39,12 @@ use std::time::Duration;
 use futures::FutureExt;
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::mpsc;
-use tokio::task::JoinError;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use super::attempt::{
-    AttemptEnv, AttemptFuture, AttemptResult, TimerFuture, panic_message, run_attempt,
+    AttemptEnv, AttemptFuture, AttemptResult, Started, TimerFuture, joined, panic_message,
+    run_attempt, start,
 };
 use super::executor::EventCallback;
 use super::isolate::{CommitOnly, Isolation, short_run_id};
@@ -176,6 +176,9 @@ pub(super) struct Dispatcher {
     pub(super) journal_warned: bool,
     pub(super) _lock: Option<RunLock>,
     pub(super) attempts: FuturesUnordered<AttemptFuture>,
+    /// Attempts done at their first poll, in `launch` (handled at the next
+    /// turn of the loop, in the order they were launched).
+    pub(super) done_at_once: Vec<(NodeIdx, AttemptResult)>,
     pub(super) timers: FuturesUnordered<TimerFuture>,
     pub(super) progress_tx: mpsc::UnboundedSender<ProgressItem>,
     pub(super) progress_rx: mpsc::UnboundedReceiver<ProgressItem>,
@@ -370,6 +373,7 @@ impl Dispatcher {
         self.fill().await;
         loop {
             if self.attempts.is_empty()
+                && self.done_at_once.is_empty()
                 && self.timers.is_empty()
                 && self.writing.is_none()
                 && self.pending_writes.is_empty()
@@ -394,13 +398,20 @@ impl Dispatcher {
                     self.interrupt();
                 }
                 Some(item) = self.progress_rx.recv() => self.on_progress(item),
+                () = std::future::ready(()), if !self.done_at_once.is_empty() => {
+                    // Their progress, sent during the poll, comes first.
+                    self.drain_progress();
+                    for (i, res) in std::mem::take(&mut self.done_at_once) {
+                        self.on_attempt_done(i, res);
+                    }
+                }
                 Some((i, res)) = self.attempts.next(), if !self.attempts.is_empty() => {
                     self.drain_progress();
-                    self.on_attempt_done(i, res);
+                    self.on_attempt_done(i, joined(res));
                     // Completions that arrived together are written in one go.
                     while let Some(Some((i, res))) = self.attempts.next().now_or_never() {
                         self.drain_progress();
-                        self.on_attempt_done(i, res);
+                        self.on_attempt_done(i, joined(res));
                     }
                 }
                 done = written(&mut self.writing), if self.writing.is_some() => {
@@ -665,22 +676,13 @@ impl Dispatcher {
                 })
             })
             .clone();
-        let handle = tokio::spawn(run_attempt(env, spec, seed));
-        self.attempts.push(AttemptFuture::new(i, handle));
+        match start(run_attempt(env, spec, seed)) {
+            Started::Done(result) => self.done_at_once.push((i, result)),
+            Started::Spawned(handle) => self.attempts.push(AttemptFuture::new(i, handle)),
+        }
     }
 
-    pub(super) fn on_attempt_done(&mut self, i: NodeIdx, res: Result<AttemptResult, JoinError>) {
-        let result = match res {
-            Ok(r) => r,
-            Err(e) => {
-                let what = if e.is_panic() {
-                    format!("the runner panicked: {}", panic_message(&*e.into_panic()))
-                } else {
-                    "the attempt was aborted".to_string()
-                };
-                Err(RunError::new(ErrorKind::Failed, what))
-            }
-        };
+    pub(super) fn on_attempt_done(&mut self, i: NodeIdx, result: AttemptResult) {
         let now = Instant::now();
         let r = &mut self.runs[i];
         let running = r.running.take();

@@ -366,6 +366,7 @@ impl Dispatcher {
             journal_warned: false,
             _lock: lock,
             attempts: FuturesUnordered::new(),
+            done_at_once: Vec::new(),
             timers: FuturesUnordered::new(),
             progress_tx,
             progress_rx,
