@@ -69,6 +69,10 @@ use crate::store;
 use crate::store::journal::{AttemptOutcome, JournalRecord, JournalWriter, text_hash};
 use crate::store::lock::RunLock;
 
+/// How many turns of the loop may handle attempts done at their first poll
+/// (see [`Dispatcher::launch`]) before one waits on everything else.
+const AT_ONCE_TURNS: u32 = 64;
+
 /// Why the run stopped launching.
 #[derive(Debug, Clone)]
 pub(super) enum Stop {
@@ -371,6 +375,7 @@ impl Dispatcher {
         }
         self.check_callback();
         self.fill().await;
+        let mut at_once_turns = 0;
         loop {
             if self.attempts.is_empty()
                 && self.done_at_once.is_empty()
@@ -381,6 +386,24 @@ impl Dispatcher {
             {
                 break;
             }
+            if !self.done_at_once.is_empty()
+                && at_once_turns < AT_ONCE_TURNS
+                && !self.user_cancel.is_cancelled()
+            {
+                // Attempts done at their first poll, and those they let
+                // start, are handled without a turn through the select
+                // below (its futures cost more than these attempts), for
+                // a bounded number of turns: signals and the caller's
+                // cancellation are still looked at regularly.
+                at_once_turns += 1;
+                self.on_done_at_once();
+                self.flush_writes();
+                self.check_journal();
+                self.check_callback();
+                self.fill().await;
+                continue;
+            }
+            at_once_turns = 0;
             let gate = self.gate_until;
             let interrupted = matches!(self.stop, Some(Stop::Interrupted));
             tokio::select! {
@@ -399,11 +422,7 @@ impl Dispatcher {
                 }
                 Some(item) = self.progress_rx.recv() => self.on_progress(item),
                 () = std::future::ready(()), if !self.done_at_once.is_empty() => {
-                    // Their progress, sent during the poll, comes first.
-                    self.drain_progress();
-                    for (i, res) in std::mem::take(&mut self.done_at_once) {
-                        self.on_attempt_done(i, res);
-                    }
+                    self.on_done_at_once();
                 }
                 Some((i, res)) = self.attempts.next(), if !self.attempts.is_empty() => {
                     self.drain_progress();
@@ -442,6 +461,19 @@ impl Dispatcher {
             }
         }
         self.finish().await;
+    }
+
+    /// Handles the attempts done at their first poll, in launch order.
+    fn on_done_at_once(&mut self) {
+        // Their progress, sent during the poll, comes first.
+        self.drain_progress();
+        // The vector is kept for the next ones.
+        let mut done = std::mem::take(&mut self.done_at_once);
+        for (i, res) in done.drain(..) {
+            self.on_attempt_done(i, res);
+        }
+        let meanwhile = std::mem::replace(&mut self.done_at_once, done);
+        self.done_at_once.extend(meanwhile);
     }
 
     pub(super) fn drain_progress(&mut self) {

@@ -35,6 +35,67 @@ pub(crate) enum NodeState {
 
 type Key = (Reverse<usize>, usize, NodeIdx);
 
+/// The ready nodes of one group, best (smallest key) first: the nodes ready
+/// at the start in a vector sorted once, best last, so taking the next
+/// one is a pop from its end (a flat file has every node ready at once,
+/// and a heap of all of them costs a sift of its depth per task); the
+/// nodes that become ready later in a heap. The best of the two tops goes
+/// first.
+#[derive(Debug, Default)]
+struct ReadySet {
+    /// Sorted: the best last.
+    initial: Vec<Reverse<Key>>,
+    later: BinaryHeap<Reverse<Key>>,
+}
+
+impl ReadySet {
+    fn new(mut initial: Vec<Reverse<Key>>) -> Self {
+        // Nodes in plan order (the usual case) are sorted backwards: found
+        // and reversed in one pass.
+        initial.sort_unstable();
+        Self {
+            initial,
+            later: BinaryHeap::new(),
+        }
+    }
+
+    /// Whether the best entry is the initial vector's.
+    fn best_is_initial(&self) -> bool {
+        match (self.initial.last(), self.later.peek()) {
+            (Some(a), Some(b)) => a > b,
+            (a, _) => a.is_some(),
+        }
+    }
+
+    fn peek(&self) -> Option<&Key> {
+        if self.best_is_initial() {
+            self.initial.last().map(|Reverse(k)| k)
+        } else {
+            self.later.peek().map(|Reverse(k)| k)
+        }
+    }
+
+    fn pop(&mut self) {
+        if self.best_is_initial() {
+            self.initial.pop();
+        } else {
+            self.later.pop();
+        }
+    }
+
+    fn push(&mut self, k: Key) {
+        self.later.push(Reverse(k));
+    }
+
+    /// Every entry, in no order.
+    fn iter(&self) -> impl Iterator<Item = &Key> {
+        self.initial
+            .iter()
+            .chain(self.later.iter())
+            .map(|Reverse(k)| k)
+    }
+}
+
 /// The ready set over a plan's DAG plus group and resource bookkeeping.
 #[derive(Debug)]
 pub(crate) struct Scheduler {
@@ -54,7 +115,7 @@ pub(crate) struct Scheduler {
     /// not a scan. An entry whose node is no longer ready is stale: it is
     /// dropped when it reaches the top (taking a node out of the middle of
     /// a heap would cost a search).
-    ready: BTreeMap<usize, BinaryHeap<Reverse<Key>>>,
+    ready: BTreeMap<usize, ReadySet>,
     /// Nodes in the `Ready` state.
     ready_count: usize,
     running: usize,
@@ -106,9 +167,9 @@ impl Scheduler {
             added_waits: HashMap::new(),
             added_waiters: HashMap::new(),
         };
-        // Built in one go (a heap from a vector is linear): far cheaper
-        // than inserting the nodes one at a time (a flat file has every
-        // node ready at once).
+        // Built in one go (sorting nodes in plan order is linear): far
+        // cheaper than inserting the nodes one at a time (a flat file has
+        // every node ready at once).
         let mut by_group: BTreeMap<usize, Vec<Reverse<Key>>> = BTreeMap::new();
         for i in initially {
             if s.state[i] == NodeState::Ready {
@@ -122,7 +183,7 @@ impl Scheduler {
                 .push(Reverse(s.keys[i]));
         }
         for (g, keys) in by_group {
-            s.ready.insert(g, BinaryHeap::from(keys));
+            s.ready.insert(g, ReadySet::new(keys));
         }
         s
     }
@@ -135,7 +196,7 @@ impl Scheduler {
         }
         self.ready_count -= 1;
         if let Some(heap) = self.ready.get_mut(&self.groups[i])
-            && heap.peek().is_some_and(|Reverse(k)| k.2 == i)
+            && heap.peek().is_some_and(|k| k.2 == i)
         {
             heap.pop();
         }
@@ -150,7 +211,7 @@ impl Scheduler {
         self.ready
             .entry(self.groups[i])
             .or_default()
-            .push(Reverse(self.keys[i]));
+            .push(self.keys[i]);
     }
 
     /// The node's state.
@@ -195,20 +256,17 @@ impl Scheduler {
             if !Self::group_has_room(group_limit, group_running, g) {
                 continue;
             }
-            while heap
-                .peek()
-                .is_some_and(|Reverse(k)| state[k.2] != NodeState::Ready)
-            {
+            while heap.peek().is_some_and(|k| state[k.2] != NodeState::Ready) {
                 heap.pop();
             }
             let found = match heap.peek() {
                 None => None,
-                Some(Reverse(k)) if startable(k.2) => Some(*k),
+                Some(k) if startable(k.2) => Some(*k),
                 // Its best one waits for a resource: the best that does not
                 // (in no order in the heap: a scan).
                 Some(_) => heap
                     .iter()
-                    .map(|Reverse(k)| *k)
+                    .copied()
                     .filter(|k| state[k.2] == NodeState::Ready && startable(k.2))
                     .min(),
             };
@@ -368,5 +426,36 @@ impl Scheduler {
         (0..self.state.len())
             .filter(|&i| self.state[i] != NodeState::Done)
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(chain: usize, order: usize) -> Key {
+        (Reverse(chain), order, order)
+    }
+
+    #[test]
+    fn the_ready_set_gives_the_best_first_whether_ready_at_the_start_or_later() {
+        // Ready at the start, in plan order: chains 1, 3, 1, 2.
+        let mut set = ReadySet::new(vec![
+            Reverse(key(1, 0)),
+            Reverse(key(3, 1)),
+            Reverse(key(1, 2)),
+            Reverse(key(2, 3)),
+        ]);
+        // Made ready later: a longer chain than any, and a tie in chain
+        // with an earlier node.
+        set.push(key(5, 4));
+        set.push(key(1, 5));
+        let mut order = Vec::new();
+        while let Some(k) = set.peek() {
+            order.push(k.2);
+            set.pop();
+        }
+        assert_eq!(order, [4, 1, 3, 0, 2, 5]);
+        assert_eq!(set.iter().count(), 0);
     }
 }
