@@ -6,8 +6,12 @@
 //! does anything run. One dispatcher (this module's `Dispatcher`) owns all
 //! run state: the [`Scheduler`](super::schedule::Scheduler), the journal
 //! (written by its own thread), the event callback and streams, and the
-//! task-file writer (`writeback`, in `spawn_blocking`). Each attempt runs as
-//! its own tokio task and reports back to the dispatcher; runner progress
+//! task-file writer (`writeback`, in `spawn_blocking`). Each attempt is
+//! polled once where it is launched, on the dispatcher's thread: one done
+//! there (an in-process runner, a failure found before anything starts)
+//! goes straight to the completion path, with no task and no wake-up
+//! between threads; any other runs on as its own tokio task and reports
+//! back to the dispatcher through its join handle; runner progress
 //! arrives over an unbounded channel where only output lines have a budget
 //! (beyond it they are dropped and counted), so the runner never blocks and
 //! nothing else is lost; lifecycle events are emitted by the dispatcher

@@ -5,7 +5,8 @@
 //! - `executor`: the front door ([`ExecutorBuilder`], [`Executor`]);
 //! - `dispatcher`: the one task that owns the run state, the journal, the
 //!   event callback and the task-file writer, and loops over what happens;
-//! - `attempt`: one attempt of one task as its own tokio task, guarded by its
+//! - `attempt`: one attempt of one task, polled once on the dispatcher's
+//!   thread and, unless done there, as its own tokio task; guarded by its
 //!   deadline and the run's cancellation, then the verify step;
 //! - `retry`: what follows a failed attempt, a pure function (`decide`);
 //! - `schedule`: the ready set plus the `--jobs`, group and resource limits;

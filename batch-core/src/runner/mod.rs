@@ -47,6 +47,15 @@ use crate::error::RunError;
 /// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) as
 /// [`RunContext::cancel_reason`] says.
 ///
+/// The executor polls the future of [`run`](Self::run) once on its own
+/// thread, where it is launched (the caller's thread with
+/// [`Executor::run_blocking`](crate::Executor::run_blocking)); a future not
+/// done at that poll goes on as a tokio task of its own, on the runtime's
+/// workers, and is then polled with that task's waker (as every future
+/// must, it registers the waker of its latest poll). Blocking work belongs
+/// in `tokio::task::spawn_blocking` (or a thread), never in the future
+/// itself: it would hold up the executor.
+///
 /// ```
 /// use batch_core::{RunContext, RunError, SubagentRunner, TaskOutput, TaskSpec};
 ///
