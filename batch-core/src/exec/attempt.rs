@@ -83,7 +83,7 @@ pub(super) enum Started {
 /// that does nothing); if it is not done, spawns it, and tokio's first poll
 /// of the task registers the task's own waker. A panic at that first poll
 /// is reported as a spawned attempt's panic is ([`joined`]).
-pub(super) fn start<F>(fut: F) -> Started
+fn start_here<F>(fut: F) -> Started
 where
     F: Future<Output = AttemptResult> + Send + 'static,
 {
@@ -93,6 +93,51 @@ where
         Ok(Poll::Ready(r)) => Started::Done(r),
         Ok(Poll::Pending) => Started::Spawned(tokio::spawn(fut)),
         Err(p) => Started::Done(Err(runner_panicked(&*p))),
+    }
+}
+
+/// The longest run of attempts spawned without a first poll here.
+const MAX_SKIP: u32 = 64;
+
+/// Where new attempts get their first poll: on the dispatcher's thread
+/// while the run's attempts are done at it (an in-process runner), on the
+/// runtime's workers while they are not.
+///
+/// A runner that is not done at its first poll did its first steps there:
+/// for a process, building its command and spawning it, which would hold
+/// up the dispatcher (and leave the workers idle) for every launch. So
+/// after an attempt not done at its first poll, the next ones are spawned
+/// straight away, as many as the number of such attempts in a row (1, 2,
+/// 4, … up to [`MAX_SKIP`]) before one is tried here again; an attempt done
+/// at its first poll brings every launch back here. A process runner is
+/// then tried here about once in 65 attempts, an in-process one always.
+#[derive(Debug, Default)]
+pub(super) struct FirstPolls {
+    /// Attempts still to spawn straight away.
+    skip: u32,
+    /// How many to skip after the next attempt not done at its first poll.
+    backoff: u32,
+}
+
+impl FirstPolls {
+    /// Starts a new attempt: polled here first, or spawned.
+    pub(super) fn start<F>(&mut self, fut: F) -> Started
+    where
+        F: Future<Output = AttemptResult> + Send + 'static,
+    {
+        if self.skip > 0 {
+            self.skip -= 1;
+            return Started::Spawned(tokio::spawn(fut));
+        }
+        let started = start_here(fut);
+        match started {
+            Started::Done(_) => self.backoff = 0,
+            Started::Spawned(_) => {
+                self.backoff = (self.backoff * 2).clamp(1, MAX_SKIP);
+                self.skip = self.backoff;
+            }
+        }
+        started
     }
 }
 
@@ -436,13 +481,13 @@ mod tests {
 
     #[tokio::test]
     async fn an_attempt_done_at_its_first_poll_is_not_spawned() {
-        assert!(matches!(start(async { ok() }), Started::Done(Ok(_))));
+        assert!(matches!(start_here(async { ok() }), Started::Done(Ok(_))));
     }
 
     #[tokio::test]
     async fn an_attempt_not_done_at_its_first_poll_finishes_as_a_task_of_its_own() {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let started = start(async move {
+        let started = start_here(async move {
             // Its first poll registers a waker that does nothing; the
             // task's first poll must register the task's own.
             rx.await.expect("sent");
@@ -457,7 +502,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_runner_panicking_at_its_first_poll_or_later_is_the_same_failed_attempt() {
-        let Started::Done(at_once) = start(async {
+        let Started::Done(at_once) = start_here(async {
             if true {
                 panic!("at once");
             }
@@ -466,7 +511,7 @@ mod tests {
             panic!("a panic at the first poll was spawned");
         };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let Started::Spawned(handle) = start(async move {
+        let Started::Spawned(handle) = start_here(async move {
             rx.await.expect("sent");
             panic!("later");
         }) else {
@@ -479,5 +524,51 @@ mod tests {
             assert_eq!(e.kind, ErrorKind::Failed);
             assert_eq!(e.message, format!("the runner panicked: {what}"));
         }
+    }
+
+    #[tokio::test]
+    async fn after_attempts_not_done_at_their_first_poll_the_next_are_spawned_unpolled_for_longer_each_time()
+     {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        // On this test's one thread a spawned task does not run before the
+        // test awaits: an attempt polled here shows one poll at once.
+        let polls = Arc::new(AtomicU32::new(0));
+        let attempt = |done: bool| {
+            let polls = polls.clone();
+            std::future::poll_fn(move |_| {
+                polls.fetch_add(1, Ordering::SeqCst);
+                if done {
+                    Poll::Ready(ok())
+                } else {
+                    Poll::Pending
+                }
+            })
+        };
+        let mut first = FirstPolls::default();
+        let mut polled_here = |first: &mut FirstPolls, done: bool| {
+            let before = polls.load(Ordering::SeqCst);
+            let started = first.start(attempt(done));
+            if let Started::Spawned(h) = started {
+                h.abort();
+            }
+            polls.load(Ordering::SeqCst) > before
+        };
+        // An in-process runner: every attempt here.
+        assert!((0..5).all(|_| polled_here(&mut first, true)));
+        // A process: 1, then 2, then 4 spawned unpolled after each one
+        // tried here.
+        let seen: Vec<bool> = (0..11).map(|_| polled_here(&mut first, false)).collect();
+        let (t, f) = (true, false);
+        assert_eq!(seen, [t, f, t, f, f, t, f, f, f, f, t]);
+        // One done at its first poll brings every launch back here.
+        for _ in 0..8 {
+            polled_here(&mut first, false);
+        }
+        let mut tried = 0;
+        while !polled_here(&mut first, true) {
+            tried += 1;
+        }
+        assert!(tried <= MAX_SKIP);
+        assert!((0..5).all(|_| polled_here(&mut first, true)));
     }
 }

@@ -47,8 +47,8 @@ use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use super::attempt::{
-    AttemptEnv, AttemptFuture, AttemptResult, Started, TimerFuture, joined, panic_message,
-    run_attempt, start,
+    AttemptEnv, AttemptFuture, AttemptResult, FirstPolls, Started, TimerFuture, joined,
+    panic_message, run_attempt,
 };
 use super::executor::EventCallback;
 use super::isolate::{CommitOnly, Isolation, short_run_id};
@@ -187,6 +187,8 @@ pub(super) struct Dispatcher {
     /// Attempts done at their first poll, in `launch` (handled at the next
     /// turn of the loop, in the order they were launched).
     pub(super) done_at_once: Vec<(NodeIdx, AttemptResult)>,
+    /// Where new attempts are first polled.
+    pub(super) first_polls: FirstPolls,
     pub(super) timers: FuturesUnordered<TimerFuture>,
     pub(super) progress_tx: mpsc::UnboundedSender<ProgressItem>,
     pub(super) progress_rx: mpsc::UnboundedReceiver<ProgressItem>,
@@ -712,7 +714,7 @@ impl Dispatcher {
                 })
             })
             .clone();
-        match start(run_attempt(env, spec, seed)) {
+        match self.first_polls.start(run_attempt(env, spec, seed)) {
             Started::Done(result) => self.done_at_once.push((i, result)),
             Started::Spawned(handle) => self.attempts.push(AttemptFuture::new(i, handle)),
         }

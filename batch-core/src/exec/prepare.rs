@@ -367,6 +367,7 @@ impl Dispatcher {
             _lock: lock,
             attempts: FuturesUnordered::new(),
             done_at_once: Vec::new(),
+            first_polls: Default::default(),
             timers: FuturesUnordered::new(),
             progress_tx,
             progress_rx,
