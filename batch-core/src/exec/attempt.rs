@@ -545,7 +545,7 @@ mod tests {
             })
         };
         let mut first = FirstPolls::default();
-        let mut polled_here = |first: &mut FirstPolls, done: bool| {
+        let polled_here = |first: &mut FirstPolls, done: bool| {
             let before = polls.load(Ordering::SeqCst);
             let started = first.start(attempt(done));
             if let Started::Spawned(h) = started {
