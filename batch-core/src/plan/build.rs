@@ -1424,7 +1424,6 @@ impl<'a> Builder<'a> {
             nodes.push(PlanNode {
                 index: i,
                 task: t,
-                id: task.id.clone(),
                 wave: doc.groups.get(group).map_or(0, |g| g.wave),
                 group,
                 order: i,
@@ -1779,40 +1778,63 @@ mod tests {
 
     use crate::plan::testdoc::DocBuilder;
 
-    fn plan(b: &DocBuilder) -> Plan {
-        match build(&b.build(), &PlanOptions::default()) {
-            Ok(p) => p,
+    /// A plan with the document it was built from (a node's id is read
+    /// from its task).
+    #[derive(Debug)]
+    struct Planned {
+        doc: Document,
+        plan: Plan,
+    }
+
+    impl std::ops::Deref for Planned {
+        type Target = Plan;
+        fn deref(&self) -> &Plan {
+            &self.plan
+        }
+    }
+
+    impl Planned {
+        fn node_by_id(&self, id: &str) -> Option<&PlanNode> {
+            self.plan.node_by_id(&self.doc, id)
+        }
+    }
+
+    fn plan(b: &DocBuilder) -> Planned {
+        let doc = b.build();
+        match build(&doc, &PlanOptions::default()) {
+            Ok(plan) => Planned { doc, plan },
             Err(e) => panic!("plan failed:\n{e}"),
         }
     }
 
-    fn plan_with(b: &DocBuilder, f: impl FnOnce(&mut PlanOptions)) -> Result<Plan, Diagnostics> {
+    fn plan_with(b: &DocBuilder, f: impl FnOnce(&mut PlanOptions)) -> Result<Planned, Diagnostics> {
         let mut o = PlanOptions::default();
         f(&mut o);
-        build(&b.build(), &o)
+        let doc = b.build();
+        build(&doc, &o).map(|plan| Planned { doc, plan })
     }
 
     /// Ids a node waits for directly (deps + barrier members), sorted.
-    fn waits(p: &Plan, id: &str) -> Vec<String> {
+    fn waits(p: &Planned, id: &str) -> Vec<String> {
         let n = p.node_by_id(id).unwrap_or_else(|| panic!("no node {id}"));
         let mut v: Vec<String> = p
             .waits_for(n.index)
             .into_iter()
-            .map(|i| p.nodes[i].id.clone())
+            .map(|i| p.nodes[i].id(&p.doc).to_string())
             .collect();
         v.sort();
         v
     }
 
-    fn needs(p: &Plan, a: &str, b: &str) -> bool {
+    fn needs(p: &Planned, a: &str, b: &str) -> bool {
         let (Some(a), Some(b)) = (p.node_by_id(a), p.node_by_id(b)) else {
             panic!("missing node {a} or {b}");
         };
         p.depends_on(a.index, b.index)
     }
 
-    fn ids(p: &Plan) -> Vec<&str> {
-        p.nodes.iter().map(|n| n.id.as_str()).collect()
+    fn ids(p: &Planned) -> Vec<&str> {
+        p.nodes.iter().map(|n| n.id(&p.doc)).collect()
     }
 
     fn two_waves_two_modules() -> DocBuilder {

@@ -494,7 +494,7 @@ fn parallel_group_with_deps(doc: &Document, plan: &Plan) -> Vec<Diagnostic> {
             let shown: Vec<String> = pairs
                 .iter()
                 .take(3)
-                .map(|&(x, y)| format!("`{}` waits for `{}`", plan.nodes[x].id, plan.nodes[y].id))
+                .map(|&(x, y)| format!("`{}` waits for `{}`", plan.nodes[x].id(doc), plan.nodes[y].id(doc)))
                 .collect();
             let more = if pairs.len() > 3 {
                 format!(" (and {} more)", pairs.len() - 3)

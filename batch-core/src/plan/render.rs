@@ -275,7 +275,7 @@ fn push_short_name(out: &mut String, doc: &Document, plan: &Plan, node: usize) {
             out.push('#');
             push_padded(out, n.order + 1, 0);
         }
-        _ => out.push_str(&n.id),
+        _ => out.push_str(n.id(doc)),
     }
 }
 
@@ -355,7 +355,7 @@ fn text(doc: &Document, plan: &Plan, out: &mut String, flush: &mut dyn FnMut(&mu
         .nodes
         .iter()
         .filter(|n| doc.tasks.get(n.task).map(|t| t.id_source) != Some(IdSource::Slug))
-        .map(|n| n.id.chars().count())
+        .map(|n| n.id(doc).chars().count())
         .max()
         .unwrap_or(0)
         .min(24);
@@ -403,7 +403,7 @@ fn text(doc: &Document, plan: &Plan, out: &mut String, flush: &mut dyn FnMut(&mu
                 let id = if task.id_source == IdSource::Slug {
                     ""
                 } else {
-                    n.id.as_str()
+                    n.id(doc)
                 };
                 // Written in place: one line per node, trailing blanks cut.
                 let line_start = out.len();
@@ -642,7 +642,7 @@ fn json(doc: &Document, plan: &Plan) -> String {
                     limit: plan.groups.get(g.index).and_then(|pg| pg.limit),
                     tasks: by_group[g.index]
                         .iter()
-                        .map(|&i| plan.nodes[i].id.as_str())
+                        .map(|&i| plan.nodes[i].id(doc))
                         .collect(),
                 })
                 .collect(),
@@ -667,7 +667,7 @@ fn json(doc: &Document, plan: &Plan) -> String {
             .nodes
             .iter()
             .map(|n| JsonTask {
-                id: &n.id,
+                id: n.id(doc),
                 order: n.order,
                 text: &doc.tasks[n.task].text,
                 wave: n.wave,
@@ -678,7 +678,7 @@ fn json(doc: &Document, plan: &Plan) -> String {
                     .deps
                     .iter()
                     .map(|e| JsonEdge {
-                        on: &plan.nodes[e.on].id,
+                        on: plan.nodes[e.on].id(doc),
                         reason: &e.reason,
                     })
                     .collect(),
@@ -693,11 +693,7 @@ fn json(doc: &Document, plan: &Plan) -> String {
                 index: b.index,
                 label: &b.label,
                 reason: &b.reason,
-                members: b
-                    .members
-                    .iter()
-                    .map(|&m| plan.nodes[m].id.as_str())
-                    .collect(),
+                members: b.members.iter().map(|&m| plan.nodes[m].id(doc)).collect(),
             })
             .collect(),
         excluded: plan
@@ -768,7 +764,7 @@ fn dot(doc: &Document, plan: &Plan) -> String {
             let _ = writeln!(out, "      label={};", dot_str(&short(&group.title, 60)));
             for &i in &by_group[g] {
                 let n = &plan.nodes[i];
-                let label = format!("{}: {}", n.id, short(&doc.tasks[n.task].text, 40));
+                let label = format!("{}: {}", n.id(doc), short(&doc.tasks[n.task].text, 40));
                 let _ = writeln!(out, "      n{i} [label={}];", dot_str(&label));
             }
             out.push_str("    }\n");
@@ -843,7 +839,7 @@ fn mermaid(doc: &Document, plan: &Plan) -> String {
             );
             for &i in &by_group[g] {
                 let n = &plan.nodes[i];
-                let label = format!("{}: {}", n.id, short(&doc.tasks[n.task].text, 40));
+                let label = format!("{}: {}", n.id(doc), short(&doc.tasks[n.task].text, 40));
                 let _ = writeln!(out, "      n{i}[{}]", mermaid_str(&label));
             }
             out.push_str("    end\n");
