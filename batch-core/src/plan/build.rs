@@ -355,7 +355,7 @@ impl<'a> Builder<'a> {
             let Some(c) = self.cand_of[t] else {
                 continue;
             };
-            let key = match (top_parent(doc, t), task.list_step) {
+            let key = match (top_parent(doc, t), task.list_step()) {
                 (Some(p), _) => ((0u8, p), n),
                 (None, Some((list, number))) => ((1u8, list), number),
                 (None, None) => continue,
@@ -562,7 +562,7 @@ impl<'a> Builder<'a> {
                 continue;
             };
             if task.is_parent() {
-                stack.extend(task.children.iter().rev().copied());
+                stack.extend(task.children().iter().rev().copied());
             } else {
                 out.push(x);
             }
@@ -733,7 +733,7 @@ impl<'a> Builder<'a> {
                 for a in &tx.hints.after {
                     refs.push((a, EdgeReason::After, Origin::Task(x)));
                 }
-                for a in &tx.depends_on {
+                for a in tx.depends_on() {
                     refs.push((a, EdgeReason::DependsOn, Origin::Task(x)));
                 }
                 cur = tx.parent.filter(|&p| p != x);
@@ -1586,7 +1586,7 @@ fn story_of_wave(
     }
     let mut story: Option<&str> = None;
     for &c in cands {
-        match (&doc.tasks[cand_tasks[c]].story, story) {
+        match (doc.tasks[cand_tasks[c]].story(), story) {
             (None, _) => return None,
             (Some(s), None) => story = Some(s),
             (Some(s), Some(prev)) if s != prev => return None,
@@ -2034,7 +2034,7 @@ mod tests {
         let t5 = b.task("T005", "us2");
         b.wave("Phase 5: Polish");
         b.task("T006", "polish");
-        b.edit(t5, |t| t.story = Some("US2".into()));
+        b.edit(t5, |t| t.set_story(Some("US2".into())));
         let strict = plan(&b);
         assert_eq!(waits(&strict, "T005"), ["T004"]);
         let p = plan_with(&b, |o| o.cross_wave = Some(true)).unwrap();
@@ -2082,7 +2082,7 @@ mod tests {
         b.child(p1, "1.1", "a");
         b.child(p1, "1.2", "b");
         let t = b.task("x", "needs 1");
-        b.edit(t, |t| t.depends_on = vec!["1".into()]);
+        b.edit(t, |t| t.set_depends_on(vec!["1".into()]));
         let p = plan(&b);
         assert_eq!(waits(&p, "x"), ["1.1", "1.2"]);
         let n = p.node_by_id("x").unwrap();
@@ -2135,7 +2135,7 @@ mod tests {
         b.task("T001", "a");
         let t = b.task("T002", "b");
         b.edit(t, |t| {
-            t.depends_on = vec!["T00l".into(), "nothing-like-it-at-all".into()]
+            t.set_depends_on(vec!["T00l".into(), "nothing-like-it-at-all".into()])
         });
         let err = plan_with(&b, |_| {}).unwrap_err();
         assert_eq!(err.error_count(), 2);
@@ -2154,7 +2154,7 @@ mod tests {
         let p1 = b.task("p", "parent");
         let c = b.child(p1, "p.1", "child");
         b.edit(t, |t| Arc::make_mut(&mut t.hints).after = vec!["a".into()]);
-        b.edit(c, |t| t.depends_on = vec!["p".into()]);
+        b.edit(c, |t| t.set_depends_on(vec!["p".into()]));
         let err = plan_with(&b, |_| {}).unwrap_err();
         let msgs: Vec<&str> = err.0.iter().map(|d| d.message.as_str()).collect();
         assert_eq!(
@@ -2176,7 +2176,7 @@ mod tests {
         b.task("free", "not in the cycle");
         b.edit(a, |t| Arc::make_mut(&mut t.hints).after = vec!["c".into()]);
         b.edit(c, |t| Arc::make_mut(&mut t.hints).after = vec!["a".into()]);
-        b.edit(d, |t| t.depends_on = vec!["b".into()]);
+        b.edit(d, |t| t.set_depends_on(vec!["b".into()]));
         let err = plan_with(&b, |_| {}).unwrap_err();
         assert_eq!(err.0.len(), 1, "{err}");
         let d = &err.0[0];
@@ -2350,7 +2350,7 @@ mod tests {
         assert_eq!(p.nodes[0].chain, 100_000);
         // A cycle over the whole chain is found and reported without recursion too.
         let mut b2 = b;
-        b2.edit(0, |t| t.depends_on = vec!["99999".into()]);
+        b2.edit(0, |t| t.set_depends_on(vec!["99999".into()]));
         let err = plan_with(&b2, |_| {}).unwrap_err();
         assert!(
             err.0[0]

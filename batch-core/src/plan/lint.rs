@@ -628,7 +628,7 @@ mod tests {
         let g = b.group("Models");
         b.task("m1", "one");
         let t = b.task("m2", "two");
-        b.edit(t, |t| t.depends_on = vec!["m1".into()]);
+        b.edit(t, |t| t.set_depends_on(vec!["m1".into()]));
         b.edit_group(g, |g| {
             g.parallel = Parallelism::Unbounded;
             g.parallel_from_hint = true;

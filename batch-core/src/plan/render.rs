@@ -259,7 +259,7 @@ fn group_mode(doc: &Document, plan: &Plan, g: usize) -> String {
         if tasks().any(|t| t.parent.is_some()) {
             mode.push_str("; a task's subtasks in order");
         }
-        if tasks().any(|t| t.parent.is_none() && t.list_step.is_some()) {
+        if tasks().any(|t| t.parent.is_none() && t.list_step().is_some()) {
             mode.push_str("; numbered items in order");
         }
     }

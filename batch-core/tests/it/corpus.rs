@@ -270,7 +270,7 @@ mod shapes {
         assert!(p.after("T005", "T004") && p.side_by_side("T005", "T006"));
         assert!(p.after("T007", "T005") && p.after("T007", "T006"));
         assert_eq!(
-            p.doc.task_by_id("T004").map(|t| t.story.as_deref()),
+            p.doc.task_by_id("T004").map(|t| t.story()),
             Some(Some("US1"))
         );
     }
