@@ -844,7 +844,9 @@ impl Scanner<'_, '_> {
                 .iter()
                 .filter(|s| dialect::is_phase_heading(&s.title))
                 .count(),
-            requirements_lines: body.matches("_Requirements:").count(),
+            // memchr's SIMD search: `str::matches` costs 3 instructions a byte.
+            requirements_lines: memchr::memmem::find_iter(body.as_bytes(), "_Requirements:")
+                .count(),
             // `## 1. Foundation`: cc-sdd's and OpenSpec's groups are level-2 headings.
             numbered_groups: self
                 .sections
