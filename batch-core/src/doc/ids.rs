@@ -154,46 +154,35 @@ static SLUG_BYTE: [u8; 256] = {
 /// appended). Only the first line of `text` counts.
 pub(crate) fn push_slug(out: &mut String, text: &str, max: usize) {
     let max = max.min(MAX_SLUG);
-    let bytes = text.as_bytes();
     let mut buf = [0u8; MAX_SLUG];
     let mut len = 0;
-    let mut i = 0;
-    // A word at a time (once per task of a big file: a byte at a time with
-    // every rule checked per byte cost twice as much).
-    loop {
-        // Skip to the next word; a line end ends the slug.
-        while i < bytes.len() && SLUG_BYTE[usize::from(bytes[i])] == 0 {
-            i += 1;
+    let mut pending_dash = false;
+    for &b in text.as_bytes() {
+        let c = SLUG_BYTE[usize::from(b)];
+        if c <= 1 {
+            if c == 1 {
+                break;
+            }
+            pending_dash = true;
+            continue;
         }
-        if i == bytes.len() || SLUG_BYTE[usize::from(bytes[i])] == 1 {
-            break;
-        }
-        let start = i;
-        while i < bytes.len() && SLUG_BYTE[usize::from(bytes[i])] > 1 {
-            i += 1;
-        }
-        let word = &bytes[start..i];
-        if len > 0 {
+        if pending_dash && len > 0 {
             if len + 1 >= max {
                 break;
             }
             buf[len] = b'-';
             len += 1;
         }
-        let room = max - len;
-        let fits = word.len() <= room;
-        let take = if fits { word.len() } else { room };
-        for (to, &b) in buf[len..len + take].iter_mut().zip(word) {
-            *to = SLUG_BYTE[usize::from(b)];
-        }
-        len += take;
-        if !fits {
+        pending_dash = false;
+        if len >= max {
             // Cut at the last word boundary.
             if let Some(dash) = buf[..len].iter().rposition(|&c| c == b'-') {
                 len = dash;
             }
             break;
         }
+        buf[len] = c;
+        len += 1;
     }
     out.push_str(std::str::from_utf8(&buf[..len]).expect("a slug is ASCII"));
 }
@@ -406,87 +395,6 @@ mod tests {
         ]);
         assert_eq!(a.duplicate_derived, [(0, 1)]);
         assert_eq!(a.ids[1].0, "T005-2");
-    }
-
-    /// The slug as it was made a byte at a time: the word-at-a-time
-    /// [`push_slug`] must agree with it on every input.
-    fn push_slug_by_byte(out: &mut String, text: &str, max: usize) {
-        let max = max.min(MAX_SLUG);
-        let mut buf = [0u8; MAX_SLUG];
-        let mut len = 0;
-        let mut pending_dash = false;
-        for &b in text.as_bytes() {
-            let c = SLUG_BYTE[usize::from(b)];
-            if c <= 1 {
-                if c == 1 {
-                    break;
-                }
-                pending_dash = true;
-                continue;
-            }
-            if pending_dash && len > 0 {
-                if len + 1 >= max {
-                    break;
-                }
-                buf[len] = b'-';
-                len += 1;
-            }
-            pending_dash = false;
-            if len >= max {
-                // Cut at the last word boundary.
-                if let Some(dash) = buf[..len].iter().rposition(|&c| c == b'-') {
-                    len = dash;
-                }
-                break;
-            }
-            buf[len] = c;
-            len += 1;
-        }
-        out.push_str(std::str::from_utf8(&buf[..len]).expect("a slug is ASCII"));
-    }
-
-    #[test]
-    fn the_slug_made_a_word_at_a_time_is_the_one_made_a_byte_at_a_time() {
-        let pieces = [
-            "a",
-            "bc",
-            "Implement",
-            "item",
-            "12",
-            " ",
-            "  ",
-            "-",
-            "`src/m0/w0_12.rs`",
-            "\n",
-            "\r\n",
-            "é",
-            "✅",
-            "x".repeat(70).as_str(),
-            "word_with_underscores",
-            ".",
-            "ABC",
-            "0",
-        ]
-        .map(str::to_string);
-        // A fixed pseudo-random walk over the pieces: the same inputs every run.
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        for _ in 0..20_000 {
-            let mut text = String::new();
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            let parts = (seed % 12) as usize;
-            for k in 0..parts {
-                let pick = ((seed >> (k * 5)) % pieces.len() as u64) as usize;
-                text.push_str(&pieces[pick]);
-            }
-            for max in [0, 1, 2, 5, 12, 24, 40, 64, 100] {
-                let (mut fast, mut slow) = (String::from("p/"), String::from("p/"));
-                push_slug(&mut fast, &text, max);
-                push_slug_by_byte(&mut slow, &text, max);
-                assert_eq!(fast, slow, "{text:?} max {max}");
-            }
-        }
     }
 
     #[test]
