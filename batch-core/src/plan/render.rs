@@ -230,7 +230,8 @@ fn push_padded(out: &mut String, n: usize, width: usize) {
         out.push_str(&SPACES[..k]);
         pad -= k;
     }
-    out.push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
+    // Pushed as chars: no UTF-8 check of bytes known to be digits.
+    out.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {
