@@ -156,7 +156,8 @@ pub(super) struct Dispatcher {
     pub(super) user_cancel: CancellationToken,
     pub(super) hard_kill: CancellationToken,
     pub(super) handle_signals: bool,
-    pub(super) doc: Document,
+    /// Shared with the task-file writer's parse (one copy of the tasks).
+    pub(super) doc: Arc<Document>,
     pub(super) plan: Plan,
     pub(super) nodes: Vec<NodeConfig>,
     pub(super) runs: Vec<NodeRun>,
@@ -554,7 +555,7 @@ impl Dispatcher {
             // A file that no longer parses is reported when boxes are written.
             let checked = file.refresh().ok().flatten();
             // Someone else changed the file: the run follows the new text.
-            let doc = checked.as_ref().map(|_| file.document().clone());
+            let doc = checked.as_ref().map(|_| file.shared_document());
             Some((file, checked, doc))
         })
         .await;

@@ -68,12 +68,12 @@ impl Dispatcher {
             Source::File(_) if taskfile.is_some() => (
                 taskfile
                     .as_ref()
-                    .map(|f| f.document().clone())
+                    .map(|f| f.shared_document())
                     .expect("checked above"),
                 None,
             ),
-            Source::File(path) => (Document::read(&path, &parse_options)?, None),
-            Source::Document(doc, plan) => (*doc, plan),
+            Source::File(path) => (Arc::new(Document::read(&path, &parse_options)?), None),
+            Source::Document(doc, plan) => (Arc::new(*doc), plan),
         };
         let checked_in_file = doc
             .tasks

@@ -206,7 +206,7 @@ impl Dispatcher {
                     // Someone else changed the file: boxes checked by hand,
                     // tasks added, changed or removed.
                     self.checked_in_file = f.checked_ids().into_iter().collect();
-                    let doc = f.document().clone();
+                    let doc = f.shared_document();
                     self.replan(&doc);
                 }
                 for p in &out.problems {

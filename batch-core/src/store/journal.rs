@@ -164,14 +164,30 @@ pub enum JournalRecord {
 /// A stable hash of a task's text (FNV-1a 64, hex), to tell whether a journal
 /// record is about the same text as the task now in the file.
 pub fn text_hash(text: &str) -> String {
+    let h = text_hash_value(text);
+    // `format!("{h:016x}")`, without the formatter (once per task of a run).
+    let hex = |d: u64| b"0123456789abcdef"[(d & 0xf) as usize] as char;
+    (0..16).rev().map(|k| hex(h >> (4 * k))).collect()
+}
+
+/// [`text_hash`] as the number its sixteen hex digits spell.
+pub(crate) fn text_hash_value(text: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in text.as_bytes() {
         h ^= u64::from(*b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    // `format!("{h:016x}")`, without the formatter (once per task of a run).
-    let hex = |d: u64| b"0123456789abcdef"[(d & 0xf) as usize] as char;
-    (0..16).rev().map(|k| hex(h >> (4 * k))).collect()
+    h
+}
+
+/// The number a [`text_hash`] spells: `None` for anything but sixteen
+/// lowercase hex digits (which no text hashes to).
+pub(crate) fn parse_text_hash(hash: &str) -> Option<u64> {
+    let ok = hash.len() == 16
+        && hash
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    ok.then(|| u64::from_str_radix(hash, 16).ok()).flatten()
 }
 
 /// The journal open for appending.

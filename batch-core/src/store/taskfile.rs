@@ -64,10 +64,11 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::doc::{Document, ParseOptions};
 use crate::error::StoreError;
-use crate::store::journal::text_hash;
+use crate::store::journal::{parse_text_hash, text_hash_value};
 
 /// What a write did.
 #[derive(Debug, Clone, Default)]
@@ -195,14 +196,25 @@ impl Stamp {
 #[derive(Debug)]
 struct Index {
     stamp: Stamp,
-    doc: Document,
-    /// Each task's text hash, by task index.
-    hashes: Vec<String>,
+    /// Shared with the run that plans from it ([`TaskFile::shared_document`]).
+    doc: Arc<Document>,
+    /// Each task's text hash ([`text_hash_value`]), by task index.
+    hashes: Vec<u64>,
     /// Box state per task, kept current by our writes.
     state: Vec<bool>,
-    /// Tasks by text hash, in document order.
-    by_hash: HashMap<String, Vec<usize>>,
+    /// `(text hash, task index)` sorted: the tasks of a text in document
+    /// order. No allocation per task, unlike a map of lists.
+    by_hash: Vec<(u64, usize)>,
     mark: u8,
+}
+
+impl Index {
+    /// The tasks whose text hashes to `h`, in document order.
+    fn same_text(&self, h: u64) -> &[(u64, usize)] {
+        let from = self.by_hash.partition_point(|&(k, _)| k < h);
+        let to = from + self.by_hash[from..].partition_point(|&(k, _)| k == h);
+        &self.by_hash[from..to]
+    }
 }
 
 /// The task file as a run writes it: resolved once, parsed again only when
@@ -217,9 +229,9 @@ pub struct TaskFile {
     /// (the last parse stays as what a new read is checked against).
     must_read: bool,
     /// Tasks with the same text, by hash, as the first parse found them.
-    first_dups: Option<HashMap<String, Vec<String>>>,
+    first_dups: Option<HashMap<u64, Vec<String>>>,
     /// Boxes this writer checked: id → text hash.
-    ours: HashMap<String, String>,
+    ours: HashMap<String, u64>,
 }
 
 impl TaskFile {
@@ -250,6 +262,12 @@ impl TaskFile {
     /// else's change).
     pub fn document(&self) -> &Document {
         &self.index.as_ref().expect("parsed when opened").doc
+    }
+
+    /// [`document`](Self::document), shared rather than copied: a run plans
+    /// from the writer's parse without holding the file's tasks twice.
+    pub fn shared_document(&self) -> Arc<Document> {
+        Arc::clone(&self.index.as_ref().expect("parsed when opened").doc)
     }
 
     /// The stamp the file had after the last parse or write.
@@ -303,7 +321,7 @@ impl TaskFile {
             read_whole(file, &mut bytes)
                 .map_err(|e| StoreError::io(&self.real, "cannot read the task file", e))?;
             let parsed = Document::parse_bytes(&bytes, &self.options).map(|doc| {
-                let hashes: Vec<String> = doc.tasks.iter().map(|t| text_hash(&t.text)).collect();
+                let hashes: Vec<u64> = doc.tasks.iter().map(|t| text_hash_value(&t.text)).collect();
                 (doc, hashes)
             });
             // A program saving in place truncates the file and writes it in
@@ -352,18 +370,16 @@ impl TaskFile {
             );
         };
         let (doc, hashes, bytes) = index;
-        let mut by_hash: HashMap<String, Vec<usize>> = HashMap::with_capacity(hashes.len());
-        for (t, h) in hashes.iter().enumerate() {
-            by_hash.entry(h.clone()).or_default().push(t);
-        }
+        let mut by_hash: Vec<(u64, usize)> = hashes.iter().copied().zip(0..).collect();
+        by_hash.sort_unstable();
         let state = doc.tasks.iter().map(|t| t.checked).collect();
         let mark = checked_mark(&doc, &bytes);
         if self.first_dups.is_none() {
-            self.first_dups = Some(duplicates(&doc, &hashes));
+            self.first_dups = Some(duplicates(&doc, &by_hash));
         }
         self.index = Some(Index {
             stamp: *stamp,
-            doc,
+            doc: Arc::new(doc),
             hashes,
             state,
             by_hash,
@@ -476,10 +492,10 @@ impl TaskFile {
             })
             .collect();
         for w in wants {
-            if let Some(h) = &w.text_hash
+            if let Some(h) = w.text_hash.as_deref().and_then(parse_text_hash)
                 && !failed.contains(w.id.as_str())
             {
-                self.ours.insert(w.id.clone(), h.clone());
+                self.ours.insert(w.id.clone(), h);
             }
         }
     }
@@ -521,8 +537,8 @@ impl TaskFile {
         }
         // Our earlier boxes an editor's stale save opened again.
         if to_checked && reparsed {
-            for (id, h) in &self.ours {
-                if let Ok(t) = self.locate(&Want::with_hash(id.clone(), h.clone()))
+            for (id, &h) in &self.ours {
+                if let Ok(t) = self.locate_text(id, Some(h))
                     && !state[t]
                 {
                     state[t] = true;
@@ -560,38 +576,54 @@ impl TaskFile {
 
     /// Finds the task `w` names, checking that its text is the one that ran.
     fn locate(&self, w: &Want) -> Result<usize, StoreError> {
+        match &w.text_hash {
+            // A hash that is not sixteen hex digits is no text's.
+            Some(h) => self.locate_text(&w.id, parse_text_hash(h)),
+            None => {
+                let ix = self.index.as_ref().expect("parsed before locating");
+                ix.doc
+                    .task_by_id(&w.id)
+                    .map(|t| t.index)
+                    .ok_or_else(|| StoreError::TaskGone {
+                        path: self.shown.clone(),
+                        id: w.id.clone(),
+                    })
+            }
+        }
+    }
+
+    /// Finds task `id` whose text ran with hash `h` (`None`: a hash no text
+    /// has).
+    fn locate_text(&self, id: &str, h: Option<u64>) -> Result<usize, StoreError> {
         let ix = self.index.as_ref().expect("parsed before locating");
-        let by_id = ix.doc.task_by_id(&w.id).map(|t| t.index);
-        let Some(h) = &w.text_hash else {
-            return by_id.ok_or_else(|| StoreError::TaskGone {
-                path: self.shown.clone(),
-                id: w.id.clone(),
-            });
-        };
-        let same: &[usize] = ix.by_hash.get(h).map_or(&[], Vec::as_slice);
+        let by_id = ix.doc.task_by_id(id).map(|t| t.index);
+        let same = h.map_or(&[][..], |h| ix.same_text(h));
         match (same, by_id) {
             ([], Some(_)) => Err(StoreError::TextChanged {
                 path: self.shown.clone(),
-                id: w.id.clone(),
+                id: id.to_string(),
             }),
             ([], None) => Err(StoreError::TaskGone {
                 path: self.shown.clone(),
-                id: w.id.clone(),
+                id: id.to_string(),
             }),
             // One task with that text: it is the one, whatever its id now.
-            ([t], _) => Ok(*t),
+            ([(_, t)], _) => Ok(*t),
             (many, by_id) => {
-                let ids: Vec<String> = many.iter().map(|&t| ix.doc.tasks[t].id.clone()).collect();
-                let as_before = self
-                    .first_dups
-                    .as_ref()
-                    .and_then(|d| d.get(h))
-                    .is_some_and(|before| before == &ids);
+                let ids: Vec<&str> = many
+                    .iter()
+                    .map(|&(_, t)| ix.doc.tasks[t].id.as_str())
+                    .collect();
+                let as_before = h
+                    .and_then(|h| self.first_dups.as_ref()?.get(&h))
+                    .is_some_and(|before| {
+                        before.iter().map(String::as_str).eq(ids.iter().copied())
+                    });
                 match by_id {
-                    Some(t) if as_before && many.contains(&t) => Ok(t),
+                    Some(t) if as_before && many.iter().any(|&(_, m)| m == t) => Ok(t),
                     _ => Err(StoreError::Ambiguous {
                         path: self.shown.clone(),
-                        id: w.id.clone(),
+                        id: id.to_string(),
                         count: many.len(),
                     }),
                 }
@@ -601,7 +633,7 @@ impl TaskFile {
 }
 
 /// Whether `doc` still has every task of `before`, each with the same text.
-fn keeps_every_task(before: &Index, doc: &Document, hashes: &[String]) -> bool {
+fn keeps_every_task(before: &Index, doc: &Document, hashes: &[u64]) -> bool {
     // Most saves keep the tasks where they were: compare in place first.
     let in_place = before.doc.tasks.iter().enumerate().all(|(i, t)| {
         doc.tasks.get(i).is_some_and(|now| now.id == t.id) && hashes.get(i) == before.hashes.get(i)
@@ -640,16 +672,14 @@ fn read_whole(file: &File, bytes: &mut Vec<u8>) -> std::io::Result<()> {
 }
 
 /// Ids of the tasks sharing a text, by text hash (groups of two or more).
-fn duplicates(doc: &Document, hashes: &[String]) -> HashMap<String, Vec<String>> {
-    let mut by: HashMap<&str, Vec<String>> = HashMap::new();
-    for t in &doc.tasks {
-        by.entry(hashes[t.index].as_str())
-            .or_default()
-            .push(t.id.clone());
-    }
-    by.into_iter()
-        .filter(|(_, v)| v.len() > 1)
-        .map(|(k, v)| (k.to_string(), v))
+fn duplicates(doc: &Document, by_hash: &[(u64, usize)]) -> HashMap<u64, Vec<String>> {
+    by_hash
+        .chunk_by(|a, b| a.0 == b.0)
+        .filter(|same| same.len() > 1)
+        .map(|same| {
+            let ids = same.iter().map(|&(_, t)| doc.tasks[t].id.clone()).collect();
+            (same[0].0, ids)
+        })
         .collect()
 }
 
