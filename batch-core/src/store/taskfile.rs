@@ -91,7 +91,7 @@ pub struct WriteOutcome {
 }
 
 /// A task to check: its id and, when known, the hash of the text that ran
-/// ([`text_hash`]).
+/// ([`text_hash`](super::journal::text_hash)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Want {
