@@ -1457,7 +1457,7 @@ fn paragraph_text<'b>(
     comments: &[Range<usize>],
 ) -> std::borrow::Cow<'b, str> {
     let raw = &body[range.clone()];
-    if !raw.contains('\n')
+    if memchr::memchr(b'\n', raw.as_bytes()).is_none()
         && comments
             .iter()
             .all(|c| c.end <= range.start || c.start >= range.end)
