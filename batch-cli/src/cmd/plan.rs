@@ -15,6 +15,7 @@ use crate::resolve;
 
 /// Runs `mdbatch plan`.
 pub fn run(args: &PlanArgs, color: ColorChoice) -> u8 {
+    keep_malloc_mmap_threshold();
     let color = stderr_color(color);
     let (path, options, bytes) = match read_task_file(args.doc.file.as_deref(), &args.doc) {
         Ok(x) => x,
@@ -34,9 +35,21 @@ pub fn run(args: &PlanArgs, color: ColorChoice) -> u8 {
     if let Some(id) = &args.show_prompt {
         return show_prompt(&doc, &path, id, args.prompt_template.as_deref());
     }
+    // The file's bytes are not needed past the parse unless the plan fails,
+    // which is rare: they go before the plan is made (5 MB of a 100,000-task
+    // plan's peak). A failing plan reads the file again for the lines its
+    // diagnostics quote, and quotes none if the file has changed since.
+    let read = fingerprint(&bytes);
+    drop(bytes);
     let plan = match Plan::build(&doc, &resolve::plan_options(&args.select)) {
         Ok(plan) => plan,
-        Err(mut e) => return cannot_plan(&path, &mut e.0, &text(), color),
+        Err(mut e) => {
+            let again = resolve::read_task_bytes(&path)
+                .ok()
+                .filter(|b| fingerprint(b) == read);
+            let text = again.as_deref().map(String::from_utf8_lossy);
+            return cannot_plan(&path, &mut e.0, text.as_deref().unwrap_or(""), color);
+        }
     };
     let format = match args.format {
         PlanFormatArg::Text => PlanFormat::Text,
@@ -107,6 +120,42 @@ fn is_printable_ascii(s: &str) -> bool {
     })
 }
 
+/// Pins glibc malloc's mmap threshold at its default (128 KiB), so that
+/// every large buffer is mapped on its own and given back to the OS when
+/// freed.
+///
+/// By default glibc raises the threshold to the size of each large block
+/// freed (up to 32 MiB): after the parser frees its first big buffers, the
+/// document's and the plan's large vectors come from the heap, and the
+/// holes they leave when they grow or go stay resident. Pinned, the peak
+/// of a 100,000-task plan (while the plan is built, the markdown parser's
+/// tree already gone) is about 6 MiB lower, at the cost of about 10% more
+/// page faults.
+fn keep_malloc_mmap_threshold() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `mallopt` only changes a setting of the allocator, under its
+    // own lock; any value is valid for M_MMAP_THRESHOLD up to 32 MiB.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
+/// The length and a 64-bit FNV-1a hash (over 8-byte words) of `bytes`: tells
+/// whether a file read again is the one parsed. About 1 ms for 5 MB.
+fn fingerprint(bytes: &[u8]) -> (usize, u64) {
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut words = bytes.chunks_exact(8);
+    for w in &mut words {
+        let w: [u8; 8] = w.try_into().expect("chunks_exact(8) gives 8 bytes");
+        h = (h ^ u64::from_le_bytes(w)).wrapping_mul(PRIME);
+    }
+    for &b in words.remainder() {
+        h = (h ^ u64::from(b)).wrapping_mul(PRIME);
+    }
+    (bytes.len(), h)
+}
+
 /// Prints the problems that stop a plan, and says so; returns the exit code.
 fn cannot_plan(path: &Path, diags: &mut [batch_core::Diagnostic], text: &str, color: bool) -> u8 {
     print_diagnostics(diags, text, color);
@@ -173,6 +222,21 @@ mod tests {
     use std::borrow::Cow;
 
     use super::*;
+
+    #[test]
+    fn the_fingerprint_tells_a_changed_file_from_the_same_one() {
+        let a = b"# T\n\n- [ ] one\n- [ ] two\n".to_vec();
+        assert_eq!(fingerprint(&a), fingerprint(&a.clone()));
+        // One byte anywhere, in a whole word or in the tail, and the length.
+        for at in [0, 7, 8, a.len() - 1] {
+            let mut b = a.clone();
+            b[at] ^= 1;
+            assert_ne!(fingerprint(&a), fingerprint(&b), "byte {at}");
+        }
+        let mut longer = a.clone();
+        longer.push(b'\n');
+        assert_ne!(fingerprint(&a), fingerprint(&longer));
+    }
 
     #[test]
     fn printable_ascii_is_exactly_what_safe_text_leaves_alone_among_ascii() {

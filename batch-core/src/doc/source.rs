@@ -52,17 +52,16 @@ impl<'a> Source<'a> {
         let rest = &original[bom..];
         let mut line_starts = vec![0];
         let (mut crlf_count, mut lf_count) = (0usize, 0usize);
-        // `find(char)` is a memchr: line ends are found a word at a time.
-        let mut from = 0;
-        while let Some(nl) = original[from..].find('\n') {
-            let i = from + nl;
+        // One SIMD scan for every line end (a `find` per line cost 200
+        // instructions a line, most of it starting the search).
+        let bytes = original.as_bytes();
+        for i in memchr::memchr_iter(b'\n', bytes) {
             line_starts.push(i + 1);
-            if i > 0 && original.as_bytes()[i - 1] == b'\r' {
+            if i > 0 && bytes[i - 1] == b'\r' {
                 crlf_count += 1;
             } else {
                 lf_count += 1;
             }
-            from = i + 1;
         }
         let (front_matter, front_matter_end) = match find_front_matter(rest) {
             Some((inner, end)) => (Some(rest[inner].to_string()), end),

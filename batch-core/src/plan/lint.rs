@@ -494,7 +494,7 @@ fn parallel_group_with_deps(doc: &Document, plan: &Plan) -> Vec<Diagnostic> {
             let shown: Vec<String> = pairs
                 .iter()
                 .take(3)
-                .map(|&(x, y)| format!("`{}` waits for `{}`", plan.nodes[x].id, plan.nodes[y].id))
+                .map(|&(x, y)| format!("`{}` waits for `{}`", plan.nodes[x].id(doc), plan.nodes[y].id(doc)))
                 .collect();
             let more = if pairs.len() > 3 {
                 format!(" (and {} more)", pairs.len() - 3)
@@ -628,7 +628,7 @@ mod tests {
         let g = b.group("Models");
         b.task("m1", "one");
         let t = b.task("m2", "two");
-        b.edit(t, |t| t.depends_on = vec!["m1".into()]);
+        b.edit(t, |t| t.set_depends_on(vec!["m1".into()]));
         b.edit_group(g, |g| {
             g.parallel = Parallelism::Unbounded;
             g.parallel_from_hint = true;

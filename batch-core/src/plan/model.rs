@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::doc::{Dialect, GroupIdx, Parallelism, TaskIdx, WaveIdx};
+use crate::doc::{Dialect, Document, GroupIdx, Parallelism, TaskIdx, WaveIdx};
 
 /// Index of a node in [`Plan::nodes`].
 pub type NodeIdx = usize;
@@ -91,8 +91,6 @@ pub struct PlanNode {
     pub index: NodeIdx,
     /// The task in the document.
     pub task: TaskIdx,
-    /// The task id (copied for convenience).
-    pub id: String,
     /// Its wave.
     pub wave: WaveIdx,
     /// Its group.
@@ -109,6 +107,15 @@ pub struct PlanNode {
     /// Barriers this node waits for, besides `deps`: it may start only when
     /// every member of each of these barriers has finished.
     pub barriers: Vec<BarrierIdx>,
+}
+
+impl PlanNode {
+    /// The task's id (`doc.tasks[self.task].id`); `doc` is the document the
+    /// plan was built from. Not copied into the node: a 100,000-task plan
+    /// would hold 100,000 more strings.
+    pub fn id<'d>(&self, doc: &'d Document) -> &'d str {
+        doc.tasks.get(self.task).map_or("", |t| t.id.as_str())
+    }
 }
 
 /// A join point: "every remaining task of wave 2", "module `api` of wave 1",
@@ -204,9 +211,11 @@ pub struct ProseUse {
 }
 
 impl Plan {
-    /// The node for a task id.
-    pub fn node_by_id(&self, id: &str) -> Option<&PlanNode> {
-        self.nodes.iter().find(|n| n.id == id)
+    /// The node for a task id; `doc` is the document the plan was built from.
+    pub fn node_by_id(&self, doc: &Document, id: &str) -> Option<&PlanNode> {
+        self.nodes
+            .iter()
+            .find(|n| doc.tasks.get(n.task).is_some_and(|t| t.id == id))
     }
 
     /// Every node `node` waits for directly: its `deps` plus the members of

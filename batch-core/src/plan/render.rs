@@ -230,7 +230,8 @@ fn push_padded(out: &mut String, n: usize, width: usize) {
         out.push_str(&SPACES[..k]);
         pad -= k;
     }
-    out.push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
+    // Pushed as chars: no UTF-8 check of bytes known to be digits.
+    out.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {
@@ -259,7 +260,7 @@ fn group_mode(doc: &Document, plan: &Plan, g: usize) -> String {
         if tasks().any(|t| t.parent.is_some()) {
             mode.push_str("; a task's subtasks in order");
         }
-        if tasks().any(|t| t.parent.is_none() && t.list_step.is_some()) {
+        if tasks().any(|t| t.parent.is_none() && t.list_step().is_some()) {
             mode.push_str("; numbered items in order");
         }
     }
@@ -275,7 +276,7 @@ fn push_short_name(out: &mut String, doc: &Document, plan: &Plan, node: usize) {
             out.push('#');
             push_padded(out, n.order + 1, 0);
         }
-        _ => out.push_str(&n.id),
+        _ => out.push_str(n.id(doc)),
     }
 }
 
@@ -355,7 +356,7 @@ fn text(doc: &Document, plan: &Plan, out: &mut String, flush: &mut dyn FnMut(&mu
         .nodes
         .iter()
         .filter(|n| doc.tasks.get(n.task).map(|t| t.id_source) != Some(IdSource::Slug))
-        .map(|n| n.id.chars().count())
+        .map(|n| n.id(doc).chars().count())
         .max()
         .unwrap_or(0)
         .min(24);
@@ -403,7 +404,7 @@ fn text(doc: &Document, plan: &Plan, out: &mut String, flush: &mut dyn FnMut(&mu
                 let id = if task.id_source == IdSource::Slug {
                     ""
                 } else {
-                    n.id.as_str()
+                    n.id(doc)
                 };
                 // Written in place: one line per node, trailing blanks cut.
                 let line_start = out.len();
@@ -642,7 +643,7 @@ fn json(doc: &Document, plan: &Plan) -> String {
                     limit: plan.groups.get(g.index).and_then(|pg| pg.limit),
                     tasks: by_group[g.index]
                         .iter()
-                        .map(|&i| plan.nodes[i].id.as_str())
+                        .map(|&i| plan.nodes[i].id(doc))
                         .collect(),
                 })
                 .collect(),
@@ -667,7 +668,7 @@ fn json(doc: &Document, plan: &Plan) -> String {
             .nodes
             .iter()
             .map(|n| JsonTask {
-                id: &n.id,
+                id: n.id(doc),
                 order: n.order,
                 text: &doc.tasks[n.task].text,
                 wave: n.wave,
@@ -678,7 +679,7 @@ fn json(doc: &Document, plan: &Plan) -> String {
                     .deps
                     .iter()
                     .map(|e| JsonEdge {
-                        on: &plan.nodes[e.on].id,
+                        on: plan.nodes[e.on].id(doc),
                         reason: &e.reason,
                     })
                     .collect(),
@@ -693,11 +694,7 @@ fn json(doc: &Document, plan: &Plan) -> String {
                 index: b.index,
                 label: &b.label,
                 reason: &b.reason,
-                members: b
-                    .members
-                    .iter()
-                    .map(|&m| plan.nodes[m].id.as_str())
-                    .collect(),
+                members: b.members.iter().map(|&m| plan.nodes[m].id(doc)).collect(),
             })
             .collect(),
         excluded: plan
@@ -768,7 +765,7 @@ fn dot(doc: &Document, plan: &Plan) -> String {
             let _ = writeln!(out, "      label={};", dot_str(&short(&group.title, 60)));
             for &i in &by_group[g] {
                 let n = &plan.nodes[i];
-                let label = format!("{}: {}", n.id, short(&doc.tasks[n.task].text, 40));
+                let label = format!("{}: {}", n.id(doc), short(&doc.tasks[n.task].text, 40));
                 let _ = writeln!(out, "      n{i} [label={}];", dot_str(&label));
             }
             out.push_str("    }\n");
@@ -843,7 +840,7 @@ fn mermaid(doc: &Document, plan: &Plan) -> String {
             );
             for &i in &by_group[g] {
                 let n = &plan.nodes[i];
-                let label = format!("{}: {}", n.id, short(&doc.tasks[n.task].text, 40));
+                let label = format!("{}: {}", n.id(doc), short(&doc.tasks[n.task].text, 40));
                 let _ = writeln!(out, "      n{i}[{}]", mermaid_str(&label));
             }
             out.push_str("    end\n");

@@ -124,7 +124,7 @@ impl DocBuilder {
     /// A child task of `parent`.
     pub(crate) fn child(&mut self, parent: TaskIdx, id: &str, text: &str) -> TaskIdx {
         let t = self.add(id, text, Some(parent));
-        self.doc.tasks[parent].children.push(t);
+        self.doc.tasks[parent].push_child(t);
         t
     }
 
@@ -143,28 +143,20 @@ impl DocBuilder {
         let section = self.doc.sections.len().checked_sub(1);
         let group = self.group;
         let wave = group.map(|g| self.doc.groups[g].wave);
-        self.doc.tasks.push(Task {
+        let mut task = Task::new(
             index,
-            id: id.into(),
-            id_source: IdSource::Hint,
-            text: text.into(),
-            details: String::new(),
-            checked: false,
-            optional: false,
-            skip: false,
-            marker: pos.offset + 2..pos.offset + 5,
             pos,
-            parent,
-            children: Vec::new(),
-            section,
-            wave,
-            group,
-            hints: Default::default(),
-            depends_on: Vec::new(),
-            parallel_marker: false,
-            story: None,
-            list_step: None,
-        });
+            pos.offset + 2..pos.offset + 5,
+            Default::default(),
+        );
+        task.id = id.into();
+        task.id_source = IdSource::Hint;
+        task.text = text.into();
+        task.parent = parent;
+        task.section = section;
+        task.wave = wave;
+        task.group = group;
+        self.doc.tasks.push(task);
         if let Some(g) = group {
             self.doc.groups[g].tasks.push(index);
         }

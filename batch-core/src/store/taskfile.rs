@@ -560,7 +560,7 @@ impl TaskFile {
             }
             let p = &ix.doc.tasks[parent];
             let ready = !to_checked
-                || p.children
+                || p.children()
                     .iter()
                     .map(|&c| &ix.doc.tasks[c])
                     .filter(|c| !c.optional && !c.skip)

@@ -119,7 +119,7 @@ fn cc_sdd_starred_number_is_an_optional_task() {
     );
     let plan = batch_core::Plan::build(&doc, &batch_core::PlanOptions::default()).unwrap();
     assert!(
-        plan.node_by_id("7.9").is_none(),
+        plan.node_by_id(&doc, "7.9").is_none(),
         "optional tasks are not planned by default"
     );
 }
@@ -167,14 +167,18 @@ mod shapes {
         fn node(&self, key: &str) -> usize {
             let id = self.id(key);
             self.plan
-                .node_by_id(&id)
+                .node_by_id(&self.doc, &id)
                 .unwrap_or_else(|| panic!("{}: {key:?} ({id}) is not run", self.name))
                 .index
         }
 
         /// Tasks run, in the plan's order, by id.
         fn run(&self) -> Vec<String> {
-            self.plan.nodes.iter().map(|n| n.id.clone()).collect()
+            self.plan
+                .nodes
+                .iter()
+                .map(|n| n.id(&self.doc).to_string())
+                .collect()
         }
 
         /// Waves that hold work.
@@ -266,7 +270,7 @@ mod shapes {
         assert!(p.after("T005", "T004") && p.side_by_side("T005", "T006"));
         assert!(p.after("T007", "T005") && p.after("T007", "T006"));
         assert_eq!(
-            p.doc.task_by_id("T004").map(|t| t.story.as_deref()),
+            p.doc.task_by_id("T004").map(|t| t.story()),
             Some(Some("US1"))
         );
     }
@@ -428,7 +432,7 @@ mod shapes {
         assert_eq!(p.run().len(), 4);
         assert_eq!(p.waves(), 3);
         let critical = "Critical: fix the install command";
-        assert_eq!(p.plan.nodes[0].id, p.id(critical));
+        assert_eq!(p.plan.nodes[0].id(&p.doc), p.id(critical));
         assert!(p.after("Remove the unused", critical));
         assert!(p.after("Add dark mode", critical));
         assert!(!p.doc.preamble.contains("Critical"), "{}", p.doc.preamble);

@@ -63,14 +63,14 @@ pub fn outline(doc: &Document) -> String {
                 if t.parallel_marker {
                     flags.push("P".to_string());
                 }
-                if let Some(s) = &t.story {
-                    flags.push(s.clone());
+                if let Some(s) = t.story() {
+                    flags.push(s.to_string());
                 }
                 if let Some(p) = t.parent {
                     flags.push(format!("parent {}", doc.tasks[p].id));
                 }
-                if !t.depends_on.is_empty() {
-                    flags.push(format!("depends {}", t.depends_on.join(",")));
+                if !t.depends_on().is_empty() {
+                    flags.push(format!("depends {}", t.depends_on().join(",")));
                 }
                 out.push_str(&format!(
                     "    [{}] {} :{} {}{}\n",

@@ -199,8 +199,8 @@ fn a_spec_kit_file_reads_ids_markers_stories_and_dependencies() {
     );
     assert!(doc.tasks[1].parallel_marker && doc.tasks[2].parallel_marker);
     assert!(!doc.tasks[0].parallel_marker);
-    assert_eq!(doc.tasks[3].story.as_deref(), Some("US1"));
-    assert_eq!(doc.tasks[4].depends_on, ["T002", "T003", "T004"]);
+    assert_eq!(doc.tasks[3].story(), Some("US1"));
+    assert_eq!(doc.tasks[4].depends_on(), ["T002", "T003", "T004"]);
     assert_eq!(doc.tasks[1].text, "[P] Configure linting");
     for g in &doc.groups {
         assert_eq!(g.parallel, Parallelism::Sequential);
@@ -236,8 +236,8 @@ fn a_kiro_file_reads_numbers_optional_tasks_and_parents() {
     assert_eq!(doc.dialect, Dialect::Kiro);
     assert_eq!(ids(&doc), ["1", "1.1", "1.2", "2", "2.1", "2.2", "2.3"]);
     assert!(doc.tasks.iter().all(|t| t.id_source == IdSource::Number));
-    assert_eq!(doc.tasks[0].children, [1, 2], "children by number");
-    assert_eq!(doc.tasks[3].children, [4, 5, 6], "children by nesting");
+    assert_eq!(doc.tasks[0].children(), [1, 2], "children by number");
+    assert_eq!(doc.tasks[3].children(), [4, 5, 6], "children by nesting");
     let opt = &doc.tasks[2];
     assert!(opt.optional);
     assert_eq!(opt.text, "Write property tests for the client");
@@ -245,7 +245,7 @@ fn a_kiro_file_reads_numbers_optional_tasks_and_parents() {
     assert_eq!(&KIRO[opt.marker.clone()], "[ ]");
     assert!(doc.tasks[4].parallel_marker && doc.tasks[5].parallel_marker);
     assert!(!doc.tasks[6].parallel_marker);
-    assert_eq!(doc.tasks[6].depends_on, ["2.1", "2.2"]);
+    assert_eq!(doc.tasks[6].depends_on(), ["2.1", "2.2"]);
     assert_eq!(
         doc.tasks[1].details,
         "- Implement HTTP client wrapper\n- _Requirements: 7.1, 7.2_"

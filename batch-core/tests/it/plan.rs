@@ -15,24 +15,37 @@ fn fixture(name: &str) -> (String, Document) {
     (text, doc)
 }
 
-fn plan(doc: &Document, f: impl FnOnce(&mut PlanOptions)) -> Plan {
+/// A plan with the document it was built from (a node's id is its task's).
+struct Planned<'d> {
+    doc: &'d Document,
+    plan: Plan,
+}
+
+impl std::ops::Deref for Planned<'_> {
+    type Target = Plan;
+    fn deref(&self) -> &Plan {
+        &self.plan
+    }
+}
+
+fn plan<'d>(doc: &'d Document, f: impl FnOnce(&mut PlanOptions)) -> Planned<'d> {
     let mut o = PlanOptions::default();
     f(&mut o);
     match Plan::build(doc, &o) {
-        Ok(p) => p,
+        Ok(plan) => Planned { doc, plan },
         Err(e) => panic!("plan failed:\n{e}"),
     }
 }
 
 /// What a task waits for directly, by id, sorted.
-fn waits(p: &Plan, id: &str) -> Vec<String> {
+fn waits(p: &Planned, id: &str) -> Vec<String> {
     let n = p
-        .node_by_id(id)
+        .node_by_id(p.doc, id)
         .unwrap_or_else(|| panic!("{id} is not in the plan"));
     let mut v: Vec<String> = p
         .waits_for(n.index)
         .into_iter()
-        .map(|i| p.nodes[i].id.clone())
+        .map(|i| p.nodes[i].id(p.doc).to_string())
         .collect();
     v.sort();
     v
@@ -48,12 +61,17 @@ fn id_of(doc: &Document, text_start: &str) -> String {
 
 /// Runs the plan to the end with the tracker and returns the finishing order
 /// when each step takes every ready node at once (the widest schedule).
-fn waves_of_execution(p: &Plan) -> Vec<Vec<String>> {
+fn waves_of_execution(p: &Planned) -> Vec<Vec<String>> {
     let mut tracker = ReadyTracker::new(p);
     let mut ready = tracker.initially_ready();
     let mut out = Vec::new();
     while !ready.is_empty() {
-        out.push(ready.iter().map(|&i| p.nodes[i].id.clone()).collect());
+        out.push(
+            ready
+                .iter()
+                .map(|&i| p.nodes[i].id(p.doc).to_string())
+                .collect(),
+        );
         let mut next = Vec::new();
         for i in ready {
             next.extend(tracker.finish(i));
@@ -82,12 +100,16 @@ fn waves_fixture_runs_modules_side_by_side_and_waves_one_after_another() {
         "`parallel: false` chains the API group"
     );
     let web2 = p
-        .node_by_id(&id_of(&doc, "Build the notes list"))
+        .node_by_id(&doc, &id_of(&doc, "Build the notes list"))
         .unwrap()
         .group;
     assert_eq!(p.groups[web2].limit, Some(2), "`parallel: 2` is a limit");
-    let e2e = p.node_by_id(&id_of(&doc, "Add end-to-end")).unwrap();
-    assert!(e2e.deps.iter().any(|e| p.nodes[e.on].id == "web-client"));
+    let e2e = p.node_by_id(&doc, &id_of(&doc, "Add end-to-end")).unwrap();
+    assert!(
+        e2e.deps
+            .iter()
+            .any(|e| p.nodes[e.on].id(&doc) == "web-client")
+    );
     insta::assert_snapshot!("waves_text", render(&doc, &p, PlanFormat::Text));
 }
 
@@ -113,7 +135,7 @@ fn spec_kit_fixture_is_sequential_with_p_runs_and_reads_depends_on() {
     let (_, doc) = fixture("spec-kit.md");
     assert_eq!(doc.dialect, Dialect::SpecKit);
     let p = plan(&doc, |_| {});
-    assert!(p.node_by_id("T001").is_none(), "T001 is checked");
+    assert!(p.node_by_id(&doc, "T001").is_none(), "T001 is checked");
     assert!(waits(&p, "T002").is_empty() && waits(&p, "T003").is_empty());
     assert_eq!(
         waits(&p, "T004"),
@@ -136,12 +158,12 @@ fn spec_kit_fixture_cross_wave_runs_the_two_stories_side_by_side() {
     let p = plan(&doc, |o| o.cross_wave = Some(true));
     assert_eq!(waits(&p, "T008"), ["T007"]);
     assert_eq!(waits(&p, "T014"), ["T007"], "US2 does not wait for US1");
-    let t14 = p.node_by_id("T014").unwrap().index;
-    let t13 = p.node_by_id("T013").unwrap().index;
+    let t14 = p.node_by_id(&doc, "T014").unwrap().index;
+    let t13 = p.node_by_id(&doc, "T013").unwrap().index;
     assert!(!p.depends_on(t14, t13));
     // …except where a task says so.
-    let t15 = p.node_by_id("T015").unwrap().index;
-    let t12 = p.node_by_id("T012").unwrap().index;
+    let t15 = p.node_by_id(&doc, "T015").unwrap().index;
+    let t12 = p.node_by_id(&doc, "T012").unwrap().index;
     assert!(p.depends_on(t15, t12));
     // Polish waits for both stories.
     assert_eq!(waits(&p, "T017"), ["T007", "T013", "T016"]);
@@ -156,7 +178,7 @@ fn kiro_fixture_is_a_chain_of_children_with_p_runs_and_optional_tasks_left_out()
     let (_, doc) = fixture("kiro.md");
     assert_eq!(doc.dialect, Dialect::Kiro);
     let p = plan(&doc, |_| {});
-    let order: Vec<&str> = p.nodes.iter().map(|n| n.id.as_str()).collect();
+    let order: Vec<&str> = p.nodes.iter().map(|n| n.id(&doc)).collect();
     assert_eq!(order, ["1.2", "1.3", "2.1", "2.2", "3.1", "3.2", "3.3"]);
     assert!(waits(&p, "1.3").is_empty(), "(P) run");
     assert_eq!(waits(&p, "2.1"), ["1.2", "1.3"]);
@@ -176,7 +198,7 @@ fn kiro_fixture_is_a_chain_of_children_with_p_runs_and_optional_tasks_left_out()
 fn only_plans_the_selection_and_what_it_needs() {
     let (_, doc) = fixture("spec-kit.md");
     let p = plan(&doc, |o| o.only = vec!["T015".into()]);
-    let ids: Vec<&str> = p.nodes.iter().map(|n| n.id.as_str()).collect();
+    let ids: Vec<&str> = p.nodes.iter().map(|n| n.id(&doc)).collect();
     // Strict waves: T015 needs phases 1-3 and T014 before it.
     assert_eq!(ids.first(), Some(&"T002"));
     assert_eq!(ids.last(), Some(&"T015"));
@@ -185,7 +207,7 @@ fn only_plans_the_selection_and_what_it_needs() {
         o.only = vec!["T015".into()];
         o.cross_wave = Some(true);
     });
-    let ids: Vec<&str> = p.nodes.iter().map(|n| n.id.as_str()).collect();
+    let ids: Vec<&str> = p.nodes.iter().map(|n| n.id(&doc)).collect();
     assert_eq!(
         ids,
         [
@@ -320,6 +342,7 @@ fn every_corpus_file_plans_without_error_strict_and_cross_wave() {
                 .count();
             let checks = p.excluded.iter().filter(|e| e.reason == "not work").count();
             assert_eq!(p.nodes.len() + checks, open, "{name}");
+            let p = Planned { doc: &doc, plan: p };
             let ran: usize = waves_of_execution(&p).iter().map(Vec::len).sum();
             assert_eq!(ran, p.nodes.len(), "{name}: every node becomes ready");
             for text in [
@@ -404,8 +427,8 @@ mod props {
                     for n in &plan.nodes {
                         let task = &doc.tasks[n.task];
                         for a in &task.hints.after {
-                            if let Some(m) = plan.node_by_id(a) {
-                                prop_assert!(plan.depends_on(n.index, m.index), "{} after {}", n.id, a);
+                            if let Some(m) = plan.node_by_id(&doc, a) {
+                                prop_assert!(plan.depends_on(n.index, m.index), "{} after {}", n.id(&doc), a);
                             }
                         }
                     }
@@ -413,7 +436,7 @@ mod props {
                         for a in &plan.nodes {
                             for b in &plan.nodes {
                                 if a.wave > b.wave {
-                                    prop_assert!(plan.depends_on(a.index, b.index), "{} waits for {}", a.id, b.id);
+                                    prop_assert!(plan.depends_on(a.index, b.index), "{} waits for {}", a.id(&doc), b.id(&doc));
                                 }
                             }
                         }
