@@ -16,6 +16,8 @@ mdbatch / peer, so below 1.0 means mdbatch is faster):
   different lengths) against `make -j 4` on the same DAG;
 - chatty subagents: 8 tasks each printing 50 MB of lines, against the same 8
   generators writing to files side by side;
+- memory as output grows: the peak RSS of a run whose 4 subagents print
+  10 MB each against one where they print 100 MB each (flat: ratio ~1);
 - plan: `mdbatch plan` of a 10,000- and 100,000-task file against a bare
   pulldown-cmark pass over the same text as a whole process
   (`batch-core/examples/bare_parse.rs`), and `mdbatch plan` of a 10-task file against a
@@ -353,6 +355,48 @@ def bench_chatty(mdbatch, runs, table, mb):
     shutil.rmtree(d, ignore_errors=True)
 
 
+def bench_memory_flat(mdbatch):
+    """Peak RSS of a run whose 4 subagents print 10 MB each, and 100 MB
+    each: memory must not grow with output (it is streamed to the logs)."""
+    d = tempfile.mkdtemp(prefix="mdbatch-flat-")
+    try:
+        text = "# Output\n\n## Wave 1\n\n" + "".join(f"- [ ] o{i}\n" for i in range(4))
+        peaks = {}
+        for mb in (10, 100):
+            gen = os.path.join(d, f"gen{mb}.py")
+            with open(gen, "w") as f:
+                f.write(
+                    "import sys\n"
+                    "line = b'y' * 99 + b'\\n'\n"
+                    "out = sys.stdout.buffer\n"
+                    f"for _ in range({mb} * 10000):\n"
+                    "    out.write(line)\n"
+                )
+            path = os.path.join(d, "task.md")
+            with open(path, "w") as f:
+                f.write(text)
+            shutil.rmtree(os.path.join(d, ".mdbatch"), ignore_errors=True)
+            _, m, rc = run_timed(
+                [mdbatch, "run", path, "--cmd", f"python3 {gen}", "-j", "4"],
+                cwd=d,
+                env=env_plain(),
+                probe=True,
+            )
+            if rc != 0:
+                log(f"warning: mdbatch exited {rc} on the {mb} MB run")
+            peaks[mb] = m
+        ratio = peaks[100] / max(peaks[10], 1)
+        verdict = "met" if ratio <= 1.10 else "MISSED"
+        print(
+            f"memory as output grows: 4 x 10 MB peak RSS {peaks[10] / 1024:.1f} MiB,"
+            f" 4 x 100 MB {peaks[100] / 1024:.1f} MiB, ratio {ratio:.2f}"
+            f" (target: flat, ≤ 1.10: {verdict})",
+            flush=True,
+        )
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def generated_plan_file(n):
     lines = ["# Generated", "", "Context.", ""]
     waves = max(n // 500, 1)
@@ -484,7 +528,7 @@ def main():
     ap.add_argument("--bare", help="the bare_parse binary, with --bin")
     ap.add_argument("--journal-tasks", type=int, default=100000,
                     help="tasks of the run whose journal status and logs read")
-    ap.add_argument("--only", default="per-task,makespan,chatty,plan,status",
+    ap.add_argument("--only", default="per-task,makespan,chatty,memory,plan,status",
                     help="comma-separated parts to run")
     args = ap.parse_args()
 
@@ -506,6 +550,8 @@ def main():
         bench_makespan(mdbatch, args.runs, table)
     if "chatty" in parts:
         bench_chatty(mdbatch, args.runs, table, args.chatty_mb)
+    if "memory" in parts:
+        bench_memory_flat(mdbatch)
     if "plan" in parts and bare:
         bench_plan(mdbatch, bare, args.runs, table)
     if run_dir:

@@ -934,6 +934,11 @@ impl LogFile {
         if full.len() > self.head_left || !self.tail.is_empty() {
             // Past the head: keep the last lines only, written at the end.
             self.head_left = 0;
+            if self.tail.capacity() == 0 {
+                // Room for the cap and a line, once: grown by doubling, the
+                // ring would settle at twice its cap.
+                self.tail.reserve_exact(self.tail_cap + (64 << 10));
+            }
             self.tail.extend(full.as_bytes());
             while self.tail.len() > self.tail_cap {
                 // Drop whole lines from the front.
