@@ -113,12 +113,14 @@ pub(super) struct NodeRun {
     pub(super) rate_wait: Duration,
     pub(super) first_start: Option<Instant>,
     pub(super) end: Option<Instant>,
-    pub(super) last_error: Option<RunError>,
+    /// Boxed, as `running`: most tasks never fail, and every task has a
+    /// `NodeRun` for the whole run.
+    pub(super) last_error: Option<Box<RunError>>,
     pub(super) usage: Option<Usage>,
     pub(super) outcome: Option<Outcome>,
     pub(super) message: Option<String>,
     pub(super) resume_session: Option<String>,
-    pub(super) running: Option<Running>,
+    pub(super) running: Option<Box<Running>>,
     /// Skipped because its box was checked by hand during the run.
     pub(super) checked_by_hand: bool,
     /// Skipped because it was removed from the file before it started.
@@ -645,7 +647,7 @@ impl Dispatcher {
             self.progress_lines.clone(),
         );
         let mut rest = ContextRest {
-            previous_error: r.last_error.clone(),
+            previous_error: r.last_error.as_deref().cloned(),
             ..ContextRest::default()
         };
         if self.options.launcher == Launcher::Slurm {
@@ -672,13 +674,13 @@ impl Dispatcher {
             self.options.grace,
             rest.launcher.is_none(),
         );
-        r.running = Some(Running {
+        r.running = Some(Box::new(Running {
             ctx: handle.clone(),
             log: rest.log_path.clone(),
             started: now,
             pid: None,
             session: None,
-        });
+        }));
         let seed = ContextSeed {
             attempt,
             handle,
@@ -723,6 +725,10 @@ impl Dispatcher {
 
     pub(super) fn on_attempt_done(&mut self, i: NodeIdx, result: AttemptResult) {
         let now = Instant::now();
+        // The attempt let go of its spec: its prompt need not stay composed.
+        if let Some(spec) = Arc::get_mut(&mut self.nodes[i].spec) {
+            spec.forget_composed_prompt();
+        }
         let r = &mut self.runs[i];
         let running = r.running.take();
         let dropped = running.as_ref().map_or(0, |x| x.ctx.progress.dropped());
@@ -867,7 +873,7 @@ impl Dispatcher {
                     message: e.message.clone(),
                     duration_ms: self.task_ms(i),
                 });
-                self.runs[i].last_error = Some(e);
+                self.runs[i].last_error = Some(Box::new(e));
                 self.fail_node(i, "interrupted".into());
             }
             Decision::FailAndStop => {
@@ -925,7 +931,7 @@ impl Dispatcher {
             delay_ms: millis(delay),
             counts,
         });
-        self.runs[i].last_error = Some(e);
+        self.runs[i].last_error = Some(Box::new(e));
         self.sched.backoff(i);
         let at = Instant::now() + delay;
         self.timers.push(Box::pin(async move {
@@ -944,7 +950,7 @@ impl Dispatcher {
             message: e.message.clone(),
             duration_ms: self.task_ms(i),
         });
-        self.runs[i].last_error = Some(e);
+        self.runs[i].last_error = Some(Box::new(e));
         self.fail_node(i, format!("dependency `{id}` failed"));
         if self.options.fail_fast && self.stop.is_none() {
             self.stop_run(Stop::FailFast(id));
@@ -1051,7 +1057,8 @@ impl Dispatcher {
             if self.sched.state(i) == NodeState::Backoff {
                 let e = self.runs[i]
                     .last_error
-                    .clone()
+                    .as_deref()
+                    .cloned()
                     .unwrap_or_else(|| RunError::new(ErrorKind::Failed, "stopped"));
                 if matches!(self.stop, Some(Stop::Interrupted)) {
                     let id = self.nodes[i].spec.id().to_string();

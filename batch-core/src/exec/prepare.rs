@@ -269,10 +269,10 @@ impl Dispatcher {
             unfinished_ids.push(u.id.clone());
             let r = &mut runs[i];
             r.attempt = u.attempt;
-            r.last_error = Some(RunError::new(
+            r.last_error = Some(Box::new(RunError::new(
                 ErrorKind::Cancelled,
                 format!("the previous run stopped during attempt {}", u.attempt),
-            ));
+            )));
             // A session is only continued for the same task text.
             let same_text = history
                 .tasks

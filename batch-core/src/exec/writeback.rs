@@ -354,7 +354,7 @@ impl Dispatcher {
             message: e.message.clone(),
             duration_ms: self.task_ms(i),
         });
-        self.runs[i].last_error = Some(e);
+        self.runs[i].last_error = Some(Box::new(e));
         self.sched.succeed(i);
     }
 

@@ -239,6 +239,13 @@ impl TaskSpec {
         self.verify.as_deref()
     }
 
+    /// Forgets a prompt composed from the template (a run calls it when an
+    /// attempt ends, so 100,000 finished tasks do not each keep theirs);
+    /// [`prompt`](Self::prompt) composes the same text again if asked.
+    pub(crate) fn forget_composed_prompt(&mut self) {
+        self.changed();
+    }
+
     /// A prompt composed from a template is composed again from the
     /// changed fields.
     fn changed(&mut self) {
