@@ -242,6 +242,7 @@ impl TaskSpec {
     /// Forgets a prompt composed from the template (a run calls it when an
     /// attempt ends, so 100,000 finished tasks do not each keep theirs);
     /// [`prompt`](Self::prompt) composes the same text again if asked.
+    #[cfg(feature = "exec")]
     pub(crate) fn forget_composed_prompt(&mut self) {
         self.changed();
     }
