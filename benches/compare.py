@@ -305,31 +305,42 @@ def bench_makespan(mdbatch, runs, table):
     shutil.rmtree(d, ignore_errors=True)
 
 
-def bench_chatty(mdbatch, runs, table, mb):
-    d = tempfile.mkdtemp(prefix="mdbatch-chatty-")
-    gen = os.path.join(d, "gen.py")
+def output_generator(d, mb):
+    """A script in d printing mb MB of 100-byte lines; its path."""
+    gen = os.path.join(d, f"gen{mb}.py")
     with open(gen, "w") as f:
         f.write(
             "import sys\n"
-            f"line = b'x' * 99 + b'\\n'\n"
-            f"out = sys.stdout.buffer\n"
+            "line = b'x' * 99 + b'\\n'\n"
+            "out = sys.stdout.buffer\n"
             f"for _ in range({mb} * 10000):\n"
             "    out.write(line)\n"
         )
+    return gen
+
+
+def run_fresh(mdbatch, d, text, cmd, jobs):
+    """A run of a task file of `text` in d with no state from earlier runs:
+    (seconds, peak RSS in KiB, exit code)."""
+    path = os.path.join(d, "task.md")
+    with open(path, "w") as f:
+        f.write(text)
+    shutil.rmtree(os.path.join(d, ".mdbatch"), ignore_errors=True)
+    return run_timed(
+        [mdbatch, "run", path, "--cmd", cmd, "-j", str(jobs)],
+        cwd=d,
+        env=env_plain(),
+        probe=True,
+    )
+
+
+def bench_chatty(mdbatch, runs, table, mb):
+    d = tempfile.mkdtemp(prefix="mdbatch-chatty-")
+    gen = output_generator(d, mb)
     text = "# Chatty\n\n## Wave 1\n\n" + "".join(f"- [ ] c{i}\n" for i in range(8))
-    env = env_plain()
 
     def ours():
-        path = os.path.join(d, "task.md")
-        with open(path, "w") as f:
-            f.write(text)
-        shutil.rmtree(os.path.join(d, ".mdbatch"), ignore_errors=True)
-        t, m, rc = run_timed(
-            [mdbatch, "run", path, "--cmd", f"python3 {gen}", "-j", "8"],
-            cwd=d,
-            env=env,
-            probe=True,
-        )
+        t, m, rc = run_fresh(mdbatch, d, text, f"python3 {gen}", 8)
         if rc != 0:
             log(f"warning: mdbatch exited {rc} on the chatty run")
         return t, m
@@ -363,25 +374,8 @@ def bench_memory_flat(mdbatch):
         text = "# Output\n\n## Wave 1\n\n" + "".join(f"- [ ] o{i}\n" for i in range(4))
         peaks = {}
         for mb in (10, 100):
-            gen = os.path.join(d, f"gen{mb}.py")
-            with open(gen, "w") as f:
-                f.write(
-                    "import sys\n"
-                    "line = b'y' * 99 + b'\\n'\n"
-                    "out = sys.stdout.buffer\n"
-                    f"for _ in range({mb} * 10000):\n"
-                    "    out.write(line)\n"
-                )
-            path = os.path.join(d, "task.md")
-            with open(path, "w") as f:
-                f.write(text)
-            shutil.rmtree(os.path.join(d, ".mdbatch"), ignore_errors=True)
-            _, m, rc = run_timed(
-                [mdbatch, "run", path, "--cmd", f"python3 {gen}", "-j", "4"],
-                cwd=d,
-                env=env_plain(),
-                probe=True,
-            )
+            gen = output_generator(d, mb)
+            _, m, rc = run_fresh(mdbatch, d, text, f"python3 {gen}", 4)
             if rc != 0:
                 log(f"warning: mdbatch exited {rc} on the {mb} MB run")
             peaks[mb] = m
