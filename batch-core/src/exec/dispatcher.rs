@@ -406,10 +406,7 @@ impl Dispatcher {
                 // cancellation are still looked at regularly.
                 at_once_turns += 1;
                 self.on_done_at_once();
-                self.flush_writes();
-                self.check_journal();
-                self.check_callback();
-                self.fill().await;
+                self.end_turn().await;
                 continue;
             }
             at_once_turns = 0;
@@ -452,10 +449,7 @@ impl Dispatcher {
                     self.gate_until = None;
                 }
             }
-            self.flush_writes();
-            self.check_journal();
-            self.check_callback();
-            self.fill().await;
+            self.end_turn().await;
         }
         self.drain_progress();
         if let Some(iso) = self.isolation.clone() {
@@ -470,6 +464,15 @@ impl Dispatcher {
             }
         }
         self.finish().await;
+    }
+
+    /// What every turn of the loop ends with: the boxes to write, the
+    /// journal's and the callback's state, and the next launches.
+    async fn end_turn(&mut self) {
+        self.flush_writes();
+        self.check_journal();
+        self.check_callback();
+        self.fill().await;
     }
 
     /// Handles the attempts done at their first poll, in launch order.

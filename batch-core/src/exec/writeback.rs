@@ -96,12 +96,7 @@ impl Dispatcher {
         if let Some(w) = &self.writing {
             let mut gathering = w.gathering.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(wants) = gathering.as_mut() {
-                let nodes = &self.nodes;
-                wants.extend(
-                    self.pending_writes
-                        .iter()
-                        .map(|&i| Want::with_hash(nodes[i].spec.id(), nodes[i].hash())),
-                );
+                wants.extend(self.pending_writes.iter().map(|&i| self.want(i)));
                 self.writing_batch.append(&mut self.pending_writes);
             }
             return;
@@ -119,15 +114,7 @@ impl Dispatcher {
             }
             return;
         }
-        let wants: Vec<Want> = batch
-            .iter()
-            .map(|&i| {
-                Want::with_hash(
-                    self.nodes[i].spec.id().to_string(),
-                    self.nodes[i].hash().to_string(),
-                )
-            })
-            .collect();
+        let wants: Vec<Want> = batch.iter().map(|&i| self.want(i)).collect();
         let sync = self.journal.as_ref().and_then(|j| j.syncer());
         let (file, path, options) = (
             self.taskfile.take(),
@@ -160,6 +147,13 @@ impl Dispatcher {
             .await
         });
         self.writing = Some(Writing { handle, gathering });
+    }
+
+    /// The box of task `i` to check: found by id, checked only while its
+    /// text is the one that ran.
+    fn want(&self, i: NodeIdx) -> Want {
+        let node = &self.nodes[i];
+        Want::with_hash(node.spec.id(), node.hash())
     }
 
     /// A write finished: announce its tasks (or end them unchecked).

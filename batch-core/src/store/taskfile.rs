@@ -349,11 +349,7 @@ impl TaskFile {
                 // no read of it is believed (a torn one would drop tasks or
                 // change their text); the next write reads it again.
                 self.must_read = true;
-                return Err(StoreError::io(
-                    &self.real,
-                    "the file kept changing while its boxes were being checked",
-                    std::io::Error::other("concurrent modification"),
-                ));
+                return Err(self.kept_changing());
             }
             if !suspicious || same_since.is_some_and(|t| t.elapsed() >= STABLE) {
                 let (doc, hashes) = parsed.map_err(|_| StoreError::Unparsable {
@@ -472,11 +468,17 @@ impl TaskFile {
             self.remember(wants, &outcome);
             return Ok(outcome);
         }
-        Err(StoreError::io(
+        Err(self.kept_changing())
+    }
+
+    /// The error of a file that would not hold still long enough to be
+    /// read or written (an editor saving over and over).
+    fn kept_changing(&self) -> StoreError {
+        StoreError::io(
             &self.real,
             "the file kept changing while its boxes were being checked",
             std::io::Error::other("concurrent modification"),
-        ))
+        )
     }
 
     fn remember(&mut self, wants: &[Want], outcome: &WriteOutcome) {
