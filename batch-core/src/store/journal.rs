@@ -570,15 +570,7 @@ impl<'a> LineRead<'a> {
 
     /// The task the record is about, as [`JournalRecord::id`] says.
     fn id(&self) -> Option<&str> {
-        match self.record() {
-            RecordRef::AttemptStart { id, .. }
-            | RecordRef::AttemptInfo { id, .. }
-            | RecordRef::AttemptEnd { id, .. }
-            | RecordRef::TaskSkipped { id, .. }
-            | RecordRef::TaskReset { id }
-            | RecordRef::Landed { id, .. } => Some(id),
-            RecordRef::RunStart { .. } | RecordRef::RunEnd { .. } => None,
-        }
+        self.record().id()
     }
 
     fn record(&self) -> RecordRef<'_> {
@@ -909,6 +901,21 @@ enum RecordRef<'a> {
     },
 }
 
+impl<'a> RecordRef<'a> {
+    /// The task the record is about (`None` for the start and end of a run).
+    fn id(&self) -> Option<&'a str> {
+        match *self {
+            RecordRef::AttemptStart { id, .. }
+            | RecordRef::AttemptInfo { id, .. }
+            | RecordRef::AttemptEnd { id, .. }
+            | RecordRef::TaskSkipped { id, .. }
+            | RecordRef::TaskReset { id }
+            | RecordRef::Landed { id, .. } => Some(id),
+            RecordRef::RunStart { .. } | RecordRef::RunEnd { .. } => None,
+        }
+    }
+}
+
 impl<'a> RawLine<'a> {
     /// The record, or `None` when the type is unknown or a field it needs is
     /// missing (the line is skipped, as [`JournalEntry`]'s reader would).
@@ -1041,15 +1048,7 @@ impl<'a> RawLine<'a> {
 impl JournalRecord {
     /// The task the record is about (`None` for the start and end of a run).
     pub fn id(&self) -> Option<&str> {
-        match self {
-            JournalRecord::AttemptStart { id, .. }
-            | JournalRecord::AttemptInfo { id, .. }
-            | JournalRecord::AttemptEnd { id, .. }
-            | JournalRecord::TaskSkipped { id, .. }
-            | JournalRecord::TaskReset { id }
-            | JournalRecord::Landed { id, .. } => Some(id),
-            JournalRecord::RunStart { .. } | JournalRecord::RunEnd { .. } => None,
-        }
+        self.as_ref().id()
     }
 
     fn as_ref(&self) -> RecordRef<'_> {
